@@ -1,0 +1,24 @@
+"""Top-level routes: the API (with its browsable root), its schema and docs, and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from eventstore.urls import router as eventstore_router
+from eventstore.views import HealthView
+
+# One browsable root at /api/ listing every service's viewsets; each app keeps its own router.
+api = DefaultRouter()
+for app_router in (eventstore_router,):
+    api.registry.extend(app_router.registry)
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/health/", HealthView.as_view(), name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/auth/", include("rest_framework.urls")),
+    path("api/", include(api.urls)),
+]

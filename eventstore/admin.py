@@ -1,0 +1,117 @@
+"""Read-only admin for the log, snapshots, checkpoints and the stream index."""
+
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from eventstore.models import Checkpoint, Event, Snapshot, Stream
+
+
+def pretty_json(value) -> str:
+    """JSON indented for reading in the admin."""
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Admin that shows rows but never adds, changes or deletes them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "position",
+        "event_type",
+        "aggregate_type",
+        "aggregate_id",
+        "version",
+        "correlation_id",
+        "recorded_at",
+    )
+    list_filter = ("aggregate_type", "event_type", "recorded_at")
+    search_fields = ("=aggregate_id", "=event_id", "=metadata__correlation_id")
+    search_help_text = "Exact aggregate id, event id or correlation id."
+    date_hierarchy = "recorded_at"
+    ordering = ("-position",)
+    show_full_result_count = False
+    fields = (
+        "position",
+        "event_id",
+        "aggregate_type",
+        "aggregate_id",
+        "version",
+        "event_type",
+        "schema_version",
+        "recorded_at",
+        "payload_json",
+        "metadata_json",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="correlation id")
+    def correlation_id(self, event):
+        return event.metadata.get("correlation_id", "")
+
+    @admin.display(description="payload")
+    def payload_json(self, event):
+        return pretty_json(event.payload)
+
+    @admin.display(description="metadata")
+    def metadata_json(self, event):
+        return pretty_json(event.metadata)
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("aggregate_type", "aggregate_id", "version", "state_version", "taken_at")
+    list_filter = ("aggregate_type",)
+    search_fields = ("=aggregate_id",)
+    fields = (
+        "aggregate_type",
+        "aggregate_id",
+        "version",
+        "state_version",
+        "taken_at",
+        "state_json",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="state")
+    def state_json(self, snapshot):
+        return pretty_json(snapshot.state)
+
+    def has_delete_permission(self, request, obj=None):
+        # A snapshot is a cache: deleting one only makes the next load replay further.
+        return request.user.is_superuser
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("name", "position", "failed_position", "last_error", "updated_at")
+    fields = ("name", "position", "failed_position", "last_error", "updated_at")
+    readonly_fields = fields
+
+
+@admin.register(Stream)
+class StreamAdmin(ReadOnlyAdmin):
+    list_display = (
+        "aggregate_type",
+        "aggregate_id",
+        "version",
+        "last_event_type",
+        "last_position",
+        "last_recorded_at",
+    )
+    list_filter = ("aggregate_type", "last_event_type")
+    search_fields = ("=aggregate_id",)
+    date_hierarchy = "last_recorded_at"
+    show_full_result_count = False

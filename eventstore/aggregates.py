@@ -1,0 +1,258 @@
+"""Aggregates: domain objects whose state comes only from applying their own events.
+
+A command method checks its rules against the current state and calls `record(...)`, which
+applies the new event at once and queues it. `Repository.save` appends the queued events with
+the version the aggregate was loaded at, so a concurrent change raises `ConcurrencyError`; wrap
+the command handler in `retry_on_conflict` to reload and decide again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from django.conf import settings
+from django.db import transaction
+
+from eventstore.models import Snapshot
+from eventstore.store import (
+    ConcurrencyError,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+    as_json_data,
+)
+from eventstore.store import event_store as default_store
+
+Handler = Callable[[Any, dict[str, Any]], None]
+A = TypeVar("A", bound="Aggregate")
+R = TypeVar("R")
+
+
+class AggregateNotFound(LookupError):
+    """No stream exists for the requested aggregate."""
+
+
+class UnknownEventError(Exception):
+    """An aggregate was asked to apply an event type it has no handler for."""
+
+
+def applies(event_type: str) -> Callable[[Handler], Handler]:
+    """Mark an aggregate method as the handler that applies `event_type` to the state."""
+
+    def decorate(method: Handler) -> Handler:
+        method._applies_event_type = event_type  # type: ignore[attr-defined]
+        return method
+
+    return decorate
+
+
+class Aggregate:
+    """Base class. Subclasses set `aggregate_type`, initial state in `__init__`, and `@applies`
+    handlers; bump `snapshot_version` whenever the shape of `snapshot()` changes."""
+
+    aggregate_type: ClassVar[str]
+    snapshot_version: ClassVar[int] = 1
+    _appliers: ClassVar[dict[str, Handler]] = {}
+
+    def __init__(self, aggregate_id: str) -> None:
+        self.id = str(aggregate_id)
+        self.version = 0
+        self._pending: list[NewEvent] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        appliers = dict(getattr(cls, "_appliers", {}))
+        for attribute in vars(cls).values():
+            event_type = getattr(attribute, "_applies_event_type", None)
+            if event_type is not None:
+                appliers[event_type] = attribute
+        cls._appliers = appliers
+
+    @property
+    def pending_events(self) -> list[NewEvent]:
+        """Events recorded since the aggregate was loaded or last saved."""
+        return list(self._pending)
+
+    @property
+    def loaded_version(self) -> int:
+        """The stream version the pending events will be appended after."""
+        return self.version - len(self._pending)
+
+    def record(
+        self, event_type: str, payload: dict[str, Any], *, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Apply a new event to the state and queue it for saving."""
+        # Apply the payload as it will read back, so live state equals replayed state.
+        payload = as_json_data(payload)
+        self._apply(event_type, payload)
+        self.version += 1
+        self._pending.append(NewEvent(event_type, payload, dict(metadata or {})))
+
+    def replay(self, event: RecordedEvent) -> None:
+        """Apply a stored event of this aggregate's stream."""
+        self._apply(event.event_type, event.payload)
+        self.version = event.version
+
+    def _apply(self, event_type: str, payload: dict[str, Any]) -> None:
+        applier = self._appliers.get(event_type)
+        if applier is None:
+            raise UnknownEventError(f"{type(self).__name__} cannot apply {event_type}")
+        applier(self, payload)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as JSON-ready data; override when state holds non-JSON values."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if not name.startswith("_") and name not in {"id", "version"}
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Set the state from `snapshot()` data; override together with `snapshot()`."""
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def mark_saved(self) -> None:
+        """Forget the pending events once they are stored."""
+        self._pending.clear()
+
+
+class Repository(Generic[A]):
+    """Loads aggregates of one class from their streams (snapshot first) and saves new events."""
+
+    def __init__(
+        self,
+        aggregate_class: type[A],
+        *,
+        store: EventStore | None = None,
+        snapshot_every: int | None = None,
+    ) -> None:
+        self.aggregate_class = aggregate_class
+        self.store = store or default_store
+        self._snapshot_every = snapshot_every
+
+    @property
+    def snapshot_every(self) -> int:
+        """Take a snapshot each time a save crosses a multiple of this many events (0: never)."""
+        if self._snapshot_every is not None:
+            return self._snapshot_every
+        return int(settings.EVENTSTORE_SNAPSHOT_EVERY)
+
+    def new(self, aggregate_id: str) -> A:
+        """A fresh aggregate at version 0 (its stream does not exist yet)."""
+        return self.aggregate_class(aggregate_id)
+
+    def load(self, aggregate_id: str, *, use_snapshot: bool = True) -> A:
+        """Rebuild the aggregate from its snapshot (when there is one) and the later events."""
+        aggregate = self.load_or_new(aggregate_id, use_snapshot=use_snapshot)
+        if aggregate.version == 0:
+            raise AggregateNotFound(f"{self.aggregate_class.aggregate_type}/{aggregate_id}")
+        return aggregate
+
+    def load_or_new(self, aggregate_id: str, *, use_snapshot: bool = True) -> A:
+        """Like `load`, but a missing stream gives a fresh aggregate instead of an error."""
+        aggregate = self.aggregate_class(aggregate_id)
+        kind = self.aggregate_class.aggregate_type
+        if use_snapshot and self.snapshot_every:
+            snapshot = (
+                Snapshot.objects.filter(
+                    aggregate_type=kind,
+                    aggregate_id=aggregate.id,
+                    state_version=self.aggregate_class.snapshot_version,
+                )
+                .values_list("version", "state")
+                .first()
+            )
+            if snapshot is not None:
+                aggregate.restore(snapshot[1])
+                aggregate.version = snapshot[0]
+        for event in self.store.read_stream(kind, aggregate.id, after_version=aggregate.version):
+            aggregate.replay(event)
+        return aggregate
+
+    def save(self, *aggregates: A, metadata: dict[str, Any] | None = None) -> list[RecordedEvent]:
+        """Append every aggregate's pending events in one transaction, each at its loaded version.
+
+        `metadata` (correlation_id, causation_id, actor, ...) is added to every event.
+        Raises ConcurrencyError, writing nothing, when any stream has moved on.
+        """
+        changed = [aggregate for aggregate in aggregates if aggregate._pending]
+        if not changed:
+            return []
+        extra = dict(metadata or {})
+        appends = [
+            StreamAppend(
+                aggregate.aggregate_type,
+                aggregate.id,
+                [
+                    NewEvent(
+                        event.event_type,
+                        event.payload,
+                        {**extra, **event.metadata},
+                        event.event_id,
+                        event.schema_version,
+                    )
+                    for event in aggregate._pending
+                ],
+                aggregate.loaded_version,
+            )
+            for aggregate in changed
+        ]
+        with transaction.atomic():
+            recorded = self.store.append(*appends)
+            self._take_snapshots(changed)
+        for aggregate in changed:
+            aggregate.mark_saved()
+        return recorded
+
+    def _take_snapshots(self, aggregates: list[A]) -> None:
+        every = self.snapshot_every
+        if not every:
+            return
+        due = [a for a in aggregates if a.version // every > a.loaded_version // every]
+        if not due:
+            return
+        Snapshot.objects.bulk_create(
+            [
+                Snapshot(
+                    aggregate_type=a.aggregate_type,
+                    aggregate_id=a.id,
+                    version=a.version,
+                    state_version=a.snapshot_version,
+                    state=a.snapshot(),
+                )
+                for a in due
+            ],
+            update_conflicts=True,
+            unique_fields=["aggregate_type", "aggregate_id"],
+            update_fields=["version", "state_version", "state", "taken_at"],
+        )
+
+
+def retry_on_conflict(
+    function: Callable[..., R] | None = None, *, attempts: int | None = None
+) -> Any:
+    """Call a command handler again (it reloads and decides anew) after a ConcurrencyError.
+
+    Gives up after `attempts` calls (default: the EVENTSTORE_COMMAND_RETRIES setting) and
+    re-raises the last ConcurrencyError.
+    """
+
+    def decorate(handler: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> R:
+            limit = attempts or int(settings.EVENTSTORE_COMMAND_RETRIES)
+            for attempt in range(1, limit + 1):
+                try:
+                    return handler(*args, **kwargs)
+                except ConcurrencyError:
+                    if attempt == limit:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return wrapper
+
+    return decorate(function) if function is not None else decorate

@@ -1,0 +1,67 @@
+"""Catch every subscriber up with the event log; with --follow, keep doing so."""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from eventstore.subscriptions import SubscriberError, catch_up_all, get_subscribers
+
+
+class Command(BaseCommand):
+    help = (
+        "Deliver every event each subscriber has not handled yet, from its checkpoint on. "
+        "This is how a crashed process recovers; with --follow it is the worker loop."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "subscribers", nargs="*", metavar="NAME", help="Only these subscribers (default: all)."
+        )
+        parser.add_argument(
+            "--follow", action="store_true", help="Keep polling for new events until stopped."
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=1.0,
+            help="Seconds between polls with --follow (default 1).",
+        )
+
+    def handle(self, *args, subscribers, follow, interval, verbosity, **options):
+        if interval <= 0:
+            raise CommandError("--interval must be greater than 0")
+        try:
+            names = [subscriber.name for subscriber in get_subscribers(subscribers or None)]
+        except SubscriberError as error:
+            raise CommandError(str(error)) from error
+        if not names:
+            self.stdout.write("No subscribers are registered; nothing to do.")
+            return
+        if not follow:
+            failures = self._pass(names, verbosity, quiet_when_idle=False)
+            if failures:
+                raise CommandError(f"{failures} subscriber(s) stopped on a failing event")
+            return
+        self.stdout.write(f"Following the log for {len(names)} subscriber(s); Ctrl+C stops.")
+        try:
+            while True:
+                self._pass(names, verbosity, quiet_when_idle=True)
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped.")
+
+    def _pass(self, names, verbosity, *, quiet_when_idle):
+        failures = 0
+        for result in catch_up_all(names):
+            if result.error:
+                failures += 1
+                self.stderr.write(
+                    f"{result.name}: handled {result.handled}, stopped before the event after "
+                    f"position {result.position}: {result.error}"
+                )
+            elif result.handled or (verbosity >= 1 and not quiet_when_idle):
+                self.stdout.write(
+                    f"{result.name}: handled {result.handled} event(s), "
+                    f"checkpoint at position {result.position}"
+                )
+        return failures

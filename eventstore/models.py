@@ -1,0 +1,129 @@
+"""Tables of the event store: the append-only log, snapshots, checkpoints, and the stream index."""
+
+import uuid
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or remove a stored event."""
+
+
+class EventQuerySet(models.QuerySet):
+    """Queryset over the log that refuses every bulk change: events are never rewritten."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError("Events are append-only: they cannot be updated")
+
+    def delete(self):
+        raise AppendOnlyError("Events are append-only: they cannot be deleted")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("Events are append-only: they cannot be updated")
+
+    def update_or_create(self, defaults=None, create_defaults=None, **kwargs):
+        raise AppendOnlyError("Events are append-only: they cannot be updated")
+
+
+class Event(models.Model):
+    """One stored event: `position` orders the whole log, `version` orders one stream."""
+
+    position = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    aggregate_type = models.CharField(max_length=64)
+    aggregate_id = models.CharField(max_length=128)
+    version = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=128)
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    metadata = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
+    recorded_at = models.DateTimeField()
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aggregate_type", "aggregate_id", "version"],
+                name="eventstore_event_stream_version_uniq",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["event_type", "position"], name="eventstore_event_type_idx")
+        ]
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        stream = f"{self.aggregate_type}/{self.aggregate_id}"
+        return f"#{self.position} {self.event_type} {stream} v{self.version}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Events are append-only: a stored event cannot be saved again")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Events are append-only: they cannot be deleted")
+
+
+class Snapshot(models.Model):
+    """The latest saved state of one aggregate: a cache that loading may start from."""
+
+    aggregate_type = models.CharField(max_length=64)
+    aggregate_id = models.CharField(max_length=128)
+    version = models.PositiveIntegerField(help_text="Stream version the state includes.")
+    state_version = models.PositiveSmallIntegerField(
+        default=1, help_text="Format of `state`; a snapshot of another format is ignored."
+    )
+    state = models.JSONField(encoder=DjangoJSONEncoder)
+    taken_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aggregate_type", "aggregate_id"], name="eventstore_snapshot_stream_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_type}/{self.aggregate_id} at v{self.version}"
+
+
+class Checkpoint(models.Model):
+    """How far a named subscriber has handled the log; advanced in the transaction that handles."""
+
+    name = models.CharField(max_length=128, primary_key=True)
+    position = models.BigIntegerField(default=0, help_text="Position of the last event handled.")
+    last_error = models.TextField(blank=True, default="")
+    failed_position = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position}"
+
+
+class Stream(models.Model):
+    """Read model: one row per aggregate stream with its current version and last event."""
+
+    aggregate_type = models.CharField(max_length=64)
+    aggregate_id = models.CharField(max_length=128)
+    version = models.PositiveIntegerField()
+    last_event_type = models.CharField(max_length=128)
+    last_position = models.BigIntegerField()
+    first_recorded_at = models.DateTimeField()
+    last_recorded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aggregate_type", "aggregate_id"], name="eventstore_stream_uniq"
+            )
+        ]
+        ordering = ["aggregate_type", "aggregate_id"]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_type}/{self.aggregate_id} v{self.version}"

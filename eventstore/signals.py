@@ -1,0 +1,12 @@
+"""The in-process bus.
+
+`events_recorded` is sent inside the appending transaction (inline projections listen; if one
+raises, the append rolls back). `events_committed` is sent after that transaction commits, and
+never for one that rolled back; it wakes the checkpointed subscribers, which then read the log
+from their own checkpoints. Both send `events`: a list of `RecordedEvent`.
+"""
+
+from django.dispatch import Signal
+
+events_recorded = Signal()
+events_committed = Signal()

@@ -1,0 +1,181 @@
+"""Named subscribers with checkpoints: after-commit reactions that take effect exactly once.
+
+A subscriber handles events in position order. Each batch runs in one transaction that first
+locks the subscriber's checkpoint row, then handles every event (each in a savepoint) and moves
+the checkpoint past it, so an event's effects and the checkpoint commit together: a redelivered
+event finds the checkpoint already past it, and a crash before commit leaves both undone.
+
+The `events_committed` signal only wakes subscribers; they always read the log from their own
+checkpoint, so events whose callbacks were lost in a crash are delivered by the next wake-up or
+by `manage.py process_events`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import transaction
+
+from eventstore.models import Checkpoint
+from eventstore.store import RecordedEvent, event_store
+
+logger = logging.getLogger(__name__)
+
+
+class Subscriber:
+    """A reaction to events. Set a unique `name` and the `event_types` it handles (None: all)."""
+
+    name: ClassVar[str]
+    event_types: ClassVar[frozenset[str] | None] = None
+
+    def handle(self, event: RecordedEvent) -> None:
+        """React to one event; runs inside the transaction that advances the checkpoint."""
+        raise NotImplementedError
+
+
+class SubscriberError(Exception):
+    """A subscriber is registered twice, or an unknown subscriber was asked for."""
+
+
+_subscribers: dict[str, Subscriber] = {}
+
+
+def register_subscriber(subscriber: Subscriber) -> Subscriber:
+    """Add a subscriber to the registry (call from an AppConfig.ready())."""
+    name = subscriber.name
+    if name in _subscribers and _subscribers[name] is not subscriber:
+        raise SubscriberError(f"A subscriber named {name!r} is already registered")
+    _subscribers[name] = subscriber
+    return subscriber
+
+
+def unregister_subscriber(name: str) -> None:
+    """Remove a subscriber from the registry (its checkpoint row stays)."""
+    _subscribers.pop(name, None)
+
+
+def get_subscribers(names: Iterable[str] | None = None) -> list[Subscriber]:
+    """Registered subscribers, all or the named ones, in registration order."""
+    if names is None:
+        return list(_subscribers.values())
+    unknown = [name for name in names if name not in _subscribers]
+    if unknown:
+        known = ", ".join(_subscribers) or "none"
+        raise SubscriberError(f"Unknown subscriber(s): {', '.join(unknown)} (known: {known})")
+    return [_subscribers[name] for name in names]
+
+
+@dataclass
+class CatchUpResult:
+    """What one catch-up of one subscriber did."""
+
+    name: str
+    handled: int
+    position: int
+    error: str = ""
+
+
+def _locked_checkpoint(name: str) -> Checkpoint:
+    """The subscriber's checkpoint row, locked until the surrounding transaction ends."""
+    try:
+        return Checkpoint.objects.select_for_update().get(name=name)
+    except Checkpoint.DoesNotExist:
+        Checkpoint.objects.get_or_create(name=name)
+        return Checkpoint.objects.select_for_update().get(name=name)
+
+
+def catch_up(subscriber: Subscriber, *, batch_size: int | None = None) -> CatchUpResult:
+    """Handle every event after the subscriber's checkpoint; stop at the first failing event.
+
+    A failing event rolls back its own effects only; the checkpoint stays just before it, with
+    the error recorded on the checkpoint, and the next catch-up tries it again.
+    """
+    batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
+    result = CatchUpResult(subscriber.name, handled=0, position=0)
+    while True:
+        with transaction.atomic():
+            checkpoint = _locked_checkpoint(subscriber.name)
+            batch = event_store.read_page(
+                after_position=checkpoint.position,
+                limit=batch_size,
+                event_types=subscriber.event_types,
+            )
+            result.position = checkpoint.position
+            if not batch:
+                return result
+            error, failed_position = _handle_batch(subscriber, batch, result)
+            checkpoint.last_error = error
+            checkpoint.failed_position = failed_position
+            checkpoint.position = result.position
+            checkpoint.save(
+                update_fields=["position", "last_error", "failed_position", "updated_at"]
+            )
+        if error:
+            result.error = error
+            return result
+        if len(batch) < batch_size:
+            return result
+
+
+def _handle_batch(
+    subscriber: Subscriber,
+    batch: list[RecordedEvent],
+    result: CatchUpResult,
+) -> tuple[str, int | None]:
+    """Handle the events in order, each in a savepoint; return the first error and its position."""
+    for event in batch:
+        try:
+            with transaction.atomic():
+                subscriber.handle(event)
+        except Exception as exc:
+            logger.exception(
+                "Subscriber %s failed on event #%s (%s)",
+                subscriber.name,
+                event.position,
+                event.event_type,
+            )
+            return f"{type(exc).__name__}: {exc}", event.position
+        result.position = event.position
+        result.handled += 1
+    return "", None
+
+
+def catch_up_all(names: Iterable[str] | None = None) -> list[CatchUpResult]:
+    """Catch every registered (or every named) subscriber up with the log."""
+    return [catch_up(subscriber) for subscriber in get_subscribers(names)]
+
+
+_dispatch = threading.local()
+
+
+def dispatch_committed(sender: Any = None, **kwargs: Any) -> None:
+    """`events_committed` receiver: catch every subscriber up, in this thread, after a commit.
+
+    Subscribers that append events cause further commits; those wake-ups are folded into the
+    running loop instead of recursing.
+    """
+    if not _subscribers:
+        return
+    if getattr(_dispatch, "running", False):
+        _dispatch.again = True
+        return
+    _dispatch.running = True
+    try:
+        while True:
+            _dispatch.again = False
+            for subscriber in get_subscribers():
+                try:
+                    catch_up(subscriber)
+                except Exception:
+                    # The commit that woke us has happened; the log keeps the events and
+                    # process_events (or the next wake-up) delivers them.
+                    logger.exception("Catching up subscriber %s failed", subscriber.name)
+            if not _dispatch.again:
+                return
+    finally:
+        _dispatch.running = False

@@ -1,0 +1,10 @@
+"""Routes of the event store's API."""
+
+from rest_framework.routers import SimpleRouter
+
+from eventstore.views import EventViewSet
+
+router = SimpleRouter()
+router.register("events", EventViewSet, basename="event")
+
+urlpatterns = router.urls

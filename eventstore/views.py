@@ -1,0 +1,57 @@
+"""The event log API (staff only) and the health check."""
+
+from django.db import DatabaseError, connection
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from eventstore.filters import EventFilter
+from eventstore.models import Event
+from eventstore.serializers import EventOutputSerializer, HealthOutputSerializer
+
+
+class PositionCursorPagination(CursorPagination):
+    """Pages through the log by position, stable while new events are appended."""
+
+    ordering = "position"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The whole event log in position order, and single events by event id."""
+
+    queryset = Event.objects.all()
+    serializer_class = EventOutputSerializer
+    permission_classes = [permissions.IsAdminUser]
+    filterset_class = EventFilter
+    pagination_class = PositionCursorPagination
+    lookup_field = "event_id"
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+
+class HealthView(APIView):
+    """200 when the database answers, 503 when it does not."""
+
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        responses={
+            200: HealthOutputSerializer,
+            503: OpenApiResponse(HealthOutputSerializer, description="Database unreachable"),
+        }
+    )
+    def get(self, request):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except DatabaseError as error:
+            return Response(
+                {"status": "unavailable", "database": f"unreachable: {type(error).__name__}"},
+                status=503,
+            )
+        return Response({"status": "ok", "database": "ok"})

@@ -1,0 +1,1 @@
+"""The inventory service (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""The notifications service (see DESIGN.md)."""
