@@ -1,0 +1,164 @@
+"""Real concurrency: threads with their own database connections and real commits."""
+
+import threading
+import time
+
+import pytest
+from django.db import OperationalError, connection, connections, transaction
+
+from eventstore.aggregates import Repository, retry_on_conflict
+from eventstore.models import Event
+from eventstore.store import ConcurrencyError, EventStore, NewEvent, event_store
+from eventstore.subscriptions import catch_up
+from tests.eventstore.test_aggregates import Bin, NotEnoughStock
+from tests.eventstore.test_subscriptions import Noter, notes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_threads(target, count, *args):
+    """Run `target(index, *args)` in `count` threads that start together; re-raise any error."""
+    barrier = threading.Barrier(count)
+    errors = []
+
+    def body(index):
+        try:
+            barrier.wait()
+            target(index, *args)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=body, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+
+
+def test_two_writers_appending_the_same_version_exactly_one_wins():
+    outcomes = []
+
+    def append(index):
+        try:
+            event_store.append_to_stream(
+                "thing", "contended", [NewEvent("Claimed", {"by": index})], expected_version=0
+            )
+            outcomes.append("won")
+        except ConcurrencyError as error:
+            outcomes.append(("lost", error.expected, error.actual))
+
+    run_threads(append, 2)
+
+    assert sorted(outcomes, key=str) == [("lost", 0, 1), "won"]
+    assert Event.objects.filter(aggregate_id="contended").count() == 1
+
+
+def test_concurrent_appenders_and_a_follower_never_skip_a_position():
+    done = threading.Event()
+    seen = []
+
+    def append(index):
+        for round_ in range(40):
+            event_store.append_to_stream(
+                "thing", f"w{index}", [NewEvent("Tick", {"round": round_})] * 1
+            )
+
+    def follow():
+        after = 0
+        try:
+            while True:
+                finished = done.is_set()
+                for event in event_store.read_all(after_position=after, batch_size=50):
+                    seen.append(event.position)
+                    after = event.position
+                if finished:
+                    return
+                time.sleep(0.001)
+        finally:
+            connections.close_all()
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    try:
+        run_threads(append, 4)
+    finally:
+        done.set()
+        follower.join(timeout=120)
+
+    stored = list(Event.objects.order_by("position").values_list("position", flat=True))
+    assert len(stored) == 160
+    assert seen == stored
+
+
+def test_concurrent_commands_with_retries_never_take_more_than_there_is():
+    bins = Repository(Bin, snapshot_every=0)
+    stock = bins.new("hot")
+    stock.add(10)
+    bins.save(stock)
+    taken = []
+
+    @retry_on_conflict(attempts=50)
+    def take_one():
+        current = bins.load("hot")
+        current.take(1)
+        bins.save(current)
+
+    def customer(index):
+        for _ in range(3):
+            try:
+                take_one()
+                taken.append(index)
+            except NotEnoughStock:
+                pass
+
+    run_threads(customer, 6)
+
+    assert len(taken) == 10
+    assert bins.load("hot").units == 0
+
+
+def test_concurrent_catch_ups_of_one_subscriber_handle_each_event_once(subscribe, settings):
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False
+    noter = subscribe(Noter())
+    positions = [
+        event_store.append_to_stream("thing", "t1", [NewEvent("ThingHappened", {"n": i})])[
+            0
+        ].position
+        for i in range(30)
+    ]
+
+    run_threads(lambda index: catch_up(noter, batch_size=4), 3)
+
+    assert notes() == positions
+
+
+@pytest.mark.postgres
+def test_appenders_wait_for_the_log_lock_and_give_up_after_the_lock_timeout(settings):
+    settings.EVENTSTORE_LOCK_TIMEOUT_MS = 200
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold_lock(index):
+        with transaction.atomic():
+            EventStore._lock_log()
+            holding.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=run_threads, args=(hold_lock, 1))
+    holder.start()
+    try:
+        assert holding.wait(timeout=30)
+        # Readers pass the lock ...
+        assert list(event_store.read_all()) == []
+        # ... appenders time out on it and write nothing.
+        with pytest.raises(OperationalError, match="lock timeout"):
+            event_store.append_to_stream("thing", "t1", [NewEvent("Blocked", {})])
+    finally:
+        release.set()
+        holder.join(timeout=30)
+
+    assert not Event.objects.exists()
+    assert connection.vendor == "postgresql"

@@ -1,0 +1,251 @@
+"""Checkpointed subscribers: exactly-once delivery after commit, redelivery and crash recovery."""
+
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from eventstore import signals
+from eventstore.models import Checkpoint, Event
+from eventstore.store import NewEvent
+from eventstore.subscriptions import (
+    Subscriber,
+    SubscriberError,
+    catch_up,
+    catch_up_all,
+    dispatch_committed,
+    get_subscribers,
+    register_subscriber,
+)
+from tests.factories import NewEventFactory
+
+
+class Noter(Subscriber):
+    """Reacts to each ThingHappened by appending a Noted event: a visible, transactional effect."""
+
+    name = "tests.noter"
+    event_types = frozenset({"ThingHappened"})
+
+    def __init__(self, fail_on=()):
+        self.fail_on = set(fail_on)
+        self.seen = []
+
+    def handle(self, event):
+        from eventstore.store import event_store
+
+        event_store.append_to_stream(
+            "note", f"n{event.position}", [NewEvent("Noted", {"position": event.position})]
+        )
+        if event.payload.get("n") in self.fail_on:
+            raise RuntimeError(f"cannot note {event.payload['n']}")
+        self.seen.append(event.position)
+
+
+class Echo(Subscriber):
+    """Reacts to Noted events, so a wake-up chain crosses two subscribers."""
+
+    name = "tests.echo"
+    event_types = frozenset({"Noted"})
+
+    def handle(self, event):
+        from eventstore.store import event_store
+
+        event_store.append_to_stream("echo", f"e{event.position}", [NewEvent("Echoed", {})])
+
+
+def notes():
+    return sorted(
+        Event.objects.filter(event_type="Noted").values_list("payload__position", flat=True)
+    )
+
+
+def happened(store, count):
+    return [
+        event.position
+        for event in store.append_to_stream(
+            "thing", "t1", [NewEventFactory(payload={"n": i}) for i in range(count)]
+        )
+    ]
+
+
+@pytest.mark.django_db
+def test_after_commit_each_event_is_handled_once(
+    store, subscribe, django_capture_on_commit_callbacks
+):
+    subscribe(Noter())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        positions = happened(store, 3)
+
+    assert notes() == positions
+    assert Checkpoint.objects.get(name="tests.noter").position == positions[-1]
+
+
+@pytest.mark.django_db
+def test_an_event_delivered_twice_takes_effect_once(store, subscribe):
+    noter = subscribe(Noter())
+    positions = happened(store, 2)
+
+    dispatch_committed(events=[])
+    dispatch_committed(events=[])
+    catch_up(noter)
+
+    assert notes() == positions
+    assert noter.seen == positions
+
+
+@pytest.mark.django_db
+def test_process_events_delivers_what_a_crashed_process_never_dispatched(
+    store, subscribe, settings
+):
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False  # the process "dies" before its callbacks run
+    subscribe(Noter())
+    positions = happened(store, 4)
+    assert notes() == []
+
+    call_command("process_events", verbosity=0)
+    call_command("process_events", verbosity=0)
+
+    assert notes() == positions
+
+
+@pytest.mark.django_db
+def test_a_crash_before_the_checkpoint_commits_undoes_the_effects_too(store, subscribe):
+    noter = subscribe(Noter())
+    positions = happened(store, 3)
+
+    with (
+        mock.patch.object(Checkpoint, "save", side_effect=SystemError("power cut")),
+        pytest.raises(SystemError),
+    ):
+        catch_up(noter)
+    assert notes() == []
+
+    catch_up(noter)
+    assert notes() == positions
+
+
+@pytest.mark.django_db
+def test_a_failing_event_stops_the_subscriber_just_before_it_and_is_retried(store, subscribe):
+    noter = subscribe(Noter(fail_on={2}))
+    positions = happened(store, 4)
+
+    result = catch_up(noter)
+
+    assert (result.handled, result.position) == (2, positions[1])
+    assert "cannot note 2" in result.error
+    checkpoint = Checkpoint.objects.get(name="tests.noter")
+    assert (checkpoint.position, checkpoint.failed_position) == (positions[1], positions[2])
+    assert "RuntimeError" in checkpoint.last_error
+    assert notes() == positions[:2]  # the failed event's own effects were rolled back
+
+    noter.fail_on.clear()
+    result = catch_up(noter)
+
+    assert (result.handled, result.error) == (2, "")
+    assert notes() == positions
+    assert Checkpoint.objects.get(name="tests.noter").last_error == ""
+
+
+@pytest.mark.django_db
+def test_catch_up_works_through_several_batches(store, subscribe):
+    noter = subscribe(Noter())
+    positions = happened(store, 7)
+
+    result = catch_up(noter, batch_size=3)
+
+    assert result.handled == 7
+    assert notes() == positions
+
+
+@pytest.mark.django_db
+def test_reactions_to_reactions_are_delivered_without_recursion(
+    store, subscribe, django_capture_on_commit_callbacks
+):
+    subscribe(Noter())
+    subscribe(Echo())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        happened(store, 2)
+
+    assert len(notes()) == 2
+    assert Event.objects.filter(event_type="Echoed").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_subscriber_failure_after_commit_does_not_reach_the_appender(
+    store, subscribe, django_capture_on_commit_callbacks
+):
+    subscribe(Noter(fail_on={0}))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        positions = happened(store, 1)
+
+    assert Event.objects.filter(position=positions[0]).exists()
+    assert Checkpoint.objects.get(name="tests.noter").failed_position == positions[0]
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_while_catching_up_is_logged_not_raised(store, subscribe, caplog):
+    subscribe(Noter())
+    happened(store, 1)
+
+    with mock.patch("eventstore.subscriptions.catch_up", side_effect=RuntimeError("db gone")):
+        dispatch_committed(events=[])
+
+    assert "Catching up subscriber tests.noter failed" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_published_for_a_rolled_back_transaction(store):
+    published = []
+
+    def receiver(sender, events, **kwargs):
+        published.extend(event.event_type for event in events)
+
+    signals.events_committed.connect(receiver, dispatch_uid="tests.published")
+    try:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            store.append_to_stream("thing", "t1", [NewEvent("RolledBack", {})])
+            raise RuntimeError("abort")
+        store.append_to_stream("thing", "t1", [NewEvent("Committed", {})])
+    finally:
+        signals.events_committed.disconnect(dispatch_uid="tests.published")
+
+    assert published == ["Committed"]
+    assert list(Event.objects.values_list("event_type", flat=True)) == ["Committed"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_committed_events_are_delivered_to_subscribers_without_any_command(store, subscribe):
+    subscribe(Noter())
+
+    positions = happened(store, 2)
+
+    assert notes() == positions
+
+
+def test_a_second_subscriber_with_the_same_name_is_refused(subscribe):
+    subscribe(Noter())
+
+    with pytest.raises(SubscriberError, match="already registered"):
+        register_subscriber(Noter())
+
+
+def test_asking_for_an_unknown_subscriber_names_it(subscribe):
+    subscribe(Noter())
+
+    with pytest.raises(SubscriberError, match=r"nope.*known: tests\.noter"):
+        get_subscribers(["nope"])
+
+
+@pytest.mark.django_db
+def test_catch_up_all_reports_each_subscriber(store, subscribe):
+    subscribe(Noter())
+    subscribe(Echo())
+    happened(store, 2)
+
+    results = {result.name: result.handled for result in catch_up_all()}
+
+    assert results == {"tests.noter": 2, "tests.echo": 2}
