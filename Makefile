@@ -37,4 +37,4 @@ test: lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm .pytest-db.sqlite3* .coverage
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm .pytest-db-* .coverage

@@ -96,7 +96,16 @@ def catch_up(subscriber: Subscriber, *, batch_size: int | None = None) -> CatchU
     the error recorded on the checkpoint, and the next catch-up tries it again.
     """
     batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
-    result = CatchUpResult(subscriber.name, handled=0, position=0)
+    position = (
+        Checkpoint.objects.filter(name=subscriber.name).values_list("position", flat=True).first()
+    )
+    result = CatchUpResult(subscriber.name, handled=0, position=position or 0)
+    # A lock-free look first, so idle subscribers never queue for the write lock. A stale "no"
+    # is safe: an event committed after this read wakes the subscribers after its own commit.
+    if not event_store.read_page(
+        after_position=result.position, limit=1, event_types=subscriber.event_types
+    ):
+        return result
     while True:
         with transaction.atomic():
             checkpoint = _locked_checkpoint(subscriber.name)

@@ -8,7 +8,8 @@ from config.settings import *  # noqa: F403
 from config.settings import BASE_DIR, DATABASES
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not memory, so that threads in concurrency tests lock it like real processes do.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".pytest-db.sqlite3")}
+    # A file, not memory, so that threads in concurrency tests lock it like real processes do;
+    # one per test process, so that two runs side by side never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".pytest-db-{os.getpid()}.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
