@@ -3,8 +3,10 @@
 import tracemalloc
 import uuid
 from decimal import Decimal
+from unittest import mock
 
 import pytest
+from django.db import transaction
 
 from eventstore.models import AppendOnlyError, Event, Stream
 from eventstore.store import ConcurrencyError, NewEvent, StreamAppend
@@ -252,3 +254,24 @@ def test_read_all_memory_stays_flat_as_the_log_grows(store):
 
     # Ten times the events, but one batch in memory at a time: the peak may not follow.
     assert large < small * 2
+
+
+def test_a_unique_key_violation_becomes_a_conflict_and_the_transaction_stays_usable(store):
+    store.append_to_stream("thing", "t1", [NewEventFactory()])
+    real_versions = store._current_versions
+    calls = []
+
+    def stale_then_real(streams):
+        calls.append(1)
+        # The first look misses the stored event, as a writer not serialised by the lock would.
+        return {} if len(calls) == 1 else real_versions(streams)
+
+    with (
+        transaction.atomic(),
+        mock.patch.object(store, "_current_versions", side_effect=stale_then_real),
+    ):
+        with pytest.raises(ConcurrencyError) as caught:
+            store.append_to_stream("thing", "t1", [NewEventFactory()])
+        assert Event.objects.count() == 1  # the outer transaction still answers queries
+
+    assert (caught.value.expected, caught.value.actual) == (0, 1)
