@@ -324,10 +324,11 @@ class EventStore:
     ) -> list[RecordedEvent]:
         """At most `limit` events after `after_position`, in position order."""
         limit = limit or settings.EVENTSTORE_BATCH_SIZE
-        query = Event.objects.filter(position__gt=after_position)
-        if event_types is not None:
-            query = query.filter(event_type__in=list(event_types))
-        rows = query.order_by("position").values_list(*_COLUMNS)[:limit]
+        rows = (
+            self._after(after_position, event_types)
+            .order_by("position")
+            .values_list(*_COLUMNS)[:limit]
+        )
         return [RecordedEvent.from_row(row) for row in rows]
 
     def read_all(
@@ -359,10 +360,18 @@ class EventStore:
 
     def count(self, *, after_position: int = 0, event_types: Iterable[str] | None = None) -> int:
         """How many events `read_all` with the same arguments would yield."""
-        query = Event.objects.filter(position__gt=after_position)
+        return self._after(after_position, event_types).count()
+
+    def has_events_after(self, position: int, *, event_types: Iterable[str] | None = None) -> bool:
+        """Whether any event (of the given types) is stored after `position`."""
+        return self._after(position, event_types).exists()
+
+    @staticmethod
+    def _after(position: int, event_types: Iterable[str] | None):
+        query = Event.objects.filter(position__gt=position)
         if event_types is not None:
             query = query.filter(event_type__in=list(event_types))
-        return query.count()
+        return query
 
     def last_position(self) -> int:
         """The highest position stored (0 for an empty log)."""

@@ -102,9 +102,7 @@ def catch_up(subscriber: Subscriber, *, batch_size: int | None = None) -> CatchU
     result = CatchUpResult(subscriber.name, handled=0, position=position or 0)
     # A lock-free look first, so idle subscribers never queue for the write lock. A stale "no"
     # is safe: an event committed after this read wakes the subscribers after its own commit.
-    if not event_store.read_page(
-        after_position=result.position, limit=1, event_types=subscriber.event_types
-    ):
+    if not event_store.has_events_after(result.position, event_types=subscriber.event_types):
         return result
     while True:
         with transaction.atomic():

@@ -1,7 +1,9 @@
 """The management commands: rebuild_projections, verify_projections and process_events."""
 
 import io
+import os
 import re
+import signal
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -452,3 +454,23 @@ def test_process_events_rejects_interval_zero(subscribe):
     error, _, _ = run_failing("process_events", "--follow", "--interval", "0")
 
     assert "--interval" in str(error)
+
+
+@pytest.mark.django_db
+def test_process_events_follow_finishes_its_pass_and_stops_on_sigterm(subscribe):
+    recorder = subscribe(Recorder())
+    events = populate()
+    before = signal.getsignal(signal.SIGTERM)
+
+    def sleep(seconds):
+        # The service manager stops the worker while it waits for new events.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with patch("eventstore.management.commands.process_events.time") as fake_time:
+        fake_time.sleep.side_effect = sleep
+        out, _ = run("process_events", recorder.name, "--follow")
+
+    assert fake_time.sleep.call_count == 1
+    assert recorder.handled == [event.position for event in events]
+    assert out.strip().splitlines()[-1] == "Stopped."
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -1,5 +1,6 @@
 """Catch every subscriber up with the event log; with --follow, keep doing so."""
 
+import signal
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -43,12 +44,19 @@ class Command(BaseCommand):
                 raise CommandError(f"{failures} subscriber(s) stopped on a failing event")
             return
         self.stdout.write(f"Following the log for {len(names)} subscriber(s); Ctrl+C stops.")
+        # A worker is stopped with SIGTERM: finish the pass in hand, then leave.
+        stopping = []
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
         try:
-            while True:
+            while not stopping:
                 self._pass(names, verbosity, quiet_when_idle=True)
-                time.sleep(interval)
+                if not stopping:
+                    time.sleep(interval)
         except KeyboardInterrupt:
-            self.stdout.write("Stopped.")
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        self.stdout.write("Stopped.")
 
     def _pass(self, names, verbosity, *, quiet_when_idle):
         failures = 0
