@@ -134,7 +134,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-# Reject oversized request bodies before they reach a view (answers 400).
+# Largest request body accepted; a larger one answers 413 under /api/ (config.api).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {

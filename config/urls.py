@@ -22,3 +22,7 @@ urlpatterns = [
     path("api/auth/", include("rest_framework.urls")),
     path("api/", include(api.urls)),
 ]
+
+handler400 = "config.api.bad_request"
+handler404 = "config.api.not_found"
+handler500 = "config.api.server_error"

@@ -1,0 +1,83 @@
+"""Every 4xx under /api/ is JSON; oversized bodies are refused with 413."""
+
+import json
+
+import pytest
+from django.test import override_settings
+from django.urls import path
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory
+from rest_framework.views import APIView
+
+from config.api import bad_request, server_error
+
+
+class Echo(APIView):
+    authentication_classes = []
+    permission_classes = []
+
+    def post(self, request):
+        return Response({"received": len(json.dumps(request.data))})
+
+
+urlpatterns = [path("api/echo/", Echo.as_view())]
+handler400 = "config.api.bad_request"
+
+
+@pytest.mark.urls(__name__)
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
+def test_a_json_body_over_the_limit_is_refused_with_413(client):
+    body = json.dumps({"blob": "x" * 2000})
+
+    response = client.post("/api/echo/", body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body is too large: the limit is 1000 bytes."}
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
+def test_a_json_body_within_the_limit_is_parsed():
+    request = APIRequestFactory().post("/api/echo/", {"blob": "x" * 10}, format="json")
+
+    response = Echo.as_view()(request)
+
+    assert response.status_code == 200
+    assert response.data == {"received": len(json.dumps({"blob": "x" * 10}))}
+
+
+def test_malformed_json_is_a_json_400():
+    request = APIRequestFactory().post("/api/echo/", "{not json", content_type="application/json")
+
+    response = Echo.as_view()(request)
+
+    assert response.status_code == 400
+    assert "JSON parse error" in response.data["detail"]
+
+
+@pytest.mark.django_db
+def test_an_unknown_api_path_answers_json_404(client):
+    response = client.get("/api/no-such-thing/")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No endpoint at /api/no-such-thing/."}
+
+
+@pytest.mark.django_db
+def test_an_unknown_path_outside_the_api_keeps_the_html_page(client):
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("handler", "status"),
+    [(lambda request: bad_request(request, Exception()), 400), (server_error, 500)],
+)
+def test_error_pages_are_json_under_the_api_and_html_elsewhere(rf, handler, status):
+    api = handler(rf.get("/api/orders/"))
+    page = handler(rf.get("/admin/"))
+
+    assert (api.status_code, page.status_code) == (status, status)
+    assert "detail" in json.loads(api.content)
+    assert page["Content-Type"].startswith("text/html")
