@@ -11,7 +11,6 @@ PORT ?= 8000
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Stamps record which dependency set is installed; editing pyproject.toml reinstalls.
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
