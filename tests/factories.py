@@ -5,7 +5,7 @@ import uuid
 import factory
 from django.contrib.auth import get_user_model
 
-from eventstore.store import NewEvent, StreamAppend
+from eventstore.store import NewEvent, RecordedEvent, StreamAppend, event_store
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -50,3 +50,13 @@ class StreamAppendFactory(factory.Factory):
     aggregate_id = factory.LazyFunction(lambda: uuid.uuid4().hex[:12])
     events = factory.LazyFunction(lambda: [NewEventFactory()])
     expected_version = 0
+
+
+def append_event(aggregate_type="thing", aggregate_id=None, **event_fields) -> RecordedEvent:
+    """Append one event through the store (to a new stream unless `aggregate_id` is given)."""
+    stream = StreamAppendFactory(
+        aggregate_type=aggregate_type,
+        events=[NewEventFactory(**event_fields)],
+        **({"aggregate_id": aggregate_id} if aggregate_id else {}),
+    )
+    return event_store.append(stream)[0]

@@ -10,7 +10,7 @@ from django.utils.html import escape
 from eventstore.models import Checkpoint, Event, Snapshot, Stream
 from eventstore.store import event_store
 from eventstore.subscriptions import Subscriber, catch_up
-from tests.factories import NewEventFactory, StreamAppendFactory
+from tests.factories import NewEventFactory, StreamAppendFactory, append_event
 
 EVENT_CHANGELIST = "/admin/eventstore/event/"
 
@@ -20,14 +20,6 @@ def superuser_client(client, admin_user):
     """Django's test client with a superuser's session."""
     client.force_login(admin_user)
     return client
-
-
-def append_one(aggregate_type="thing", **event_fields):
-    """Append one event to a new stream and return it as recorded."""
-    stream = StreamAppendFactory(
-        aggregate_type=aggregate_type, events=[NewEventFactory(**event_fields)]
-    )
-    return event_store.append(stream)[0]
 
 
 def listed_positions(response):
@@ -41,7 +33,7 @@ def listed_positions(response):
 
 @pytest.mark.django_db
 def test_event_changelist_lists_events_newest_first(superuser_client):
-    events = [append_one(event_type=f"Step{n}") for n in range(3)]
+    events = [append_event(event_type=f"Step{n}") for n in range(3)]
 
     response = superuser_client.get(EVENT_CHANGELIST)
 
@@ -55,7 +47,7 @@ def test_event_changelist_lists_events_newest_first(superuser_client):
 @pytest.mark.django_db
 def test_event_changelist_shows_the_correlation_id_column(superuser_client):
     order_id = str(uuid.uuid4())
-    append_one(metadata={"correlation_id": order_id})
+    append_event(metadata={"correlation_id": order_id})
 
     response = superuser_client.get(EVENT_CHANGELIST)
 
@@ -64,7 +56,7 @@ def test_event_changelist_shows_the_correlation_id_column(superuser_client):
 
 @pytest.mark.django_db
 def test_event_changelist_is_closed_to_staff_without_permissions(client, staff_user):
-    append_one()
+    append_event()
     client.force_login(staff_user)
 
     response = client.get(EVENT_CHANGELIST)
@@ -82,8 +74,8 @@ def test_event_changelist_redirects_anonymous_visitors_to_login(client):
 
 @pytest.mark.django_db
 def test_event_changelist_filters_by_aggregate_type(superuser_client):
-    order = append_one(aggregate_type="order")
-    append_one(aggregate_type="payment")
+    order = append_event(aggregate_type="order")
+    append_event(aggregate_type="payment")
 
     response = superuser_client.get(EVENT_CHANGELIST, {"aggregate_type": "order"})
 
@@ -92,8 +84,8 @@ def test_event_changelist_filters_by_aggregate_type(superuser_client):
 
 @pytest.mark.django_db
 def test_event_changelist_filters_by_event_type(superuser_client):
-    placed = append_one(event_type="OrderPlaced")
-    append_one(event_type="OrderCancelled")
+    placed = append_event(event_type="OrderPlaced")
+    append_event(event_type="OrderCancelled")
 
     response = superuser_client.get(EVENT_CHANGELIST, {"event_type": "OrderPlaced"})
 
@@ -102,8 +94,8 @@ def test_event_changelist_filters_by_event_type(superuser_client):
 
 @pytest.mark.django_db
 def test_event_changelist_offers_the_stored_values_as_filter_choices(superuser_client):
-    append_one(aggregate_type="order", event_type="OrderPlaced")
-    append_one(aggregate_type="payment", event_type="PaymentCharged")
+    append_event(aggregate_type="order", event_type="OrderPlaced")
+    append_event(aggregate_type="payment", event_type="PaymentCharged")
 
     response = superuser_client.get(EVENT_CHANGELIST)
 
@@ -135,8 +127,8 @@ def test_event_search_finds_a_stream_by_exact_aggregate_id(superuser_client):
 
 @pytest.mark.django_db
 def test_event_search_finds_an_event_by_event_id(superuser_client):
-    wanted = append_one()
-    append_one()
+    wanted = append_event()
+    append_event()
 
     response = superuser_client.get(EVENT_CHANGELIST, {"q": str(wanted.event_id)})
 
@@ -147,10 +139,10 @@ def test_event_search_finds_an_event_by_event_id(superuser_client):
 def test_event_search_finds_events_by_correlation_id(superuser_client):
     order_id = str(uuid.uuid4())
     correlated = [
-        append_one(aggregate_type="order", metadata={"correlation_id": order_id}),
-        append_one(aggregate_type="payment", metadata={"correlation_id": order_id}),
+        append_event(aggregate_type="order", metadata={"correlation_id": order_id}),
+        append_event(aggregate_type="payment", metadata={"correlation_id": order_id}),
     ]
-    append_one(metadata={"correlation_id": str(uuid.uuid4())})
+    append_event(metadata={"correlation_id": str(uuid.uuid4())})
 
     response = superuser_client.get(EVENT_CHANGELIST, {"q": order_id})
 
@@ -160,7 +152,7 @@ def test_event_search_finds_events_by_correlation_id(superuser_client):
 @pytest.mark.django_db
 @pytest.mark.parametrize("term", ["not-a-uuid", "order 42", "'quoted'", "%_"])
 def test_event_search_for_a_term_that_is_not_a_uuid_answers_200(superuser_client, term):
-    append_one()
+    append_event()
 
     response = superuser_client.get(EVENT_CHANGELIST, {"q": term})
 
@@ -174,7 +166,7 @@ def test_event_search_for_a_term_that_is_not_a_uuid_answers_200(superuser_client
 def test_event_change_page_shows_the_pretty_printed_payload_and_metadata(superuser_client):
     payload = {"items": [{"product_id": "p-1", "quantity": 2}], "total": "12.50"}
     metadata = {"correlation_id": str(uuid.uuid4()), "causation_id": "cmd-1"}
-    event = append_one(payload=payload, metadata=metadata)
+    event = append_event(payload=payload, metadata=metadata)
 
     response = superuser_client.get(f"{EVENT_CHANGELIST}{event.position}/change/")
 
@@ -189,7 +181,7 @@ def test_event_change_page_shows_the_pretty_printed_payload_and_metadata(superus
 
 @pytest.mark.django_db
 def test_event_change_page_offers_no_save_button(superuser_client):
-    event = append_one()
+    event = append_event()
 
     response = superuser_client.get(f"{EVENT_CHANGELIST}{event.position}/change/")
 
@@ -199,7 +191,7 @@ def test_event_change_page_offers_no_save_button(superuser_client):
 
 @pytest.mark.django_db
 def test_event_change_page_refuses_a_post(superuser_client):
-    event = append_one(event_type="OrderPlaced")
+    event = append_event(event_type="OrderPlaced")
 
     response = superuser_client.post(
         f"{EVENT_CHANGELIST}{event.position}/change/", {"event_type": "Rewritten"}
@@ -218,7 +210,7 @@ def test_event_add_page_is_forbidden(superuser_client):
 
 @pytest.mark.django_db
 def test_event_changelist_offers_no_add_link_and_no_delete_action(superuser_client):
-    append_one()
+    append_event()
 
     response = superuser_client.get(EVENT_CHANGELIST)
 
@@ -231,7 +223,7 @@ def test_event_changelist_offers_no_add_link_and_no_delete_action(superuser_clie
 
 @pytest.mark.django_db
 def test_event_delete_page_is_forbidden_and_keeps_the_event(superuser_client):
-    event = append_one()
+    event = append_event()
     delete_url = f"{EVENT_CHANGELIST}{event.position}/delete/"
 
     assert superuser_client.get(delete_url).status_code == 403
@@ -241,7 +233,7 @@ def test_event_delete_page_is_forbidden_and_keeps_the_event(superuser_client):
 
 @pytest.mark.django_db
 def test_event_bulk_delete_action_is_refused(superuser_client):
-    event = append_one()
+    event = append_event()
 
     superuser_client.post(
         EVENT_CHANGELIST,
@@ -289,7 +281,7 @@ def test_checkpoint_changelist_lists_subscriber_checkpoints(superuser_client):
         def handle(self, event):
             pass
 
-    last = append_one()
+    last = append_event()
     catch_up(Noop())
 
     response = superuser_client.get("/admin/eventstore/checkpoint/")
@@ -303,8 +295,8 @@ def test_checkpoint_changelist_lists_subscriber_checkpoints(superuser_client):
 
 @pytest.mark.django_db
 def test_stream_changelist_lists_the_streams_appended_to(superuser_client):
-    first = append_one(aggregate_type="order")
-    second = append_one(aggregate_type="payment")
+    first = append_event(aggregate_type="order")
+    second = append_event(aggregate_type="payment")
 
     response = superuser_client.get("/admin/eventstore/stream/")
 
@@ -315,8 +307,8 @@ def test_stream_changelist_lists_the_streams_appended_to(superuser_client):
 
 @pytest.mark.django_db
 def test_stream_search_finds_a_stream_by_exact_aggregate_id(superuser_client):
-    wanted = append_one()
-    append_one()
+    wanted = append_event()
+    append_event()
 
     response = superuser_client.get("/admin/eventstore/stream/", {"q": wanted.aggregate_id})
 

@@ -64,21 +64,6 @@ def populate():
     return recorded
 
 
-def stream_rows():
-    """The Stream read model without its surrogate keys, in a stable order."""
-    return list(
-        Stream.objects.order_by("aggregate_type", "aggregate_id").values(
-            "aggregate_type",
-            "aggregate_id",
-            "version",
-            "last_event_type",
-            "last_position",
-            "first_recorded_at",
-            "last_recorded_at",
-        )
-    )
-
-
 class Recorder(Subscriber):
     """A subscriber that remembers the positions it handled, in order."""
 
@@ -121,7 +106,7 @@ def test_rebuild_projections_on_an_empty_store_reports_zero_events(capsys):
 
 
 @pytest.mark.django_db
-def test_rebuild_projections_replays_every_event_and_reproduces_the_streams(capsys):
+def test_rebuild_projections_replays_every_event_and_reproduces_the_streams(capsys, stream_rows):
     events = populate()
     before = stream_rows()
     assert len(before) == 3
@@ -137,7 +122,7 @@ def test_rebuild_projections_replays_every_event_and_reproduces_the_streams(caps
 
 
 @pytest.mark.django_db
-def test_rebuild_projections_in_small_batches_reproduces_the_streams(capsys):
+def test_rebuild_projections_in_small_batches_reproduces_the_streams(capsys, stream_rows):
     # A stream whose events fall into different batches must keep its first recorded time.
     events = populate()
     before = stream_rows()
@@ -161,7 +146,7 @@ def test_rebuild_projections_in_small_batches_reproduces_the_streams(capsys):
 
 
 @pytest.mark.django_db
-def test_rebuild_projections_repairs_a_tampered_read_model(capsys):
+def test_rebuild_projections_repairs_a_tampered_read_model(capsys, stream_rows):
     populate()
     before = stream_rows()
     Stream.objects.filter(aggregate_type="order").update(version=99, last_event_type="Wrong")
@@ -173,7 +158,7 @@ def test_rebuild_projections_repairs_a_tampered_read_model(capsys):
 
 
 @pytest.mark.django_db
-def test_rebuild_projections_drops_rows_no_event_explains(capsys):
+def test_rebuild_projections_drops_rows_no_event_explains(capsys, stream_rows):
     populate()
     before = stream_rows()
     Stream.objects.create(
@@ -275,7 +260,7 @@ def test_verify_projections_names_a_tampered_row_and_field(capsys):
 
 
 @pytest.mark.django_db
-def test_verify_projections_leaves_the_drifted_read_model_as_it_was(capsys):
+def test_verify_projections_leaves_the_drifted_read_model_as_it_was(capsys, stream_rows):
     populate()
     Stream.objects.filter(aggregate_type="payment").update(version=99)
     tampered = stream_rows()
@@ -299,7 +284,7 @@ def test_verify_projections_reports_a_deleted_row_as_missing(capsys):
 
 
 @pytest.mark.django_db
-def test_verify_projections_reports_a_row_no_event_explains_as_unexpected(capsys):
+def test_verify_projections_reports_a_row_no_event_explains_as_unexpected(capsys, stream_rows):
     populate()
     row = stream_rows()[0]
     Stream.objects.create(**{**row, "aggregate_type": "ghost", "aggregate_id": "nobody"})

@@ -17,20 +17,6 @@ from tests.factories import NewEventFactory
 pytestmark = pytest.mark.django_db
 
 
-def stream_rows():
-    return list(
-        Stream.objects.order_by("aggregate_type", "aggregate_id").values(
-            "aggregate_type",
-            "aggregate_id",
-            "version",
-            "last_event_type",
-            "last_position",
-            "first_recorded_at",
-            "last_recorded_at",
-        )
-    )
-
-
 def populate(store):
     for index in range(12):
         store.append(
@@ -72,7 +58,7 @@ def test_a_failing_projection_rolls_the_append_back(store, exploding):
     assert not Stream.objects.exists()
 
 
-def test_rebuild_equals_the_live_read_model(store, stream_projection):
+def test_rebuild_equals_the_live_read_model(store, stream_projection, stream_rows):
     populate(store)
     live = stream_rows()
 

@@ -9,25 +9,15 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from eventstore.store import event_store
-from tests.factories import NewEventFactory, StreamAppendFactory
+from tests.factories import NewEventFactory, StreamAppendFactory, append_event
 
 EVENTS_URL = "/api/events/"
-
-
-def append_one(aggregate_type="thing", aggregate_id=None, **event_fields):
-    """Append one event to a new stream and return it as recorded."""
-    stream = StreamAppendFactory(
-        aggregate_type=aggregate_type,
-        events=[NewEventFactory(**event_fields)],
-        **({"aggregate_id": aggregate_id} if aggregate_id else {}),
-    )
-    return event_store.append(stream)[0]
 
 
 def append_at(when, **event_fields):
     """Append one event to a new stream with the store's clock stopped at `when`."""
     with patch.object(timezone, "now", return_value=when):
-        return append_one(**event_fields)
+        return append_event(**event_fields)
 
 
 def event_ids(response):
@@ -138,7 +128,7 @@ def test_events_list_is_refused_to_anonymous_callers(anonymous_client):
 
 @pytest.mark.django_db
 def test_events_list_is_forbidden_to_customers(customer_client):
-    append_one()
+    append_event()
 
     response = customer_client.get(EVENTS_URL)
 
@@ -148,7 +138,7 @@ def test_events_list_is_forbidden_to_customers(customer_client):
 
 @pytest.mark.django_db
 def test_event_detail_is_forbidden_to_customers(customer_client):
-    event = append_one()
+    event = append_event()
 
     response = customer_client.get(f"{EVENTS_URL}{event.event_id}/")
 
@@ -157,7 +147,7 @@ def test_event_detail_is_forbidden_to_customers(customer_client):
 
 @pytest.mark.django_db
 def test_event_detail_is_refused_to_anonymous_callers(anonymous_client):
-    event = append_one()
+    event = append_event()
 
     response = anonymous_client.get(f"{EVENTS_URL}{event.event_id}/")
 
@@ -169,9 +159,9 @@ def test_event_detail_is_refused_to_anonymous_callers(anonymous_client):
 
 @pytest.mark.django_db
 def test_events_list_shows_the_log_in_position_order_to_staff(staff_client):
-    first = append_one(aggregate_type="order")
-    second = append_one(aggregate_type="payment")
-    third = append_one(aggregate_type="order")
+    first = append_event(aggregate_type="order")
+    second = append_event(aggregate_type="payment")
+    third = append_event(aggregate_type="order")
 
     response = staff_client.get(EVENTS_URL)
 
@@ -200,7 +190,7 @@ def test_events_list_cursor_pages_cover_every_event_once_in_order(staff_client):
     # Several events per stream and several streams in one append, so positions interleave.
     streams = [StreamAppendFactory(events=[NewEventFactory() for _ in range(2)]) for _ in range(2)]
     recorded = event_store.append(*streams)
-    recorded += [append_one() for _ in range(3)]
+    recorded += [append_event() for _ in range(3)]
     expected = [str(event.event_id) for event in sorted(recorded, key=lambda e: e.position)]
 
     seen = []
@@ -221,9 +211,9 @@ def test_events_list_cursor_pages_cover_every_event_once_in_order(staff_client):
 
 @pytest.mark.django_db
 def test_events_list_cursor_keeps_filters_across_pages(staff_client):
-    orders = [append_one(aggregate_type="order") for _ in range(3)]
+    orders = [append_event(aggregate_type="order") for _ in range(3)]
     for _ in range(3):
-        append_one(aggregate_type="payment")
+        append_event(aggregate_type="payment")
 
     seen = []
     url = f"{EVENTS_URL}?page_size=2&aggregate_type=order"
@@ -237,7 +227,7 @@ def test_events_list_cursor_keeps_filters_across_pages(staff_client):
 
 @pytest.mark.django_db
 def test_events_list_previous_link_returns_the_earlier_page(staff_client):
-    events = [append_one() for _ in range(4)]
+    events = [append_event() for _ in range(4)]
     first_page = staff_client.get(f"{EVENTS_URL}?page_size=2").json()
 
     second_page = staff_client.get(first_page["next"]).json()
@@ -252,7 +242,7 @@ def test_events_list_previous_link_returns_the_earlier_page(staff_client):
 @pytest.mark.django_db
 def test_events_list_page_size_is_capped(staff_client):
     for _ in range(3):
-        append_one()
+        append_event()
 
     with patch("eventstore.views.PositionCursorPagination.max_page_size", 2):
         response = staff_client.get(f"{EVENTS_URL}?page_size=1000")
@@ -265,8 +255,8 @@ def test_events_list_page_size_is_capped(staff_client):
 
 @pytest.mark.django_db
 def test_events_list_filters_by_aggregate_type(staff_client):
-    order = append_one(aggregate_type="order")
-    append_one(aggregate_type="payment")
+    order = append_event(aggregate_type="order")
+    append_event(aggregate_type="payment")
 
     response = staff_client.get(EVENTS_URL, {"aggregate_type": "order"})
 
@@ -277,9 +267,9 @@ def test_events_list_filters_by_aggregate_type(staff_client):
 def test_events_list_filters_by_aggregate_id(staff_client):
     stream = StreamAppendFactory(events=[NewEventFactory(), NewEventFactory()])
     wanted = event_store.append(stream)
-    append_one()
+    append_event()
     # The same id in another aggregate type is a different stream, but shares the id.
-    other_type = append_one(aggregate_type="other", aggregate_id=stream.aggregate_id)
+    other_type = append_event(aggregate_type="other", aggregate_id=stream.aggregate_id)
 
     response = staff_client.get(EVENTS_URL, {"aggregate_id": stream.aggregate_id})
 
@@ -290,7 +280,7 @@ def test_events_list_filters_by_aggregate_id(staff_client):
 def test_events_list_filters_by_aggregate_type_and_id_together(staff_client):
     stream = StreamAppendFactory(aggregate_type="order")
     wanted = event_store.append(stream)[0]
-    append_one(aggregate_type="payment", aggregate_id=stream.aggregate_id)
+    append_event(aggregate_type="payment", aggregate_id=stream.aggregate_id)
 
     response = staff_client.get(
         EVENTS_URL, {"aggregate_type": "order", "aggregate_id": stream.aggregate_id}
@@ -301,9 +291,9 @@ def test_events_list_filters_by_aggregate_type_and_id_together(staff_client):
 
 @pytest.mark.django_db
 def test_events_list_filters_by_event_type(staff_client):
-    placed = append_one(event_type="OrderPlaced")
-    append_one(event_type="OrderConfirmed")
-    placed_again = append_one(event_type="OrderPlaced")
+    placed = append_event(event_type="OrderPlaced")
+    append_event(event_type="OrderConfirmed")
+    placed_again = append_event(event_type="OrderPlaced")
 
     response = staff_client.get(EVENTS_URL, {"event_type": "OrderPlaced"})
 
@@ -314,11 +304,11 @@ def test_events_list_filters_by_event_type(staff_client):
 def test_events_list_filters_by_correlation_id_in_metadata(staff_client):
     order_id = str(uuid.uuid4())
     in_order = [
-        append_one(aggregate_type="order", metadata={"correlation_id": order_id}),
-        append_one(aggregate_type="payment", metadata={"correlation_id": order_id}),
+        append_event(aggregate_type="order", metadata={"correlation_id": order_id}),
+        append_event(aggregate_type="payment", metadata={"correlation_id": order_id}),
     ]
-    append_one(metadata={"correlation_id": str(uuid.uuid4())})
-    append_one(metadata={})
+    append_event(metadata={"correlation_id": str(uuid.uuid4())})
+    append_event(metadata={})
 
     response = staff_client.get(EVENTS_URL, {"correlation_id": order_id})
 
@@ -328,8 +318,8 @@ def test_events_list_filters_by_correlation_id_in_metadata(staff_client):
 @pytest.mark.django_db
 def test_events_list_correlation_filter_does_not_match_other_metadata_keys(staff_client):
     order_id = str(uuid.uuid4())
-    append_one(metadata={"causation_id": order_id})
-    append_one(payload={"correlation_id": order_id})
+    append_event(metadata={"causation_id": order_id})
+    append_event(payload={"correlation_id": order_id})
 
     response = staff_client.get(EVENTS_URL, {"correlation_id": order_id})
 
@@ -338,7 +328,7 @@ def test_events_list_correlation_filter_does_not_match_other_metadata_keys(staff
 
 @pytest.mark.django_db
 def test_events_list_filters_after_position_exclusively(staff_client):
-    first, second, third = (append_one() for _ in range(3))
+    first, second, third = (append_event() for _ in range(3))
 
     response = staff_client.get(EVENTS_URL, {"after_position": first.position})
 
@@ -347,7 +337,7 @@ def test_events_list_filters_after_position_exclusively(staff_client):
 
 @pytest.mark.django_db
 def test_events_list_after_the_last_position_is_empty(staff_client):
-    last = append_one()
+    last = append_event()
 
     response = staff_client.get(EVENTS_URL, {"after_position": last.position})
 
@@ -380,7 +370,7 @@ def test_events_list_filters_by_recorded_time_window(staff_client):
 
 @pytest.mark.django_db
 def test_events_list_rejects_a_malformed_filter_value_with_a_json_400(staff_client):
-    append_one()
+    append_event()
 
     response = staff_client.get(EVENTS_URL, {"recorded_after": "yesterday"})
 
@@ -435,7 +425,7 @@ def test_event_detail_returns_the_event_with_the_contract_fields(staff_client):
 
 @pytest.mark.django_db
 def test_event_detail_answers_404_for_an_unknown_event_id(staff_client):
-    append_one()
+    append_event()
 
     response = staff_client.get(f"{EVENTS_URL}{uuid.uuid4()}/")
 
@@ -445,7 +435,7 @@ def test_event_detail_answers_404_for_an_unknown_event_id(staff_client):
 
 @pytest.mark.django_db
 def test_event_detail_answers_404_for_an_id_that_is_not_a_uuid(staff_client):
-    append_one()
+    append_event()
 
     response = staff_client.get(f"{EVENTS_URL}{'-' * 36}/")
 
