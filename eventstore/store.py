@@ -98,8 +98,6 @@ class RecordedEvent:
     def from_row(cls, row: Sequence[Any]) -> RecordedEvent:
         """Build from a row of `_COLUMNS`, upcasting an old payload on the way."""
         values = dict(zip(_COLUMNS, row, strict=True))
-        if isinstance(values["event_id"], str):
-            values["event_id"] = uuid.UUID(values["event_id"])
         values["schema_version"], values["payload"] = upcast(
             values["event_type"], values["schema_version"], values["payload"]
         )
