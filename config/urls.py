@@ -7,10 +7,11 @@ from rest_framework.routers import DefaultRouter
 
 from eventstore.urls import router as eventstore_router
 from eventstore.views import HealthView
+from inventory.urls import router as inventory_router
 
 # One browsable root at /api/ listing every service's viewsets; each app keeps its own router.
 api = DefaultRouter()
-for app_router in (eventstore_router,):
+for app_router in (inventory_router, eventstore_router):
     api.registry.extend(app_router.registry)
 
 urlpatterns = [

@@ -9,6 +9,7 @@ the command handler in `retry_on_conflict` to reload and decide again.
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -82,14 +83,25 @@ class Aggregate:
         return self.version - len(self._pending)
 
     def record(
-        self, event_type: str, payload: dict[str, Any], *, metadata: dict[str, Any] | None = None
+        self,
+        event_type: str,
+        payload: dict[str, Any],
+        *,
+        metadata: dict[str, Any] | None = None,
+        event_id: uuid.UUID | None = None,
     ) -> None:
-        """Apply a new event to the state and queue it for saving."""
+        """Apply a new event to the state and queue it for saving.
+
+        Give a deterministic `event_id` (see `derived_event_id`) to make a retried command a
+        no-op: the store never writes the same event id twice.
+        """
         # Apply the payload as it will read back, so live state equals replayed state.
         payload = as_json_data(payload)
         self._apply(event_type, payload)
         self.version += 1
-        self._pending.append(NewEvent(event_type, payload, dict(metadata or {})))
+        self._pending.append(
+            NewEvent(event_type, payload, dict(metadata or {}), event_id or uuid.uuid4())
+        )
 
     def replay(self, event: RecordedEvent) -> None:
         """Apply a stored event of this aggregate's stream."""
@@ -118,6 +130,15 @@ class Aggregate:
     def mark_saved(self) -> None:
         """Forget the pending events once they are stored."""
         self._pending.clear()
+
+
+EVENT_ID_NAMESPACE = uuid.UUID("5b0c2f6e-8f0a-4c1e-9a57-3d2f4c7b9e10")
+
+
+def derived_event_id(*parts: str) -> uuid.UUID:
+    """A UUID that is the same every time for the same parts (e.g. a stream and an idempotency
+    key), so appending an event under it twice writes it once."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(str(part) for part in parts))
 
 
 class Repository(Generic[A]):

@@ -108,6 +108,13 @@ class RecordedEvent:
         """The id of the business transaction (the order) this event belongs to."""
         return self.metadata.get("correlation_id")
 
+    def caused_metadata(self, actor: str) -> dict[str, Any]:
+        """Metadata for an event this one caused: the same correlation, this event as the cause."""
+        metadata = {"causation_id": str(self.event_id), "actor": actor}
+        if self.correlation_id:
+            metadata["correlation_id"] = self.correlation_id
+        return metadata
+
 
 def as_json_data(value: dict[str, Any], what: str = "payload") -> dict[str, Any]:
     """Return `value` exactly as it will read back from the database (Decimal -> str, ...)."""
@@ -370,6 +377,11 @@ class EventStore:
         if event_types is not None:
             query = query.filter(event_type__in=list(event_types))
         return query
+
+    def get(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        """The stored event with this id, or None."""
+        row = Event.objects.filter(event_id=event_id).values_list(*_COLUMNS).first()
+        return None if row is None else RecordedEvent.from_row(row)
 
     def last_position(self) -> int:
         """The highest position stored (0 for an empty log)."""

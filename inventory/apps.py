@@ -2,6 +2,16 @@ from django.apps import AppConfig
 
 
 class InventoryConfig(AppConfig):
-    """The inventory service app."""
+    """The inventory service: products, stock and reservations."""
 
     name = "inventory"
+
+    def ready(self) -> None:
+        from eventstore.projections import register_projection
+        from eventstore.subscriptions import register_subscriber
+        from inventory.handlers import InventoryRequestHandler
+        from inventory.projections import ProductStockProjection, ReservationProjection
+
+        register_projection(ProductStockProjection())
+        register_projection(ReservationProjection())
+        register_subscriber(InventoryRequestHandler())

@@ -1,0 +1,45 @@
+"""Inventory's reactions to the order saga's requests and to completed orders.
+
+One checkpointed subscriber, so each request takes effect once; the services are idempotent
+by reservation id (= order id) as a second line of defence.
+"""
+
+import logging
+
+from eventstore.store import RecordedEvent
+from eventstore.subscriptions import Subscriber
+from inventory import events
+from inventory.aggregates import InventoryError
+from inventory.services import stock_commit, stock_release, stock_reserve
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "service:inventory"
+
+
+class InventoryRequestHandler(Subscriber):
+    """Reserves, releases and commits stock as the order saga asks."""
+
+    name = "inventory.requests"
+    event_types = frozenset(
+        {
+            events.INVENTORY_RESERVATION_REQUESTED,
+            events.INVENTORY_RELEASE_REQUESTED,
+            events.ORDER_COMPLETED,
+        }
+    )
+
+    def handle(self, event: RecordedEvent) -> None:
+        metadata = event.caused_metadata(ACTOR)
+        order_id = event.payload["order_id"]
+        if event.event_type == events.INVENTORY_RESERVATION_REQUESTED:
+            stock_reserve(reservation_id=order_id, items=event.payload["items"], metadata=metadata)
+        elif event.event_type == events.INVENTORY_RELEASE_REQUESTED:
+            stock_release(reservation_id=order_id, missing_ok=True, metadata=metadata)
+        else:
+            try:
+                stock_commit(reservation_id=order_id, metadata=metadata)
+            except InventoryError:
+                # Retrying cannot change the reservation's state, so this is logged for staff
+                # rather than left to block every later request behind it.
+                logger.exception("Order %s completed but its stock cannot be committed", order_id)

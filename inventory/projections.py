@@ -1,0 +1,79 @@
+"""Inventory's read-model updaters, run inline in the appending transaction."""
+
+from django.db.models import F
+
+from eventstore.projections import Projection
+from eventstore.store import RecordedEvent
+from inventory import events
+from inventory.models import ProductStock, ReservationSummary
+
+# How each stock event moves units between the counters of ProductStock.
+_STOCK_MOVES = {
+    events.STOCK_ADDED: {"received_stock": 1, "available_stock": 1},
+    events.STOCK_RESERVED: {"available_stock": -1, "reserved_stock": 1},
+    events.STOCK_RELEASED: {"reserved_stock": -1, "available_stock": 1},
+    events.STOCK_SOLD: {"reserved_stock": -1, "sold_stock": 1},
+}
+
+
+class ProductStockProjection(Projection):
+    """One ProductStock row per product: price and the stock counters."""
+
+    name = "inventory.products"
+    models = (ProductStock,)
+    event_types = frozenset({events.PRODUCT_CREATED, *_STOCK_MOVES})
+
+    def apply(self, event: RecordedEvent) -> None:
+        payload = event.payload
+        if event.event_type == events.PRODUCT_CREATED:
+            ProductStock.objects.create(
+                product_id=event.aggregate_id,
+                name=payload["name"],
+                price=payload["price"],
+                version=event.version,
+                created_at=event.recorded_at,
+                updated_at=event.recorded_at,
+            )
+            return
+        quantity = payload["quantity"]
+        changes = {
+            counter: F(counter) + sign * quantity
+            for counter, sign in _STOCK_MOVES[event.event_type].items()
+        }
+        ProductStock.objects.filter(pk=event.aggregate_id).update(
+            **changes, version=event.version, updated_at=event.recorded_at
+        )
+
+
+class ReservationProjection(Projection):
+    """One ReservationSummary row per reservation: its status, lines and failure details."""
+
+    name = "inventory.reservations"
+    models = (ReservationSummary,)
+    event_types = frozenset(
+        {
+            events.INVENTORY_RESERVED,
+            events.INVENTORY_RESERVATION_FAILED,
+            events.INVENTORY_RELEASED,
+            events.INVENTORY_COMMITTED,
+        }
+    )
+    _statuses = {
+        events.INVENTORY_RESERVED: ReservationSummary.Status.RESERVED,
+        events.INVENTORY_RESERVATION_FAILED: ReservationSummary.Status.FAILED,
+        events.INVENTORY_RELEASED: ReservationSummary.Status.RELEASED,
+        events.INVENTORY_COMMITTED: ReservationSummary.Status.COMMITTED,
+    }
+
+    def apply(self, event: RecordedEvent) -> None:
+        payload = event.payload
+        changes = {"status": self._statuses[event.event_type], "updated_at": event.recorded_at}
+        if event.event_type == events.INVENTORY_RESERVED:
+            changes.update(lines=payload["lines"], total_amount=payload["total_amount"])
+        elif event.event_type == events.INVENTORY_RESERVATION_FAILED:
+            changes.update(reason=payload["reason"], details=payload["details"])
+        ReservationSummary.objects.update_or_create(
+            reservation_id=event.aggregate_id,
+            defaults=changes,
+            create_defaults={**changes, "created_at": event.recorded_at},
+        )

@@ -1,0 +1,101 @@
+"""Inventory's input and output serializers (shapes only; the rules live in services)."""
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from eventstore.api import identifier_field
+from inventory.models import ProductStock
+
+# Router paths under /api/inventory/ that a product id must not shadow.
+RESERVED_PRODUCT_IDS = frozenset({"reserve", "release"})
+
+
+class ProductCreateInputSerializer(serializers.Serializer):
+    product_id = identifier_field()
+    name = serializers.CharField(max_length=200)
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), coerce_to_string=True
+    )
+    initial_stock = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
+
+    def validate_product_id(self, value: str) -> str:
+        if value in RESERVED_PRODUCT_IDS:
+            raise serializers.ValidationError(f"{value!r} is reserved for an API path.")
+        return value
+
+
+class RestockInputSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
+
+
+class LineInputSerializer(serializers.Serializer):
+    product_id = identifier_field()
+    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
+
+
+class ReserveInputSerializer(serializers.Serializer):
+    reservation_id = identifier_field()
+    items = LineInputSerializer(many=True, min_length=1, max_length=100)
+
+    def validate_items(self, items):
+        product_ids = [item["product_id"] for item in items]
+        duplicates = sorted({p for p in product_ids if product_ids.count(p) > 1})
+        if duplicates:
+            raise serializers.ValidationError(
+                f"Each product may appear once; repeated: {', '.join(duplicates)}."
+            )
+        known = set(ProductStock.objects.filter(pk__in=product_ids).values_list("pk", flat=True))
+        unknown = [p for p in product_ids if p not in known]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown product(s): {', '.join(unknown)}.")
+        return items
+
+
+class ReleaseInputSerializer(serializers.Serializer):
+    reservation_id = identifier_field()
+
+
+class ProductOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProductStock
+        fields = (
+            "product_id",
+            "name",
+            "price",
+            "available_stock",
+            "reserved_stock",
+            "sold_stock",
+        )
+        read_only_fields = fields
+
+
+class ReservedLineOutputSerializer(serializers.Serializer):
+    product_id = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class ReservationOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    reservation_id = serializers.CharField()
+    lines = ReservedLineOutputSerializer(many=True)
+
+
+class ShortLineOutputSerializer(serializers.Serializer):
+    product_id = serializers.CharField()
+    requested = serializers.IntegerField()
+    available = serializers.IntegerField()
+
+
+class ReservationFailedOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    reason = serializers.ChoiceField(
+        choices=["insufficient_stock", "unknown_product", "released"],
+        help_text="released: the reservation id was released before anything was reserved.",
+    )
+    details = ShortLineOutputSerializer(many=True)
+
+
+class SuccessOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()

@@ -1,0 +1,210 @@
+"""Inventory's command handlers: load -> decide -> append, retried when a stream moved on.
+
+The only place that appends inventory events. Every function is safe to call again with the
+same arguments: a repeated reservation returns the first decision, a repeated release or
+commit changes nothing, a repeated restock with the same idempotency key adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from eventstore.aggregates import (
+    AggregateNotFound,
+    Repository,
+    derived_event_id,
+    retry_on_conflict,
+)
+from eventstore.store import event_store
+from inventory import events
+from inventory.aggregates import (
+    InventoryError,
+    Product,
+    ProductNotFound,
+    Reservation,
+    ReservationNotFound,
+    ReservationStateError,
+)
+
+products: Repository[Product] = Repository(Product)
+reservations: Repository[Reservation] = Repository(Reservation)
+
+Metadata = Mapping[str, Any] | None
+
+
+class IdempotencyKeyReused(InventoryError):
+    """The idempotency key was used before for a different request."""
+
+
+def _load_product(product_id: str) -> Product:
+    try:
+        return products.load(product_id)
+    except AggregateNotFound:
+        raise ProductNotFound(f"Product {product_id!r} does not exist") from None
+
+
+@retry_on_conflict
+def product_create(
+    *,
+    product_id: str,
+    name: str,
+    price: Decimal,
+    initial_stock: int = 0,
+    metadata: Metadata = None,
+) -> Product:
+    """Create a product with its initial stock; ProductAlreadyExists when the id is taken."""
+    with transaction.atomic():
+        product = products.load_or_new(product_id)
+        product.create(name=name, price=price, initial_stock=initial_stock)
+        products.save(product, metadata=dict(metadata or {}))
+    return product
+
+
+@retry_on_conflict
+def stock_add(
+    *,
+    product_id: str,
+    quantity: int,
+    idempotency_key: str | None = None,
+    metadata: Metadata = None,
+) -> Product:
+    """Add received units to a product. With an idempotency key, a repeat adds nothing, and
+    the same key with another quantity raises IdempotencyKeyReused."""
+    event_id = None
+    if idempotency_key:
+        event_id = derived_event_id(events.PRODUCT, product_id, "restock", idempotency_key)
+    with transaction.atomic():
+        if event_id is not None:
+            earlier = event_store.get(event_id)
+            if earlier is not None:
+                if earlier.payload["quantity"] != quantity:
+                    raise IdempotencyKeyReused(
+                        f"Idempotency key {idempotency_key!r} was used to add "
+                        f"{earlier.payload['quantity']} units, not {quantity}"
+                    )
+                return _load_product(product_id)
+        product = _load_product(product_id)
+        product.add_stock(
+            quantity=quantity, idempotency_key=idempotency_key or "", event_id=event_id
+        )
+        products.save(product, metadata=dict(metadata or {}))
+    return product
+
+
+def _merged(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Quantity per product, summed over repeated lines, in product id order."""
+    wanted: dict[str, int] = {}
+    for item in items:
+        quantity = item["quantity"]
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            raise InventoryError(f"quantity of {item['product_id']!r} must be a positive integer")
+        wanted[str(item["product_id"])] = wanted.get(str(item["product_id"]), 0) + quantity
+    if not wanted:
+        raise InventoryError("a reservation needs at least one line")
+    return dict(sorted(wanted.items()))
+
+
+@retry_on_conflict
+def stock_reserve(
+    *, reservation_id: str, items: Iterable[Mapping[str, Any]], metadata: Metadata = None
+) -> Reservation:
+    """Reserve every line or none, at each product's current price.
+
+    The reservation and every product it takes stock from are appended in one transaction, each
+    at the version it was loaded at. A reservation id seen before returns its first decision.
+    """
+    wanted = _merged(items)
+    with transaction.atomic():
+        reservation = reservations.load_or_new(reservation_id)
+        if reservation.status != Reservation.NEW:
+            return reservation
+        loaded = {product_id: products.load_or_new(product_id) for product_id in wanted}
+        unknown = [product_id for product_id, product in loaded.items() if not product.exists]
+        short = [
+            product_id
+            for product_id, product in loaded.items()
+            if product.exists and wanted[product_id] > product.available
+        ]
+        if unknown or short:
+            reason = "unknown_product" if unknown else "insufficient_stock"
+            reservation.failed(
+                reason=reason,
+                details=[
+                    {
+                        "product_id": product_id,
+                        "requested": wanted[product_id],
+                        "available": loaded[product_id].available,
+                    }
+                    for product_id in (unknown or short)
+                ],
+            )
+            reservations.save(reservation, metadata=dict(metadata or {}))
+            return reservation
+        lines = []
+        for product_id, product in loaded.items():
+            product.reserve(reservation_id=reservation_id, quantity=wanted[product_id])
+            lines.append(
+                {
+                    "product_id": product_id,
+                    "quantity": wanted[product_id],
+                    "unit_price": product.price,
+                }
+            )
+        reservation.reserved(lines=lines)
+        reservations.save(reservation, *loaded.values(), metadata=dict(metadata or {}))
+    return reservation
+
+
+@retry_on_conflict
+def stock_release(
+    *, reservation_id: str, missing_ok: bool = False, metadata: Metadata = None
+) -> Reservation:
+    """Give a reservation's units back to available stock; a repeat changes nothing.
+
+    An unknown reservation raises ReservationNotFound, unless `missing_ok`: then it is recorded
+    as released with nothing held, so a reservation requested later for it is refused.
+    A committed reservation raises ReservationStateError (sold units are not released).
+    """
+    with transaction.atomic():
+        reservation = reservations.load_or_new(reservation_id)
+        if reservation.status == Reservation.NEW and not missing_ok:
+            raise ReservationNotFound(f"Reservation {reservation_id!r} does not exist")
+        if reservation.status in (Reservation.RELEASED, Reservation.FAILED):
+            return reservation
+        held = [_load_product(line["product_id"]) for line in reservation.held_lines]
+        for product, line in zip(held, reservation.held_lines, strict=True):
+            product.release(reservation_id=reservation_id, quantity=line["quantity"])
+        reservation.released()
+        reservations.save(reservation, *held, metadata=dict(metadata or {}))
+    return reservation
+
+
+@retry_on_conflict
+def stock_commit(*, reservation_id: str, metadata: Metadata = None) -> Reservation:
+    """Turn a reservation's units into sold ones; a repeat changes nothing.
+
+    Raises ReservationNotFound for an unknown id and ReservationStateError for a reservation
+    that failed or was released.
+    """
+    with transaction.atomic():
+        try:
+            reservation = reservations.load(reservation_id)
+        except AggregateNotFound:
+            raise ReservationNotFound(f"Reservation {reservation_id!r} does not exist") from None
+        if reservation.status == Reservation.COMMITTED:
+            return reservation
+        if reservation.status != Reservation.RESERVED:
+            raise ReservationStateError(
+                f"Reservation {reservation_id!r} is {reservation.status}; only a reserved one "
+                "can be committed"
+            )
+        held = [_load_product(line["product_id"]) for line in reservation.held_lines]
+        for product, line in zip(held, reservation.held_lines, strict=True):
+            product.sell(reservation_id=reservation_id, quantity=line["quantity"])
+        reservation.committed()
+        reservations.save(reservation, *held, metadata=dict(metadata or {}))
+    return reservation
