@@ -23,6 +23,17 @@ def env_flag(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_float(name: str, default: float) -> float:
+    """Read a decimal number from the environment, failing loudly on anything else."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from error
+
+
 def env_int(name: str, default: int) -> int:
     """Read an integer environment variable, failing loudly on a non-integer."""
     value = os.environ.get(name)
@@ -170,6 +181,18 @@ EVENTSTORE_DISPATCH_ON_COMMIT = env_flag("EVENTSTORE_DISPATCH_ON_COMMIT", True)
 EVENTSTORE_LOCK_TIMEOUT_MS = env_int("EVENTSTORE_LOCK_TIMEOUT_MS", 5000)
 # How many times a command handler reloads and decides again after a ConcurrencyError.
 EVENTSTORE_COMMAND_RETRIES = env_int("EVENTSTORE_COMMAND_RETRIES", 5)
+
+# Payments.
+# The gateway class (see payments/gateway.py); the simulated one decides by payment token.
+PAYMENTS_GATEWAY = os.environ.get("PAYMENTS_GATEWAY", "payments.gateway.SimulatedGateway")
+# Share of otherwise approved charges the simulated gateway declines (0 to 1), and its seed.
+PAYMENTS_FAILURE_RATE = env_float("PAYMENTS_FAILURE_RATE", 0.0)
+PAYMENTS_FAILURE_SEED = env_int("PAYMENTS_FAILURE_SEED", 0)
+
+# Notifications: the class that delivers them (the shipped one logs each email).
+NOTIFICATIONS_SENDER = os.environ.get(
+    "NOTIFICATIONS_SENDER", "notifications.sender.LoggingEmailSender"
+)
 
 LOGGING = {
     "version": 1,

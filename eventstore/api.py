@@ -46,6 +46,14 @@ def actor_for(user) -> str:
     return f"user:{user.pk}"
 
 
+def command_metadata(request, correlation_id: str | None = None) -> dict[str, str]:
+    """Metadata for the events an API command appends: who asked, and for which order."""
+    metadata = {"actor": actor_for(request.user)}
+    if correlation_id:
+        metadata["correlation_id"] = correlation_id
+    return metadata
+
+
 def idempotency_key(request) -> str | None:
     """The request's Idempotency-Key header (None when absent); 400 when it is empty or too long."""
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
@@ -73,6 +81,12 @@ idempotency_key_parameter = OpenApiParameter(
         "the same key with a different body answers 422."
     ),
 )
+
+
+class SuccessOutputSerializer(serializers.Serializer):
+    """A command's answer when there is nothing more to say than that it worked."""
+
+    success = serializers.BooleanField()
 
 
 class DetailOutputSerializer(serializers.Serializer):

@@ -1,0 +1,79 @@
+"""The notifications API: customers read their own; staff read all and send."""
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from eventstore.api import (
+    NOT_FOUND,
+    STAFF_ONLY,
+    VALIDATION_ERROR,
+    command_metadata,
+    customer_id_for,
+    validated,
+)
+from notifications.filters import SentNotificationFilter
+from notifications.models import SentNotification
+from notifications.serializers import (
+    NotificationListOutputSerializer,
+    NotificationOutputSerializer,
+    SendInputSerializer,
+    SendOutputSerializer,
+)
+from notifications.services import notification_send
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List notifications (customers: their own; staff: everyone's)",
+    ),
+)
+class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Notifications sent to customers, newest first. A customer sees only their own."""
+
+    queryset = SentNotification.objects.all()
+    serializer_class = NotificationListOutputSerializer
+    filterset_class = SentNotificationFilter
+    lookup_field = "customer_id"
+    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
+
+    def get_permissions(self):
+        if self.action == "send":
+            return [permissions.IsAdminUser()]
+        return super().get_permissions()
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        user = self.request.user
+        if user.is_staff:
+            return queryset
+        return queryset.filter(customer_id=customer_id_for(user))
+
+    @extend_schema(
+        summary="One customer's notifications, newest first",
+        operation_id="notifications_for_customer",
+        responses={200: NotificationOutputSerializer(many=True), 404: NOT_FOUND},
+    )
+    def retrieve(self, request, customer_id=None):
+        # Another customer's notifications answer 404, as if that customer did not exist.
+        if not request.user.is_staff and customer_id != customer_id_for(request.user):
+            raise NotFound("No such customer.")
+        rows = self.get_queryset().filter(customer_id=customer_id)
+        return Response(NotificationOutputSerializer(rows, many=True).data)
+
+    @extend_schema(
+        summary="Send a notification to a customer (staff)",
+        request=SendInputSerializer,
+        responses={201: SendOutputSerializer, 400: VALIDATION_ERROR, 403: STAFF_ONLY},
+    )
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def send(self, request):
+        data = validated(SendInputSerializer, request.data)
+        notification = notification_send(
+            **data,
+            metadata=command_metadata(request, data["order_id"]),
+        )
+        body = {"success": True, "notification_id": notification.id}
+        return Response(body, status=status.HTTP_201_CREATED)

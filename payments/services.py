@@ -1,0 +1,72 @@
+"""Payments' command handlers: load -> ask the gateway -> append, retried when a stream moved on.
+
+The gateway is called outside any database transaction we open, with the payment id as its
+idempotency key: a slow provider holds no lock, and a command that loses a race (or is retried
+after a crash) gets the provider's first answer instead of a second charge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from eventstore.aggregates import AggregateNotFound, Repository, retry_on_conflict
+from payments.aggregates import Payment, PaymentNotFound
+from payments.gateway import DEFAULT_TOKEN, get_gateway
+
+payments: Repository[Payment] = Repository(Payment)
+
+Metadata = Mapping[str, Any] | None
+
+
+@retry_on_conflict
+def payment_charge(
+    *,
+    payment_id: str,
+    customer_id: str,
+    amount: Decimal,
+    payment_token: str = DEFAULT_TOKEN,
+    metadata: Metadata = None,
+) -> Payment:
+    """Charge once per payment id: a repeat returns the first outcome and charges nothing.
+
+    Raises GatewayTimeout, writing nothing, when the gateway does not answer.
+    """
+    payment = payments.load_or_new(payment_id)
+    if payment.status != Payment.NEW:
+        return payment
+    amount = Decimal(amount)
+    result = get_gateway().charge(
+        idempotency_key=f"charge:{payment_id}", amount=amount, payment_token=payment_token
+    )
+    if result.approved:
+        payment.processed(
+            customer_id=customer_id, amount=amount, transaction_id=result.transaction_id
+        )
+    else:
+        payment.failed(customer_id=customer_id, amount=amount, reason=result.reason)
+    payments.save(payment, metadata=dict(metadata or {}))
+    return payment
+
+
+@retry_on_conflict
+def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:
+    """Refund a processed payment once; a repeat changes nothing.
+
+    Raises PaymentNotFound for an unknown id and PaymentNotRefundable for a failed payment.
+    """
+    try:
+        payment = payments.load(payment_id)
+    except AggregateNotFound:
+        raise PaymentNotFound(f"Payment {payment_id!r} does not exist") from None
+    if payment.status == Payment.REFUNDED:
+        return payment
+    payment.refunded()  # raises PaymentNotRefundable unless processed, before the gateway call
+    get_gateway().refund(
+        idempotency_key=f"refund:{payment_id}",
+        transaction_id=payment.transaction_id,
+        amount=Decimal(payment.amount),
+    )
+    payments.save(payment, metadata=dict(metadata or {}))
+    return payment

@@ -1,0 +1,101 @@
+"""The payments API: staff only (customers see their payments through their orders)."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from eventstore.api import (
+    NOT_FOUND,
+    STAFF_ONLY,
+    VALIDATION_ERROR,
+    SuccessOutputSerializer,
+    command_metadata,
+    validated,
+)
+from payments.aggregates import Payment
+from payments.filters import PaymentFilter
+from payments.gateway import GatewayTimeout
+from payments.models import PaymentSummary
+from payments.serializers import (
+    ChargeFailedOutputSerializer,
+    ChargeInputSerializer,
+    ChargeOutputSerializer,
+    PaymentOutputSerializer,
+    RefundInputSerializer,
+)
+from payments.services import payment_charge, payment_refund
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List payments (staff)",
+        responses={200: PaymentOutputSerializer(many=True), 403: STAFF_ONLY},
+    ),
+    retrieve=extend_schema(
+        summary="One payment (staff)",
+        responses={200: PaymentOutputSerializer, 403: STAFF_ONLY, 404: NOT_FOUND},
+    ),
+)
+class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Payments and their outcomes; staff charge and refund (the order saga does the same
+    through events)."""
+
+    queryset = PaymentSummary.objects.all()
+    serializer_class = PaymentOutputSerializer
+    permission_classes = [permissions.IsAdminUser]
+    filterset_class = PaymentFilter
+    lookup_field = "payment_id"
+    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
+
+    @extend_schema(
+        summary="Charge a customer once per payment_id (staff)",
+        request=ChargeInputSerializer,
+        responses={
+            200: ChargeOutputSerializer,
+            400: VALIDATION_ERROR,
+            402: ChargeFailedOutputSerializer,
+            403: STAFF_ONLY,
+            504: OpenApiResponse(
+                ChargeFailedOutputSerializer,
+                description="The gateway did not answer; nothing was recorded, retry later.",
+            ),
+        },
+    )
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def charge(self, request):
+        data = validated(ChargeInputSerializer, request.data)
+        try:
+            payment = payment_charge(**data, metadata=command_metadata(request, data["payment_id"]))
+        except GatewayTimeout:
+            body = {"success": False, "reason": "gateway_timeout"}
+            return Response(body, status=status.HTTP_504_GATEWAY_TIMEOUT)
+        if payment.status == Payment.FAILED:
+            body = {"success": False, "reason": payment.reason}
+            return Response(body, status=status.HTTP_402_PAYMENT_REQUIRED)
+        return Response({"success": True, "transaction_id": payment.transaction_id})
+
+    @extend_schema(
+        summary="Refund a charge once (staff)",
+        request=RefundInputSerializer,
+        responses={
+            200: SuccessOutputSerializer,
+            400: VALIDATION_ERROR,
+            403: STAFF_ONLY,
+            404: NOT_FOUND,
+        },
+    )
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def refund(self, request):
+        data = validated(RefundInputSerializer, request.data)
+        payment_id = (
+            PaymentSummary.objects.filter(transaction_id=data["transaction_id"])
+            .values_list("payment_id", flat=True)
+            .first()
+        )
+        if payment_id is None:
+            detail = f"No payment has transaction id {data['transaction_id']!r}."
+            return Response({"detail": detail}, status=status.HTTP_404_NOT_FOUND)
+        # Only processed payments have a transaction id, so this payment is refundable.
+        payment_refund(payment_id=payment_id, metadata=command_metadata(request, payment_id))
+        return Response({"success": True})
