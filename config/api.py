@@ -4,6 +4,11 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from eventstore.store import ConcurrencyError
 
 
 def _is_api(request) -> bool:
@@ -34,3 +39,14 @@ def server_error(request):
     if _is_api(request):
         return JsonResponse({"detail": "Server error."}, status=500)
     return defaults.server_error(request)
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus 409 for a command that kept losing races for the same stream."""
+    if isinstance(exc, ConcurrencyError):
+        # Every retry found the stream moved on: the request changed nothing and may be repeated.
+        return Response(
+            {"detail": "The resource was changed by concurrent requests; retry the request."},
+            status=status.HTTP_409_CONFLICT,
+        )
+    return drf_exception_handler(exc, context)

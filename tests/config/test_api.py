@@ -10,6 +10,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from config.api import bad_request, server_error
+from eventstore.store import ConcurrencyError
 
 
 class Echo(APIView):
@@ -81,3 +82,17 @@ def test_error_pages_are_json_under_the_api_and_html_elsewhere(rf, handler, stat
     assert (api.status_code, page.status_code) == (status, status)
     assert "detail" in json.loads(api.content)
     assert page["Content-Type"].startswith("text/html")
+
+
+class Contended(APIView):
+    permission_classes = []
+
+    def post(self, request):
+        raise ConcurrencyError("product", "sku-1", expected=3, actual=4)
+
+
+def test_a_command_that_keeps_losing_races_answers_409_not_500():
+    request = APIRequestFactory().post("/api/contended/", {}, format="json")
+    response = Contended.as_view()(request)
+    assert response.status_code == 409
+    assert "retry" in response.data["detail"]
