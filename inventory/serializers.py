@@ -95,7 +95,3 @@ class ReservationFailedOutputSerializer(serializers.Serializer):
         help_text="released: the reservation id was released before anything was reserved.",
     )
     details = ShortLineOutputSerializer(many=True)
-
-
-class SuccessOutputSerializer(serializers.Serializer):
-    success = serializers.BooleanField()

@@ -10,7 +10,8 @@ from eventstore.api import (
     STAFF_ONLY,
     VALIDATION_ERROR,
     DetailOutputSerializer,
-    actor_for,
+    SuccessOutputSerializer,
+    command_metadata,
     idempotency_key,
     idempotency_key_parameter,
     validated,
@@ -32,7 +33,6 @@ from inventory.serializers import (
     ReservationOutputSerializer,
     ReserveInputSerializer,
     RestockInputSerializer,
-    SuccessOutputSerializer,
 )
 from inventory.services import (
     IdempotencyKeyReused,
@@ -72,12 +72,6 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             return [permissions.IsAdminUser()]
         return super().get_permissions()
 
-    def _metadata(self, correlation_id: str | None = None) -> dict[str, str]:
-        metadata = {"actor": actor_for(self.request.user)}
-        if correlation_id:
-            metadata["correlation_id"] = correlation_id
-        return metadata
-
     @extend_schema(
         summary="Create a product (staff)",
         request=ProductCreateInputSerializer,
@@ -91,7 +85,7 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def create(self, request):
         data = validated(ProductCreateInputSerializer, request.data)
         try:
-            product_create(**data, metadata=self._metadata())
+            product_create(**data, metadata=command_metadata(request))
         except ProductAlreadyExists as error:
             return Response({"product_id": [str(error)]}, status=status.HTTP_409_CONFLICT)
         return _product_answer(data["product_id"], status.HTTP_201_CREATED)
@@ -119,7 +113,7 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 product_id=product_id,
                 quantity=data["quantity"],
                 idempotency_key=idempotency_key(request),
-                metadata=self._metadata(),
+                metadata=command_metadata(request),
             )
         except ProductNotFound as error:
             return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)
@@ -143,7 +137,7 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         reservation = stock_reserve(
             reservation_id=data["reservation_id"],
             items=data["items"],
-            metadata=self._metadata(data["reservation_id"]),
+            metadata=command_metadata(request, data["reservation_id"]),
         )
         if reservation.status == Reservation.FAILED:
             body = {"success": False, "reason": reservation.reason, "details": reservation.details}
@@ -174,7 +168,7 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         try:
             stock_release(
                 reservation_id=data["reservation_id"],
-                metadata=self._metadata(data["reservation_id"]),
+                metadata=command_metadata(request, data["reservation_id"]),
             )
         except ReservationNotFound as error:
             return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)

@@ -66,7 +66,9 @@ def notification_send(
                 notification_id=notification.id,
                 customer_id=customer_id,
                 message=message,
-            )
+            ),
+            # A failed delivery is logged and does not stop other callbacks of the same commit.
+            robust=True,
         )
     return notification
 

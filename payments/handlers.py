@@ -35,6 +35,9 @@ class PaymentRequestHandler(Subscriber):
             except GatewayTimeout:
                 # No reply is the honest answer: the saga's step timeout decides what happens.
                 logger.warning("Payment %s: the gateway did not answer", payload["payment_id"])
+            except PaymentError:
+                # A malformed request can never be charged; the saga's step timeout applies.
+                logger.exception("Payment request %s refused", payload["payment_id"])
             return
         try:
             payment_refund(payment_id=payload["payment_id"], metadata=metadata)

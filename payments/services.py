@@ -8,16 +8,29 @@ after a crash) gets the provider's first answer instead of a second charge.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from eventstore.aggregates import AggregateNotFound, Repository, retry_on_conflict
-from payments.aggregates import Payment, PaymentNotFound
+from payments.aggregates import Payment, PaymentError, PaymentNotFound
 from payments.gateway import DEFAULT_TOKEN, get_gateway
 
 payments: Repository[Payment] = Repository(Payment)
 
 Metadata = Mapping[str, Any] | None
+
+CENT = Decimal("0.01")
+
+
+def _valid_amount(amount: Decimal | str) -> Decimal:
+    """The amount as a Decimal; PaymentError unless it is over 0 with at most two places."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise PaymentError(f"amount {amount!r} is not a number") from None
+    if not value.is_finite() or value <= 0 or value != value.quantize(CENT):
+        raise PaymentError(f"amount {amount} must be over 0 with at most two decimal places")
+    return value
 
 
 @retry_on_conflict
@@ -31,12 +44,13 @@ def payment_charge(
 ) -> Payment:
     """Charge once per payment id: a repeat returns the first outcome and charges nothing.
 
-    Raises GatewayTimeout, writing nothing, when the gateway does not answer.
+    Raises PaymentError for an amount that is not over 0 with at most two places, and
+    GatewayTimeout when the gateway does not answer; neither writes anything.
     """
     payment = payments.load_or_new(payment_id)
     if payment.status != Payment.NEW:
         return payment
-    amount = Decimal(amount)
+    amount = _valid_amount(amount)
     result = get_gateway().charge(
         idempotency_key=f"charge:{payment_id}", amount=amount, payment_token=payment_token
     )

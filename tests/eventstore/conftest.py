@@ -2,6 +2,7 @@
 
 import pytest
 
+from eventstore import subscriptions
 from eventstore.models import Stream
 
 
@@ -23,3 +24,10 @@ def stream_rows():
         )
 
     return rows
+
+
+@pytest.fixture(autouse=True)
+def only_test_subscribers(monkeypatch):
+    """Run each event store test with an empty subscriber registry, so the services'
+    subscribers neither react to its made-up events nor show up in its results."""
+    monkeypatch.setattr(subscriptions, "_subscribers", {})

@@ -1,0 +1,103 @@
+"""The read-only admin of sent notifications: listed and shown, never added, changed or deleted."""
+
+import pytest
+
+from notifications.models import SentNotification
+from notifications.services import notification_send
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/notifications/sentnotification/"
+
+
+@pytest.fixture
+def superuser_client(client, admin_user):
+    """Django's test client with a superuser's session."""
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def notification():
+    """One notification sent through the service, as its read-model row."""
+    sent = notification_send(
+        customer_id="c42", type="promotion", message="Spring sale", order_id="o-7"
+    )
+    return SentNotification.objects.get(notification_id=sent.id)
+
+
+def test_changelist_lists_notifications_newest_first(superuser_client, notification):
+    newer = notification_send(customer_id="c43", type="promotion", message="Summer sale")
+
+    response = superuser_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    listed = [row.notification_id for row in response.context["cl"].result_list]
+    assert listed == [newer.id, notification.notification_id]
+    page = response.content.decode()
+    assert "Spring sale" in page
+    assert "c42" in page
+
+
+def test_changelist_finds_a_notification_by_exact_customer_id(superuser_client, notification):
+    notification_send(customer_id="c420", type="promotion", message="Other")
+
+    response = superuser_client.get(CHANGELIST, {"q": "c42"})
+
+    assert response.status_code == 200
+    assert [row.notification_id for row in response.context["cl"].result_list] == [
+        notification.notification_id
+    ]
+
+
+def test_changelist_filters_by_type(superuser_client, notification):
+    notification_send(customer_id="c1", type="news", message="Other")
+
+    response = superuser_client.get(CHANGELIST, {"type": "promotion"})
+
+    assert response.status_code == 200
+    assert [row.notification_id for row in response.context["cl"].result_list] == [
+        notification.notification_id
+    ]
+
+
+def test_change_page_shows_the_notification_read_only(superuser_client, notification):
+    url = f"{CHANGELIST}{notification.notification_id}/change/"
+
+    response = superuser_client.get(url)
+
+    assert response.status_code == 200
+    assert "Spring sale" in response.content.decode()
+    assert response.context["has_change_permission"] is False
+    assert not response.context["adminform"].form.fields  # every field is read-only
+
+
+def test_change_page_refuses_an_edit(superuser_client, notification):
+    url = f"{CHANGELIST}{notification.notification_id}/change/"
+
+    response = superuser_client.post(url, {"message": "edited"})
+
+    assert response.status_code == 403
+    notification.refresh_from_db()
+    assert notification.message == "Spring sale"
+
+
+def test_adding_a_notification_is_not_permitted(superuser_client):
+    response = superuser_client.get(f"{CHANGELIST}add/")
+
+    assert response.status_code == 403
+    assert not SentNotification.objects.exists()
+
+
+def test_deleting_a_notification_is_not_permitted(superuser_client, notification):
+    url = f"{CHANGELIST}{notification.notification_id}/delete/"
+
+    assert superuser_client.get(url).status_code == 403
+    assert superuser_client.post(url, {"post": "yes"}).status_code == 403
+    assert SentNotification.objects.filter(pk=notification.pk).exists()
+
+
+def test_the_bulk_delete_action_is_not_offered(superuser_client, notification):
+    response = superuser_client.get(CHANGELIST)
+
+    assert "delete_selected" not in response.content.decode()

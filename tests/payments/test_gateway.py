@@ -1,0 +1,177 @@
+"""The simulated payment gateway: decisions by token, idempotency keys and the failure rate."""
+
+from decimal import Decimal
+
+import pytest
+
+from payments.gateway import ChargeResult, GatewayTimeout, SimulatedGateway, get_gateway
+
+AMOUNT = Decimal("10.00")
+
+
+def charge(gateway, key="charge:p-1", token="tok_visa_success"):
+    return gateway.charge(idempotency_key=key, amount=AMOUNT, payment_token=token)
+
+
+def test_the_success_token_is_approved_with_a_transaction_id():
+    result = charge(SimulatedGateway())
+
+    assert result.approved is True
+    assert result.transaction_id.startswith("txn_")
+    assert len(result.transaction_id) > len("txn_")
+    assert result.reason == ""
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("tok_decline", "card_declined"),
+        ("tok_insufficient_funds", "insufficient_funds"),
+        ("tok_made_up", "invalid_token"),
+    ],
+)
+def test_declining_and_unknown_tokens_are_declined_with_their_reason(token, reason):
+    result = charge(SimulatedGateway(), token=token)
+
+    assert result == ChargeResult(approved=False, transaction_id="", reason=reason)
+
+
+def test_distinct_charges_get_distinct_transaction_ids():
+    gateway = SimulatedGateway()
+
+    first = charge(gateway, key="charge:p-1")
+    second = charge(gateway, key="charge:p-2")
+
+    assert first.transaction_id != second.transaction_id
+
+
+def test_the_timeout_token_raises_and_records_nothing():
+    gateway = SimulatedGateway()
+
+    with pytest.raises(GatewayTimeout):
+        charge(gateway, token="tok_timeout")
+
+    assert gateway.charges == {}
+
+
+def test_a_key_that_timed_out_can_be_charged_later():
+    gateway = SimulatedGateway()
+    with pytest.raises(GatewayTimeout):
+        charge(gateway, token="tok_timeout")
+
+    result = charge(gateway, token="tok_visa_success")
+
+    assert result.approved is True
+    assert list(gateway.charges) == ["charge:p-1"]
+
+
+def test_the_same_idempotency_key_returns_the_first_result_even_with_another_token():
+    gateway = SimulatedGateway()
+    first = charge(gateway, token="tok_visa_success")
+
+    again = charge(gateway, token="tok_decline")
+    timed_out_token = charge(gateway, token="tok_timeout")
+
+    assert again == first
+    assert timed_out_token == first
+    assert gateway.charges == {"charge:p-1": first}
+
+
+def test_a_declined_key_stays_declined_when_retried_with_a_good_token():
+    gateway = SimulatedGateway()
+    first = charge(gateway, token="tok_decline")
+
+    again = charge(gateway, token="tok_visa_success")
+
+    assert again == first
+    assert again.approved is False
+
+
+def test_failure_rate_one_declines_every_approvable_charge_as_processing_error():
+    gateway = SimulatedGateway(failure_rate=1.0)
+
+    results = [charge(gateway, key=f"charge:p-{n}") for n in range(20)]
+
+    assert {(r.approved, r.reason) for r in results} == {(False, "processing_error")}
+
+
+def test_failure_rate_keeps_the_token_reason_of_declining_tokens():
+    gateway = SimulatedGateway(failure_rate=1.0)
+
+    result = charge(gateway, token="tok_decline")
+
+    assert result.reason == "card_declined"
+
+
+def test_failure_rate_zero_never_declines_an_approvable_charge():
+    gateway = SimulatedGateway(failure_rate=0.0)
+
+    results = [charge(gateway, key=f"charge:p-{n}") for n in range(200)]
+
+    assert all(result.approved for result in results)
+
+
+def test_failure_rate_decisions_are_deterministic_for_a_seed_and_partial():
+    keys = [f"charge:p-{n}" for n in range(200)]
+    first = SimulatedGateway(failure_rate=0.5, seed=42)
+    second = SimulatedGateway(failure_rate=0.5, seed=42)
+
+    decisions = [charge(first, key=key).approved for key in keys]
+    repeated = [charge(second, key=key).approved for key in keys]
+
+    assert decisions == repeated
+    declined = decisions.count(False) / len(decisions)
+    assert 0 < declined < 1
+
+
+def test_another_seed_gives_other_failure_decisions():
+    keys = [f"charge:p-{n}" for n in range(200)]
+    seeded = [charge(SimulatedGateway(failure_rate=0.5, seed=1), key=k).approved for k in keys]
+    reseeded = [charge(SimulatedGateway(failure_rate=0.5, seed=2), key=k).approved for k in keys]
+
+    assert seeded != reseeded
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.01, 2, float("nan")])
+def test_a_failure_rate_outside_zero_to_one_is_refused(rate):
+    with pytest.raises(ValueError, match="failure_rate"):
+        SimulatedGateway(failure_rate=rate)
+
+
+def test_a_refund_under_the_same_key_is_recorded_once():
+    gateway = SimulatedGateway()
+    transaction_id = charge(gateway).transaction_id
+
+    gateway.refund(idempotency_key="refund:p-1", transaction_id=transaction_id, amount=AMOUNT)
+    gateway.refund(idempotency_key="refund:p-1", transaction_id="txn_other", amount=AMOUNT)
+
+    assert gateway.refunds == {"refund:p-1": transaction_id}
+
+
+def test_get_gateway_builds_the_configured_class_with_the_configured_rate_and_seed(settings):
+    settings.PAYMENTS_GATEWAY = "payments.gateway.SimulatedGateway"
+    settings.PAYMENTS_FAILURE_RATE = 0.25
+    settings.PAYMENTS_FAILURE_SEED = 7
+    get_gateway.cache_clear()
+
+    gateway = get_gateway()
+
+    assert type(gateway) is SimulatedGateway
+    assert (gateway.failure_rate, gateway.seed) == (0.25, 7)
+    assert get_gateway() is gateway
+
+
+class RecordingGateway(SimulatedGateway):
+    """A stand-in provider class, to show the setting picks the class."""
+
+
+def test_get_gateway_imports_the_dotted_path_in_the_setting(settings):
+    settings.PAYMENTS_GATEWAY = f"{__name__}.RecordingGateway"
+    settings.PAYMENTS_FAILURE_RATE = 1.0
+    settings.PAYMENTS_FAILURE_SEED = 3
+    get_gateway.cache_clear()
+
+    gateway = get_gateway()
+
+    assert type(gateway) is RecordingGateway
+    assert (gateway.failure_rate, gateway.seed) == (1.0, 3)

@@ -1,0 +1,266 @@
+"""The payments.requests subscriber: answers saga requests once, never blocks on a refusal."""
+
+import logging
+import uuid
+
+import pytest
+
+from eventstore.models import Checkpoint, Event
+from eventstore.store import NewEvent
+from eventstore.subscriptions import catch_up, get_subscribers
+from payments import events
+from payments.gateway import get_gateway
+
+pytestmark = pytest.mark.django_db
+
+ORDER_ID = "order-42"
+
+
+@pytest.fixture
+def subscriber():
+    """The registered payment request handler."""
+    return get_subscribers(["payments.requests"])[0]
+
+
+@pytest.fixture
+def request_payment(store):
+    """A function appending a PaymentRequested for an order, as the saga does."""
+
+    def append(payment_id=ORDER_ID, *, token="tok_visa_success", amount="12.50", order=None):
+        order = order or payment_id
+        payload = {
+            "payment_id": payment_id,
+            "customer_id": "c-1",
+            "amount": amount,
+            "payment_token": token,
+        }
+        new = NewEvent(events.PAYMENT_REQUESTED, payload, {"correlation_id": order})
+        return store.append_to_stream("saga", f"saga-{uuid.uuid4().hex[:8]}", [new])[0]
+
+    return append
+
+
+@pytest.fixture
+def request_refund(store):
+    """A function appending a PaymentRefundRequested, as the saga's compensation does."""
+
+    def append(payment_id=ORDER_ID):
+        new = NewEvent(
+            events.PAYMENT_REFUND_REQUESTED,
+            {"payment_id": payment_id},
+            {"correlation_id": payment_id},
+        )
+        return store.append_to_stream("saga", f"saga-{uuid.uuid4().hex[:8]}", [new])[0]
+
+    return append
+
+
+def replies(event_type=None):
+    """The events on payment streams, in log order."""
+    query = Event.objects.filter(aggregate_type=events.PAYMENT).order_by("position")
+    if event_type is not None:
+        query = query.filter(event_type=event_type)
+    return list(query)
+
+
+def checkpoint():
+    return Checkpoint.objects.get(name="payments.requests")
+
+
+def test_the_handler_is_registered_for_the_saga_requests(subscriber):
+    assert subscriber.event_types == {events.PAYMENT_REQUESTED, events.PAYMENT_REFUND_REQUESTED}
+
+
+def test_an_approved_request_is_answered_with_payment_processed_caused_by_it(
+    subscriber, request_payment
+):
+    requested = request_payment()
+
+    result = catch_up(subscriber)
+
+    [reply] = replies()
+    assert reply.event_type == events.PAYMENT_PROCESSED
+    assert reply.aggregate_id == ORDER_ID
+    assert reply.payload["amount"] == "12.50"
+    assert reply.payload["customer_id"] == "c-1"
+    assert reply.payload["transaction_id"].startswith("txn_")
+    assert reply.metadata == {
+        "correlation_id": ORDER_ID,
+        "causation_id": str(requested.event_id),
+        "actor": "service:payments",
+    }
+    assert (result.handled, result.position, result.error) == (1, requested.position, "")
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [("tok_decline", "card_declined"), ("tok_insufficient_funds", "insufficient_funds")],
+)
+def test_a_declined_request_is_answered_with_payment_failed_and_its_reason(
+    subscriber, request_payment, token, reason
+):
+    requested = request_payment(token=token)
+
+    catch_up(subscriber)
+
+    [reply] = replies()
+    assert reply.event_type == events.PAYMENT_FAILED
+    assert reply.payload["reason"] == reason
+    assert reply.metadata["correlation_id"] == ORDER_ID
+    assert reply.metadata["causation_id"] == str(requested.event_id)
+    assert reply.metadata["actor"] == "service:payments"
+
+
+def test_a_request_without_a_token_is_charged_with_the_default_token(subscriber, store):
+    new = NewEvent(
+        events.PAYMENT_REQUESTED,
+        {"payment_id": ORDER_ID, "customer_id": "c-1", "amount": "12.50"},
+        {"correlation_id": ORDER_ID},
+    )
+    store.append_to_stream("saga", "saga-1", [new])
+
+    catch_up(subscriber)
+
+    assert [reply.event_type for reply in replies()] == [events.PAYMENT_PROCESSED]
+
+
+def test_a_request_delivered_twice_charges_once(subscriber, request_payment):
+    requested = request_payment()
+
+    subscriber.handle(requested)
+    subscriber.handle(requested)
+
+    assert len(replies()) == 1
+    assert list(get_gateway().charges) == [f"charge:{ORDER_ID}"]
+
+
+def test_two_requests_for_the_same_payment_id_charge_once_with_the_first_outcome(
+    subscriber, request_payment
+):
+    request_payment(token="tok_visa_success")
+    request_payment(token="tok_decline")
+
+    result = catch_up(subscriber)
+
+    assert result.handled == 2
+    assert [reply.event_type for reply in replies()] == [events.PAYMENT_PROCESSED]
+    assert len(get_gateway().charges) == 1
+
+
+def test_a_gateway_timeout_writes_no_reply_warns_and_moves_the_checkpoint_on(
+    subscriber, request_payment, caplog
+):
+    requested = request_payment(token="tok_timeout")
+
+    with caplog.at_level(logging.WARNING, logger="payments.handlers"):
+        result = catch_up(subscriber)
+
+    assert replies() == []
+    warnings = [
+        record
+        for record in caplog.records
+        if record.name == "payments.handlers" and record.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 1
+    assert ORDER_ID in warnings[0].getMessage()
+    assert (checkpoint().position, checkpoint().last_error) == (requested.position, "")
+    assert result.error == ""
+
+
+def test_a_request_after_a_timed_out_one_is_still_handled(subscriber, request_payment):
+    request_payment("order-1", token="tok_timeout")
+    later = request_payment("order-2")
+
+    catch_up(subscriber)
+
+    assert [(r.aggregate_id, r.event_type) for r in replies()] == [
+        ("order-2", events.PAYMENT_PROCESSED)
+    ]
+    assert checkpoint().position == later.position
+
+
+def test_a_request_with_an_invalid_amount_logs_an_error_and_does_not_block_later_ones(
+    subscriber, request_payment, caplog
+):
+    request_payment("order-1", amount="-5")
+    later = request_payment("order-2")
+
+    with caplog.at_level(logging.ERROR, logger="payments.handlers"):
+        catch_up(subscriber)
+
+    assert [(r.aggregate_id, r.event_type) for r in replies()] == [
+        ("order-2", events.PAYMENT_PROCESSED)
+    ]
+    assert any("order-1" in record.getMessage() for record in caplog.records)
+    assert (checkpoint().position, checkpoint().last_error) == (later.position, "")
+    assert list(get_gateway().charges) == ["charge:order-2"]
+
+
+def test_a_refund_request_refunds_the_processed_payment(
+    subscriber, request_payment, request_refund
+):
+    request_payment()
+    catch_up(subscriber)
+    refund_requested = request_refund()
+
+    catch_up(subscriber)
+
+    [refund] = replies(events.PAYMENT_REFUNDED)
+    processed = replies(events.PAYMENT_PROCESSED)[0]
+    assert refund.payload == {
+        "payment_id": ORDER_ID,
+        "transaction_id": processed.payload["transaction_id"],
+        "amount": "12.50",
+    }
+    assert refund.metadata == {
+        "correlation_id": ORDER_ID,
+        "causation_id": str(refund_requested.event_id),
+        "actor": "service:payments",
+    }
+    assert get_gateway().refunds == {f"refund:{ORDER_ID}": processed.payload["transaction_id"]}
+
+
+def test_a_refund_request_delivered_twice_refunds_once(subscriber, request_payment, request_refund):
+    request_payment()
+    catch_up(subscriber)
+    refund_requested = request_refund()
+
+    subscriber.handle(refund_requested)
+    subscriber.handle(refund_requested)
+
+    assert len(replies(events.PAYMENT_REFUNDED)) == 1
+    assert len(get_gateway().refunds) == 1
+
+
+@pytest.mark.parametrize("known_as", ["unknown", "failed"])
+def test_a_refusable_refund_request_logs_an_error_and_does_not_block_the_checkpoint(
+    subscriber, request_payment, request_refund, caplog, known_as
+):
+    if known_as == "failed":
+        request_payment(token="tok_decline")
+        catch_up(subscriber)
+    written = replies()
+    refund_requested = request_refund()
+    later = request_payment("order-after")
+
+    with caplog.at_level(logging.ERROR, logger="payments.handlers"):
+        result = catch_up(subscriber)
+
+    errors = [
+        record
+        for record in caplog.records
+        if record.name == "payments.handlers" and record.levelno == logging.ERROR
+    ]
+    assert len(errors) == 1
+    assert ORDER_ID in errors[0].getMessage()
+    assert errors[0].exc_info is not None
+    assert replies(events.PAYMENT_REFUNDED) == []
+    assert get_gateway().refunds == {}
+    assert [r.aggregate_id for r in replies()] == [r.aggregate_id for r in written] + [
+        "order-after"
+    ]
+    assert result.error == ""
+    assert later.position > refund_requested.position
+    assert checkpoint().position == later.position
+    assert checkpoint().last_error == ""
+    assert checkpoint().failed_position is None
