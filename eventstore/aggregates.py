@@ -258,8 +258,11 @@ def retry_on_conflict(
 ) -> Any:
     """Call a command handler again (it reloads and decides anew) after a ConcurrencyError.
 
-    Gives up after `attempts` calls (default: the EVENTSTORE_COMMAND_RETRIES setting) and
-    re-raises the last ConcurrencyError.
+    The first attempt is optimistic. Each later attempt runs in a transaction that first takes
+    the appenders' lock (`EventStore.lock_appends`), so no writer can move a stream between its
+    load and its append: a command on a hot stream cannot lose the race for ever. Gives up after
+    `attempts` calls (default: the EVENTSTORE_COMMAND_RETRIES setting) and re-raises the last
+    ConcurrencyError.
     """
 
     def decorate(handler: Callable[..., R]) -> Callable[..., R]:
@@ -268,7 +271,11 @@ def retry_on_conflict(
             limit = attempts or int(settings.EVENTSTORE_COMMAND_RETRIES)
             for attempt in range(1, limit + 1):
                 try:
-                    return handler(*args, **kwargs)
+                    if attempt == 1:
+                        return handler(*args, **kwargs)
+                    with transaction.atomic():
+                        default_store.lock_appends()
+                        return handler(*args, **kwargs)
                 except ConcurrencyError:
                     if attempt == limit:
                         raise

@@ -136,7 +136,7 @@ class EventStore:
         """
         self._validate(streams)
         with transaction.atomic():
-            self._lock_log()
+            self.lock_appends()
             wanted_ids = [event.event_id for stream in streams for event in stream.events]
             stored_ids = set(
                 Event.objects.filter(event_id__in=wanted_ids).values_list("event_id", flat=True)
@@ -217,8 +217,14 @@ class EventStore:
                 seen_ids.add(event.event_id)
 
     @staticmethod
-    def _lock_log() -> None:
-        """On PostgreSQL, serialise appenders so positions commit in the order they are assigned."""
+    def lock_appends() -> None:
+        """Inside a transaction, make every other appender wait until it ends.
+
+        Appends take this lock themselves (so positions commit in the order they are assigned);
+        a command takes it before loading to decide and append with no writer in between. On
+        PostgreSQL it is the log table's EXCLUSIVE lock, which readers pass; SQLite's IMMEDIATE
+        transactions hold the write lock from their start already.
+        """
         connection = transaction.get_connection()
         if connection.vendor == "postgresql":
             timeout_ms = int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)

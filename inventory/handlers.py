@@ -32,14 +32,17 @@ class InventoryRequestHandler(Subscriber):
     def handle(self, event: RecordedEvent) -> None:
         metadata = event.caused_metadata(ACTOR)
         order_id = event.payload["order_id"]
-        if event.event_type == events.INVENTORY_RESERVATION_REQUESTED:
-            stock_reserve(reservation_id=order_id, items=event.payload["items"], metadata=metadata)
-        elif event.event_type == events.INVENTORY_RELEASE_REQUESTED:
-            stock_release(reservation_id=order_id, missing_ok=True, metadata=metadata)
-        else:
-            try:
+        try:
+            if event.event_type == events.INVENTORY_RESERVATION_REQUESTED:
+                stock_reserve(
+                    reservation_id=order_id, items=event.payload["items"], metadata=metadata
+                )
+            elif event.event_type == events.INVENTORY_RELEASE_REQUESTED:
+                stock_release(reservation_id=order_id, missing_ok=True, metadata=metadata)
+            else:
                 stock_commit(reservation_id=order_id, metadata=metadata)
-            except InventoryError:
-                # Retrying cannot change the reservation's state, so this is logged for staff
-                # rather than left to block every later request behind it.
-                logger.exception("Order %s completed but its stock cannot be committed", order_id)
+        except InventoryError:
+            # A request the inventory refuses (a malformed line, committing a released
+            # reservation) is refused again on every retry: it is logged for staff rather than
+            # left to block every later request behind it.
+            logger.exception("%s for order %s refused", event.event_type, order_id)

@@ -175,6 +175,10 @@ def stock_release(
             raise ReservationNotFound(f"Reservation {reservation_id!r} does not exist")
         if reservation.status in (Reservation.RELEASED, Reservation.FAILED):
             return reservation
+        if reservation.status == Reservation.COMMITTED:
+            raise ReservationStateError(
+                f"Reservation {reservation_id!r} is committed: sold units are not released"
+            )
         held = [_load_product(line["product_id"]) for line in reservation.held_lines]
         for product, line in zip(held, reservation.held_lines, strict=True):
             product.release(reservation_id=reservation_id, quantity=line["quantity"])

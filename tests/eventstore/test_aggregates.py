@@ -4,6 +4,7 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
+from django.db import connection
 
 from eventstore.aggregates import (
     Aggregate,
@@ -267,3 +268,26 @@ def test_retry_on_conflict_gives_up_after_the_attempts(settings):
     with pytest.raises(ConcurrencyError):
         always_conflicts()
     assert len(calls) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retry_on_conflict_decides_again_holding_the_appenders_lock(monkeypatch):
+    # The first attempt is optimistic; later ones take the lock before they load, so no other
+    # writer can move the stream between their load and their append.
+    locked = []
+    monkeypatch.setattr(
+        "eventstore.store.EventStore.lock_appends",
+        lambda self=None: locked.append(connection.in_atomic_block),
+    )
+    attempts = []
+
+    @retry_on_conflict(attempts=3)
+    def conflicts_once():
+        attempts.append((connection.in_atomic_block, len(locked)))
+        if len(attempts) == 1:
+            raise ConcurrencyError("bin", "b1", 1, 2)
+        return "decided"
+
+    assert conflicts_once() == "decided"
+    assert attempts == [(False, 0), (True, 1)]
+    assert locked == [True]

@@ -143,7 +143,7 @@ def test_appenders_wait_for_the_log_lock_and_give_up_after_the_lock_timeout(sett
 
     def hold_lock(index):
         with transaction.atomic():
-            EventStore._lock_log()
+            EventStore.lock_appends()
             holding.set()
             release.wait(timeout=30)
 
