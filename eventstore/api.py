@@ -29,6 +29,16 @@ def identifier_field(**kwargs: Any) -> serializers.RegexField:
     )
 
 
+class InputSerializersMixin:
+    """Viewset mixin: an action listed in `input_serializers` uses that serializer, so the
+    browsable API offers a form with the fields the action takes."""
+
+    input_serializers: dict[str, type[serializers.Serializer]] = {}
+
+    def get_serializer_class(self):
+        return self.input_serializers.get(self.action) or super().get_serializer_class()
+
+
 def validated(serializer_class: type[serializers.Serializer], data: Any, **context: Any) -> Any:
     """The validated data of `data`, or a 400 naming each bad field (ValidationError)."""
     serializer = serializer_class(data=data, context=context)

@@ -10,6 +10,7 @@ from eventstore.api import (
     STAFF_ONLY,
     VALIDATION_ERROR,
     DetailOutputSerializer,
+    InputSerializersMixin,
     SuccessOutputSerializer,
     command_metadata,
     idempotency_key,
@@ -57,13 +58,21 @@ def _product_answer(product_id: str, status_code: int = status.HTTP_200_OK) -> R
         responses={200: ProductOutputSerializer, 404: NOT_FOUND},
     ),
 )
-class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class InventoryViewSet(
+    InputSerializersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Products with their price and stock. Staff create and restock products, and reserve and
     release stock for orders (the order saga does the same through events)."""
 
     queryset = ProductStock.objects.all()
     serializer_class = ProductOutputSerializer
     filterset_class = ProductStockFilter
+    input_serializers = {
+        "create": ProductCreateInputSerializer,
+        "restock": RestockInputSerializer,
+        "reserve": ReserveInputSerializer,
+        "release": ReleaseInputSerializer,
+    }
     lookup_field = "product_id"
     lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
 

@@ -11,6 +11,7 @@ from eventstore.api import (
     NOT_FOUND,
     STAFF_ONLY,
     VALIDATION_ERROR,
+    InputSerializersMixin,
     command_metadata,
     customer_id_for,
     validated,
@@ -41,12 +42,13 @@ class CustomerListSchema(AutoSchema):
         summary="List notifications (customers: their own; staff: everyone's)",
     ),
 )
-class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(InputSerializersMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Notifications sent to customers, newest first. A customer sees only their own."""
 
     queryset = SentNotification.objects.all()
     serializer_class = NotificationListOutputSerializer
     filterset_class = SentNotificationFilter
+    input_serializers = {"send": SendInputSerializer}
     lookup_field = "customer_id"
     lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
     schema = CustomerListSchema()

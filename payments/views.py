@@ -9,6 +9,7 @@ from eventstore.api import (
     NOT_FOUND,
     STAFF_ONLY,
     VALIDATION_ERROR,
+    InputSerializersMixin,
     SuccessOutputSerializer,
     command_metadata,
     validated,
@@ -37,7 +38,9 @@ from payments.services import payment_charge, payment_refund
         responses={200: PaymentOutputSerializer, 403: STAFF_ONLY, 404: NOT_FOUND},
     ),
 )
-class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class PaymentViewSet(
+    InputSerializersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Payments and their outcomes; staff charge and refund (the order saga does the same
     through events)."""
 
@@ -45,6 +48,7 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     serializer_class = PaymentOutputSerializer
     permission_classes = [permissions.IsAdminUser]
     filterset_class = PaymentFilter
+    input_serializers = {"charge": ChargeInputSerializer, "refund": RefundInputSerializer}
     lookup_field = "payment_id"
     lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
 

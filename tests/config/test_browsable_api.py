@@ -1,0 +1,42 @@
+"""The browsable API offers each command endpoint's own input fields as a form."""
+
+from decimal import Decimal
+
+import pytest
+
+from inventory.services import product_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("url", "fields"),
+    [
+        ("/api/inventory/", {"product_id", "name", "price", "initial_stock"}),
+        ("/api/inventory/reserve/", {"reservation_id"}),
+        ("/api/inventory/release/", {"reservation_id"}),
+        ("/api/payments/charge/", {"payment_id", "customer_id", "amount", "payment_token"}),
+        ("/api/payments/refund/", {"transaction_id"}),
+        ("/api/notifications/send/", {"customer_id", "type", "message", "order_id"}),
+    ],
+)
+def test_a_command_page_renders_a_form_with_the_commands_fields(client, staff_user, url, fields):
+    client.force_login(staff_user)
+
+    response = client.get(url, HTTP_ACCEPT="text/html")
+
+    # Command endpoints answer GET with 405, and the page still offers the POST form.
+    assert response.status_code in (200, 405)
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    for field in fields:
+        assert f'name="{field}"' in html, field
+
+
+def test_the_restock_page_offers_the_quantity_field(client, staff_user):
+    product_create(product_id="sku-1", name="Widget", price=Decimal("1.00"))
+    client.force_login(staff_user)
+
+    html = client.get("/api/inventory/sku-1/restock/", HTTP_ACCEPT="text/html").content.decode()
+
+    assert 'name="quantity"' in html
