@@ -9,11 +9,17 @@ class ProductStockFilter(django_filters.FilterSet):
     """Narrow products by name and by whether any unit is available."""
 
     name = django_filters.CharFilter(lookup_expr="icontains", label="Name contains")
-    in_stock = django_filters.BooleanFilter(method="filter_in_stock", label="Has units available")
+    # A choice filter, not a BooleanFilter: an unrecognised value answers 400 instead of being
+    # ignored (which would list every product as if it matched).
+    in_stock = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_in_stock",
+        label="Has units available",
+    )
 
     class Meta:
         model = ProductStock
         fields = ("name", "in_stock")
 
     def filter_in_stock(self, queryset, name, value):
-        return queryset.in_stock() if value else queryset.filter(available_stock=0)
+        return queryset.in_stock() if value == "true" else queryset.filter(available_stock=0)

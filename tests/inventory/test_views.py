@@ -239,6 +239,13 @@ def test_list_filters_by_in_stock(customer_client, make_product):
     assert listed_ids(out_of_stock) == ["all-reserved", "none"]
 
 
+def test_an_unrecognised_in_stock_value_answers_400_naming_the_filter(customer_client):
+    response = customer_client.get(LIST_URL, {"in_stock": "maybe"})
+
+    assert response.status_code == 400
+    assert "in_stock" in response.json()
+
+
 def test_list_combines_filters(customer_client, make_product):
     make_product("p1", stock=5, name="Blue widget")
     make_product("p2", stock=0, name="Red widget")
