@@ -1,4 +1,13 @@
 from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+def forget_sender(setting: str, **kwargs) -> None:
+    """Build the sender anew when a test overrides NOTIFICATIONS_SENDER."""
+    if setting == "NOTIFICATIONS_SENDER":
+        from notifications.sender import get_sender
+
+        get_sender.cache_clear()
 
 
 class NotificationsConfig(AppConfig):
@@ -14,3 +23,4 @@ class NotificationsConfig(AppConfig):
 
         register_projection(SentNotificationProjection())
         register_subscriber(OrderOutcomeNotifier())
+        setting_changed.connect(forget_sender, dispatch_uid="notifications.sender.forget_sender")

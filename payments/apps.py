@@ -1,4 +1,13 @@
 from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+def forget_gateway(setting: str, **kwargs) -> None:
+    """Build the gateway anew when a test overrides one of its settings."""
+    if setting.startswith("PAYMENTS_"):
+        from payments.gateway import get_gateway
+
+        get_gateway.cache_clear()
 
 
 class PaymentsConfig(AppConfig):
@@ -14,3 +23,4 @@ class PaymentsConfig(AppConfig):
 
         register_projection(PaymentProjection())
         register_subscriber(PaymentRequestHandler())
+        setting_changed.connect(forget_gateway, dispatch_uid="payments.gateway.forget_gateway")

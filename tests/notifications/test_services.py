@@ -30,12 +30,14 @@ class RecordingSender:
 
 @pytest.fixture
 def sent(settings):
-    """The deliveries of a RecordingSender configured as NOTIFICATIONS_SENDER for one test."""
+    """The deliveries of a RecordingSender configured as NOTIFICATIONS_SENDER for one test.
+
+    Changing the setting is enough: the app builds its sender anew on `setting_changed`.
+    """
+    get_sender()  # cache the configured sender first, so the setting change must replace it
     settings.NOTIFICATIONS_SENDER = f"{__name__}.RecordingSender"
-    get_sender.cache_clear()
     RecordingSender.calls = []
-    yield RecordingSender.calls
-    get_sender.cache_clear()
+    return RecordingSender.calls
 
 
 def sent_events():
@@ -141,7 +143,6 @@ def test_the_sender_does_not_run_when_the_surrounding_transaction_rolls_back(
 
 
 def test_the_logging_sender_logs_the_email_at_info(caplog, django_capture_on_commit_callbacks):
-    get_sender.cache_clear()
     caplog.set_level(logging.INFO, logger="notifications.sender")
 
     with django_capture_on_commit_callbacks(execute=True):

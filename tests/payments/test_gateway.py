@@ -175,3 +175,13 @@ def test_get_gateway_imports_the_dotted_path_in_the_setting(settings):
 
     assert type(gateway) is RecordingGateway
     assert (gateway.failure_rate, gateway.seed) == (1.0, 3)
+
+
+def test_changing_a_payments_setting_builds_the_gateway_anew(settings):
+    before = get_gateway()
+
+    settings.PAYMENTS_FAILURE_RATE = 1.0
+
+    after = get_gateway()
+    assert after is not before
+    assert after.failure_rate == 1.0
