@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.conf import settings
@@ -194,7 +194,9 @@ class Repository(Generic[A]):
             aggregate.replay(event)
         return aggregate
 
-    def save(self, *aggregates: A, metadata: dict[str, Any] | None = None) -> list[RecordedEvent]:
+    def save(
+        self, *aggregates: A, metadata: Mapping[str, Any] | None = None
+    ) -> list[RecordedEvent]:
         """Append every aggregate's pending events in one transaction, each at its loaded version.
 
         `metadata` (correlation_id, causation_id, actor, ...) is added to every event.

@@ -39,9 +39,9 @@ class InputSerializersMixin:
         return self.input_serializers.get(self.action) or super().get_serializer_class()
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Any, **context: Any) -> Any:
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> Any:
     """The validated data of `data`, or a 400 naming each bad field (ValidationError)."""
-    serializer = serializer_class(data=data, context=context)
+    serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -108,6 +108,5 @@ class DetailOutputSerializer(serializers.Serializer):
 VALIDATION_ERROR = OpenApiResponse(
     description="Invalid input: the body maps each bad field to its messages; nothing is written."
 )
-NOT_AUTHENTICATED = OpenApiResponse(DetailOutputSerializer, description="No credentials given.")
 STAFF_ONLY = OpenApiResponse(DetailOutputSerializer, description="Staff only.")
 NOT_FOUND = OpenApiResponse(DetailOutputSerializer, description="No such resource.")

@@ -60,7 +60,7 @@ def product_create(
     with transaction.atomic():
         product = products.load_or_new(product_id)
         product.create(name=name, price=price, initial_stock=initial_stock)
-        products.save(product, metadata=dict(metadata or {}))
+        products.save(product, metadata=metadata)
     return product
 
 
@@ -91,7 +91,7 @@ def stock_add(
         product.add_stock(
             quantity=quantity, idempotency_key=idempotency_key or "", event_id=event_id
         )
-        products.save(product, metadata=dict(metadata or {}))
+        products.save(product, metadata=metadata)
     return product
 
 
@@ -142,7 +142,7 @@ def stock_reserve(
                     for product_id in (unknown or short)
                 ],
             )
-            reservations.save(reservation, metadata=dict(metadata or {}))
+            reservations.save(reservation, metadata=metadata)
             return reservation
         lines = []
         for product_id, product in loaded.items():
@@ -155,7 +155,7 @@ def stock_reserve(
                 }
             )
         reservation.reserved(lines=lines)
-        reservations.save(reservation, *loaded.values(), metadata=dict(metadata or {}))
+        reservations.save(reservation, *loaded.values(), metadata=metadata)
     return reservation
 
 
@@ -183,7 +183,7 @@ def stock_release(
         for product, line in zip(held, reservation.held_lines, strict=True):
             product.release(reservation_id=reservation_id, quantity=line["quantity"])
         reservation.released()
-        reservations.save(reservation, *held, metadata=dict(metadata or {}))
+        reservations.save(reservation, *held, metadata=metadata)
     return reservation
 
 
@@ -210,5 +210,5 @@ def stock_commit(*, reservation_id: str, metadata: Metadata = None) -> Reservati
         for product, line in zip(held, reservation.held_lines, strict=True):
             product.sell(reservation_id=reservation_id, quantity=line["quantity"])
         reservation.committed()
-        reservations.save(reservation, *held, metadata=dict(metadata or {}))
+        reservations.save(reservation, *held, metadata=metadata)
     return reservation

@@ -59,7 +59,7 @@ def notification_send(
             channel=sender.channel,
             message=message,
         )
-        notifications.save(notification, metadata=dict(metadata or {}))
+        notifications.save(notification, metadata=metadata)
         transaction.on_commit(
             partial(
                 sender.send,

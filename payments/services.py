@@ -60,7 +60,7 @@ def payment_charge(
         )
     else:
         payment.failed(customer_id=customer_id, amount=amount, reason=result.reason)
-    payments.save(payment, metadata=dict(metadata or {}))
+    payments.save(payment, metadata=metadata)
     return payment
 
 
@@ -82,5 +82,5 @@ def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:
         transaction_id=payment.transaction_id,
         amount=Decimal(payment.amount),
     )
-    payments.save(payment, metadata=dict(metadata or {}))
+    payments.save(payment, metadata=metadata)
     return payment

@@ -12,30 +12,9 @@ from eventstore.store import ConcurrencyError, EventStore, NewEvent, event_store
 from eventstore.subscriptions import catch_up
 from tests.eventstore.test_aggregates import Bin, NotEnoughStock
 from tests.eventstore.test_subscriptions import Noter, notes
+from tests.threads import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_threads(target, count, *args):
-    """Run `target(index, *args)` in `count` threads that start together; re-raise any error."""
-    barrier = threading.Barrier(count)
-    errors = []
-
-    def body(index):
-        try:
-            barrier.wait()
-            target(index, *args)
-        except Exception as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=body, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
 
 
 def test_two_writers_appending_the_same_version_exactly_one_wins():

@@ -1,11 +1,9 @@
 """Concurrent reservations on threads with their own connections never oversell a product."""
 
 import random
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from eventstore.models import Event
 from eventstore.projections import get_projections
@@ -13,6 +11,7 @@ from eventstore.replay import verify
 from inventory import events
 from inventory.models import ProductStock
 from inventory.services import products, stock_reserve
+from tests.threads import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,29 +19,6 @@ THREADS = 6
 RESERVATIONS_PER_THREAD = 5
 STOCK = 10
 PRODUCT_IDS = ("hot-1", "hot-2")
-
-
-def run_threads(target, count):
-    """Run `target(index)` in `count` threads that start together; re-raise any error."""
-    barrier = threading.Barrier(count)
-    errors = []
-
-    def body(index):
-        try:
-            barrier.wait()
-            target(index)
-        except Exception as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=body, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-    assert not errors, errors
 
 
 def test_concurrent_reservations_never_oversell(make_product, settings):
