@@ -38,7 +38,7 @@ class EventAdmin(ReadOnlyAdmin):
         "recorded_at",
     )
     list_filter = ("aggregate_type", "event_type", "recorded_at")
-    search_fields = ("=aggregate_id", "=event_id", "=metadata__correlation_id")
+    search_fields = ("=aggregate_id", "=event_id", "=correlation_id")
     search_help_text = "Exact aggregate id, event id or correlation id."
     date_hierarchy = "recorded_at"
     ordering = ("-position",)
@@ -56,10 +56,6 @@ class EventAdmin(ReadOnlyAdmin):
         "metadata_json",
     )
     readonly_fields = fields
-
-    @admin.display(description="correlation id")
-    def correlation_id(self, event):
-        return event.metadata.get("correlation_id", "")
 
     @admin.display(description="payload")
     def payload_json(self, event):

@@ -8,9 +8,7 @@ from eventstore.models import Event
 class EventFilter(django_filters.FilterSet):
     """Narrow the log by stream, type, correlation id, position and time."""
 
-    correlation_id = django_filters.CharFilter(
-        field_name="metadata__correlation_id", label="Correlation id (the order id)"
-    )
+    correlation_id = django_filters.CharFilter(label="Correlation id (the order id)")
     after_position = django_filters.NumberFilter(
         field_name="position", lookup_expr="gt", label="Only events after this position"
     )

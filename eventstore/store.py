@@ -123,6 +123,12 @@ def as_json_data(value: dict[str, Any], what: str = "payload") -> dict[str, Any]
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
+def _correlation_id(metadata: dict[str, Any]) -> str | None:
+    """The indexed copy of the metadata's correlation id (None when absent or empty)."""
+    value = metadata.get("correlation_id")
+    return str(value)[:128] if value not in (None, "") else None
+
+
 class EventStore:
     """Append to and read from the single event log table."""
 
@@ -269,6 +275,7 @@ class EventStore:
             version = current.get((stream.aggregate_type, stream.aggregate_id), 0)
             for event in stream.events:
                 version += 1
+                metadata = as_json_data(event.metadata, "metadata")
                 rows.append(
                     Event(
                         event_id=event.event_id,
@@ -279,7 +286,8 @@ class EventStore:
                         schema_version=event.schema_version
                         or current_schema_version(event.event_type),
                         payload=as_json_data(event.payload, "payload"),
-                        metadata=as_json_data(event.metadata, "metadata"),
+                        metadata=metadata,
+                        correlation_id=_correlation_id(metadata),
                         recorded_at=now,
                     )
                 )
@@ -368,6 +376,16 @@ class EventStore:
         return self.read_all(
             after_position=after_position, event_types=event_types, batch_size=batch_size
         )
+
+    def read_correlated(self, correlation_id: str) -> list[RecordedEvent]:
+        """Every event whose metadata names this correlation id (e.g. one order), in position
+        order, across all streams."""
+        rows = (
+            Event.objects.filter(correlation_id=str(correlation_id))
+            .order_by("position")
+            .values_list(*_COLUMNS)
+        )
+        return [RecordedEvent.from_row(row) for row in rows]
 
     def count(self, *, after_position: int = 0, event_types: Iterable[str] | None = None) -> int:
         """How many events `read_all` with the same arguments would yield."""
