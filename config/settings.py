@@ -183,6 +183,13 @@ EVENTSTORE_LOCK_TIMEOUT_MS = env_int("EVENTSTORE_LOCK_TIMEOUT_MS", 5000)
 # How many times a command handler reloads and decides again after a ConcurrencyError.
 EVENTSTORE_COMMAND_RETRIES = env_int("EVENTSTORE_COMMAND_RETRIES", 5)
 
+# Orders: the fulfilment saga.
+# Seconds a saga waits for a service's reply before the step fails (or a compensation is sent
+# again); `manage.py expire_sagas` and every `process_events` pass enforce it.
+SAGA_STEP_TIMEOUT = env_float("SAGA_STEP_TIMEOUT", 30.0)
+# Requests of one compensation left unanswered before the saga stops in compensation_failed.
+SAGA_COMPENSATION_ATTEMPTS = env_int("SAGA_COMPENSATION_ATTEMPTS", 3)
+
 # Payments.
 # The gateway class (see payments/gateway.py); the simulated one decides by payment token.
 PAYMENTS_GATEWAY = os.environ.get("PAYMENTS_GATEWAY", "payments.gateway.SimulatedGateway")

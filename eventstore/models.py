@@ -39,8 +39,8 @@ class Event(models.Model):
     payload = models.JSONField(encoder=DjangoJSONEncoder)
     metadata = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
     # A copy of metadata["correlation_id"], written with the row, so "every event of order X"
-    # is an index range scan on both SQLite and PostgreSQL rather than a JSON scan.
-    correlation_id = models.CharField(max_length=128, null=True, blank=True, editable=False)
+    # is an index range scan on both SQLite and PostgreSQL rather than a JSON scan ("" for none).
+    correlation_id = models.CharField(max_length=128, blank=True, default="", editable=False)
     recorded_at = models.DateTimeField()
 
     objects = EventQuerySet.as_manager()
@@ -54,9 +54,7 @@ class Event(models.Model):
         ]
         indexes = [
             models.Index(fields=["event_type", "position"], name="eventstore_event_type_idx"),
-            models.Index(
-                fields=["correlation_id", "position"], name="eventstore_event_corr_idx"
-            ),
+            models.Index(fields=["correlation_id", "position"], name="eventstore_event_corr_idx"),
         ]
         ordering = ["position"]
 

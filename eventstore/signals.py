@@ -10,3 +10,7 @@ from django.dispatch import Signal
 
 events_recorded = Signal()
 events_committed = Signal()
+
+# Sent by `manage.py process_events` after each catch-up pass; apps connect
+# housekeeping that must run even when no event arrives (e.g. the saga's step timeouts).
+worker_pass = Signal()

@@ -123,10 +123,10 @@ def as_json_data(value: dict[str, Any], what: str = "payload") -> dict[str, Any]
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def _correlation_id(metadata: dict[str, Any]) -> str | None:
-    """The indexed copy of the metadata's correlation id (None when absent or empty)."""
+def _correlation_id(metadata: dict[str, Any]) -> str:
+    """The indexed copy of the metadata's correlation id ("" when there is none)."""
     value = metadata.get("correlation_id")
-    return str(value)[:128] if value not in (None, "") else None
+    return "" if value is None else str(value)[:128]
 
 
 class EventStore:

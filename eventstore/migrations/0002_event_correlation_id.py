@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="event",
             name="correlation_id",
-            field=models.CharField(blank=True, editable=False, max_length=128, null=True),
+            field=models.CharField(blank=True, default="", editable=False, max_length=128),
         ),
         migrations.AddIndex(
             model_name="event",

@@ -381,7 +381,7 @@ def test_process_events_fails_and_records_the_error_on_the_checkpoint(subscribe)
 
     error, _, err = run_failing("process_events", subscriber.name)
 
-    assert "1 subscriber(s) stopped on a failing event" in str(error)
+    assert "1 subscriber(s) or housekeeping task(s) failed" in str(error)
     assert subscriber.name in err
     assert "RuntimeError: cannot handle OrderConfirmed" in err
     checkpoint = Checkpoint.objects.get(name=subscriber.name)

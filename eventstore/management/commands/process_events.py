@@ -1,11 +1,15 @@
 """Catch every subscriber up with the event log; with --follow, keep doing so."""
 
+import logging
 import signal
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from eventstore import signals
 from eventstore.subscriptions import SubscriberError, catch_up_all, get_subscribers
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -41,7 +45,7 @@ class Command(BaseCommand):
         if not follow:
             failures = self._pass(names, verbosity, quiet_when_idle=False)
             if failures:
-                raise CommandError(f"{failures} subscriber(s) stopped on a failing event")
+                raise CommandError(f"{failures} subscriber(s) or housekeeping task(s) failed")
             return
         self.stdout.write(f"Following the log for {len(names)} subscriber(s); Ctrl+C stops.")
         # A worker is stopped with SIGTERM: finish the pass in hand, then leave.
@@ -60,7 +64,15 @@ class Command(BaseCommand):
 
     def _pass(self, names, verbosity, *, quiet_when_idle):
         failures = 0
-        for result in catch_up_all(names):
+        results = catch_up_all(names)
+        # Housekeeping that must run without new events (overdue saga steps); it may append
+        # events, which the next pass (or their own after-commit wake-up) delivers.
+        for receiver, outcome in signals.worker_pass.send_robust(sender=self.__class__):
+            if isinstance(outcome, Exception):
+                failures += 1
+                logger.error("worker_pass receiver %r failed", receiver, exc_info=outcome)
+                self.stderr.write(f"Housekeeping {receiver.__name__} failed: {outcome}")
+        for result in results:
             if result.error:
                 failures += 1
                 self.stderr.write(

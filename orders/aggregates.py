@@ -1,0 +1,456 @@
+"""The Order and its fulfilment Saga: state rebuilt only from their own streams.
+
+`Order` is a state machine with an explicit transition table: a command that is not a legal
+transition from the current status raises `IllegalTransition` and records nothing. `Saga` keeps
+the fulfilment's progress (which steps succeeded, which compensations ran) so that any process
+can pick it up where another left off; what to do next is decided in `orders/saga.py`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from eventstore.aggregates import Aggregate, applies
+from orders import events
+
+
+class OrderError(Exception):
+    """Base of the orders service's refusals."""
+
+
+class OrderNotFound(OrderError):
+    """No order has this id."""
+
+
+class IllegalTransition(OrderError):
+    """The command is not a legal transition from the order's (or saga's) current state."""
+
+
+class Order(Aggregate):
+    """One customer order and its status (see TRANSITIONS)."""
+
+    aggregate_type = events.ORDER
+
+    PENDING = "pending"
+    INVENTORY_RESERVED = "inventory_reserved"
+    PAYMENT_PROCESSED = "payment_processed"
+    COMPLETED = "completed"
+    INVENTORY_FAILED = "inventory_failed"
+    PAYMENT_FAILED = "payment_failed"
+    INVENTORY_RELEASED = "inventory_released"
+    CANCELLED = "cancelled"
+    STATUSES = (
+        PENDING,
+        INVENTORY_RESERVED,
+        PAYMENT_PROCESSED,
+        COMPLETED,
+        INVENTORY_FAILED,
+        PAYMENT_FAILED,
+        INVENTORY_RELEASED,
+        CANCELLED,
+    )
+    FINAL_STATUSES = (COMPLETED, CANCELLED)
+
+    # (status before, event) -> status after: every legal transition, and only those.
+    # OrderConfirmed keeps the status (a confirmed order is still payment_processed) but may
+    # happen once, and OrderCompleted only after it.
+    TRANSITIONS = {
+        ("", events.ORDER_CREATED): PENDING,
+        (PENDING, events.ORDER_INVENTORY_RESERVED): INVENTORY_RESERVED,
+        (PENDING, events.ORDER_INVENTORY_FAILED): INVENTORY_FAILED,
+        (INVENTORY_RESERVED, events.ORDER_PAYMENT_PROCESSED): PAYMENT_PROCESSED,
+        (INVENTORY_RESERVED, events.ORDER_PAYMENT_FAILED): PAYMENT_FAILED,
+        (PAYMENT_FAILED, events.ORDER_INVENTORY_RELEASED): INVENTORY_RELEASED,
+        (PAYMENT_PROCESSED, events.ORDER_CONFIRMED): PAYMENT_PROCESSED,
+        (PAYMENT_PROCESSED, events.ORDER_COMPLETED): COMPLETED,
+        (INVENTORY_FAILED, events.ORDER_CANCELLED): CANCELLED,
+        (INVENTORY_RELEASED, events.ORDER_CANCELLED): CANCELLED,
+    }
+
+    def __init__(self, aggregate_id: str) -> None:
+        super().__init__(aggregate_id)
+        self.status = ""
+        self.customer_id = ""
+        self.items: list[dict[str, Any]] = []
+        self.payment_token = ""
+        self.idempotency_key = ""
+        self.total_amount: str | None = None
+        self.transaction_id = ""
+        self.confirmed = False
+        self.failure_reason = ""
+
+    @property
+    def exists(self) -> bool:
+        """Whether the order has been created."""
+        return bool(self.status)
+
+    def _transition(self, event_type: str, payload: dict[str, Any], **kwargs: Any) -> None:
+        """Record `event_type` if it is a legal transition from the current status."""
+        allowed = (self.status, event_type) in self.TRANSITIONS
+        if event_type == events.ORDER_CONFIRMED and self.confirmed:
+            allowed = False
+        if event_type == events.ORDER_COMPLETED and not self.confirmed:
+            allowed = False
+        if not allowed:
+            current = self.status or "not created"
+            raise IllegalTransition(f"Order {self.id!r} is {current}: {event_type} is not allowed")
+        self.record(event_type, {"order_id": self.id, **payload}, **kwargs)
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        customer_id: str,
+        items: list[dict[str, Any]],
+        payment_token: str,
+        idempotency_key: str = "",
+        event_id: uuid.UUID | None = None,
+    ) -> None:
+        """Place the order: pending until the saga reserves its stock."""
+        self._transition(
+            events.ORDER_CREATED,
+            {
+                "customer_id": customer_id,
+                "items": [
+                    {"product_id": item["product_id"], "quantity": item["quantity"]}
+                    for item in items
+                ],
+                "payment_token": payment_token,
+                "idempotency_key": idempotency_key,
+            },
+            event_id=event_id,
+        )
+
+    def inventory_reserved(self, *, lines: list[dict[str, Any]], total_amount: str) -> None:
+        """Stock is held: the items now carry inventory's unit prices."""
+        priced = {line["product_id"]: line["unit_price"] for line in lines}
+        items = [{**item, "unit_price": priced.get(item["product_id"])} for item in self.items]
+        self._transition(
+            events.ORDER_INVENTORY_RESERVED, {"items": items, "total_amount": total_amount}
+        )
+
+    def inventory_failed(self, *, reason: str) -> None:
+        """Stock could not be reserved (shortage, unknown product or no answer in time)."""
+        self._transition(events.ORDER_INVENTORY_FAILED, {"reason": reason})
+
+    def payment_processed(self, *, transaction_id: str, amount: str) -> None:
+        """The customer was charged."""
+        self._transition(
+            events.ORDER_PAYMENT_PROCESSED, {"transaction_id": transaction_id, "amount": amount}
+        )
+
+    def payment_failed(self, *, reason: str) -> None:
+        """The charge was declined or not answered in time."""
+        self._transition(events.ORDER_PAYMENT_FAILED, {"reason": reason})
+
+    def inventory_released(self) -> None:
+        """The held stock went back to available after a failed payment."""
+        self._transition(events.ORDER_INVENTORY_RELEASED, {})
+
+    def confirm(self) -> None:
+        """Paid and confirmed to the customer (once)."""
+        self._transition(
+            events.ORDER_CONFIRMED,
+            {"customer_id": self.customer_id, "total_amount": self.total_amount},
+        )
+
+    def complete(self) -> None:
+        """Fulfilled: the reserved stock is now sold."""
+        self._transition(
+            events.ORDER_COMPLETED,
+            {"customer_id": self.customer_id, "total_amount": self.total_amount},
+        )
+
+    def cancel(self, *, reason: str) -> None:
+        """Given up after a failure, once every compensation has run."""
+        self._transition(
+            events.ORDER_CANCELLED, {"customer_id": self.customer_id, "reason": reason}
+        )
+
+    # --- appliers ------------------------------------------------------------------------------
+
+    def _move(self, event_type: str) -> None:
+        self.status = self.TRANSITIONS[(self.status, event_type)]
+
+    @applies(events.ORDER_CREATED)
+    def _created(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_CREATED)
+        self.customer_id = payload["customer_id"]
+        self.items = [{**item, "unit_price": None} for item in payload["items"]]
+        self.payment_token = payload["payment_token"]
+        self.idempotency_key = payload.get("idempotency_key", "")
+
+    @applies(events.ORDER_INVENTORY_RESERVED)
+    def _inventory_reserved(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_INVENTORY_RESERVED)
+        self.items = payload["items"]
+        self.total_amount = payload["total_amount"]
+
+    @applies(events.ORDER_INVENTORY_FAILED)
+    def _inventory_failed(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_INVENTORY_FAILED)
+        self.failure_reason = payload["reason"]
+
+    @applies(events.ORDER_PAYMENT_PROCESSED)
+    def _payment_processed(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_PAYMENT_PROCESSED)
+        self.transaction_id = payload["transaction_id"]
+
+    @applies(events.ORDER_PAYMENT_FAILED)
+    def _payment_failed(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_PAYMENT_FAILED)
+        self.failure_reason = payload["reason"]
+
+    @applies(events.ORDER_INVENTORY_RELEASED)
+    def _inventory_released(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_INVENTORY_RELEASED)
+
+    @applies(events.ORDER_CONFIRMED)
+    def _confirmed(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_CONFIRMED)
+        self.confirmed = True
+
+    @applies(events.ORDER_COMPLETED)
+    def _completed(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_COMPLETED)
+
+    @applies(events.ORDER_CANCELLED)
+    def _cancelled(self, payload: dict[str, Any]) -> None:
+        self._move(events.ORDER_CANCELLED)
+
+
+def total_of(lines: list[dict[str, Any]]) -> str:
+    """The sum of quantity x unit price over priced lines, as a two-place decimal string."""
+    total = sum((Decimal(line["unit_price"]) * line["quantity"] for line in lines), Decimal(0))
+    return str(total.quantize(Decimal("0.01")))
+
+
+class Saga(Aggregate):
+    """The progress of one order's fulfilment: steps done, compensations run, and what it is
+    waiting for. One saga per order; its id is the order id."""
+
+    aggregate_type = events.SAGA
+
+    RUNNING = "running"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    COMPENSATED = "compensated"
+    COMPENSATION_FAILED = "compensation_failed"
+    STATES = (RUNNING, COMPENSATING, COMPLETED, COMPENSATED, COMPENSATION_FAILED)
+
+    # Step and compensation statuses.
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    def __init__(self, aggregate_id: str) -> None:
+        super().__init__(aggregate_id)
+        self.state = ""
+        self.definition_version = 0
+        self.order_id = ""
+        # name -> {"status", "error"}, in the order steps started.
+        self.steps: dict[str, dict[str, str]] = {}
+        self.current_step = ""
+        self.failure_reason = ""
+        # name -> {"status", "attempt", "tries", "error"}; `tries` counts requests since the
+        # last give-up, so a staff retry gets a fresh allowance.
+        self.compensations: dict[str, dict[str, Any]] = {}
+        self.pending_compensations: list[str] = []
+
+    @property
+    def exists(self) -> bool:
+        """Whether the saga has started."""
+        return bool(self.state)
+
+    @property
+    def succeeded_steps(self) -> list[str]:
+        """The steps that succeeded, in the order they ran."""
+        return [name for name, step in self.steps.items() if step["status"] == self.SUCCEEDED]
+
+    @property
+    def compensations_in_flight(self) -> list[str]:
+        """Compensations requested and not yet answered, oldest first."""
+        return [
+            name for name, entry in self.compensations.items() if entry["status"] == self.STARTED
+        ]
+
+    def waiting_for(self) -> tuple[str, str, int] | None:
+        """The reply the saga waits for longest: ("step", name, 0) or ("compensation", name,
+        attempt); None when it waits for nothing."""
+        current = self.steps.get(self.current_step, {})
+        if self.state == self.RUNNING and current.get("status") == self.STARTED:
+            return ("step", self.current_step, 0)
+        in_flight = self.compensations_in_flight
+        if in_flight:
+            return ("compensation", in_flight[0], self.compensations[in_flight[0]]["attempt"])
+        return None
+
+    def _require(self, *states: str, doing: str) -> None:
+        if self.state not in states:
+            current = self.state or "not started"
+            raise IllegalTransition(f"Saga {self.id!r} is {current}: cannot {doing}")
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def start(
+        self,
+        *,
+        order_id: str,
+        definition_version: int,
+        steps: list[str],
+    ) -> None:
+        """Begin fulfilling an order with the given definition (its version and step names)."""
+        self._require("", doing="start")
+        self.record(
+            events.SAGA_STARTED,
+            {
+                "saga_id": self.id,
+                "order_id": order_id,
+                "definition_version": definition_version,
+                "steps": steps,
+            },
+        )
+
+    def request_step(self, *, step: str, event_type: str, payload: dict[str, Any]) -> None:
+        """Start a step by sending its request event to the service that does it."""
+        self._require(self.RUNNING, doing=f"start {step}")
+        self.record(event_type, {**payload, "step": step})
+
+    def step_succeeded(self, *, step: str) -> None:
+        """A step is done (a service replied, or a local step ran)."""
+        self._require(self.RUNNING, doing=f"finish {step}")
+        self.record(events.SAGA_STEP_SUCCEEDED, {"saga_id": self.id, "step": step, "error": ""})
+
+    def step_failed(self, *, step: str, error: str, reason: str, compensations: list[str]) -> None:
+        """A step failed: the saga turns to running `compensations`, in that order."""
+        self._require(self.RUNNING, doing=f"fail {step}")
+        self.record(
+            events.SAGA_STEP_FAILED,
+            {
+                "saga_id": self.id,
+                "step": step,
+                "error": error,
+                "reason": reason,
+                "compensations": compensations,
+            },
+        )
+
+    def request_compensation(
+        self, *, compensation: str, event_type: str, payload: dict[str, Any]
+    ) -> None:
+        """Send (or send again) a compensation's request event."""
+        previous = self.compensations.get(compensation, {})
+        self.record(
+            event_type,
+            {
+                **payload,
+                "compensation": compensation,
+                "attempt": previous.get("attempt", 0) + 1,
+            },
+        )
+
+    def compensation_succeeded(self, *, compensation: str) -> None:
+        """A compensation's service confirmed it."""
+        self.record(
+            events.SAGA_COMPENSATION_SUCCEEDED,
+            {"saga_id": self.id, "compensation": compensation, "error": ""},
+        )
+
+    def compensation_failed(self, *, compensation: str, error: str) -> None:
+        """A compensation went unanswered too often: staff must look (see `retry_sagas`)."""
+        self.record(
+            events.SAGA_COMPENSATION_FAILED,
+            {"saga_id": self.id, "compensation": compensation, "error": error},
+        )
+
+    def completed(self) -> None:
+        """Every step succeeded."""
+        self._require(self.RUNNING, doing="complete")
+        self.record(events.SAGA_COMPLETED, {"saga_id": self.id})
+
+    def compensated(self) -> None:
+        """Every compensation needed so far has succeeded."""
+        self._require(self.COMPENSATING, doing="finish compensating")
+        self.record(events.SAGA_COMPENSATED, {"saga_id": self.id})
+
+    # --- appliers ------------------------------------------------------------------------------
+
+    @applies(events.SAGA_STARTED)
+    def _started(self, payload: dict[str, Any]) -> None:
+        self.state = self.RUNNING
+        self.definition_version = payload["definition_version"]
+        self.order_id = payload["order_id"]
+
+    def _step_requested(self, payload: dict[str, Any]) -> None:
+        self.current_step = payload["step"]
+        self.steps[payload["step"]] = {"status": self.STARTED, "error": ""}
+
+    def _compensation_requested(self, payload: dict[str, Any]) -> None:
+        name = payload["compensation"]
+        previous = self.compensations.get(name, {})
+        tries = previous.get("tries", 0) if previous.get("status") != self.FAILED else 0
+        self.compensations[name] = {
+            "status": self.STARTED,
+            "attempt": payload["attempt"],
+            "tries": tries + 1,
+            "error": "",
+        }
+        if name in self.pending_compensations:
+            self.pending_compensations.remove(name)
+        self.state = self.COMPENSATING
+
+    @applies(events.INVENTORY_RESERVATION_REQUESTED)
+    def _reservation_requested(self, payload: dict[str, Any]) -> None:
+        self._step_requested(payload)
+
+    @applies(events.PAYMENT_REQUESTED)
+    def _payment_requested(self, payload: dict[str, Any]) -> None:
+        self._step_requested(payload)
+
+    @applies(events.INVENTORY_RELEASE_REQUESTED)
+    def _release_requested(self, payload: dict[str, Any]) -> None:
+        self._compensation_requested(payload)
+
+    @applies(events.PAYMENT_REFUND_REQUESTED)
+    def _refund_requested(self, payload: dict[str, Any]) -> None:
+        self._compensation_requested(payload)
+
+    @applies(events.SAGA_STEP_SUCCEEDED)
+    def _step_succeeded(self, payload: dict[str, Any]) -> None:
+        self.current_step = payload["step"]
+        self.steps[payload["step"]] = {"status": self.SUCCEEDED, "error": ""}
+
+    @applies(events.SAGA_STEP_FAILED)
+    def _step_failed(self, payload: dict[str, Any]) -> None:
+        self.current_step = payload["step"]
+        self.steps[payload["step"]] = {"status": self.FAILED, "error": payload["error"]}
+        self.failure_reason = payload["reason"]
+        self.pending_compensations = list(payload["compensations"])
+        self.state = self.COMPENSATING
+
+    @applies(events.SAGA_COMPENSATION_SUCCEEDED)
+    def _compensation_succeeded(self, payload: dict[str, Any]) -> None:
+        entry = self.compensations[payload["compensation"]]
+        entry.update(status=self.SUCCEEDED, error="")
+        failed = [e for e in self.compensations.values() if e["status"] == self.FAILED]
+        if self.state == self.COMPENSATION_FAILED and not failed:
+            # A late answer to a compensation given up on: compensating can finish after all.
+            self.state = self.COMPENSATING
+
+    @applies(events.SAGA_COMPENSATION_FAILED)
+    def _compensation_failed(self, payload: dict[str, Any]) -> None:
+        entry = self.compensations[payload["compensation"]]
+        entry.update(status=self.FAILED, error=payload["error"])
+        self.state = self.COMPENSATION_FAILED
+
+    @applies(events.SAGA_COMPLETED)
+    def _completed(self, payload: dict[str, Any]) -> None:
+        self.state = self.COMPLETED
+        self.current_step = ""
+
+    @applies(events.SAGA_COMPENSATED)
+    def _compensated(self, payload: dict[str, Any]) -> None:
+        self.state = self.COMPENSATED

@@ -1,0 +1,99 @@
+"""Orders' read models: derived from events, rebuilt by `rebuild_projections`."""
+
+from django.db import models
+
+
+class OrderSummary(models.Model):
+    """An order as GET /api/orders/ shows it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        INVENTORY_RESERVED = "inventory_reserved"
+        PAYMENT_PROCESSED = "payment_processed"
+        COMPLETED = "completed"
+        INVENTORY_FAILED = "inventory_failed"
+        PAYMENT_FAILED = "payment_failed"
+        INVENTORY_RELEASED = "inventory_released"
+        CANCELLED = "cancelled"
+
+    order_id = models.CharField(max_length=64, primary_key=True)
+    customer_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=24, choices=Status.choices)
+    items = models.JSONField(default=list, help_text="[{product_id, quantity, unit_price}]")
+    total_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    cancel_reason = models.CharField(max_length=64, blank=True, default="")
+    version = models.PositiveIntegerField(help_text="Version of the order's stream applied.")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "order_id"]
+        verbose_name = "order"
+        indexes = [
+            models.Index(fields=["customer_id", "-created_at"], name="orders_customer_idx"),
+            models.Index(fields=["status", "-created_at"], name="orders_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} ({self.status})"
+
+
+class SagaSummaryQuerySet(models.QuerySet):
+    def waiting_since_before(self, cutoff):
+        """Sagas waiting for a reply requested before `cutoff`, oldest first."""
+        return self.filter(waiting_since__lt=cutoff).order_by("waiting_since")
+
+
+class SagaSummary(models.Model):
+    """A fulfilment saga: its state, step log and compensations (GET /api/orders/{id}/saga/)."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        COMPENSATING = "compensating"
+        COMPLETED = "completed"
+        COMPENSATED = "compensated"
+        COMPENSATION_FAILED = "compensation_failed"
+
+    saga_id = models.CharField(max_length=64, primary_key=True)
+    order_id = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=24, choices=State.choices)
+    definition_version = models.PositiveSmallIntegerField()
+    current_step = models.CharField(max_length=64, blank=True, default="")
+    steps = models.JSONField(
+        default=list, help_text="[{name, status, started_at, finished_at, error}]"
+    )
+    compensations = models.JSONField(
+        default=list, help_text="[{name, status, attempts, started_at, finished_at, error}]"
+    )
+    # The reply waited for longest, and since when: what `expire_sagas` looks at.
+    waiting_kind = models.CharField(max_length=16, blank=True, default="")
+    waiting_for = models.CharField(max_length=64, blank=True, default="")
+    waiting_attempt = models.PositiveIntegerField(default=0)
+    waiting_since = models.DateTimeField(null=True, blank=True, db_index=True)
+    version = models.PositiveIntegerField(help_text="Version of the saga's stream applied.")
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    objects = SagaSummaryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "saga_id"]
+        verbose_name = "saga"
+
+    def __str__(self) -> str:
+        return f"saga {self.saga_id} ({self.state})"
+
+
+class CatalogProduct(models.Model):
+    """A product inventory has created: what an order may name (orders never ask inventory)."""
+
+    product_id = models.CharField(max_length=64, primary_key=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["product_id"]
+        verbose_name = "catalogue product"
+
+    def __str__(self) -> str:
+        return self.product_id

@@ -1,0 +1,231 @@
+"""Orders' read-model updaters, run inline in the appending transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventstore.projections import Projection
+from eventstore.store import RecordedEvent
+from orders import events
+from orders.models import CatalogProduct, OrderSummary, SagaSummary
+
+Status = OrderSummary.Status
+
+# The order's status after each of its events (OrderConfirmed keeps payment_processed).
+_STATUS_AFTER = {
+    events.ORDER_CREATED: Status.PENDING,
+    events.ORDER_INVENTORY_RESERVED: Status.INVENTORY_RESERVED,
+    events.ORDER_INVENTORY_FAILED: Status.INVENTORY_FAILED,
+    events.ORDER_PAYMENT_PROCESSED: Status.PAYMENT_PROCESSED,
+    events.ORDER_PAYMENT_FAILED: Status.PAYMENT_FAILED,
+    events.ORDER_INVENTORY_RELEASED: Status.INVENTORY_RELEASED,
+    events.ORDER_CONFIRMED: Status.PAYMENT_PROCESSED,
+    events.ORDER_COMPLETED: Status.COMPLETED,
+    events.ORDER_CANCELLED: Status.CANCELLED,
+}
+
+
+class OrderProjection(Projection):
+    """One OrderSummary row per order: status, priced items and total."""
+
+    name = "orders.orders"
+    models = (OrderSummary,)
+    event_types = frozenset(_STATUS_AFTER)
+
+    def apply(self, event: RecordedEvent) -> None:
+        payload = event.payload
+        if event.event_type == events.ORDER_CREATED:
+            OrderSummary.objects.create(
+                order_id=event.aggregate_id,
+                customer_id=payload["customer_id"],
+                status=Status.PENDING,
+                items=[{**item, "unit_price": None} for item in payload["items"]],
+                version=event.version,
+                created_at=event.recorded_at,
+                updated_at=event.recorded_at,
+            )
+            return
+        changes: dict[str, Any] = {
+            "status": _STATUS_AFTER[event.event_type],
+            "version": event.version,
+            "updated_at": event.recorded_at,
+        }
+        if event.event_type == events.ORDER_INVENTORY_RESERVED:
+            changes.update(items=payload["items"], total_amount=payload["total_amount"])
+        elif event.event_type == events.ORDER_CANCELLED:
+            changes.update(cancel_reason=payload["reason"])
+        OrderSummary.objects.filter(pk=event.aggregate_id).update(**changes)
+
+
+_SAGA_EVENTS = frozenset(
+    {
+        events.SAGA_STARTED,
+        events.SAGA_STEP_SUCCEEDED,
+        events.SAGA_STEP_FAILED,
+        events.SAGA_COMPENSATION_SUCCEEDED,
+        events.SAGA_COMPENSATION_FAILED,
+        events.SAGA_COMPLETED,
+        events.SAGA_COMPENSATED,
+        events.INVENTORY_RESERVATION_REQUESTED,
+        events.PAYMENT_REQUESTED,
+        events.INVENTORY_RELEASE_REQUESTED,
+        events.PAYMENT_REFUND_REQUESTED,
+    }
+)
+
+
+class SagaProjection(Projection):
+    """One SagaSummary row per saga: its state, step log, compensations and the reply it waits
+    for (with since when, for `expire_sagas`)."""
+
+    name = "orders.sagas"
+    models = (SagaSummary,)
+    event_types = _SAGA_EVENTS
+
+    def apply(self, event: RecordedEvent) -> None:
+        if event.event_type == events.SAGA_STARTED:
+            self._start(event)
+            return
+        row = SagaSummary.objects.get(pk=event.aggregate_id)
+        at = event.recorded_at.isoformat()
+        payload = event.payload
+        kind = event.event_type
+        State = SagaSummary.State
+        if "step" in payload and kind not in (events.SAGA_STEP_SUCCEEDED, events.SAGA_STEP_FAILED):
+            step = _entry(row.steps, payload["step"])
+            step.update(status="started", started_at=at)
+            row.current_step = payload["step"]
+        elif "compensation" in payload and "attempt" in payload:
+            compensation = _compensation(row.compensations, payload["compensation"], at)
+            compensation.update(
+                status="started", attempts=payload["attempt"], requested_at=at, error=""
+            )
+            row.state = State.COMPENSATING
+        elif kind in (events.SAGA_STEP_SUCCEEDED, events.SAGA_STEP_FAILED):
+            step = _entry(row.steps, payload["step"])
+            failed = kind == events.SAGA_STEP_FAILED
+            step.update(
+                status="failed" if failed else "succeeded",
+                started_at=step["started_at"] or at,
+                finished_at=at,
+                error=payload["error"],
+            )
+            row.current_step = payload["step"]
+            if failed:
+                row.state = State.COMPENSATING
+        elif kind == events.SAGA_COMPENSATION_SUCCEEDED:
+            _compensation(row.compensations, payload["compensation"], at).update(
+                status="succeeded", finished_at=at, error=""
+            )
+            if row.state == State.COMPENSATION_FAILED and not any(
+                entry["status"] == "failed" for entry in row.compensations
+            ):
+                row.state = State.COMPENSATING
+        elif kind == events.SAGA_COMPENSATION_FAILED:
+            _compensation(row.compensations, payload["compensation"], at).update(
+                status="failed", finished_at=at, error=payload["error"]
+            )
+            row.state = State.COMPENSATION_FAILED
+        elif kind == events.SAGA_COMPLETED:
+            row.state = State.COMPLETED
+            row.current_step = ""
+        elif kind == events.SAGA_COMPENSATED:
+            row.state = State.COMPENSATED
+        _set_waiting(row)
+        row.version = event.version
+        row.updated_at = event.recorded_at
+        row.save()
+
+    @staticmethod
+    def _start(event: RecordedEvent) -> None:
+        payload = event.payload
+        SagaSummary.objects.create(
+            saga_id=event.aggregate_id,
+            order_id=payload["order_id"],
+            state=SagaSummary.State.RUNNING,
+            definition_version=payload["definition_version"],
+            steps=[
+                {
+                    "name": name,
+                    "status": "pending",
+                    "started_at": None,
+                    "finished_at": None,
+                    "error": "",
+                }
+                for name in payload["steps"]
+            ],
+            compensations=[],
+            version=event.version,
+            started_at=event.recorded_at,
+            updated_at=event.recorded_at,
+        )
+
+
+def _entry(entries: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    for entry in entries:
+        if entry["name"] == name:
+            return entry
+    entry = {
+        "name": name,
+        "status": "pending",
+        "started_at": None,
+        "finished_at": None,
+        "error": "",
+    }
+    entries.append(entry)
+    return entry
+
+
+def _compensation(entries: list[dict[str, Any]], name: str, at: str) -> dict[str, Any]:
+    for entry in entries:
+        if entry["name"] == name:
+            return entry
+    entry = {
+        "name": name,
+        "status": "started",
+        "attempts": 0,
+        "started_at": at,
+        "requested_at": at,
+        "finished_at": None,
+        "error": "",
+    }
+    entries.append(entry)
+    return entry
+
+
+def _set_waiting(row: SagaSummary) -> None:
+    """Record the reply the saga waits for longest, as `Saga.waiting_for` decides it."""
+    waiting = None
+    if row.state == SagaSummary.State.RUNNING:
+        step = next((s for s in row.steps if s["name"] == row.current_step), None)
+        if step is not None and step["status"] == "started":
+            waiting = ("step", step["name"], 0, step["started_at"])
+    if waiting is None:
+        compensation = next((c for c in row.compensations if c["status"] == "started"), None)
+        if compensation is not None:
+            waiting = (
+                "compensation",
+                compensation["name"],
+                compensation["attempts"],
+                compensation["requested_at"],
+            )
+    if waiting is None:
+        row.waiting_kind, row.waiting_for, row.waiting_attempt, row.waiting_since = "", "", 0, None
+        return
+    row.waiting_kind, row.waiting_for, row.waiting_attempt = waiting[:3]
+    row.waiting_since = datetime.fromisoformat(waiting[3])
+
+
+class CatalogProjection(Projection):
+    """The products an order may name, from inventory's ProductCreated events."""
+
+    name = "orders.catalog"
+    models = (CatalogProduct,)
+    event_types = frozenset({events.PRODUCT_CREATED})
+
+    def apply(self, event: RecordedEvent) -> None:
+        CatalogProduct.objects.update_or_create(
+            product_id=event.payload["product_id"],
+            defaults={"name": event.payload["name"], "created_at": event.recorded_at},
+        )

@@ -1,0 +1,161 @@
+"""Orders' command handlers: place an order; expire and retry sagas (the saga decides the rest).
+
+An order is placed by appending its OrderCreated; the fulfilment saga (orders/saga.py) reacts
+to it after commit. With an idempotency key the order id is derived from the caller and the
+key, so a repeated request finds the order it created the first time instead of a second one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict
+from orders import events
+from orders.aggregates import Order, OrderError, OrderNotFound, Saga
+from orders.models import CatalogProduct, SagaSummary
+from orders.saga import saga as fulfilment
+
+orders: Repository[Order] = Repository(Order)
+
+Metadata = Mapping[str, Any] | None
+
+DEFAULT_PAYMENT_TOKEN = "tok_visa_success"
+MAX_LINES = 100
+MAX_QUANTITY = 1000
+
+
+class InvalidOrder(OrderError):
+    """The order's lines break a rule (empty, too many, duplicate product, bad quantity)."""
+
+
+class UnknownProducts(OrderError):
+    """Some lines name products the catalogue does not have."""
+
+    def __init__(self, product_ids: list[str]):
+        self.product_ids = product_ids
+        super().__init__(f"Unknown product(s): {', '.join(product_ids)}")
+
+
+class IdempotencyKeyReused(OrderError):
+    """The idempotency key placed a different order before."""
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """The order a placement refers to, and whether this call created it."""
+
+    order: Order
+    created: bool
+
+
+def order_id_for_key(*, scope: str, idempotency_key: str) -> str:
+    """The order id an idempotency key stands for, per caller (`scope`)."""
+    return str(derived_event_id(events.ORDER, scope, idempotency_key))
+
+
+def _checked_items(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    lines = [
+        {"product_id": str(item["product_id"]), "quantity": item["quantity"]} for item in items
+    ]
+    if not 1 <= len(lines) <= MAX_LINES:
+        raise InvalidOrder(f"An order has 1 to {MAX_LINES} lines")
+    seen = set()
+    for line in lines:
+        quantity = line["quantity"]
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise InvalidOrder(f"The quantity of {line['product_id']!r} must be an integer")
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise InvalidOrder(
+                f"The quantity of {line['product_id']!r} must be 1 to {MAX_QUANTITY}"
+            )
+        if line["product_id"] in seen:
+            raise InvalidOrder(f"Product {line['product_id']!r} appears on two lines")
+        seen.add(line["product_id"])
+    known = set(CatalogProduct.objects.filter(pk__in=seen).values_list("pk", flat=True))
+    unknown = [line["product_id"] for line in lines if line["product_id"] not in known]
+    if unknown:
+        raise UnknownProducts(unknown)
+    return lines
+
+
+@retry_on_conflict
+def order_place(
+    *,
+    customer_id: str,
+    items: Iterable[Mapping[str, Any]],
+    payment_token: str = DEFAULT_PAYMENT_TOKEN,
+    idempotency_key: str | None = None,
+    idempotency_scope: str = "",
+    metadata: Metadata = None,
+) -> PlacedOrder:
+    """Place an order for products of the catalogue; its saga starts once this commits.
+
+    Raises InvalidOrder or UnknownProducts, writing nothing. With an idempotency key, a repeat
+    of the same request returns the order placed first (created=False), and a different
+    request under the same key raises IdempotencyKeyReused.
+    """
+    lines = _checked_items(items)
+    key = idempotency_key or ""
+    if key:
+        order_id = order_id_for_key(scope=idempotency_scope, idempotency_key=key)
+    else:
+        order_id = str(uuid.uuid4())
+    with transaction.atomic():
+        order = orders.load_or_new(order_id)
+        if order.exists:
+            asked = (customer_id, lines, payment_token)
+            placed = (order.customer_id, _requested(order), order.payment_token)
+            if asked != placed:
+                raise IdempotencyKeyReused(
+                    f"Idempotency key {key!r} was used for a different order ({order_id})"
+                )
+            return PlacedOrder(order, created=False)
+        order.create(
+            customer_id=customer_id,
+            items=lines,
+            payment_token=payment_token,
+            idempotency_key=key,
+            event_id=derived_event_id(events.ORDER, order_id, "created") if key else None,
+        )
+        orders.save(order, metadata={**(metadata or {}), "correlation_id": order_id})
+    return PlacedOrder(order, created=True)
+
+
+def _requested(order: Order) -> list[dict[str, Any]]:
+    return [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in order.items]
+
+
+def order_get(*, order_id: str) -> Order:
+    """The order as its events make it; OrderNotFound when there is none."""
+    order = orders.load_or_new(order_id)
+    if not order.exists:
+        raise OrderNotFound(f"Order {order_id!r} does not exist")
+    return order
+
+
+def sagas_expire(*, now=None, limit: int = 500) -> list[str]:
+    """Give up on every reply older than SAGA_STEP_TIMEOUT seconds: fail the step (and
+    compensate) or send the compensation again. Returns the order ids acted on."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=float(settings.SAGA_STEP_TIMEOUT))
+    due = SagaSummary.objects.waiting_since_before(cutoff)[:limit]
+    acted = []
+    for order_id, kind, name, attempt in due.values_list(
+        "order_id", "waiting_kind", "waiting_for", "waiting_attempt"
+    ):
+        fulfilment.expire(order_id, waiting=(kind, name, attempt))
+        acted.append(order_id)
+    return acted
+
+
+def saga_retry(*, order_id: str) -> Saga:
+    """Send a saga's failed compensations again; IllegalTransition unless it is in
+    compensation_failed, OrderNotFound when the order has no saga."""
+    return fulfilment.retry(order_id)
