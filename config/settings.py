@@ -169,6 +169,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several read models have a `status`; name each choice set after what it belongs to.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.OrderSummary.Status",
+        "SagaStepStatusEnum": "orders.serializers.SAGA_STEP_STATUSES",
+    },
 }
 
 # Event store.

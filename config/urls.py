@@ -9,11 +9,18 @@ from eventstore.urls import router as eventstore_router
 from eventstore.views import HealthView
 from inventory.urls import router as inventory_router
 from notifications.urls import router as notifications_router
+from orders.urls import router as orders_router
 from payments.urls import router as payments_router
 
 # One browsable root at /api/ listing every service's viewsets; each app keeps its own router.
 api = DefaultRouter()
-for app_router in (inventory_router, payments_router, notifications_router, eventstore_router):
+for app_router in (
+    orders_router,
+    inventory_router,
+    payments_router,
+    notifications_router,
+    eventstore_router,
+):
     api.registry.extend(app_router.registry)
 
 urlpatterns = [

@@ -1,0 +1,52 @@
+"""Fail saga steps (and resend compensations) whose reply is overdue."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from orders.models import SagaSummary
+from orders.services import sagas_expire
+
+
+class Command(BaseCommand):
+    help = (
+        "Give up on every saga reply older than SAGA_STEP_TIMEOUT seconds: the step fails and "
+        "the steps done are compensated, or an unanswered compensation is sent again (up to "
+        "SAGA_COMPENSATION_ATTEMPTS times). process_events does the same on every pass."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List the overdue sagas; change nothing."
+        )
+
+    def handle(self, *args, dry_run, verbosity, **options):
+        timeout = float(settings.SAGA_STEP_TIMEOUT)
+        cutoff = timezone.now() - timedelta(seconds=timeout)
+        if dry_run:
+            overdue = SagaSummary.objects.waiting_since_before(cutoff)
+            for saga in overdue:
+                self.stdout.write(
+                    f"{saga.order_id}: {saga.waiting_kind} {saga.waiting_for} waiting since "
+                    f"{saga.waiting_since:%Y-%m-%d %H:%M:%S}"
+                )
+            self.stdout.write(f"{overdue.count()} saga(s) overdue (timeout {timeout:g} s).")
+            return
+        expired = sagas_expire()
+        if verbosity >= 2:
+            for order_id in expired:
+                self.stdout.write(f"expired: {order_id}")
+        state_counts = (
+            SagaSummary.objects.filter(order_id__in=expired)
+            .values_list("state", flat=True)
+            .order_by()
+        )
+        summary = ", ".join(
+            f"{sum(1 for s in state_counts if s == state)} now {state}"
+            for state in sorted(set(state_counts))
+        )
+        self.stdout.write(
+            f"Expired {len(expired)} overdue saga step(s)" + (f": {summary}." if summary else ".")
+        )

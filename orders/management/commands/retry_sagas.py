@@ -1,0 +1,49 @@
+"""Send the failed compensations of sagas in compensation_failed again."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.aggregates import IllegalTransition, OrderNotFound
+from orders.models import SagaSummary
+from orders.services import saga_retry
+
+
+class Command(BaseCommand):
+    help = (
+        "Retry the compensations of sagas left in compensation_failed (after fixing what made "
+        "them fail): each failed compensation is requested again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("order_ids", nargs="*", metavar="ORDER_ID", help="Sagas to retry.")
+        parser.add_argument(
+            "--all", action="store_true", help="Retry every saga in compensation_failed."
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List the sagas that would be retried."
+        )
+
+    def handle(self, *args, order_ids, all, dry_run, **options):
+        if bool(order_ids) == bool(all):
+            raise CommandError("Name the sagas to retry (their order ids), or pass --all.")
+        if all:
+            order_ids = list(
+                SagaSummary.objects.filter(state=SagaSummary.State.COMPENSATION_FAILED).values_list(
+                    "order_id", flat=True
+                )
+            )
+        if dry_run:
+            for order_id in order_ids:
+                self.stdout.write(f"would retry: {order_id}")
+            self.stdout.write(f"{len(order_ids)} saga(s) would be retried.")
+            return
+        errors = []
+        for order_id in order_ids:
+            try:
+                saga = saga_retry(order_id=order_id)
+            except (IllegalTransition, OrderNotFound) as error:
+                errors.append(f"{order_id}: {error}")
+                continue
+            self.stdout.write(f"{order_id}: retried, now {saga.state}")
+        self.stdout.write(f"Retried {len(order_ids) - len(errors)} saga(s).")
+        if errors:
+            raise CommandError("\n".join(errors))

@@ -1,0 +1,99 @@
+"""Orders' input and output serializers (shapes only; the rules live in services)."""
+
+from rest_framework import serializers
+
+from eventstore.api import identifier_field
+from orders.models import OrderSummary, SagaSummary
+from orders.services import DEFAULT_PAYMENT_TOKEN, MAX_LINES, MAX_QUANTITY
+
+
+class OrderLineInputSerializer(serializers.Serializer):
+    product_id = identifier_field()
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class PlaceOrderInputSerializer(serializers.Serializer):
+    customer_id = identifier_field(
+        required=False,
+        help_text="Staff only: the customer the order is for (default: the caller).",
+    )
+    items = OrderLineInputSerializer(
+        many=True,
+        min_length=1,
+        max_length=MAX_LINES,
+        help_text=f"1 to {MAX_LINES} lines, each product at most once.",
+    )
+    payment_token = serializers.CharField(
+        max_length=64,
+        default=DEFAULT_PAYMENT_TOKEN,
+        help_text=(
+            "The simulated gateway approves tok_visa_success, declines tok_decline and "
+            "tok_insufficient_funds, and never answers tok_timeout."
+        ),
+    )
+
+
+class OrderItemOutputSerializer(serializers.Serializer):
+    product_id = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        allow_null=True,
+        help_text="Inventory's price once the stock is reserved; null before.",
+    )
+
+
+class OrderOutputSerializer(serializers.ModelSerializer):
+    items = OrderItemOutputSerializer(many=True)
+
+    class Meta:
+        model = OrderSummary
+        fields = (
+            "order_id",
+            "customer_id",
+            "status",
+            "items",
+            "total_amount",
+            "cancel_reason",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+SAGA_STEP_STATUSES = ("pending", "started", "succeeded", "failed")
+
+
+class SagaStepOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=SAGA_STEP_STATUSES)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+
+
+class SagaCompensationOutputSerializer(SagaStepOutputSerializer):
+    attempts = serializers.IntegerField(help_text="Requests sent so far.")
+
+
+class SagaOutputSerializer(serializers.ModelSerializer):
+    steps = SagaStepOutputSerializer(many=True)
+    compensations = SagaCompensationOutputSerializer(many=True)
+
+    class Meta:
+        model = SagaSummary
+        fields = (
+            "saga_id",
+            "order_id",
+            "state",
+            "current_step",
+            "definition_version",
+            "steps",
+            "compensations",
+            "waiting_for",
+            "waiting_since",
+            "started_at",
+            "updated_at",
+        )
+        read_only_fields = fields

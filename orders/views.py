@@ -1,0 +1,126 @@
+"""The orders API: customers place and read their own orders; staff act for anyone."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+
+from eventstore.api import (
+    NOT_FOUND,
+    VALIDATION_ERROR,
+    DetailOutputSerializer,
+    InputSerializersMixin,
+    actor_for,
+    command_metadata,
+    customer_id_for,
+    idempotency_key,
+    idempotency_key_parameter,
+    validated,
+)
+from eventstore.models import Event
+from eventstore.serializers import EventOutputSerializer
+from orders.filters import OrderFilter
+from orders.models import OrderSummary, SagaSummary
+from orders.serializers import (
+    OrderOutputSerializer,
+    PlaceOrderInputSerializer,
+    SagaOutputSerializer,
+)
+from orders.services import IdempotencyKeyReused, InvalidOrder, UnknownProducts, order_place
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List orders (customers: their own; staff: everyone's)"),
+    retrieve=extend_schema(
+        summary="One order",
+        responses={200: OrderOutputSerializer, 404: NOT_FOUND},
+    ),
+)
+class OrderViewSet(
+    InputSerializersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Orders, newest first. Placing one runs its fulfilment saga: stock is reserved, the
+    customer charged and the order completed, or every step undone and the order cancelled."""
+
+    queryset = OrderSummary.objects.all()
+    serializer_class = OrderOutputSerializer
+    filterset_class = OrderFilter
+    input_serializers = {"create": PlaceOrderInputSerializer}
+    lookup_field = "order_id"
+    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        user = self.request.user
+        if user.is_staff:
+            return queryset
+        return queryset.filter(customer_id=customer_id_for(user))
+
+    @extend_schema(
+        summary="Place an order",
+        request=PlaceOrderInputSerializer,
+        parameters=[idempotency_key_parameter],
+        responses={
+            201: OrderOutputSerializer,
+            400: VALIDATION_ERROR,
+            403: OpenApiResponse(
+                DetailOutputSerializer, description="A customer named another customer."
+            ),
+            422: OpenApiResponse(
+                DetailOutputSerializer,
+                description="The Idempotency-Key was used before for a different order.",
+            ),
+        },
+    )
+    def create(self, request):
+        data = validated(PlaceOrderInputSerializer, request.data)
+        key = idempotency_key(request)
+        own_id = customer_id_for(request.user)
+        customer_id = data.get("customer_id") or own_id
+        if not request.user.is_staff and customer_id != own_id:
+            raise PermissionDenied("Customers place orders for themselves only.")
+        try:
+            placed = order_place(
+                customer_id=customer_id,
+                items=data["items"],
+                payment_token=data["payment_token"],
+                idempotency_key=key,
+                idempotency_scope=actor_for(request.user),
+                metadata=command_metadata(request),
+            )
+        except (InvalidOrder, UnknownProducts) as error:
+            return Response({"items": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
+        except IdempotencyKeyReused as error:
+            return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        # The saga ran after the order committed; the read model shows where it got to.
+        order = OrderSummary.objects.get(pk=placed.order.id)
+        headers = {"Location": f"{request.path}{order.order_id}/"}
+        if not placed.created:
+            headers["Idempotent-Replayed"] = "true"
+        body = OrderOutputSerializer(order).data
+        return Response(body, status=status.HTTP_201_CREATED, headers=headers)
+
+    @extend_schema(
+        summary="Every event of the order, from every service, in log order",
+        filters=False,
+        responses={200: EventOutputSerializer(many=True), 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def events(self, request, order_id=None):
+        order = self.get_object()
+        rows = Event.objects.filter(correlation_id=order.order_id).order_by("position")
+        return Response(EventOutputSerializer(rows, many=True).data)
+
+    @extend_schema(
+        summary="The order's fulfilment saga: state, step log and compensations",
+        filters=False,
+        responses={200: SagaOutputSerializer, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def saga(self, request, order_id=None):
+        order = self.get_object()
+        saga = SagaSummary.objects.filter(order_id=order.order_id).first()
+        if saga is None:
+            raise NotFound("The order's saga has not started yet.")
+        return Response(SagaOutputSerializer(saga).data)
