@@ -33,6 +33,9 @@ class OrderProjection(Projection):
     models = (OrderSummary,)
     event_types = frozenset(_STATUS_AFTER)
 
+    def handles(self, event: RecordedEvent) -> bool:
+        return event.aggregate_type == events.ORDER and super().handles(event)
+
     def apply(self, event: RecordedEvent) -> None:
         payload = event.payload
         if event.event_type == events.ORDER_CREATED:
@@ -83,11 +86,18 @@ class SagaProjection(Projection):
     models = (SagaSummary,)
     event_types = _SAGA_EVENTS
 
+    def handles(self, event: RecordedEvent) -> bool:
+        return event.aggregate_type == events.SAGA and super().handles(event)
+
     def apply(self, event: RecordedEvent) -> None:
         if event.event_type == events.SAGA_STARTED:
             self._start(event)
             return
-        row = SagaSummary.objects.get(pk=event.aggregate_id)
+        row = SagaSummary.objects.filter(pk=event.aggregate_id).first()
+        if row is None:
+            # Only streams the Saga aggregate began (with SagaStarted) are sagas; a request
+            # appended by other means (a service's own tests, a staff script) has no log here.
+            return
         at = event.recorded_at.isoformat()
         payload = event.payload
         kind = event.event_type

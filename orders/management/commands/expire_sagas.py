@@ -1,5 +1,6 @@
 """Fail saga steps (and resend compensations) whose reply is overdue."""
 
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
@@ -38,15 +39,10 @@ class Command(BaseCommand):
         if verbosity >= 2:
             for order_id in expired:
                 self.stdout.write(f"expired: {order_id}")
-        state_counts = (
-            SagaSummary.objects.filter(order_id__in=expired)
-            .values_list("state", flat=True)
-            .order_by()
+        states = Counter(
+            SagaSummary.objects.filter(order_id__in=expired).values_list("state", flat=True)
         )
-        summary = ", ".join(
-            f"{sum(1 for s in state_counts if s == state)} now {state}"
-            for state in sorted(set(state_counts))
-        )
+        summary = ", ".join(f"{count} now {state}" for state, count in sorted(states.items()))
         self.stdout.write(
             f"Expired {len(expired)} overdue saga step(s)" + (f": {summary}." if summary else ".")
         )
