@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "inventory",
     "payments",
     "notifications",
+    "demo",
 ]
 
 MIDDLEWARE = [

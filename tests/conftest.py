@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 from eventstore.projections import get_projections
 from eventstore.store import event_store
 from eventstore.subscriptions import register_subscriber, unregister_subscriber
+from payments.gateway import get_gateway
 from tests.factories import StaffUserFactory, UserFactory
 
 
@@ -26,6 +27,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def fresh_gateway():
+    """Forget the process-wide simulated gateway (and the charges it remembers) around every
+    test, so one test's payment ids never meet another's."""
+    get_gateway.cache_clear()
+    yield
+    get_gateway.cache_clear()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures for the payments suites: a fresh simulated gateway per test, charges via services."""
+"""Fixtures for the payments suites: charges made through the services, payment events read."""
 
 from decimal import Decimal
 
@@ -6,16 +6,7 @@ import pytest
 
 from eventstore.models import Event
 from payments import events
-from payments.gateway import get_gateway
 from payments.services import payment_charge
-
-
-@pytest.fixture(autouse=True)
-def fresh_gateway():
-    """Forget the process-wide gateway (and its remembered charges) around every test."""
-    get_gateway.cache_clear()
-    yield
-    get_gateway.cache_clear()
 
 
 @pytest.fixture
