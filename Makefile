@@ -1,5 +1,5 @@
 # Two commands for a fresh machine with python3 and make:
-#   make run   serve the system on SQLite at http://127.0.0.1:8000
+#   make run   seed demo data and serve the system on SQLite at http://127.0.0.1:8000
 #   make test  run every check (ruff, import contracts, pytest with coverage)
 PYTHON ?= python3
 VENV := .venv
@@ -24,7 +24,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 migrate: $(VENV)/.installed-run
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 
+# seed_demo is idempotent: it prints the demo accounts' tokens and adds only what is missing.
 run: migrate
+	DEBUG=1 $(BIN)/python manage.py seed_demo
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 lint: $(VENV)/.installed-dev

@@ -108,15 +108,11 @@ def order_place(
         order_id = order_id_for_key(scope=idempotency_scope, idempotency_key=key)
     else:
         order_id = str(uuid.uuid4())
+    asked = (customer_id, lines, payment_token)
     with transaction.atomic():
         order = orders.load_or_new(order_id)
         if order.exists:
-            asked = (customer_id, lines, payment_token)
-            placed = (order.customer_id, _requested(order), order.payment_token)
-            if asked != placed:
-                raise IdempotencyKeyReused(
-                    f"Idempotency key {key!r} was used for a different order ({order_id})"
-                )
+            _check_same_request(order, asked, key)
             return PlacedOrder(order, created=False)
         order.create(
             customer_id=customer_id,
@@ -126,11 +122,20 @@ def order_place(
             event_id=derived_event_id(events.ORDER, order_id, "created") if key else None,
         )
         orders.save(order, metadata={**(metadata or {}), "correlation_id": order_id})
+        if key:
+            # A concurrent request with the same key may have stored its OrderCreated first
+            # (the store then returns that one instead of writing ours): it must be the same.
+            _check_same_request(orders.load(order_id), asked, key)
     return PlacedOrder(order, created=True)
 
 
-def _requested(order: Order) -> list[dict[str, Any]]:
-    return [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in order.items]
+def _check_same_request(order: Order, asked: tuple, key: str) -> None:
+    """IdempotencyKeyReused unless the stored order is the one `asked` for."""
+    items = [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in order.items]
+    if (order.customer_id, items, order.payment_token) != asked:
+        raise IdempotencyKeyReused(
+            f"Idempotency key {key!r} was used for a different order ({order.id})"
+        )
 
 
 def order_get(*, order_id: str) -> Order:
