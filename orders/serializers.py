@@ -1,5 +1,6 @@
 """Orders' input and output serializers (shapes only; the rules live in services)."""
 
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from eventstore.api import identifier_field
@@ -65,11 +66,20 @@ class OrderOutputSerializer(serializers.ModelSerializer):
 SAGA_STEP_STATUSES = ("pending", "started", "succeeded", "failed")
 
 
+class StoredDateTimeField(serializers.DateTimeField):
+    """A timestamp kept as an ISO 8601 string in a JSON column, shown like every other one."""
+
+    def to_representation(self, value):
+        if isinstance(value, str):
+            value = parse_datetime(value)
+        return super().to_representation(value)
+
+
 class SagaStepOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=SAGA_STEP_STATUSES)
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
+    started_at = StoredDateTimeField(allow_null=True)
+    finished_at = StoredDateTimeField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
 
 
