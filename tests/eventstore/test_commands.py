@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from eventstore import signals
 from eventstore.models import Checkpoint, Stream
 from eventstore.projections import get_projections
 from eventstore.store import event_store
@@ -459,3 +460,43 @@ def test_process_events_follow_finishes_its_pass_and_stops_on_sigterm(subscribe)
     assert recorder.handled == [event.position for event in events]
     assert out.strip().splitlines()[-1] == "Stopped."
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.fixture
+def worker_pass_receiver():
+    """Connect a receiver to `worker_pass` for one test; it records each call or raises."""
+    calls = []
+
+    def receiver(sender=None, **kwargs):
+        calls.append(sender)
+        if getattr(receiver, "fail", False):
+            raise RuntimeError("housekeeping broke")
+
+    signals.worker_pass.connect(receiver, weak=False, dispatch_uid="tests.worker_pass")
+    yield receiver, calls
+    signals.worker_pass.disconnect(dispatch_uid="tests.worker_pass")
+
+
+@pytest.mark.django_db
+def test_process_events_runs_housekeeping_after_each_pass(subscribe, worker_pass_receiver):
+    subscribe(Recorder())
+    _, calls = worker_pass_receiver
+
+    run("process_events")
+
+    assert len(calls) == 1
+
+
+@pytest.mark.django_db
+def test_failing_housekeeping_is_reported_and_fails_the_run(subscribe, worker_pass_receiver):
+    recorder = subscribe(Recorder())
+    receiver, _ = worker_pass_receiver
+    receiver.fail = True
+    events = populate()
+
+    error, _, err = run_failing("process_events")
+
+    assert "1 subscriber(s) or housekeeping task(s) failed" in str(error)
+    assert "housekeeping broke" in err
+    # The subscribers' work is kept: housekeeping runs after the catch-up.
+    assert recorder.handled == [event.position for event in events]

@@ -228,6 +228,38 @@ def test_metadata_and_correlation_id_are_stored(store):
     assert event.metadata["actor"] == "staff"
 
 
+def test_read_correlated_gives_every_stream_of_one_order_in_position_order(store):
+    order_id, other_id = str(uuid.uuid4()), str(uuid.uuid4())
+    mine = {"correlation_id": order_id}
+    store.append_to_stream("order", order_id, [NewEvent("Placed", {}, mine)])
+    theirs = {"correlation_id": other_id}
+    store.append_to_stream("order", other_id, [NewEvent("Placed", {}, theirs)])
+    store.append(
+        StreamAppend("payment", order_id, [NewEvent("Charged", {}, mine)]),
+        StreamAppend("saga", order_id, [NewEvent("Stepped", {}, mine)]),
+    )
+    store.append_to_stream("audit", "x", [NewEvent("Uncorrelated", {}, {})])
+
+    found = store.read_correlated(order_id)
+
+    assert [(e.aggregate_type, e.event_type) for e in found] == [
+        ("order", "Placed"),
+        ("payment", "Charged"),
+        ("saga", "Stepped"),
+    ]
+    assert [e.position for e in found] == sorted(e.position for e in found)
+
+
+def test_the_correlation_id_column_copies_the_metadata_and_is_empty_without_one(store):
+    order_id = str(uuid.uuid4())
+    store.append_to_stream("order", order_id, [NewEvent("E", {}, {"correlation_id": order_id})])
+    store.append_to_stream("audit", "x", [NewEvent("E", {}, {"actor": "staff"})])
+
+    columns = dict(Event.objects.values_list("aggregate_type", "correlation_id"))
+
+    assert columns == {"order": order_id, "audit": ""}
+
+
 def test_read_all_memory_stays_flat_as_the_log_grows(store):
     def peak_while_reading() -> int:
         tracemalloc.start()
