@@ -400,7 +400,18 @@ class Saga(Aggregate):
         }
         if name in self.pending_compensations:
             self.pending_compensations.remove(name)
-        self.state = self.COMPENSATING
+        self.state = self._state_after_compensation_change()
+
+    def _state_after_compensation_change(self) -> str:
+        """A finished saga reopens to undo a late success, and a saga stays
+        compensation_failed while any compensation is given up on. A running saga keeps
+        running: undoing a reply it never asked for does not stop its own steps."""
+        failed = any(entry["status"] == self.FAILED for entry in self.compensations.values())
+        if self.state == self.COMPENSATION_FAILED and not failed:
+            return self.COMPENSATING
+        if self.state == self.COMPENSATED:
+            return self.COMPENSATING
+        return self.state
 
     @applies(events.INVENTORY_RESERVATION_REQUESTED)
     def _reservation_requested(self, payload: dict[str, Any]) -> None:
@@ -435,10 +446,8 @@ class Saga(Aggregate):
     def _compensation_succeeded(self, payload: dict[str, Any]) -> None:
         entry = self.compensations[payload["compensation"]]
         entry.update(status=self.SUCCEEDED, error="")
-        failed = [e for e in self.compensations.values() if e["status"] == self.FAILED]
-        if self.state == self.COMPENSATION_FAILED and not failed:
-            # A late answer to a compensation given up on: compensating can finish after all.
-            self.state = self.COMPENSATING
+        # A late answer to a compensation given up on: compensating can finish after all.
+        self.state = self._state_after_compensation_change()
 
     @applies(events.SAGA_COMPENSATION_FAILED)
     def _compensation_failed(self, payload: dict[str, Any]) -> None:

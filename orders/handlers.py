@@ -19,7 +19,10 @@ class FulfilmentSagaHandler(Subscriber):
 
     def handle(self, event: RecordedEvent) -> None:
         if event.event_type == events.ORDER_CREATED:
-            saga.execute(event.aggregate_id, cause=event)
+            # Only the Order aggregate's own stream places orders; an OrderCreated written
+            # elsewhere (an import, a script) must not stop every saga behind it.
+            if event.aggregate_type == events.ORDER:
+                saga.execute(event.aggregate_id, cause=event)
         else:
             saga.handle_reply(event)
 

@@ -109,9 +109,13 @@ class SagaProjection(Projection):
         elif "compensation" in payload and "attempt" in payload:
             compensation = _compensation(row.compensations, payload["compensation"], at)
             compensation.update(
-                status="started", attempts=payload["attempt"], requested_at=at, error=""
+                status="started",
+                attempts=payload["attempt"],
+                requested_at=at,
+                finished_at=None,
+                error="",
             )
-            row.state = State.COMPENSATING
+            row.state = _state_after_compensation_change(row)
         elif kind in (events.SAGA_STEP_SUCCEEDED, events.SAGA_STEP_FAILED):
             step = _entry(row.steps, payload["step"])
             failed = kind == events.SAGA_STEP_FAILED
@@ -128,10 +132,7 @@ class SagaProjection(Projection):
             _compensation(row.compensations, payload["compensation"], at).update(
                 status="succeeded", finished_at=at, error=""
             )
-            if row.state == State.COMPENSATION_FAILED and not any(
-                entry["status"] == "failed" for entry in row.compensations
-            ):
-                row.state = State.COMPENSATING
+            row.state = _state_after_compensation_change(row)
         elif kind == events.SAGA_COMPENSATION_FAILED:
             _compensation(row.compensations, payload["compensation"], at).update(
                 status="failed", finished_at=at, error=payload["error"]
@@ -202,6 +203,18 @@ def _compensation(entries: list[dict[str, Any]], name: str, at: str) -> dict[str
     }
     entries.append(entry)
     return entry
+
+
+def _state_after_compensation_change(row: SagaSummary) -> str:
+    """As `Saga._state_after_compensation_change`: reopen a finished saga, leave
+    compensation_failed once nothing is given up on, keep a running saga running."""
+    State = SagaSummary.State
+    failed = any(entry["status"] == "failed" for entry in row.compensations)
+    if row.state == State.COMPENSATION_FAILED and not failed:
+        return State.COMPENSATING
+    if row.state == State.COMPENSATED:
+        return State.COMPENSATING
+    return row.state
 
 
 def _set_waiting(row: SagaSummary) -> None:

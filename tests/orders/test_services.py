@@ -1,0 +1,404 @@
+"""Orders' services: placing an order (rules, idempotency, after-commit saga), reading it,
+expiring overdue replies and retrying given-up compensations."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from eventstore.aggregates import derived_event_id
+from eventstore.models import Event
+from eventstore.store import event_store
+from orders import events, services
+from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga
+from orders.models import SagaSummary
+from orders.services import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    IdempotencyKeyReused,
+    InvalidOrder,
+    UnknownProducts,
+    order_get,
+    order_id_for_key,
+    order_place,
+    saga_retry,
+    sagas_expire,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def line(product_id="p1", quantity=1):
+    return {"product_id": product_id, "quantity": quantity}
+
+
+def place_order(items=None, **kwargs):
+    """Place an order through the service (the saga runs only where after-commit runs)."""
+    kwargs.setdefault("customer_id", "c-1")
+    return order_place(items=items if items is not None else [line()], **kwargs)
+
+
+# --- order_place ---------------------------------------------------------------------------------
+
+
+def test_placing_an_order_records_order_created_with_the_given_metadata(make_product):
+    make_product("p1")
+    make_product("p2")
+
+    placed = place_order(
+        [line("p1", 2), line("p2", 1)],
+        payment_token="tok_decline",
+        metadata={"actor": "user:7", "correlation_id": "ignored"},
+    )
+
+    assert placed.created is True
+    order_id = placed.order.id
+    assert str(uuid.UUID(order_id)) == order_id
+    [created] = event_store.read_stream(events.ORDER, order_id)
+    assert created.event_type == events.ORDER_CREATED
+    assert created.payload == {
+        "order_id": order_id,
+        "customer_id": "c-1",
+        "items": [line("p1", 2), line("p2", 1)],
+        "payment_token": "tok_decline",
+        "idempotency_key": "",
+    }
+    # The order id is the correlation id of the whole fulfilment, whatever the caller said.
+    assert created.metadata == {"actor": "user:7", "correlation_id": order_id}
+    assert placed.order.status == Order.PENDING
+
+
+def test_the_payment_token_defaults_to_the_approving_test_token(make_product):
+    make_product("p1")
+
+    placed = place_order()
+
+    assert placed.order.payment_token == "tok_visa_success"
+
+
+def test_the_saga_starts_only_once_the_order_commits(make_product, run_after_commit):
+    make_product("p1")
+
+    with run_after_commit():
+        placed = place_order()
+        assert event_store.read_stream(events.SAGA, placed.order.id) == []
+
+    assert order_get(order_id=placed.order.id).status == Order.COMPLETED
+
+
+def test_an_order_that_is_rolled_back_starts_no_saga(make_product, run_after_commit):
+    make_product("p1")
+    count = Event.objects.count()
+
+    with run_after_commit(), pytest.raises(RuntimeError), transaction.atomic():
+        place_order()
+        raise RuntimeError("the caller's transaction fails")
+
+    assert Event.objects.count() == count
+
+
+def test_two_placements_without_a_key_are_two_orders(make_product):
+    make_product("p1")
+
+    first, second = place_order(), place_order()
+
+    assert first.order.id != second.order.id
+    assert first.created and second.created
+
+
+def test_product_ids_are_taken_as_strings(make_product):
+    make_product("42")
+
+    placed = place_order([{"product_id": 42, "quantity": 1}])
+
+    assert placed.order.items == [{"product_id": "42", "quantity": 1, "unit_price": None}]
+
+
+def test_the_largest_quantity_is_accepted(make_product):
+    make_product("p1", stock=MAX_QUANTITY)
+
+    placed = place_order([line("p1", MAX_QUANTITY)])
+
+    assert placed.order.items[0]["quantity"] == MAX_QUANTITY
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([], "1 to 100 lines"),
+        ([line(f"p{n}") for n in range(MAX_LINES + 1)], "1 to 100 lines"),
+        ([line("p1", 0)], "must be 1 to 1000"),
+        ([line("p1", MAX_QUANTITY + 1)], "must be 1 to 1000"),
+        ([line("p1", -3)], "must be 1 to 1000"),
+        ([line("p1", "2")], "must be an integer"),
+        ([line("p1", 2.0)], "must be an integer"),
+        ([line("p1", True)], "must be an integer"),
+        ([line("p1"), line("p1", 2)], "appears on two lines"),
+    ],
+    ids=[
+        "no lines",
+        "too many lines",
+        "zero",
+        "too many units",
+        "negative",
+        "string quantity",
+        "float quantity",
+        "bool quantity",
+        "duplicate product",
+    ],
+)
+def test_an_order_breaking_a_line_rule_is_refused_and_writes_nothing(make_product, items, message):
+    make_product("p1")
+    count = Event.objects.count()
+
+    with pytest.raises(InvalidOrder, match=message):
+        place_order(items)
+
+    assert Event.objects.count() == count
+
+
+def test_an_order_naming_unknown_products_lists_them_and_writes_nothing(make_product):
+    make_product("p1")
+    count = Event.objects.count()
+
+    with pytest.raises(UnknownProducts) as refused:
+        place_order([line("ghost"), line("p1"), line("phantom")])
+
+    assert refused.value.product_ids == ["ghost", "phantom"]
+    assert str(refused.value) == "Unknown product(s): ghost, phantom"
+    assert Event.objects.count() == count
+
+
+# --- idempotency ---------------------------------------------------------------------------------
+
+
+def test_an_idempotency_key_stands_for_one_order_id_per_scope():
+    key = order_id_for_key(scope="user:1", idempotency_key="k-1")
+
+    assert key == order_id_for_key(scope="user:1", idempotency_key="k-1")
+    assert key != order_id_for_key(scope="user:2", idempotency_key="k-1")
+    assert key != order_id_for_key(scope="user:1", idempotency_key="k-2")
+
+
+def test_a_keyed_order_takes_the_keys_order_id_and_a_derived_event_id(make_product):
+    make_product("p1")
+
+    placed = place_order(idempotency_key="k-1", idempotency_scope="user:1")
+
+    order_id = order_id_for_key(scope="user:1", idempotency_key="k-1")
+    assert placed.order.id == order_id
+    [created] = event_store.read_stream(events.ORDER, order_id)
+    assert created.event_id == derived_event_id(events.ORDER, order_id, "created")
+    assert created.payload["idempotency_key"] == "k-1"
+    assert placed.order.idempotency_key == "k-1"
+
+
+def test_repeating_a_keyed_request_returns_the_first_order_and_writes_nothing(
+    make_product, run_after_commit
+):
+    make_product("p1")
+    with run_after_commit():
+        first = place_order([line("p1", 2)], idempotency_key="k-1", idempotency_scope="user:1")
+    count = Event.objects.count()
+
+    again = place_order([line("p1", 2)], idempotency_key="k-1", idempotency_scope="user:1")
+
+    assert again.created is False
+    assert again.order.id == first.order.id
+    assert again.order.status == Order.COMPLETED
+    assert Event.objects.count() == count
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"customer_id": "c-2"},
+        {"items": [line("p1", 3)]},
+        {"items": [line("p2", 2)]},
+        {"payment_token": "tok_decline"},
+    ],
+    ids=["customer", "quantity", "product", "token"],
+)
+def test_a_key_reused_for_a_different_order_is_refused_and_writes_nothing(make_product, changed):
+    make_product("p1")
+    make_product("p2")
+    request = {"customer_id": "c-1", "items": [line("p1", 2)], "payment_token": "tok_visa_success"}
+    place_order(**request, idempotency_key="k-1", idempotency_scope="user:1")
+    count = Event.objects.count()
+
+    with pytest.raises(IdempotencyKeyReused, match="'k-1' was used for a different order"):
+        place_order(**{**request, **changed}, idempotency_key="k-1", idempotency_scope="user:1")
+
+    assert Event.objects.count() == count
+
+
+@pytest.fixture
+def read_before_the_race_was_lost(monkeypatch):
+    """A function making the next placement read its order as if a concurrent request with the
+    same key had not stored its OrderCreated yet: its own OrderCreated, under the same derived
+    event id, then meets the stored one (the store keeps the first)."""
+
+    def arm():
+        fresh = services.orders.load_or_new
+
+        def stale(order_id, **kwargs):
+            monkeypatch.setattr(services.orders, "load_or_new", fresh)
+            return Order(order_id)
+
+        monkeypatch.setattr(services.orders, "load_or_new", stale)
+
+    return arm
+
+
+def test_a_same_key_request_that_lost_the_race_to_another_order_is_refused(
+    make_product, read_before_the_race_was_lost
+):
+    make_product("p1")
+    winner = place_order([line("p1", 2)], idempotency_key="k-1", idempotency_scope="user:1")
+    count = Event.objects.count()
+    read_before_the_race_was_lost()
+
+    with pytest.raises(IdempotencyKeyReused, match=winner.order.id):
+        place_order([line("p1", 3)], idempotency_key="k-1", idempotency_scope="user:1")
+
+    assert Event.objects.count() == count
+    assert order_get(order_id=winner.order.id).items[0]["quantity"] == 2
+
+
+def test_a_same_key_request_that_lost_the_race_to_the_same_order_writes_nothing_more(
+    make_product, read_before_the_race_was_lost
+):
+    make_product("p1")
+    winner = place_order([line("p1", 2)], idempotency_key="k-1", idempotency_scope="user:1")
+    count = Event.objects.count()
+    read_before_the_race_was_lost()
+
+    loser = place_order([line("p1", 2)], idempotency_key="k-1", idempotency_scope="user:1")
+
+    assert loser.order.id == winner.order.id
+    assert Event.objects.count() == count
+
+
+def test_the_same_key_in_two_scopes_places_two_orders(make_product):
+    make_product("p1")
+
+    first = place_order(idempotency_key="k-1", idempotency_scope="user:1")
+    second = place_order(idempotency_key="k-1", idempotency_scope="user:2")
+
+    assert second.created is True
+    assert first.order.id != second.order.id
+
+
+def test_an_empty_key_is_no_key(make_product):
+    make_product("p1")
+
+    first = place_order(idempotency_key="")
+    second = place_order(idempotency_key="")
+
+    assert first.order.id != second.order.id
+    assert first.order.idempotency_key == ""
+
+
+# --- order_get -----------------------------------------------------------------------------------
+
+
+def test_order_get_rebuilds_the_order_from_its_events(make_product, run_after_commit):
+    make_product("p1", price="4.00")
+    with run_after_commit():
+        placed = place_order([line("p1", 3)])
+
+    order = order_get(order_id=placed.order.id)
+
+    assert (order.status, order.total_amount, order.customer_id) == (
+        Order.COMPLETED,
+        "12.00",
+        "c-1",
+    )
+    assert order.items == [{"product_id": "p1", "quantity": 3, "unit_price": "4.00"}]
+
+
+def test_order_get_of_an_unknown_order_raises_order_not_found():
+    with pytest.raises(OrderNotFound, match="'nope' does not exist"):
+        order_get(order_id="nope")
+
+
+# --- sagas_expire --------------------------------------------------------------------------------
+
+
+def test_sagas_expire_leaves_replies_that_are_not_yet_overdue(make_product, place_waiting):
+    order_id = place_waiting()
+
+    assert sagas_expire() == []
+    assert order_get(order_id=order_id).status == Order.INVENTORY_RESERVED
+
+
+def test_sagas_expire_gives_up_on_replies_older_than_the_timeout(
+    make_product, place_waiting, settings
+):
+    settings.SAGA_STEP_TIMEOUT = 60
+    order_id = place_waiting()
+
+    acted = sagas_expire(now=timezone.now() + timedelta(seconds=61))
+
+    assert acted == [order_id]
+    assert order_get(order_id=order_id).status == Order.PAYMENT_FAILED
+
+
+def test_sagas_expire_acts_on_the_oldest_overdue_sagas_first_up_to_the_limit(
+    place_waiting, settings
+):
+    settings.SAGA_STEP_TIMEOUT = 0
+    oldest, middle, newest = place_waiting(), place_waiting(), place_waiting()
+
+    first = sagas_expire(limit=2)
+    second = sagas_expire(limit=2)
+
+    assert first == [oldest, middle]
+    # The two sagas now wait for their stock's release (sent just now) ahead of the third.
+    assert second[0] == newest
+    assert SagaSummary.objects.get(order_id=newest).state == Saga.COMPENSATING
+
+
+def test_sagas_expire_skips_sagas_that_wait_for_nothing(make_product, place, settings):
+    settings.SAGA_STEP_TIMEOUT = 0
+    make_product("p1")
+    place()  # completed
+
+    assert sagas_expire() == []
+
+
+# --- saga_retry ----------------------------------------------------------------------------------
+
+
+def test_saga_retry_refuses_a_saga_that_gave_nothing_up(place_waiting):
+    order_id = place_waiting()
+
+    with pytest.raises(IllegalTransition, match="only a saga in compensation_failed"):
+        saga_retry(order_id=order_id)
+
+
+def test_saga_retry_of_an_order_without_a_saga_raises_order_not_found(make_product):
+    make_product("p1")
+    placed = place_order()
+
+    with pytest.raises(OrderNotFound):
+        saga_retry(order_id=placed.order.id)
+
+
+def test_saga_retry_sends_the_given_up_compensation_again(
+    place_waiting, switched_off, settings, saga_types
+):
+    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_COMPENSATION_ATTEMPTS = 1
+    order_id = place_waiting()
+    sagas_expire()  # the payment step fails; the release is sent (nobody answers: no commit)
+    sagas_expire()  # given up
+    assert SagaSummary.objects.get(order_id=order_id).state == Saga.COMPENSATION_FAILED
+
+    saga = saga_retry(order_id=order_id)
+
+    assert saga.state == Saga.COMPENSATING
+    assert saga_types(order_id)[-1] == events.INVENTORY_RELEASE_REQUESTED
+    assert saga.compensations["release_inventory"]["attempt"] == 2
