@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models, transaction
+from django.db import transaction
 
 from demo.seeding import LOW_STOCK_PRODUCT, demo_product
-from eventstore.projections import Projection, get_projections
-from eventstore.replay import rebuild
+from eventstore.projections import get_projections
+from eventstore.replay import verify
 from eventstore.store import RecordedEvent, event_store
 from eventstore.subscriptions import catch_up_all
 from inventory import events as inventory_events
@@ -314,63 +314,26 @@ class ReplayResult:
         return sum(model.rows_before for model in self.models)
 
 
-def _capture(projection: Projection, model: type[models.Model]) -> dict[tuple, dict[str, Any]]:
-    """The model's rows by their key, with every column a rebuild must reproduce."""
-    key_fields = projection.row_key(model)
-    columns = projection.compared_fields(model)
-    return {
-        tuple(row[name] for name in key_fields): row
-        for row in model.objects.order_by().values(*columns).iterator(chunk_size=2000)
-    }
-
-
-def _differences(before: dict[tuple, dict], after: dict[tuple, dict], limit: int) -> list[str]:
-    differences = []
-    for key in sorted(before.keys() | after.keys(), key=repr):
-        old, new = before.get(key), after.get(key)
-        if old == new:
-            continue
-        name = "/".join(str(part) for part in key)
-        if old is None:
-            differences.append(f"{name}: only after the rebuild")
-        elif new is None:
-            differences.append(f"{name}: gone after the rebuild")
-        else:
-            changed = ", ".join(
-                f"{column} {old[column]!r} -> {new[column]!r}"
-                for column in old
-                if old[column] != new[column]
-            )
-            differences.append(f"{name}: {changed}")
-    # Every difference counts; only the first few are worth printing.
-    return differences[:limit] + (
-        [f"... and {len(differences) - limit} more"] if len(differences) > limit else []
-    )
-
-
 def replay_and_compare(*, difference_limit: int = 5) -> ReplayResult:
     """Empty every projection's read models, replay the whole log into them, and compare each
     row with the one it replaced. Appenders wait until it ends, so no new event can blur it."""
     projections = get_projections()
+    read_models = [model for projection in projections for model in projection.models]
     with transaction.atomic():
         event_store.hold_appends()
-        before = {
-            (projection.name, model): _capture(projection, model)
-            for projection in projections
-            for model in projection.models
-        }
-        rebuilt = rebuild(projections)
+        rows_before = {model: model.objects.count() for model in read_models}
+        differences, rebuilt = verify(projections, keep=True)
         comparisons = []
-        for projection in projections:
-            for model in projection.models:
-                old = before[(projection.name, model)]
-                new = _capture(projection, model)
-                comparisons.append(
-                    ModelComparison(
-                        label=model._meta.label,
-                        rows_before=len(old),
-                        rows_after=len(new),
-                        differences=_differences(old, new, difference_limit),
-                    )
+        for model in read_models:
+            found = [d.describe() for d in differences if d.model == model._meta.label]
+            if len(found) > difference_limit:
+                found = [*found[:difference_limit], f"... and {len(found) - difference_limit} more"]
+            comparisons.append(
+                ModelComparison(
+                    label=model._meta.label,
+                    rows_before=rows_before[model],
+                    rows_after=model.objects.count(),
+                    differences=found,
                 )
+            )
     return ReplayResult(events=rebuilt.events, seconds=rebuilt.seconds, models=comparisons)

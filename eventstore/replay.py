@@ -126,8 +126,10 @@ def verify(
     *,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    keep: bool = False,
 ) -> tuple[list[RowDifference], RebuildResult]:
-    """Rebuild inside a transaction that is rolled back and list every row that differs."""
+    """Rebuild and list every row that differs from the live read models. The rebuild is
+    rolled back, unless `keep`: then it replaces the live read models, as `rebuild` does."""
     differences: list[RowDifference] = []
     with transaction.atomic():
         event_store.hold_appends()
@@ -140,7 +142,8 @@ def verify(
         for projection in projections:
             for model in projection.models:
                 differences.extend(_compare(projection, model, live[(projection.name, model)]))
-        transaction.set_rollback(True)
+        if not keep:
+            transaction.set_rollback(True)
     return differences, result
 
 

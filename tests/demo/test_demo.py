@@ -191,9 +191,14 @@ def test_demo_fails_when_the_replay_does_not_reproduce_the_read_models(debug):
     assert re.search(r"^orders\.CatalogProduct +6 +6 +no$", output, re.M)
     assert "identical: no" in output
     assert "d. the rebuilt read models differ" in str(error)
-    assert "name 'Edited by hand' -> 'Aluminium laptop stand'" in errors
-    assert "orders.CatalogProduct laptop-stand: only after the rebuild" in errors
-    assert "orders.CatalogProduct ghost: gone after the rebuild" in errors
+    assert (
+        "inventory.ProductStock [product_id='laptop-stand']: "
+        "name: live 'Edited by hand' != rebuilt 'Aluminium laptop stand'"
+    ) in errors
+    assert (
+        "orders.CatalogProduct [product_id='laptop-stand']: missing from the live read model"
+    ) in errors
+    assert "orders.CatalogProduct [product_id='ghost']: in the live read model but not" in errors
     # The rebuilt read models are kept: they are what the log says.
     assert ProductStock.objects.get(pk="laptop-stand").name == "Aluminium laptop stand"
     assert not CatalogProduct.objects.filter(pk="ghost").exists()

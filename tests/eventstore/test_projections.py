@@ -110,6 +110,17 @@ def test_verify_lists_a_tampered_row_and_leaves_the_live_model_untouched(store, 
     assert Stream.objects.get(aggregate_type="thing", aggregate_id="t2").version == 99
 
 
+def test_verify_with_keep_lists_the_drift_and_keeps_the_rebuilt_rows(store, stream_projection):
+    populate(store)
+    Stream.objects.filter(aggregate_type="thing", aggregate_id="t2").update(version=99)
+
+    differences, _ = verify([stream_projection], keep=True)
+
+    assert [d.fields for d in differences] == [["version"]]
+    assert Stream.objects.get(aggregate_type="thing", aggregate_id="t2").version != 99
+    assert not verify([stream_projection])[0]
+
+
 def test_verify_lists_missing_and_unexpected_rows(store, stream_projection):
     populate(store)
     row = Stream.objects.get(aggregate_type="other", aggregate_id="o1")

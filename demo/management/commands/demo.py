@@ -135,4 +135,4 @@ class Command(BaseCommand):
         self.stdout.write(f"identical: {'yes' if result.identical else 'no'}")
         for model in result.models:
             for difference in model.differences:
-                self.stderr.write(f"{model.label} {difference}")
+                self.stderr.write(difference)
