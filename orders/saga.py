@@ -50,6 +50,15 @@ class Run:
         sagas.save(self.order, self.saga, metadata=self.metadata)
 
 
+class StepRefused(Exception):
+    """A step cannot even start: the saga fails it at once with `reason` and compensates."""
+
+    def __init__(self, *, reason: str, error: str) -> None:
+        super().__init__(error)
+        self.reason = reason
+        self.error = error
+
+
 @dataclass(frozen=True)
 class Compensation:
     """How to undo a step: send `request`, then apply the service's confirmation."""
@@ -96,6 +105,13 @@ def reservation_failed(run: Run, reason: str) -> None:
 
 def request_payment(run: Run) -> None:
     """Ask payments to charge the reserved total (payment id = order id)."""
+    if "refund_payment" in run.saga.compensations:
+        # The order's payment id was charged outside the saga, and that charge is being
+        # refunded. Payments decides a payment id once, so a request would never be answered.
+        raise StepRefused(
+            reason="payment_conflict",
+            error="the order's payment id was charged outside the saga (refunded)",
+        )
     run.saga.request_step(
         step="process_payment",
         event_type=events.PAYMENT_REQUESTED,
@@ -344,7 +360,11 @@ class OrderFulfillmentSaga:
                 continue
             if status is not None:
                 return  # started and waiting, or failed (compensation took over)
-            step.start(run)
+            try:
+                step.start(run)
+            except StepRefused as refusal:
+                self._fail(run, step, error=refusal.error, reason=refusal.reason)
+                return
             if run.saga.waiting_for() is not None:
                 return
         run.saga.completed()

@@ -767,6 +767,29 @@ def test_a_payment_reply_before_the_payment_was_asked_for_does_not_strand_the_or
     assert order.status in Order.FINAL_STATUSES
 
 
+def test_a_payment_id_charged_outside_the_saga_fails_the_payment_step_at_once(
+    make_product, place, switched_off, run_after_commit, deliver, stock_of, saga_types
+):
+    make_product("p1")
+    with switched_off("inventory.requests"):
+        order_id = place()  # waits for the reservation
+        with run_after_commit():
+            late_charge(order_id)  # a staff charge on the order's payment id, refunded at once
+
+    deliver()  # inventory reserves; the saga cannot ask for a payment that is already decided
+
+    saga, order = saga_of(order_id), order_of(order_id)
+    assert saga.steps["process_payment"]["status"] == Saga.FAILED
+    assert events.PAYMENT_REQUESTED not in saga_types(order_id)
+    assert {name: entry["status"] for name, entry in saga.compensations.items()} == {
+        "refund_payment": Saga.SUCCEEDED,
+        "release_inventory": Saga.SUCCEEDED,
+    }
+    assert saga.state == Saga.COMPENSATED
+    assert (order.status, order.failure_reason) == (Order.CANCELLED, "payment_conflict")
+    assert stock_of("p1")[:3] == (10, 0, 0)
+
+
 @pytest.mark.parametrize("token", ["tok_timeout", "tok_decline"], ids=["waiting", "failed"])
 def test_advancing_a_saga_never_restarts_a_step_that_started(make_product, place, token):
     make_product("p1")
