@@ -40,3 +40,14 @@ def test_the_restock_page_offers_the_quantity_field(client, staff_user):
     html = client.get("/api/inventory/sku-1/restock/", HTTP_ACCEPT="text/html").content.decode()
 
     assert 'name="quantity"' in html
+
+
+def test_the_orders_page_offers_an_order_as_raw_json_with_its_fields(client, customer_user):
+    client.force_login(customer_user)
+
+    html = client.get("/api/orders/", HTTP_ACCEPT="text/html").content.decode()
+
+    # Lines are a list, which HTML forms cannot hold: the raw JSON form names every field.
+    assert 'name="payment_token"' in html
+    for field in ("customer_id", "items", "payment_token"):
+        assert f"&quot;{field}&quot;" in html, field
