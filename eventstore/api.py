@@ -39,6 +39,18 @@ class InputSerializersMixin:
         return self.input_serializers.get(self.action) or super().get_serializer_class()
 
 
+class CustomerScopedMixin:
+    """Viewset mixin: staff see every row, a customer only the rows of their own customer_id
+    (anyone else's then answers 404, as if it did not exist)."""
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        user = self.request.user
+        if user.is_staff:
+            return queryset
+        return queryset.filter(customer_id=customer_id_for(user))
+
+
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> Any:
     """The validated data of `data`, or a 400 naming each bad field (ValidationError)."""
     serializer = serializer_class(data=data)

@@ -11,6 +11,7 @@ from eventstore.api import (
     NOT_FOUND,
     STAFF_ONLY,
     VALIDATION_ERROR,
+    CustomerScopedMixin,
     InputSerializersMixin,
     command_metadata,
     customer_id_for,
@@ -42,7 +43,9 @@ class CustomerListSchema(AutoSchema):
         summary="List notifications (customers: their own; staff: everyone's)",
     ),
 )
-class NotificationViewSet(InputSerializersMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(
+    CustomerScopedMixin, InputSerializersMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+):
     """Notifications sent to customers, newest first. A customer sees only their own."""
 
     queryset = SentNotification.objects.all()
@@ -57,13 +60,6 @@ class NotificationViewSet(InputSerializersMixin, mixins.ListModelMixin, viewsets
         if self.action == "send":
             return [permissions.IsAdminUser()]
         return super().get_permissions()
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        user = self.request.user
-        if user.is_staff:
-            return queryset
-        return queryset.filter(customer_id=customer_id_for(user))
 
     @extend_schema(
         summary="One customer's notifications, newest first",

@@ -2,19 +2,14 @@
 
 from django.db import models
 
+from orders.aggregates import Order, Saga
+
 
 class OrderSummary(models.Model):
     """An order as GET /api/orders/ shows it."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        INVENTORY_RESERVED = "inventory_reserved"
-        PAYMENT_PROCESSED = "payment_processed"
-        COMPLETED = "completed"
-        INVENTORY_FAILED = "inventory_failed"
-        PAYMENT_FAILED = "payment_failed"
-        INVENTORY_RELEASED = "inventory_released"
-        CANCELLED = "cancelled"
+    # The aggregate's statuses, so the two can never disagree.
+    Status = models.TextChoices("Status", [(status.upper(), status) for status in Order.STATUSES])
 
     order_id = models.CharField(max_length=64, primary_key=True)
     customer_id = models.CharField(max_length=64)
@@ -47,12 +42,7 @@ class SagaSummaryQuerySet(models.QuerySet):
 class SagaSummary(models.Model):
     """A fulfilment saga: its state, step log and compensations (GET /api/orders/{id}/saga/)."""
 
-    class State(models.TextChoices):
-        RUNNING = "running"
-        COMPENSATING = "compensating"
-        COMPLETED = "completed"
-        COMPENSATED = "compensated"
-        COMPENSATION_FAILED = "compensation_failed"
+    State = models.TextChoices("State", [(state.upper(), state) for state in Saga.STATES])
 
     saga_id = models.CharField(max_length=64, primary_key=True)
     order_id = models.CharField(max_length=64, unique=True)

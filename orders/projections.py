@@ -173,7 +173,8 @@ class SagaProjection(Projection):
         )
 
 
-def _entry(entries: list[dict[str, Any]], name: str) -> dict[str, Any]:
+def _entry(entries: list[dict[str, Any]], name: str, **new: Any) -> dict[str, Any]:
+    """The step or compensation entry called `name`; a new one (with `new` fields) if absent."""
     for entry in entries:
         if entry["name"] == name:
             return entry
@@ -183,26 +184,15 @@ def _entry(entries: list[dict[str, Any]], name: str) -> dict[str, Any]:
         "started_at": None,
         "finished_at": None,
         "error": "",
+        **new,
     }
     entries.append(entry)
     return entry
 
 
 def _compensation(entries: list[dict[str, Any]], name: str, at: str) -> dict[str, Any]:
-    for entry in entries:
-        if entry["name"] == name:
-            return entry
-    entry = {
-        "name": name,
-        "status": "started",
-        "attempts": 0,
-        "started_at": at,
-        "requested_at": at,
-        "finished_at": None,
-        "error": "",
-    }
-    entries.append(entry)
-    return entry
+    """A compensation's entry; a first request starts it at `at`."""
+    return _entry(entries, name, status="started", attempts=0, started_at=at, requested_at=at)
 
 
 def _state_after_compensation_change(row: SagaSummary) -> str:

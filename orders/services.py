@@ -17,13 +17,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict
+from eventstore.aggregates import derived_event_id, retry_on_conflict
 from orders import events
-from orders.aggregates import Order, OrderError, OrderNotFound, Saga
+from orders.aggregates import Order, OrderError, Saga
 from orders.models import CatalogProduct, SagaSummary
+from orders.saga import orders
 from orders.saga import saga as fulfilment
-
-orders: Repository[Order] = Repository(Order)
 
 Metadata = Mapping[str, Any] | None
 
@@ -112,7 +111,12 @@ def order_place(
     with transaction.atomic():
         order = orders.load_or_new(order_id)
         if order.exists:
-            _check_same_request(order, asked, key)
+            placed = {
+                "customer_id": order.customer_id,
+                "items": order.items,
+                "payment_token": order.payment_token,
+            }
+            _check_same_request(placed, asked, key, order_id)
             return PlacedOrder(order, created=False)
         order.create(
             customer_id=customer_id,
@@ -121,29 +125,21 @@ def order_place(
             idempotency_key=key,
             event_id=derived_event_id(events.ORDER, order_id, "created") if key else None,
         )
-        orders.save(order, metadata={**(metadata or {}), "correlation_id": order_id})
+        [created] = orders.save(order, metadata={**(metadata or {}), "correlation_id": order_id})
         if key:
             # A concurrent request with the same key may have stored its OrderCreated first
             # (the store then returns that one instead of writing ours): it must be the same.
-            _check_same_request(orders.load(order_id), asked, key)
+            _check_same_request(created.payload, asked, key, order_id)
     return PlacedOrder(order, created=True)
 
 
-def _check_same_request(order: Order, asked: tuple, key: str) -> None:
-    """IdempotencyKeyReused unless the stored order is the one `asked` for."""
-    items = [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in order.items]
-    if (order.customer_id, items, order.payment_token) != asked:
+def _check_same_request(placed: Mapping[str, Any], asked: tuple, key: str, order_id: str) -> None:
+    """IdempotencyKeyReused unless the order placed under the key is the one `asked` for."""
+    items = [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in placed["items"]]
+    if (placed["customer_id"], items, placed["payment_token"]) != asked:
         raise IdempotencyKeyReused(
-            f"Idempotency key {key!r} was used for a different order ({order.id})"
+            f"Idempotency key {key!r} was used for a different order ({order_id})"
         )
-
-
-def order_get(*, order_id: str) -> Order:
-    """The order as its events make it; OrderNotFound when there is none."""
-    order = orders.load_or_new(order_id)
-    if not order.exists:
-        raise OrderNotFound(f"Order {order_id!r} does not exist")
-    return order
 
 
 def sagas_expire(*, now=None, limit: int = 500) -> list[str]:

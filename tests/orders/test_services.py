@@ -14,13 +14,13 @@ from eventstore.store import event_store
 from orders import events, services
 from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga
 from orders.models import SagaSummary
+from orders.saga import orders
 from orders.services import (
     MAX_LINES,
     MAX_QUANTITY,
     IdempotencyKeyReused,
     InvalidOrder,
     UnknownProducts,
-    order_get,
     order_id_for_key,
     order_place,
     saga_retry,
@@ -85,7 +85,7 @@ def test_the_saga_starts_only_once_the_order_commits(make_product, run_after_com
         placed = place_order()
         assert event_store.read_stream(events.SAGA, placed.order.id) == []
 
-    assert order_get(order_id=placed.order.id).status == Order.COMPLETED
+    assert orders.load(placed.order.id).status == Order.COMPLETED
 
 
 def test_an_order_that_is_rolled_back_starts_no_saga(make_product, run_after_commit):
@@ -264,7 +264,7 @@ def test_a_same_key_request_that_lost_the_race_to_another_order_is_refused(
         place_order([line("p1", 3)], idempotency_key="k-1", idempotency_scope="user:1")
 
     assert Event.objects.count() == count
-    assert order_get(order_id=winner.order.id).items[0]["quantity"] == 2
+    assert orders.load(winner.order.id).items[0]["quantity"] == 2
 
 
 def test_a_same_key_request_that_lost_the_race_to_the_same_order_writes_nothing_more(
@@ -301,15 +301,15 @@ def test_an_empty_key_is_no_key(make_product):
     assert first.order.idempotency_key == ""
 
 
-# --- order_get -----------------------------------------------------------------------------------
+# --- the placed order ---------------------------------------------------------------------------
 
 
-def test_order_get_rebuilds_the_order_from_its_events(make_product, run_after_commit):
+def test_a_placed_order_is_rebuilt_from_its_events(make_product, run_after_commit):
     make_product("p1", price="4.00")
     with run_after_commit():
         placed = place_order([line("p1", 3)])
 
-    order = order_get(order_id=placed.order.id)
+    order = orders.load(placed.order.id)
 
     assert (order.status, order.total_amount, order.customer_id) == (
         Order.COMPLETED,
@@ -319,11 +319,6 @@ def test_order_get_rebuilds_the_order_from_its_events(make_product, run_after_co
     assert order.items == [{"product_id": "p1", "quantity": 3, "unit_price": "4.00"}]
 
 
-def test_order_get_of_an_unknown_order_raises_order_not_found():
-    with pytest.raises(OrderNotFound, match="'nope' does not exist"):
-        order_get(order_id="nope")
-
-
 # --- sagas_expire --------------------------------------------------------------------------------
 
 
@@ -331,7 +326,7 @@ def test_sagas_expire_leaves_replies_that_are_not_yet_overdue(make_product, plac
     order_id = place_waiting()
 
     assert sagas_expire() == []
-    assert order_get(order_id=order_id).status == Order.INVENTORY_RESERVED
+    assert orders.load(order_id).status == Order.INVENTORY_RESERVED
 
 
 def test_sagas_expire_gives_up_on_replies_older_than_the_timeout(
@@ -343,7 +338,7 @@ def test_sagas_expire_gives_up_on_replies_older_than_the_timeout(
     acted = sagas_expire(now=timezone.now() + timedelta(seconds=61))
 
     assert acted == [order_id]
-    assert order_get(order_id=order_id).status == Order.PAYMENT_FAILED
+    assert orders.load(order_id).status == Order.PAYMENT_FAILED
 
 
 def test_sagas_expire_acts_on_the_oldest_overdue_sagas_first_up_to_the_limit(
