@@ -45,17 +45,6 @@ PAYMENT_FAILED = "PaymentFailed"
 PAYMENT_REFUNDED = "PaymentRefunded"
 PRODUCT_CREATED = "ProductCreated"
 
-REPLY_EVENT_TYPES = frozenset(
-    {
-        INVENTORY_RESERVED,
-        INVENTORY_RESERVATION_FAILED,
-        INVENTORY_RELEASED,
-        PAYMENT_PROCESSED,
-        PAYMENT_FAILED,
-        PAYMENT_REFUNDED,
-    }
-)
-
 
 class Item(TypedDict):
     product_id: str

@@ -5,7 +5,7 @@ import logging
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import Subscriber
 from orders import events
-from orders.saga import saga
+from orders.saga import OrderFulfillmentSaga, saga
 from orders.services import sagas_expire
 
 logger = logging.getLogger(__name__)
@@ -15,7 +15,8 @@ class FulfilmentSagaHandler(Subscriber):
     """Runs every order's OrderFulfillmentSaga from the log, each event once."""
 
     name = "orders.saga"
-    event_types = frozenset({events.ORDER_CREATED, *events.REPLY_EVENT_TYPES})
+    # OrderCreated starts a saga; every reply the saga knows how to match moves one on.
+    event_types = frozenset({events.ORDER_CREATED, *OrderFulfillmentSaga.REPLY_KEYS})
 
     def handle(self, event: RecordedEvent) -> None:
         if event.event_type == events.ORDER_CREATED:
