@@ -1,13 +1,14 @@
 # Two commands for a fresh machine with python3 and make:
 #   make run   seed demo data and serve the system on SQLite at http://127.0.0.1:8000
 #   make test  run every check (ruff, import contracts, pytest with coverage)
+# and, to measure: make bench (SQLite; BENCH_ARGS=--postgres adds PostgreSQL, see BENCHMARKS.md)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint migrate clean
+.PHONY: run test lint migrate clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,10 @@ lint: $(VENV)/.installed-dev
 
 test: lint
 	$(BIN)/pytest
+
+# Every workload three times on fresh databases; the medians go to BENCHMARKS.md.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm .pytest-db-* .coverage

@@ -1,0 +1,124 @@
+"""`make bench`: run every workload three times on fresh databases and report the medians.
+
+    python -m tests.bench [--postgres [URL]] [--runs 3] [--only NAME ...] [--scale 1.0]
+                          [--output BENCHMARKS.md | --no-write] [--profile DIR]
+
+SQLite always runs; --postgres adds a pass on PostgreSQL (default URL: $POSTGRES_URL or
+postgres://postgres@127.0.0.1:5432/postgres, which must be allowed to create databases).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.bench import report
+from tests.bench.setup import configure_django
+from tests.bench.workloads import NAMES, get_workload
+
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=os.environ.get("POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        default=None,
+        metavar="URL",
+        help="Also run on PostgreSQL (an admin URL: each run creates and drops its databases).",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="Runs per workload (default 3).")
+    parser.add_argument("--only", nargs="+", choices=NAMES, default=None, metavar="NAME")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="Multiply the workloads' sizes (quick checks)."
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true", help="Print only; leave the file.")
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="DIR", help="cProfile each project run."
+    )
+    options = parser.parse_args(argv)
+    if options.runs < 1:
+        parser.error("--runs must be at least 1")
+    if not 0 < options.scale <= 1:
+        parser.error("--scale must be above 0 and at most 1")
+    return options
+
+
+def run_once(
+    name: str, backend: str, options: argparse.Namespace, run: int
+) -> tuple[dict | None, str]:
+    """One worker process; (its result, or None when it failed; the tail of its stderr)."""
+    command = [sys.executable, "-m", "tests.bench.worker", name, "--backend", backend]
+    command += ["--scale", str(options.scale)]
+    if backend == "postgres":
+        command += ["--postgres-url", options.postgres]
+    if options.profile:
+        options.profile.mkdir(parents=True, exist_ok=True)
+        command += ["--profile", str(options.profile / f"{backend}-{name}-{run}.prof")]
+    process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if process.returncode != 0:
+        return None, process.stderr.strip()[-2000:]
+    return json.loads(process.stdout.strip().splitlines()[-1]), ""
+
+
+def run_backend(backend: str, options: argparse.Namespace) -> list[report.WorkloadResult]:
+    results = []
+    for name in options.only or NAMES:
+        workload = get_workload(name)
+        if backend == "postgres" and not workload.postgres:
+            continue
+        result = report.WorkloadResult(workload)
+        for run in range(1, options.runs + 1):
+            print(f"[{backend}] {name}: run {run} of {options.runs}", flush=True)
+            figures, error = run_once(name, backend, options, run)
+            if figures is None:
+                print(error, file=sys.stderr)
+                result.errors.append(error.splitlines()[-1] if error else "no output")
+                continue
+            result.project_runs.append(figures["project"])
+            if figures["baseline"]:
+                result.baseline_runs.append(figures["baseline"])
+            result.notes.extend(figures["notes"])
+        results.append(result)
+    return results
+
+
+def postgres_version(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        return str(connection.execute("SHOW server_version").fetchone()[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    # Workload definitions import the project's models; nothing here touches this database.
+    configure_django(f"sqlite:///{Path(tempfile.gettempdir()) / 'bench-unused.sqlite3'}")
+    backends = ["sqlite"] + (["postgres"] if options.postgres else [])
+    failed = False
+    for backend in backends:
+        server = postgres_version(options.postgres) if backend == "postgres" else ""
+        results = run_backend(backend, options)
+        text = report.section(backend, results, options.runs, options.scale, server)
+        print()
+        print(text)
+        if not options.no_write:
+            report.write_section(options.output, backend, text)
+            print(f"Written to {options.output}")
+        failed = failed or any(result.errors for result in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Fresh databases for one run: the project's (migrated) and the baseline's, then dropped."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+SETTINGS_MODULE = "config.settings"
+
+# The project runs as in production: DEBUG off (no query log), its own settings otherwise.
+BENCH_ENVIRONMENT = {
+    "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+    "SECRET_KEY": "benchmarks-only-secret-key",
+    "DEBUG": "0",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+}
+
+
+def configure_django(database_url: str) -> None:
+    """Point Django at `database_url` and set it up (call once per process, before any model
+    import)."""
+    import django
+
+    os.environ.update(BENCH_ENVIRONMENT)
+    os.environ["DATABASE_URL"] = database_url
+    django.setup()
+
+
+def migrate() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@contextmanager
+def postgres_database(admin_url: str, label: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one run; dropped afterwards."""
+    import psycopg
+
+    name = f"bench_{label}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def databases(backend: str, workdir: Path, admin_url: str | None) -> Iterator[tuple[str, str]]:
+    """(project database URL, baseline target) for one run, both new and empty."""
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'project.sqlite3'}", str(workdir / "baseline.sqlite3")
+        return
+    assert admin_url, "PostgreSQL runs need an admin URL"
+    with (
+        postgres_database(admin_url, "project") as project,
+        postgres_database(admin_url, "baseline") as baseline,
+    ):
+        yield project, baseline

@@ -1,0 +1,25 @@
+"""The workloads, in the order the report lists them."""
+
+from __future__ import annotations
+
+import importlib
+
+from tests.bench.core import Workload
+
+# name -> "module:attribute", imported only when asked for (they import the project's models).
+_WORKLOADS = {
+    "append-one": "append:APPEND_ONE",
+    "append-ten": "append:APPEND_TEN",
+    "load": "load:LOAD",
+    "replay": "replay:REPLAY",
+    "in-process": "inprocess:IN_PROCESS",
+    "http": "http:HTTP",
+}
+
+NAMES = tuple(_WORKLOADS)
+
+
+def get_workload(name: str) -> Workload:
+    """The workload called `name` (KeyError for an unknown name)."""
+    module, attribute = _WORKLOADS[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
