@@ -3,9 +3,10 @@
 The project is served as in production, by gunicorn with 2 (sync) worker processes on the
 run's database. A small threaded client, one thread and one keep-alive connection per customer,
 places orders (1 or 2 lines of 1 to 3 units, seeded random) on `PRODUCTS` hot products with
-`STOCK` units each for `SECONDS` seconds, so the stock runs out during the run and later orders
-end cancelled for insufficient stock (still `201`). Throughput counts 2xx answers; latency is
-over every answered request; a request that gets no answer is a connection error.
+`STOCK` units each for `SECONDS` seconds (both scaled down for a quick run), so the stock runs
+out during the run and later orders end cancelled for insufficient stock (still `201`).
+Throughput counts 2xx answers; latency is over every answered request; a request that gets no
+answer is a connection error.
 
 Afterwards, with gunicorn stopped, every subscriber is caught up (a saga a request left mid-way
 finishes) and each product is checked: no negative counts, available + reserved + sold equals
@@ -47,9 +48,9 @@ SEED = 6
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 
-def _seed() -> tuple[list[str], list[str]]:
-    """Create the hot products and one customer (with an API token) per client:
-    (product ids, tokens)."""
+def _seed(stock: int) -> tuple[list[str], list[str]]:
+    """Create the hot products with `stock` units each and one customer (with an API token) per
+    client: (product ids, tokens)."""
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
@@ -61,7 +62,7 @@ def _seed() -> tuple[list[str], list[str]]:
             product_id=product_id,
             name=f"Hot product {n}",
             price=Decimal("19.99") + n,
-            initial_stock=STOCK,
+            initial_stock=stock,
         )
     user_model = get_user_model()
     tokens = []
@@ -141,8 +142,9 @@ class _Tally:
     first_errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def count(self, status: int) -> int:
-        return sum(n for code, n in self.statuses.items() if code // 100 == status // 100)
+    def answers(self, hundreds: int) -> int:
+        """How many answers had a status of `hundreds`xx (2 for 2xx)."""
+        return sum(n for code, n in self.statuses.items() if code // 100 == hundreds)
 
     def error(self, text: str) -> None:
         if len(self.first_errors) < 5:
@@ -197,9 +199,9 @@ def _load(port: int, tokens: list[str], product_ids: list[str], seconds: float) 
     return tally
 
 
-def _check(product_ids: list[str], notes: list[str]) -> tuple[int, dict[str, int]]:
-    """Check each product's stock against its events and the completed orders:
-    (products failing a check, orders by final status). Describes each failure in `notes`."""
+def _check(product_ids: list[str], stock: int, notes: list[str]) -> tuple[int, dict[str, int]]:
+    """Check each product's stock (`stock` units received) against its events and the completed
+    orders: (products failing a check, orders by status). Describes each failure in `notes`."""
     from inventory.models import ProductStock
     from inventory.services import products
     from orders.models import OrderSummary
@@ -228,14 +230,16 @@ def _check(product_ids: list[str], notes: list[str]) -> tuple[int, dict[str, int
                 problems.append(f"{name}: {available} + {reserved} + {sold} != {received}")
         if read != replayed:
             problems.append(f"read model {read} != aggregate {replayed}")
-        if product.received != STOCK:
-            problems.append(f"received {product.received}, not the {STOCK} seeded")
+        if product.received != stock:
+            problems.append(f"received {product.received}, not the {stock} seeded")
         if product.sold != sold_to[product_id]:
             problems.append(f"sold {product.sold}, completed orders hold {sold_to[product_id]}")
         if problems:
             failing += 1
             notes.append(f"{product_id}: " + "; ".join(problems))
-    unsettled = sum(n for status, n in by_status.items() if status not in {"completed", "cancelled"})
+    unsettled = sum(
+        n for status, n in by_status.items() if status not in {"completed", "cancelled"}
+    )
     if unsettled:
         notes.append(f"{unsettled} orders not completed or cancelled after catching up")
     return failing, by_status
@@ -247,8 +251,9 @@ def _project(context: Context) -> Figures:
     from eventstore.subscriptions import catch_up_all
     from orders.models import OrderSummary
 
-    context.progress(f"seeding {PRODUCTS} products of {STOCK} units and {CLIENTS} customers")
-    product_ids, tokens = _seed()
+    stock = context.size(STOCK)
+    context.progress(f"seeding {PRODUCTS} products of {stock} units and {CLIENTS} customers")
+    product_ids, tokens = _seed(stock)
     connections.close_all()  # the database is gunicorn's while it serves
     seconds = max(3.0, SECONDS * context.scale)
     with _served(context) as port:
@@ -260,8 +265,8 @@ def _project(context: Context) -> Figures:
 
     context.progress("catching up subscribers and checking stock")
     catch_up_all()
-    oversold, by_status = _check(product_ids, context.notes)
-    created, placed = tally.count(200), OrderSummary.objects.count()
+    oversold, by_status = _check(product_ids, stock, context.notes)
+    created, placed = tally.answers(2), OrderSummary.objects.count()
     if placed != created:
         context.notes.append(f"{placed} orders exist, {created} were answered 2xx")
     context.notes.extend(tally.first_errors)
@@ -271,8 +276,8 @@ def _project(context: Context) -> Figures:
         "p99_ms": percentile(tally.latencies, 0.99) * 1000,
         "completed": by_status.get("completed", 0),
         "cancelled": by_status.get("cancelled", 0),
-        "errors_4xx": tally.count(400),
-        "errors_5xx": tally.count(500),
+        "errors_4xx": tally.answers(4),
+        "errors_5xx": tally.answers(5),
         "connection_errors": tally.connection_errors,
         "oversold": oversold,
     }
