@@ -24,25 +24,14 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
-from eventstore import signals
+from eventstore import signals, sql
 from eventstore.models import Event
 from eventstore.upcasting import current_schema_version, upcast
 
-_COLUMNS = (
-    "position",
-    "event_id",
-    "aggregate_type",
-    "aggregate_id",
-    "version",
-    "event_type",
-    "schema_version",
-    "payload",
-    "metadata",
-    "recorded_at",
-)
+_COLUMNS = sql.COLUMNS
 
 
 class ConcurrencyError(Exception):
@@ -96,12 +85,12 @@ class RecordedEvent:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RecordedEvent:
-        """Build from a row of `_COLUMNS`, upcasting an old payload on the way."""
-        values = dict(zip(_COLUMNS, row, strict=True))
-        values["schema_version"], values["payload"] = upcast(
-            values["event_type"], values["schema_version"], values["payload"]
+        """Build from a decoded row of `_COLUMNS`, upcasting an old payload on the way."""
+        position, event_id, kind, ident, version, event_type, schema, payload, metadata, at = row
+        schema, payload = upcast(event_type, schema, payload)
+        return cls(
+            position, event_id, kind, ident, version, event_type, schema, payload, metadata, at
         )
-        return cls(**values)
 
     @property
     def correlation_id(self) -> str | None:
@@ -118,9 +107,14 @@ class RecordedEvent:
 
 def as_json_data(value: dict[str, Any], what: str = "payload") -> dict[str, Any]:
     """Return `value` exactly as it will read back from the database (Decimal -> str, ...)."""
+    return json.loads(_json_text(value, what))
+
+
+def _json_text(value: dict[str, Any], what: str) -> str:
+    """`value` as the JSON text stored for it."""
     if not isinstance(value, dict):
         raise TypeError(f"Event {what} must be a dict, got {type(value).__name__}")
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return json.dumps(value, cls=DjangoJSONEncoder)
 
 
 def _correlation_id(metadata: dict[str, Any]) -> str:
@@ -144,9 +138,7 @@ class EventStore:
         with transaction.atomic():
             self.lock_appends()
             wanted_ids = [event.event_id for stream in streams for event in stream.events]
-            stored_ids = set(
-                Event.objects.filter(event_id__in=wanted_ids).values_list("event_id", flat=True)
-            )
+            stored_ids = sql.stored_ids(wanted_ids)
             if stored_ids:
                 if stored_ids.issuperset(wanted_ids):
                     return self._read_ids(wanted_ids)
@@ -158,15 +150,18 @@ class EventStore:
                     raise ConcurrencyError(
                         stream.aggregate_type, stream.aggregate_id, stream.expected_version, actual
                     )
-            rows = self._rows(streams, current)
+            rows, recorded = self._rows(streams, current)
             try:
                 with transaction.atomic():
-                    Event.objects.bulk_create(rows)
+                    positions = sql.insert(rows)
             except IntegrityError as error:
                 # Only reachable when a writer got past the serialisation above (e.g. one not
                 # using this API); the savepoint keeps the surrounding transaction usable.
                 self._raise_conflict(streams, current, error)
-            recorded = [RecordedEvent.from_row([getattr(row, c) for c in _COLUMNS]) for row in rows]
+            recorded = [
+                RecordedEvent(positions[row[0]], *values)
+                for row, values in zip(rows, recorded, strict=True)
+            ]
             signals.events_recorded.send(sender=EventStore, events=recorded)
             if settings.EVENTSTORE_DISPATCH_ON_COMMIT:
                 transaction.on_commit(
@@ -256,42 +251,57 @@ class EventStore:
 
     @staticmethod
     def _current_versions(streams: Iterable[StreamAppend]) -> dict[tuple[str, str], int]:
-        condition = Q()
-        for stream in streams:
-            condition |= Q(aggregate_type=stream.aggregate_type, aggregate_id=stream.aggregate_id)
-        rows = (
-            Event.objects.filter(condition)
-            .order_by()
-            .values_list("aggregate_type", "aggregate_id")
-            .annotate(current=Max("version"))
+        return sql.current_versions(
+            (stream.aggregate_type, str(stream.aggregate_id)) for stream in streams
         )
-        return {(kind, ident): current for kind, ident, current in rows}
 
     @staticmethod
-    def _rows(streams: Sequence[StreamAppend], current: dict[tuple[str, str], int]) -> list[Event]:
+    def _rows(
+        streams: Sequence[StreamAppend], current: dict[tuple[str, str], int]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The rows to insert (as `sql.insert` takes them), and for each the `RecordedEvent`
+        fields after its position, payload and metadata exactly as they will read back."""
         now = timezone.now()
+        stored_now = sql.db_datetime(now)
         rows = []
+        recorded = []
         for stream in streams:
-            version = current.get((stream.aggregate_type, stream.aggregate_id), 0)
+            kind, ident = stream.aggregate_type, str(stream.aggregate_id)
+            version = current.get((kind, ident), 0)
             for event in stream.events:
                 version += 1
-                metadata = as_json_data(event.metadata, "metadata")
+                payload_text = _json_text(event.payload, "payload")
+                metadata_text = _json_text(event.metadata, "metadata")
+                metadata = json.loads(metadata_text)
+                schema_version = event.schema_version or current_schema_version(event.event_type)
                 rows.append(
-                    Event(
-                        event_id=event.event_id,
-                        aggregate_type=stream.aggregate_type,
-                        aggregate_id=str(stream.aggregate_id),
-                        version=version,
-                        event_type=event.event_type,
-                        schema_version=event.schema_version
-                        or current_schema_version(event.event_type),
-                        payload=as_json_data(event.payload, "payload"),
-                        metadata=metadata,
-                        correlation_id=_correlation_id(metadata),
-                        recorded_at=now,
+                    (
+                        sql.db_uuid(event.event_id),
+                        kind,
+                        ident,
+                        version,
+                        event.event_type,
+                        schema_version,
+                        payload_text,
+                        metadata_text,
+                        stored_now,
+                        _correlation_id(metadata),
                     )
                 )
-        return rows
+                recorded.append(
+                    (
+                        event.event_id,
+                        kind,
+                        ident,
+                        version,
+                        event.event_type,
+                        schema_version,
+                        json.loads(payload_text),
+                        metadata,
+                        now,
+                    )
+                )
+        return rows, recorded
 
     def _raise_conflict(
         self,
@@ -313,14 +323,10 @@ class EventStore:
         self, aggregate_type: str, aggregate_id: str, *, after_version: int = 0
     ) -> list[RecordedEvent]:
         """The events of one stream after `after_version`, in version order."""
-        rows = (
-            Event.objects.filter(
-                aggregate_type=aggregate_type,
-                aggregate_id=str(aggregate_id),
-                version__gt=after_version,
-            )
-            .order_by("version")
-            .values_list(*_COLUMNS)
+        rows = sql.select(
+            "aggregate_type = %s AND aggregate_id = %s AND version > %s",
+            [aggregate_type, str(aggregate_id), after_version],
+            "version",
         )
         return [RecordedEvent.from_row(row) for row in rows]
 
@@ -343,11 +349,8 @@ class EventStore:
     ) -> list[RecordedEvent]:
         """At most `limit` events after `after_position`, in position order."""
         limit = limit or settings.EVENTSTORE_BATCH_SIZE
-        rows = (
-            self._after(after_position, event_types)
-            .order_by("position")
-            .values_list(*_COLUMNS)[:limit]
-        )
+        types, params = sql.types_condition(event_types)
+        rows = sql.select(f"position > %s{types}", [after_position, *params], "position", limit)
         return [RecordedEvent.from_row(row) for row in rows]
 
     def read_all(
@@ -380,11 +383,7 @@ class EventStore:
     def read_correlated(self, correlation_id: str) -> list[RecordedEvent]:
         """Every event whose metadata names this correlation id (e.g. one order), in position
         order, across all streams."""
-        rows = (
-            Event.objects.filter(correlation_id=str(correlation_id))
-            .order_by("position")
-            .values_list(*_COLUMNS)
-        )
+        rows = sql.select("correlation_id = %s", [str(correlation_id)], "position")
         return [RecordedEvent.from_row(row) for row in rows]
 
     def count(self, *, after_position: int = 0, event_types: Iterable[str] | None = None) -> int:
@@ -393,7 +392,8 @@ class EventStore:
 
     def has_events_after(self, position: int, *, event_types: Iterable[str] | None = None) -> bool:
         """Whether any event (of the given types) is stored after `position`."""
-        return self._after(position, event_types).exists()
+        types, params = sql.types_condition(event_types)
+        return sql.exists(f"position > %s{types}", [position, *params])
 
     @staticmethod
     def _after(position: int, event_types: Iterable[str] | None):
@@ -404,16 +404,19 @@ class EventStore:
 
     def get(self, event_id: uuid.UUID) -> RecordedEvent | None:
         """The stored event with this id, or None."""
-        row = Event.objects.filter(event_id=event_id).values_list(*_COLUMNS).first()
-        return None if row is None else RecordedEvent.from_row(row)
+        rows = sql.select("event_id = %s", [sql.db_uuid(event_id)], "position")
+        return RecordedEvent.from_row(rows[0]) if rows else None
 
     def last_position(self) -> int:
         """The highest position stored (0 for an empty log)."""
         return Event.objects.aggregate(last=Max("position"))["last"] or 0
 
     def _read_ids(self, event_ids: list[uuid.UUID]) -> list[RecordedEvent]:
-        rows = Event.objects.filter(event_id__in=event_ids).order_by("position")
-        return [RecordedEvent.from_row(row) for row in rows.values_list(*_COLUMNS)]
+        marks = ", ".join(["%s"] * len(event_ids))
+        rows = sql.select(
+            f"event_id IN ({marks})", [sql.db_uuid(event_id) for event_id in event_ids], "position"
+        )
+        return [RecordedEvent.from_row(row) for row in rows]
 
 
 event_store = EventStore()

@@ -7,7 +7,8 @@ event finds the checkpoint already past it, and a crash before commit leaves bot
 
 The `events_committed` signal only wakes subscribers; they always read the log from their own
 checkpoint, so events whose callbacks were lost in a crash are delivered by the next wake-up or
-by `manage.py process_events`.
+by `manage.py process_events`. A commit wakes only the subscribers that read one of the event
+types it committed.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from eventstore.models import Checkpoint
+from eventstore import sql
 from eventstore.store import RecordedEvent, event_store
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,12 @@ class Subscriber:
     def handle(self, event: RecordedEvent) -> None:
         """React to one event; runs inside the transaction that advances the checkpoint."""
         raise NotImplementedError
+
+    def wants(self, event_types: Iterable[str] | None) -> bool:
+        """Whether any of these event types is one this subscriber reads (None: any type)."""
+        if event_types is None or self.event_types is None:
+            return True
+        return not self.event_types.isdisjoint(event_types)
 
 
 class SubscriberError(Exception):
@@ -80,15 +88,6 @@ class CatchUpResult:
     error: str = ""
 
 
-def _locked_checkpoint(name: str) -> Checkpoint:
-    """The subscriber's checkpoint row, locked until the surrounding transaction ends."""
-    try:
-        return Checkpoint.objects.select_for_update().get(name=name)
-    except Checkpoint.DoesNotExist:
-        Checkpoint.objects.get_or_create(name=name)
-        return Checkpoint.objects.select_for_update().get(name=name)
-
-
 def catch_up(subscriber: Subscriber, *, batch_size: int | None = None) -> CatchUpResult:
     """Handle every event after the subscriber's checkpoint; stop at the first failing event.
 
@@ -96,31 +95,25 @@ def catch_up(subscriber: Subscriber, *, batch_size: int | None = None) -> CatchU
     the error recorded on the checkpoint, and the next catch-up tries it again.
     """
     batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
-    position = (
-        Checkpoint.objects.filter(name=subscriber.name).values_list("position", flat=True).first()
-    )
-    result = CatchUpResult(subscriber.name, handled=0, position=position or 0)
     # A lock-free look first, so idle subscribers never queue for the write lock. A stale "no"
     # is safe: an event committed after this read wakes the subscribers after its own commit.
-    if not event_store.has_events_after(result.position, event_types=subscriber.event_types):
+    position, waiting = sql.checkpoint_and_backlog(subscriber.name, subscriber.event_types)
+    result = CatchUpResult(subscriber.name, handled=0, position=position)
+    if not waiting:
         return result
     while True:
         with transaction.atomic():
-            checkpoint = _locked_checkpoint(subscriber.name)
+            result.position = sql.lock_checkpoint(subscriber.name)
             batch = event_store.read_page(
-                after_position=checkpoint.position,
+                after_position=result.position,
                 limit=batch_size,
                 event_types=subscriber.event_types,
             )
-            result.position = checkpoint.position
             if not batch:
                 return result
             error, failed_position = _handle_batch(subscriber, batch, result)
-            checkpoint.last_error = error
-            checkpoint.failed_position = failed_position
-            checkpoint.position = result.position
-            checkpoint.save(
-                update_fields=["position", "last_error", "failed_position", "updated_at"]
+            sql.save_checkpoint(
+                subscriber.name, result.position, error, failed_position, timezone.now()
             )
         if error:
             result.error = error
@@ -160,29 +153,38 @@ def catch_up_all(names: Iterable[str] | None = None) -> list[CatchUpResult]:
 _dispatch = threading.local()
 
 
-def dispatch_committed(sender: Any = None, **kwargs: Any) -> None:
-    """`events_committed` receiver: catch every subscriber up, in this thread, after a commit.
+def dispatch_committed(
+    sender: Any = None, events: Iterable[RecordedEvent] | None = None, **kwargs: Any
+) -> None:
+    """`events_committed` receiver: after a commit, catch up, in this thread, every subscriber
+    that reads one of the committed event types (every subscriber when `events` is None).
 
     Subscribers that append events cause further commits; those wake-ups are folded into the
     running loop instead of recursing.
     """
     if not _subscribers:
         return
+    types = None if events is None else {event.event_type for event in events}
     if getattr(_dispatch, "running", False):
-        _dispatch.again = True
+        _dispatch.woken = (
+            None if types is None or _dispatch.woken is None else _dispatch.woken | types
+        )
         return
     _dispatch.running = True
     try:
         while True:
-            _dispatch.again = False
+            _dispatch.woken = set()
             for subscriber in get_subscribers():
+                if not subscriber.wants(types):
+                    continue
                 try:
                     catch_up(subscriber)
                 except Exception:
                     # The commit that woke us has happened; the log keeps the events and
                     # process_events (or the next wake-up) delivers them.
                     logger.exception("Catching up subscriber %s failed", subscriber.name)
-            if not _dispatch.again:
+            types = _dispatch.woken
+            if types is not None and not types:
                 return
     finally:
         _dispatch.running = False

@@ -116,7 +116,7 @@ def test_a_crash_before_the_checkpoint_commits_undoes_the_effects_too(store, sub
     positions = happened(store, 3)
 
     with (
-        mock.patch.object(Checkpoint, "save", side_effect=SystemError("power cut")),
+        mock.patch("eventstore.sql.save_checkpoint", side_effect=SystemError("power cut")),
         pytest.raises(SystemError),
     ):
         catch_up(noter)
@@ -192,9 +192,24 @@ def test_an_unexpected_error_while_catching_up_is_logged_not_raised(store, subsc
     happened(store, 1)
 
     with mock.patch("eventstore.subscriptions.catch_up", side_effect=RuntimeError("db gone")):
-        dispatch_committed(events=[])
+        dispatch_committed()  # no event list: every subscriber is woken
 
     assert "Catching up subscriber tests.noter failed" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_commit_wakes_only_the_subscribers_that_read_its_event_types(store, subscribe):
+    subscribe(Noter())
+    subscribe(Echo())
+    unrelated = store.append_to_stream("other", "o1", [NewEvent("Unrelated", {})])
+    noted = store.append_to_stream("note", "n1", [NewEvent("Noted", {})])
+
+    with mock.patch("eventstore.subscriptions.catch_up") as woken:
+        dispatch_committed(events=unrelated)
+        assert woken.call_count == 0
+        dispatch_committed(events=unrelated + noted)
+
+    assert [call.args[0].name for call in woken.call_args_list] == ["tests.echo"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,0 +1,216 @@
+"""The event log's hot paths in plain SQL, on Django's connection and inside its transactions.
+
+Appending, reading a stream and paging through the log run for every command and every event
+a subscriber handles. Building those few statements with the ORM cost more than the database
+spent running them (see BENCHMARKS.md), so they are written here once, for SQLite and
+PostgreSQL, and run through Django's cursor (query logging, `execute_wrapper` and transactions
+behave as for any query). Values go in and come out the way the model's fields store them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from eventstore.models import Checkpoint, Event
+
+# The columns every read selects, in this order.
+COLUMNS = (
+    "position",
+    "event_id",
+    "aggregate_type",
+    "aggregate_id",
+    "version",
+    "event_type",
+    "schema_version",
+    "payload",
+    "metadata",
+    "recorded_at",
+)
+_INSERTED = (*COLUMNS[1:], "correlation_id")
+_INSERT_CHUNK = 500  # rows per INSERT, well inside every backend's limit on parameters
+
+EVENTS = Event._meta.db_table
+CHECKPOINTS = Checkpoint._meta.db_table
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM {EVENTS}"
+
+
+def _connection():
+    return transaction.get_connection()
+
+
+def _native_uuid() -> bool:
+    return _connection().features.has_native_uuid_field
+
+
+def db_uuid(value: uuid.UUID) -> Any:
+    """An event id as the column stores it (char(32) hex on SQLite, uuid on PostgreSQL)."""
+    return value if _native_uuid() else value.hex
+
+
+def db_datetime(value: datetime) -> Any:
+    return _connection().ops.adapt_datetimefield_value(value)
+
+
+@cache
+def _insert_sql(vendor: str, rows: int) -> str:
+    values = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    if vendor == "postgresql":
+        values = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
+    return (
+        f"INSERT INTO {EVENTS} ({', '.join(_INSERTED)}) VALUES "
+        + ", ".join([values] * rows)
+        + " RETURNING position, event_id"
+    )
+
+
+def insert(rows: Sequence[tuple[Any, ...]]) -> dict[Any, int]:
+    """Insert rows of (`event_id` as stored, aggregate_type, aggregate_id, version, event_type,
+    schema_version, payload JSON text, metadata JSON text, recorded_at as stored,
+    correlation_id); return each stored event id's position."""
+    connection = _connection()
+    positions: dict[Any, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            cursor.execute(
+                _insert_sql(connection.vendor, len(chunk)),
+                [value for row in chunk for value in row],
+            )
+            positions.update((event_id, position) for position, event_id in cursor.fetchall())
+    return positions
+
+
+def stored_ids(event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these event ids are stored already."""
+    if not event_ids:
+        return set()
+    marks = ", ".join(["%s"] * len(event_ids))
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT event_id FROM {EVENTS} WHERE event_id IN ({marks})",
+            [db_uuid(event_id) for event_id in event_ids],
+        )
+        return {_uuid(row[0]) for row in cursor.fetchall()}
+
+
+def current_versions(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The highest stored version of each (aggregate_type, aggregate_id); absent when none."""
+    streams = list(streams)
+    condition = " OR ".join(["(aggregate_type = %s AND aggregate_id = %s)"] * len(streams))
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT aggregate_type, aggregate_id, MAX(version) FROM {EVENTS} WHERE {condition} "
+            "GROUP BY aggregate_type, aggregate_id",
+            [value for stream in streams for value in stream],
+        )
+        return {(kind, ident): version for kind, ident, version in cursor.fetchall()}
+
+
+def select(where: str, params: Sequence[Any], order_by: str, limit: int | None = None) -> list:
+    """Event rows (`COLUMNS`, decoded) matching `where`, in `order_by` order."""
+    sql = f"{_SELECT} WHERE {where} ORDER BY {order_by}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with _connection().cursor() as cursor:
+        cursor.execute(sql, params)
+        return [_decoded(row) for row in cursor.fetchall()]
+
+
+def exists(where: str, params: Sequence[Any]) -> bool:
+    with _connection().cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {EVENTS} WHERE {where} LIMIT 1", params)
+        return cursor.fetchone() is not None
+
+
+def types_condition(event_types: Iterable[str] | None) -> tuple[str, list[str]]:
+    """An `AND event_type IN (...)` clause and its parameters (nothing for None)."""
+    if event_types is None:
+        return "", []
+    event_types = list(event_types)
+    if not event_types:
+        return " AND 1 = 0", []
+    return f" AND event_type IN ({', '.join(['%s'] * len(event_types))})", event_types
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _decoded(row: Sequence[Any]) -> tuple[Any, ...]:
+    position, event_id, kind, ident, version, event_type, schema, payload, metadata, at = row
+    if at.tzinfo is None:  # SQLite stores UTC without an offset
+        at = at.replace(tzinfo=UTC)
+    return (
+        position,
+        _uuid(event_id),
+        kind,
+        ident,
+        version,
+        event_type,
+        schema,
+        _json(payload),
+        _json(metadata),
+        at,
+    )
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+def checkpoint_and_backlog(name: str, event_types: Iterable[str] | None) -> tuple[int, bool]:
+    """The subscriber's checkpoint (0 before its first) and whether an event it reads lies
+    after it: one lock-free query."""
+    types, params = types_condition(event_types)
+    checkpoint = f"COALESCE((SELECT position FROM {CHECKPOINTS} WHERE name = %s), 0)"
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT {checkpoint}, EXISTS(SELECT 1 FROM {EVENTS} "
+            f"WHERE position > {checkpoint}{types})",
+            [name, name, *params],
+        )
+        position, waiting = cursor.fetchone()
+    return position, bool(waiting)
+
+
+def lock_checkpoint(name: str) -> int:
+    """Inside a transaction, the subscriber's checkpoint position, its row locked until the
+    transaction ends (created at 0 the first time). SQLite's IMMEDIATE transaction holds the
+    write lock already."""
+    connection = _connection()
+    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT position FROM {CHECKPOINTS} WHERE name = %s{lock}", [name])
+        row = cursor.fetchone()
+        if row is not None:
+            return row[0]
+        cursor.execute(
+            f"INSERT INTO {CHECKPOINTS} (name, position, last_error, updated_at) "
+            "VALUES (%s, 0, '', %s) ON CONFLICT (name) DO NOTHING",
+            [name, db_datetime(timezone.now())],
+        )
+        cursor.execute(f"SELECT position FROM {CHECKPOINTS} WHERE name = %s{lock}", [name])
+        return cursor.fetchone()[0]
+
+
+def save_checkpoint(
+    name: str, position: int, error: str, failed_position: int | None, now: datetime
+) -> None:
+    """Move a locked checkpoint to `position`, recording the error that stopped it (if any)."""
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {CHECKPOINTS} SET position = %s, last_error = %s, failed_position = %s, "
+            "updated_at = %s WHERE name = %s",
+            [position, error, failed_position, db_datetime(now), name],
+        )
