@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from django.db import models
 
-from eventstore import signals
+from eventstore import signals, sql
 from eventstore.models import Stream
 from eventstore.store import RecordedEvent
 
@@ -122,22 +122,19 @@ class StreamProjection(Projection):
         if not last:
             return
         # One upsert per batch; `first_recorded_at` is kept from the row's first insert.
-        Stream.objects.bulk_create(
+        sql.upsert_streams(
             [
-                Stream(
-                    aggregate_type=event.aggregate_type,
-                    aggregate_id=event.aggregate_id,
-                    version=event.version,
-                    last_event_type=event.event_type,
-                    last_position=event.position,
-                    first_recorded_at=first[key].recorded_at,
-                    last_recorded_at=event.recorded_at,
+                (
+                    event.aggregate_type,
+                    event.aggregate_id,
+                    event.version,
+                    event.event_type,
+                    event.position,
+                    first[key].recorded_at,
+                    event.recorded_at,
                 )
                 for key, event in last.items()
-            ],
-            update_conflicts=True,
-            unique_fields=["aggregate_type", "aggregate_id"],
-            update_fields=["version", "last_event_type", "last_position", "last_recorded_at"],
+            ]
         )
 
     def apply(self, event: RecordedEvent) -> None:

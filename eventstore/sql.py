@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore.models import Checkpoint, Event
+from eventstore.models import Checkpoint, Event, Stream
 
 # The columns every read selects, in this order.
 COLUMNS = (
@@ -39,6 +39,7 @@ _INSERT_CHUNK = 500  # rows per INSERT, well inside every backend's limit on par
 
 EVENTS = Event._meta.db_table
 CHECKPOINTS = Checkpoint._meta.db_table
+STREAMS = Stream._meta.db_table
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {EVENTS}"
 
 
@@ -214,3 +215,39 @@ def save_checkpoint(
             "updated_at = %s WHERE name = %s",
             [position, error, failed_position, db_datetime(now), name],
         )
+
+
+# --- the stream index --------------------------------------------------------------------------
+
+
+def upsert_streams(rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert or move on stream index rows of (aggregate_type, aggregate_id, version,
+    last_event_type, last_position, first_recorded_at, last_recorded_at); an existing row keeps
+    its `first_recorded_at`."""
+    connection = _connection()
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {STREAMS} (aggregate_type, aggregate_id, version, last_event_type, "
+                f"last_position, first_recorded_at, last_recorded_at) VALUES {values} "
+                "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET "
+                "version = excluded.version, last_event_type = excluded.last_event_type, "
+                "last_position = excluded.last_position, "
+                "last_recorded_at = excluded.last_recorded_at",
+                [
+                    value
+                    for kind, ident, version, event_type, position, first, last in chunk
+                    for value in (
+                        kind,
+                        ident,
+                        version,
+                        event_type,
+                        position,
+                        adapt(first),
+                        adapt(last),
+                    )
+                ],
+            )

@@ -13,6 +13,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -152,11 +153,11 @@ class EventStore:
                     )
             rows, recorded = self._rows(streams, current)
             try:
-                with transaction.atomic():
+                with self._statement_rollback():
                     positions = sql.insert(rows)
             except IntegrityError as error:
                 # Only reachable when a writer got past the serialisation above (e.g. one not
-                # using this API); the savepoint keeps the surrounding transaction usable.
+                # using this API); the surrounding transaction stays usable.
                 self._raise_conflict(streams, current, error)
             recorded = [
                 RecordedEvent(positions[row[0]], *values)
@@ -192,6 +193,15 @@ class EventStore:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN SHARE MODE")
+
+    @staticmethod
+    def _statement_rollback() -> contextlib.AbstractContextManager:
+        """What undoes a failed insert and nothing else: a savepoint on PostgreSQL, where an
+        error aborts the whole transaction; none on SQLite, which rolls back only the failing
+        statement and keeps its transaction going (saving two statements per append)."""
+        if transaction.get_connection().vendor == "sqlite":
+            return contextlib.nullcontext()
+        return transaction.atomic()
 
     @staticmethod
     def _validate(streams: Sequence[StreamAppend]) -> None:
