@@ -179,7 +179,7 @@ SPECTACULAR_SETTINGS = {
 
 # Event store.
 # Take a snapshot of an aggregate every N events; loading costs the snapshot plus < N events.
-EVENTSTORE_SNAPSHOT_EVERY = env_int("EVENTSTORE_SNAPSHOT_EVERY", 100)
+EVENTSTORE_SNAPSHOT_EVERY = env_int("EVENTSTORE_SNAPSHOT_EVERY", 25)
 # Events read per query when replaying or catching a subscriber up.
 EVENTSTORE_BATCH_SIZE = env_int("EVENTSTORE_BATCH_SIZE", 500)
 # Wake subscribers after each commit; off, only `manage.py process_events` delivers.

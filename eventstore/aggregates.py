@@ -9,14 +9,16 @@ the command handler in `retry_on_conflict` to reload and decide again.
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from eventstore.models import Snapshot
+from eventstore import sql
 from eventstore.store import (
     ConcurrencyError,
     EventStore,
@@ -178,15 +180,7 @@ class Repository(Generic[A]):
         aggregate = self.aggregate_class(aggregate_id)
         kind = self.aggregate_class.aggregate_type
         if use_snapshot and self.snapshot_every:
-            snapshot = (
-                Snapshot.objects.filter(
-                    aggregate_type=kind,
-                    aggregate_id=aggregate.id,
-                    state_version=self.aggregate_class.snapshot_version,
-                )
-                .values_list("version", "state")
-                .first()
-            )
+            snapshot = sql.snapshot(kind, aggregate.id, self.aggregate_class.snapshot_version)
             if snapshot is not None:
                 aggregate.restore(snapshot[1])
                 aggregate.version = snapshot[0]
@@ -238,20 +232,17 @@ class Repository(Generic[A]):
         due = [a for a in aggregates if a.version // every > a.loaded_version // every]
         if not due:
             return
-        Snapshot.objects.bulk_create(
+        sql.upsert_snapshots(
             [
-                Snapshot(
-                    aggregate_type=a.aggregate_type,
-                    aggregate_id=a.id,
-                    version=a.version,
-                    state_version=a.snapshot_version,
-                    state=a.snapshot(),
+                (
+                    a.aggregate_type,
+                    a.id,
+                    a.version,
+                    a.snapshot_version,
+                    json.dumps(a.snapshot(), cls=DjangoJSONEncoder),
                 )
                 for a in due
-            ],
-            update_conflicts=True,
-            unique_fields=["aggregate_type", "aggregate_id"],
-            update_fields=["version", "state_version", "state", "taken_at"],
+            ]
         )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore.models import Checkpoint, Event, Stream
+from eventstore.models import Checkpoint, Event, Snapshot, Stream
 
 # The columns every read selects, in this order.
 COLUMNS = (
@@ -40,6 +40,7 @@ _INSERT_CHUNK = 500  # rows per INSERT, well inside every backend's limit on par
 EVENTS = Event._meta.db_table
 CHECKPOINTS = Checkpoint._meta.db_table
 STREAMS = Stream._meta.db_table
+SNAPSHOTS = Snapshot._meta.db_table
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {EVENTS}"
 
 
@@ -251,3 +252,36 @@ def upsert_streams(rows: Sequence[tuple[Any, ...]]) -> None:
                     )
                 ],
             )
+
+
+# --- snapshots ---------------------------------------------------------------------------------
+
+
+def snapshot(aggregate_type: str, aggregate_id: str, state_version: int) -> tuple[int, Any] | None:
+    """(version, state) of the aggregate's snapshot in this state format, or None."""
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT version, state FROM {SNAPSHOTS} WHERE aggregate_type = %s "
+            "AND aggregate_id = %s AND state_version = %s",
+            [aggregate_type, aggregate_id, state_version],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], _json(row[1]))
+
+
+def upsert_snapshots(rows: Sequence[tuple[str, str, int, int, str]]) -> None:
+    """Write snapshots of (aggregate_type, aggregate_id, version, state_version, state JSON
+    text), replacing each aggregate's previous one."""
+    connection = _connection()
+    state = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    values = ", ".join([f"(%s, %s, %s, %s, {state}, %s)"] * len(rows))
+    now = db_datetime(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {SNAPSHOTS} (aggregate_type, aggregate_id, version, state_version, "
+            f"state, taken_at) VALUES {values} "
+            "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET "
+            "version = excluded.version, state_version = excluded.state_version, "
+            "state = excluded.state, taken_at = excluded.taken_at",
+            [value for row in rows for value in (*row, now)],
+        )

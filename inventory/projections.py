@@ -72,8 +72,9 @@ class ReservationProjection(Projection):
             changes.update(lines=payload["lines"], total_amount=payload["total_amount"])
         elif event.event_type == events.INVENTORY_RESERVATION_FAILED:
             changes.update(reason=payload["reason"], details=payload["details"])
-        ReservationSummary.objects.update_or_create(
-            reservation_id=event.aggregate_id,
-            defaults=changes,
-            create_defaults={**changes, "created_at": event.recorded_at},
-        )
+        if event.version == 1:  # the reservation's first event (a release may come first)
+            ReservationSummary.objects.create(
+                reservation_id=event.aggregate_id, created_at=event.recorded_at, **changes
+            )
+        else:
+            ReservationSummary.objects.filter(pk=event.aggregate_id).update(**changes)

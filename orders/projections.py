@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +79,21 @@ _SAGA_EVENTS = frozenset(
 )
 
 
+# The columns a saga's events change (all but its id, order, definition and start).
+_SAGA_FIELDS = [
+    "state",
+    "current_step",
+    "steps",
+    "compensations",
+    "waiting_kind",
+    "waiting_for",
+    "waiting_attempt",
+    "waiting_since",
+    "version",
+    "updated_at",
+]
+
+
 class SagaProjection(Projection):
     """One SagaSummary row per saga: its state, step log, compensations and the reply it waits
     for (with since when, for `expire_sagas`)."""
@@ -90,14 +106,37 @@ class SagaProjection(Projection):
         return event.aggregate_type == events.SAGA and super().handles(event)
 
     def apply(self, event: RecordedEvent) -> None:
-        if event.event_type == events.SAGA_STARTED:
-            self._start(event)
+        self.apply_batch([event])
+
+    def apply_batch(self, batch: Iterable[RecordedEvent]) -> None:
+        """Read each saga's row once per batch, apply its events in memory, write it once."""
+        mine = [event for event in batch if self.handles(event)]
+        if not mine:
             return
-        row = SagaSummary.objects.filter(pk=event.aggregate_id).first()
-        if row is None:
-            # Only streams the Saga aggregate began (with SagaStarted) are sagas; a request
-            # appended by other means (a service's own tests, a staff script) has no log here.
-            return
+        rows = SagaSummary.objects.in_bulk({event.aggregate_id for event in mine})
+        new: dict[str, SagaSummary] = {}
+        changed: dict[str, SagaSummary] = {}
+        for event in mine:
+            key = event.aggregate_id
+            if event.event_type == events.SAGA_STARTED:
+                rows[key] = new[key] = self._started(event)
+                continue
+            row = rows.get(key)
+            if row is None:
+                # Only streams the Saga aggregate began (with SagaStarted) are sagas; a request
+                # appended by other means (a service's own tests, a staff script) has no log.
+                continue
+            self._apply_to(row, event)
+            if key not in new:
+                changed[key] = row
+        SagaSummary.objects.bulk_create(new.values())
+        if len(changed) == 1:
+            next(iter(changed.values())).save(update_fields=_SAGA_FIELDS)
+        elif changed:
+            SagaSummary.objects.bulk_update(changed.values(), _SAGA_FIELDS)
+
+    @staticmethod
+    def _apply_to(row: SagaSummary, event: RecordedEvent) -> None:
         at = event.recorded_at.isoformat()
         payload = event.payload
         kind = event.event_type
@@ -146,12 +185,11 @@ class SagaProjection(Projection):
         _set_waiting(row)
         row.version = event.version
         row.updated_at = event.recorded_at
-        row.save()
 
     @staticmethod
-    def _start(event: RecordedEvent) -> None:
+    def _started(event: RecordedEvent) -> SagaSummary:
         payload = event.payload
-        SagaSummary.objects.create(
+        return SagaSummary(
             saga_id=event.aggregate_id,
             order_id=payload["order_id"],
             state=SagaSummary.State.RUNNING,
