@@ -38,18 +38,43 @@ class OrderProjection(Projection):
         return event.aggregate_type == events.ORDER and super().handles(event)
 
     def apply(self, event: RecordedEvent) -> None:
+        self.apply_batch([event])
+
+    def apply_batch(self, batch: Iterable[RecordedEvent]) -> None:
+        """One write per order per batch: its events' changes are merged first (an order's
+        payment, confirmation and completion arrive in one append)."""
+        created: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        for event in batch:
+            if not self.handles(event):
+                continue
+            if event.event_type == events.ORDER_CREATED:
+                created[event.aggregate_id] = self._created(event)
+            else:
+                fields = created.get(event.aggregate_id)
+                if fields is None:
+                    fields = changed.setdefault(event.aggregate_id, {})
+                fields.update(self._changes(event))
+        OrderSummary.objects.bulk_create([OrderSummary(**fields) for fields in created.values()])
+        for order_id, changes in changed.items():
+            OrderSummary.objects.filter(pk=order_id).update(**changes)
+
+    @staticmethod
+    def _created(event: RecordedEvent) -> dict[str, Any]:
         payload = event.payload
-        if event.event_type == events.ORDER_CREATED:
-            OrderSummary.objects.create(
-                order_id=event.aggregate_id,
-                customer_id=payload["customer_id"],
-                status=Status.PENDING,
-                items=[{**item, "unit_price": None} for item in payload["items"]],
-                version=event.version,
-                created_at=event.recorded_at,
-                updated_at=event.recorded_at,
-            )
-            return
+        return {
+            "order_id": event.aggregate_id,
+            "customer_id": payload["customer_id"],
+            "status": Status.PENDING,
+            "items": [{**item, "unit_price": None} for item in payload["items"]],
+            "version": event.version,
+            "created_at": event.recorded_at,
+            "updated_at": event.recorded_at,
+        }
+
+    @staticmethod
+    def _changes(event: RecordedEvent) -> dict[str, Any]:
+        payload = event.payload
         changes: dict[str, Any] = {
             "status": _STATUS_AFTER[event.event_type],
             "version": event.version,
@@ -59,7 +84,7 @@ class OrderProjection(Projection):
             changes.update(items=payload["items"], total_amount=payload["total_amount"])
         elif event.event_type == events.ORDER_CANCELLED:
             changes.update(cancel_reason=payload["reason"])
-        OrderSummary.objects.filter(pk=event.aggregate_id).update(**changes)
+        return changes
 
 
 _SAGA_EVENTS = frozenset(

@@ -1,0 +1,121 @@
+"""The benchmark harness: targets, medians and ratios, the BENCHMARKS.md sections, the baseline
+log, and one real (tiny) run of `python -m tests.bench` end to end."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bench import report
+from tests.bench.core import Figure, Workload, percentile
+from tests.bench.raw import RawLog, VersionConflict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_throughput_target_is_a_minimum_ratio_to_the_baseline():
+    figure = Figure("events_per_s", "throughput", "events/s", target_ratio=0.8)
+
+    assert figure.meets(800, 1000) is True
+    assert figure.meets(799, 1000) is False
+    assert figure.meets(None, 1000) is None
+    assert figure.target_text() == ">= 0.8x"
+
+
+def test_a_time_target_is_a_maximum_ratio_and_an_absolute_target_ignores_the_baseline():
+    load = Figure("ms", "load", "ms", higher_is_better=False, target_ratio=1.5)
+    errors = Figure("errors", "5xx", "answers", higher_is_better=False, target_value=0)
+    orders = Figure("orders", "throughput", "orders/s", target_value=300)
+
+    assert (load.meets(15, 10), load.meets(15.1, 10)) == (True, False)
+    assert (errors.meets(0, None), errors.meets(1, None)) == (True, False)
+    assert (orders.meets(300, 1), orders.meets(299, 10_000)) == (True, False)
+    assert Figure("x", "x", "x").meets(5, 1) is None  # no target, nothing to meet
+    assert errors.target_text() == "<= 0 answers"
+
+
+def test_percentile_takes_the_nearest_rank():
+    values = [float(n) for n in range(1, 101)]
+
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile([], 0.5) == 0
+
+
+def _result(project_runs, baseline_runs, **figure):
+    workload = Workload(
+        name="w",
+        title="A workload",
+        figures=(Figure("rate", "throughput", "events/s", target_ratio=0.8, **figure),),
+        project=lambda context: {},
+    )
+    return report.WorkloadResult(workload, project_runs, baseline_runs)
+
+
+def test_the_table_shows_medians_and_their_ratio_against_the_target():
+    result = _result([{"rate": 90}, {"rate": 500}, {"rate": 100}], [{"rate": 200}] * 3)
+
+    [row] = report.rows([result])
+
+    assert row == [
+        "A workload",
+        "throughput (events/s)",
+        "100",
+        "200",
+        "0.50x",
+        ">= 0.8x",
+        "**no**",
+    ]
+
+
+def test_a_workload_whose_runs_all_failed_says_so():
+    result = _result([], [])
+    result.errors.append("boom")
+
+    assert report.rows([result])[0][:2] == ["A workload", "failed"]
+    assert "- w failed: boom" in report.section("sqlite", [result], runs=3, scale=1)
+
+
+def test_a_section_is_added_once_then_replaced_between_its_markers(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\nWritten by hand.\n")
+
+    report.write_section(path, "sqlite", "first run")
+    report.write_section(path, "postgres", "postgres run")
+    report.write_section(path, "sqlite", "second run")
+
+    text = path.read_text()
+    assert text.startswith("# Benchmarks\n\nWritten by hand.\n")
+    assert "first run" not in text
+    assert text.count("second run") == 1
+    assert text.index("second run") < text.index("postgres run")
+
+
+def test_the_baseline_log_checks_the_expected_version_and_writes_nothing_on_conflict(tmp_path):
+    log = RawLog("sqlite", str(tmp_path / "baseline.sqlite3"))
+    assert log.append("Thing", "t1", [("Happened", {"n": 1}), ("Happened", {"n": 2})], 0) == 2
+
+    with pytest.raises(VersionConflict):
+        log.append("Thing", "t1", [("Happened", {"n": 3})], 1)
+
+    assert log.count() == 2
+    assert [row[4] for row in log.read_stream("Thing", "t1")] == [{"n": 1}, {"n": 2}]
+    assert log.rebuild_streams(batch_size=1) == 2
+    log.close()
+
+
+def test_make_bench_runs_a_workload_and_writes_its_table(tmp_path):
+    output = tmp_path / "BENCHMARKS.md"
+    command = [sys.executable, "-m", "tests.bench", "--only", "append-ten", "--runs", "1"]
+    command += ["--scale", "0.005", "--output", str(output)]
+
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    assert finished.returncode == 0, finished.stderr
+    text = output.read_text()
+    assert "<!-- bench:sqlite:begin -->" in text
+    row = next(line for line in text.splitlines() if "Append 10 events per call" in line)
+    project, baseline = (cell.strip() for cell in row.split("|")[3:5])
+    assert float(project.replace(",", "")) > 0
+    assert float(baseline.replace(",", "")) > 0
