@@ -8,6 +8,7 @@ the command handler in `retry_on_conflict` to reload and decide again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import uuid
@@ -180,11 +181,15 @@ class Repository(Generic[A]):
         aggregate = self.aggregate_class(aggregate_id)
         kind = self.aggregate_class.aggregate_type
         if use_snapshot and self.snapshot_every:
-            snapshot = sql.snapshot(kind, aggregate.id, self.aggregate_class.snapshot_version)
+            snapshot, events = self.store.read_stream_after_snapshot(
+                kind, aggregate.id, state_version=self.aggregate_class.snapshot_version
+            )
             if snapshot is not None:
-                aggregate.restore(snapshot[1])
-                aggregate.version = snapshot[0]
-        for event in self.store.read_stream(kind, aggregate.id, after_version=aggregate.version):
+                aggregate.version, state = snapshot
+                aggregate.restore(state)
+        else:
+            events = self.store.read_stream(kind, aggregate.id)
+        for event in events:
             aggregate.replay(event)
         return aggregate
 
@@ -218,7 +223,10 @@ class Repository(Generic[A]):
             )
             for aggregate in changed
         ]
-        with transaction.atomic():
+        # Inside a caller's transaction the append's own savepoint is enough: a snapshot is a
+        # cache, so events stored without one lose nothing.
+        in_transaction = transaction.get_connection().in_atomic_block
+        with contextlib.nullcontext() if in_transaction else transaction.atomic():
             recorded = self.store.append(*appends)
             self._take_snapshots(changed)
         for aggregate in changed:

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from eventstore.models import Checkpoint, Event, Snapshot, Stream
 
@@ -90,17 +91,31 @@ def insert(rows: Sequence[tuple[Any, ...]]) -> dict[Any, int]:
     return positions
 
 
-def stored_ids(event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these event ids are stored already."""
-    if not event_ids:
-        return set()
+def stored_ids_and_versions(
+    event_ids: Sequence[uuid.UUID], streams: Sequence[tuple[str, str]]
+) -> tuple[set[uuid.UUID], dict[tuple[str, str], int]]:
+    """Which of these event ids are stored already, and the highest stored version of each
+    (aggregate_type, aggregate_id) (absent when none): one statement."""
+    connection = _connection()
+    stored_id = "CAST(event_id AS VARCHAR(36))" if connection.vendor == "postgresql" else "event_id"
     marks = ", ".join(["%s"] * len(event_ids))
-    with _connection().cursor() as cursor:
+    condition = " OR ".join(["(aggregate_type = %s AND aggregate_id = %s)"] * len(streams))
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT event_id FROM {EVENTS} WHERE event_id IN ({marks})",
-            [db_uuid(event_id) for event_id in event_ids],
+            f"SELECT aggregate_type, aggregate_id, MAX(version) FROM {EVENTS} WHERE {condition} "
+            f"GROUP BY aggregate_type, aggregate_id UNION ALL SELECT {stored_id}, NULL, NULL "
+            f"FROM {EVENTS} WHERE event_id IN ({marks})",
+            [value for stream in streams for value in stream]
+            + [db_uuid(event_id) for event_id in event_ids],
         )
-        return {_uuid(row[0]) for row in cursor.fetchall()}
+        stored: set[uuid.UUID] = set()
+        versions: dict[tuple[str, str], int] = {}
+        for first, ident, version in cursor.fetchall():
+            if version is None:
+                stored.add(_uuid(first))
+            else:
+                versions[(first, ident)] = version
+    return stored, versions
 
 
 def current_versions(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -152,6 +167,8 @@ def _json(value: Any) -> Any:
 
 def _decoded(row: Sequence[Any]) -> tuple[Any, ...]:
     position, event_id, kind, ident, version, event_type, schema, payload, metadata, at = row
+    if isinstance(at, str):  # SQLite gives the text of a compound SELECT's datetime column
+        at = parse_datetime(at)
     if at.tzinfo is None:  # SQLite stores UTC without an offset
         at = at.replace(tzinfo=UTC)
     return (
@@ -257,16 +274,34 @@ def upsert_streams(rows: Sequence[tuple[Any, ...]]) -> None:
 # --- snapshots ---------------------------------------------------------------------------------
 
 
-def snapshot(aggregate_type: str, aggregate_id: str, state_version: int) -> tuple[int, Any] | None:
-    """(version, state) of the aggregate's snapshot in this state format, or None."""
+_SNAPSHOT_MARK = "__snapshot__"
+
+
+def stream_after_snapshot(
+    aggregate_type: str, aggregate_id: str, state_version: int
+) -> tuple[tuple[int, Any] | None, list]:
+    """The aggregate's snapshot in this state format ((version, state), or None) and the event
+    rows (`COLUMNS`, decoded) after it: one query."""
+    snapshot = (
+        f"FROM {SNAPSHOTS} WHERE aggregate_type = %s AND aggregate_id = %s AND state_version = %s"
+    )
     with _connection().cursor() as cursor:
         cursor.execute(
-            f"SELECT version, state FROM {SNAPSHOTS} WHERE aggregate_type = %s "
-            "AND aggregate_id = %s AND state_version = %s",
-            [aggregate_type, aggregate_id, state_version],
+            f"SELECT NULL, NULL, NULL, NULL, version, %s, NULL, state, NULL, NULL {snapshot} "
+            f"UNION ALL {_SELECT} WHERE aggregate_type = %s AND aggregate_id = %s AND version > "
+            f"COALESCE((SELECT version {snapshot}), 0) ORDER BY 5",
+            [
+                _SNAPSHOT_MARK,
+                *(aggregate_type, aggregate_id, state_version),
+                aggregate_type,
+                aggregate_id,
+                *(aggregate_type, aggregate_id, state_version),
+            ],
         )
-        row = cursor.fetchone()
-    return None if row is None else (row[0], _json(row[1]))
+        rows = cursor.fetchall()
+    if rows and rows[0][5] == _SNAPSHOT_MARK:
+        return (rows[0][4], _json(rows[0][7])), [_decoded(row) for row in rows[1:]]
+    return None, [_decoded(row) for row in rows]
 
 
 def upsert_snapshots(rows: Sequence[tuple[str, str, int, int, str]]) -> None:

@@ -139,12 +139,14 @@ class EventStore:
         with transaction.atomic():
             self.lock_appends()
             wanted_ids = [event.event_id for stream in streams for event in stream.events]
-            stored_ids = sql.stored_ids(wanted_ids)
+            stored_ids, current = sql.stored_ids_and_versions(
+                wanted_ids,
+                [(stream.aggregate_type, str(stream.aggregate_id)) for stream in streams],
+            )
             if stored_ids:
                 if stored_ids.issuperset(wanted_ids):
                     return self._read_ids(wanted_ids)
                 streams = self._without_stored(streams, stored_ids)
-            current = self._current_versions(streams)
             for stream in streams:
                 actual = current.get((stream.aggregate_type, stream.aggregate_id), 0)
                 if stream.expected_version is not None and stream.expected_version != actual:
@@ -339,6 +341,14 @@ class EventStore:
             "version",
         )
         return [RecordedEvent.from_row(row) for row in rows]
+
+    def read_stream_after_snapshot(
+        self, aggregate_type: str, aggregate_id: str, *, state_version: int
+    ) -> tuple[tuple[int, Any] | None, list[RecordedEvent]]:
+        """The stream's snapshot in this state format ((version, state), or None) and its events
+        after the snapshot (all of them without one), in one query."""
+        snapshot, rows = sql.stream_after_snapshot(aggregate_type, str(aggregate_id), state_version)
+        return snapshot, [RecordedEvent.from_row(row) for row in rows]
 
     def stream_version(self, aggregate_type: str, aggregate_id: str) -> int:
         """The stream's current version (0 for a stream with no events)."""

@@ -88,19 +88,25 @@ class CatchUpResult:
     error: str = ""
 
 
-def catch_up(subscriber: Subscriber, *, batch_size: int | None = None) -> CatchUpResult:
+def catch_up(
+    subscriber: Subscriber, *, batch_size: int | None = None, look_first: bool = True
+) -> CatchUpResult:
     """Handle every event after the subscriber's checkpoint; stop at the first failing event.
 
     A failing event rolls back its own effects only; the checkpoint stays just before it, with
     the error recorded on the checkpoint, and the next catch-up tries it again.
+    `look_first=False` skips the lock-free look for new events (the caller knows of some).
     """
     batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
-    # A lock-free look first, so idle subscribers never queue for the write lock. A stale "no"
-    # is safe: an event committed after this read wakes the subscribers after its own commit.
-    position, waiting = sql.checkpoint_and_backlog(subscriber.name, subscriber.event_types)
-    result = CatchUpResult(subscriber.name, handled=0, position=position)
-    if not waiting:
-        return result
+    result = CatchUpResult(subscriber.name, handled=0, position=0)
+    if look_first:
+        # A lock-free look first, so idle subscribers never queue for the write lock. A stale
+        # "no" is safe: an event committed after this read wakes subscribers after its commit.
+        result.position, waiting = sql.checkpoint_and_backlog(
+            subscriber.name, subscriber.event_types
+        )
+        if not waiting:
+            return result
     while True:
         with transaction.atomic():
             result.position = sql.lock_checkpoint(subscriber.name)
@@ -178,7 +184,8 @@ def dispatch_committed(
                 if not subscriber.wants(types):
                     continue
                 try:
-                    catch_up(subscriber)
+                    # Woken by a commit of events it reads: no need to look for new ones first.
+                    catch_up(subscriber, look_first=types is None)
                 except Exception:
                     # The commit that woke us has happened; the log keeps the events and
                     # process_events (or the next wake-up) delivers them.

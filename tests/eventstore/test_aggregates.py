@@ -199,13 +199,24 @@ def test_load_with_a_snapshot_equals_a_full_replay_and_reads_only_later_events(s
             bin_.take(1)
         bins.save(bin_)
 
-    with mock.patch.object(store, "read_stream", wraps=store.read_stream) as read_stream:
+    reads = []
+    real_read = store.read_stream_after_snapshot
+
+    def read(*args, **kwargs):
+        reads.append(real_read(*args, **kwargs))
+        return reads[-1]
+
+    with mock.patch.object(store, "read_stream_after_snapshot", side_effect=read):
         from_snapshot = bins.load("b1")
     replayed = bins.load("b1", use_snapshot=False)
 
     snapshot_version = Snapshot.objects.get().version
-    assert 0 < snapshot_version <= from_snapshot.version
-    read_stream.assert_called_once_with("bin", "b1", after_version=snapshot_version)
+    assert 0 < snapshot_version < from_snapshot.version
+    [(snapshot, later)] = reads
+    assert snapshot[0] == snapshot_version
+    assert [event.version for event in later] == list(
+        range(snapshot_version + 1, from_snapshot.version + 1)
+    )
     assert vars(from_snapshot) == vars(replayed)
 
 

@@ -290,17 +290,11 @@ def test_read_all_memory_stays_flat_as_the_log_grows(store):
 
 def test_a_unique_key_violation_becomes_a_conflict_and_the_transaction_stays_usable(store):
     store.append_to_stream("thing", "t1", [NewEventFactory()])
-    real_versions = store._current_versions
-    calls = []
-
-    def stale_then_real(streams):
-        calls.append(1)
-        # The first look misses the stored event, as a writer not serialised by the lock would.
-        return {} if len(calls) == 1 else real_versions(streams)
-
     with (
         transaction.atomic(),
-        mock.patch.object(store, "_current_versions", side_effect=stale_then_real),
+        # The look before the insert misses the stored event, as a writer not serialised by the
+        # lock would.
+        mock.patch("eventstore.sql.stored_ids_and_versions", return_value=(set(), {})),
     ):
         with pytest.raises(ConcurrencyError) as caught:
             store.append_to_stream("thing", "t1", [NewEventFactory()])
