@@ -108,8 +108,12 @@ class Aggregate:
 
     def replay(self, event: RecordedEvent) -> None:
         """Apply a stored event of this aggregate's stream."""
-        self._apply(event.event_type, event.payload)
-        self.version = event.version
+        self.replay_payload(event.version, event.event_type, event.payload)
+
+    def replay_payload(self, version: int, event_type: str, payload: dict[str, Any]) -> None:
+        """Apply the stream's event number `version` from its type and (upcast) payload."""
+        self._apply(event_type, payload)
+        self.version = version
 
     def _apply(self, event_type: str, payload: dict[str, Any]) -> None:
         applier = self._appliers.get(event_type)
@@ -180,17 +184,17 @@ class Repository(Generic[A]):
         """Like `load`, but a missing stream gives a fresh aggregate instead of an error."""
         aggregate = self.aggregate_class(aggregate_id)
         kind = self.aggregate_class.aggregate_type
-        if use_snapshot and self.snapshot_every:
-            snapshot, events = self.store.read_stream_after_snapshot(
-                kind, aggregate.id, state_version=self.aggregate_class.snapshot_version
-            )
-            if snapshot is not None:
-                aggregate.version, state = snapshot
-                aggregate.restore(state)
-        else:
-            events = self.store.read_stream(kind, aggregate.id)
-        for event in events:
-            aggregate.replay(event)
+        state_version = self.aggregate_class.snapshot_version
+        snapshot, events = self.store.read_for_load(
+            kind,
+            aggregate.id,
+            state_version=state_version if use_snapshot and self.snapshot_every else None,
+        )
+        if snapshot is not None:
+            aggregate.version, state = snapshot
+            aggregate.restore(state)
+        for version, event_type, payload in events:
+            aggregate.replay_payload(version, event_type, payload)
         return aggregate
 
     def save(

@@ -277,31 +277,40 @@ def upsert_streams(rows: Sequence[tuple[Any, ...]]) -> None:
 _SNAPSHOT_MARK = "__snapshot__"
 
 
-def stream_after_snapshot(
-    aggregate_type: str, aggregate_id: str, state_version: int
-) -> tuple[tuple[int, Any] | None, list]:
-    """The aggregate's snapshot in this state format ((version, state), or None) and the event
-    rows (`COLUMNS`, decoded) after it: one query."""
-    snapshot = (
-        f"FROM {SNAPSHOTS} WHERE aggregate_type = %s AND aggregate_id = %s AND state_version = %s"
+def stream_for_load(
+    aggregate_type: str, aggregate_id: str, state_version: int | None
+) -> tuple[tuple[int, Any] | None, list[tuple[int, str, int, Any]]]:
+    """What loading an aggregate reads, in one query: its snapshot in `state_version`'s format
+    ((version, state); None when there is none or `state_version` is None) and the
+    (version, event_type, schema_version, payload) of each event after it, in version order."""
+    events = (
+        f"SELECT version, event_type, schema_version, payload FROM {EVENTS} "
+        "WHERE aggregate_type = %s AND aggregate_id = %s"
     )
-    with _connection().cursor() as cursor:
-        cursor.execute(
-            f"SELECT NULL, NULL, NULL, NULL, version, %s, NULL, state, NULL, NULL {snapshot} "
-            f"UNION ALL {_SELECT} WHERE aggregate_type = %s AND aggregate_id = %s AND version > "
-            f"COALESCE((SELECT version {snapshot}), 0) ORDER BY 5",
-            [
-                _SNAPSHOT_MARK,
-                *(aggregate_type, aggregate_id, state_version),
-                aggregate_type,
-                aggregate_id,
-                *(aggregate_type, aggregate_id, state_version),
-            ],
+    if state_version is None:
+        sql, params = f"{events} ORDER BY version", [aggregate_type, aggregate_id]
+    else:
+        snapshot = (
+            f"FROM {SNAPSHOTS} WHERE aggregate_type = %s AND aggregate_id = %s "
+            "AND state_version = %s"
         )
+        key = (aggregate_type, aggregate_id, state_version)
+        sql = (
+            f"SELECT version, %s, NULL, state {snapshot} UNION ALL {events} AND version > "
+            f"COALESCE((SELECT version {snapshot}), 0) ORDER BY 1"
+        )
+        params = [_SNAPSHOT_MARK, *key, aggregate_type, aggregate_id, *key]
+    with _connection().cursor() as cursor:
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if rows and rows[0][5] == _SNAPSHOT_MARK:
-        return (rows[0][4], _json(rows[0][7])), [_decoded(row) for row in rows[1:]]
-    return None, [_decoded(row) for row in rows]
+    snapshot_row = None
+    if rows and rows[0][1] == _SNAPSHOT_MARK:
+        snapshot_row = (rows[0][0], _json(rows[0][3]))
+        rows = rows[1:]
+    return snapshot_row, [
+        (version, event_type, schema, _json(payload))
+        for version, event_type, schema, payload in rows
+    ]
 
 
 def upsert_snapshots(rows: Sequence[tuple[str, str, int, int, str]]) -> None:

@@ -342,13 +342,17 @@ class EventStore:
         )
         return [RecordedEvent.from_row(row) for row in rows]
 
-    def read_stream_after_snapshot(
-        self, aggregate_type: str, aggregate_id: str, *, state_version: int
-    ) -> tuple[tuple[int, Any] | None, list[RecordedEvent]]:
-        """The stream's snapshot in this state format ((version, state), or None) and its events
-        after the snapshot (all of them without one), in one query."""
-        snapshot, rows = sql.stream_after_snapshot(aggregate_type, str(aggregate_id), state_version)
-        return snapshot, [RecordedEvent.from_row(row) for row in rows]
+    def read_for_load(
+        self, aggregate_type: str, aggregate_id: str, *, state_version: int | None = None
+    ) -> tuple[tuple[int, Any] | None, list[tuple[int, str, dict[str, Any]]]]:
+        """What loading an aggregate needs, in one query: its snapshot in `state_version`'s
+        format ((version, state), or None; never looked for when `state_version` is None) and
+        the (version, event_type, upcast payload) of every event after it."""
+        snapshot, rows = sql.stream_for_load(aggregate_type, str(aggregate_id), state_version)
+        return snapshot, [
+            (version, event_type, upcast(event_type, schema, payload)[1])
+            for version, event_type, schema, payload in rows
+        ]
 
     def stream_version(self, aggregate_type: str, aggregate_id: str) -> int:
         """The stream's current version (0 for a stream with no events)."""

@@ -185,6 +185,20 @@ class RawLog:
         )
         return [self._decoded(row) for row in cursor.fetchall()]
 
+    def read_payloads(self, aggregate_type: str, aggregate_id: str) -> list[Any]:
+        """The decoded payloads of one stream in version order: what loading an aggregate reads."""
+        cursor = self.connection.cursor()
+        cursor.execute(
+            self._sql(
+                f"SELECT version, event_type, payload FROM {TABLE} "
+                "WHERE aggregate_type = %s AND aggregate_id = %s ORDER BY version"
+            ),
+            (aggregate_type, aggregate_id),
+        )
+        if self.backend == "sqlite":
+            return [json.loads(row[2]) for row in cursor.fetchall()]
+        return [row[2] for row in cursor.fetchall()]
+
     def _decoded(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         if self.backend == "sqlite":
             return (*row[:4], json.loads(row[4]), json.loads(row[5]), row[6])

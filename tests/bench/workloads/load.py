@@ -81,8 +81,7 @@ def _baseline(context: Context) -> Figures:
             version = log.append(counter.AGGREGATE_TYPE, stream_id, events, version)
 
         def load(s=stream_id):
-            rows = log.read_stream(counter.AGGREGATE_TYPE, s)
-            return counter.fold([row[4] for row in rows])
+            return counter.fold(log.read_payloads(counter.AGGREGATE_TYPE, s))
 
         assert load()[0] == scaled
         figures[f"full_{_label(size)}_ms"] = _timed_ms(load)
