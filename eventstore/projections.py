@@ -69,7 +69,11 @@ class Projection:
         ]
 
     def receive(self, sender: Any = None, events: Iterable[RecordedEvent] = (), **kwargs) -> None:
-        """`events_recorded` receiver."""
+        """`events_recorded` receiver: applies the events of the types this projection reads."""
+        if self.event_types is not None:
+            events = [event for event in events if event.event_type in self.event_types]
+            if not events:
+                return
         self.apply_batch(events)
 
 

@@ -8,8 +8,9 @@ from their own checkpoints. Both send `events`: a list of `RecordedEvent`.
 
 from django.dispatch import Signal
 
-events_recorded = Signal()
-events_committed = Signal()
+# Cached receiver lists: both are sent for every append, always by the EventStore class.
+events_recorded = Signal(use_caching=True)
+events_committed = Signal(use_caching=True)
 
 # Sent by `manage.py process_events` after each catch-up pass; apps connect
 # housekeeping that must run even when no event arrives (e.g. the saga's step timeouts).
