@@ -1,7 +1,6 @@
 """Inventory's read-model updaters, run inline in the appending transaction."""
 
-from django.db.models import F
-
+from eventstore import rows
 from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
 from inventory import events
@@ -36,12 +35,14 @@ class ProductStockProjection(Projection):
             )
             return
         quantity = payload["quantity"]
-        changes = {
-            counter: F(counter) + sign * quantity
-            for counter, sign in _STOCK_MOVES[event.event_type].items()
-        }
-        ProductStock.objects.filter(pk=event.aggregate_id).update(
-            **changes, version=event.version, updated_at=event.recorded_at
+        rows.update(
+            ProductStock,
+            event.aggregate_id,
+            add={
+                counter: sign * quantity for counter, sign in _STOCK_MOVES[event.event_type].items()
+            },
+            version=event.version,
+            updated_at=event.recorded_at,
         )
 
 
@@ -73,8 +74,11 @@ class ReservationProjection(Projection):
         elif event.event_type == events.INVENTORY_RESERVATION_FAILED:
             changes.update(reason=payload["reason"], details=payload["details"])
         if event.version == 1:  # the reservation's first event (a release may come first)
-            ReservationSummary.objects.create(
-                reservation_id=event.aggregate_id, created_at=event.recorded_at, **changes
+            rows.insert(
+                ReservationSummary,
+                reservation_id=event.aggregate_id,
+                created_at=event.recorded_at,
+                **changes,
             )
         else:
-            ReservationSummary.objects.filter(pk=event.aggregate_id).update(**changes)
+            rows.update(ReservationSummary, event.aggregate_id, **changes)

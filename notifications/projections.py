@@ -1,5 +1,6 @@
 """Notifications' read-model updater, run inline in the appending transaction."""
 
+from eventstore import rows
 from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
 from notifications import events
@@ -15,7 +16,8 @@ class SentNotificationProjection(Projection):
 
     def apply(self, event: RecordedEvent) -> None:
         payload = event.payload
-        SentNotification.objects.create(
+        rows.insert(
+            SentNotification,
             notification_id=event.aggregate_id,
             customer_id=payload["customer_id"],
             order_id=payload["order_id"],

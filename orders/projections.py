@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from eventstore import rows
 from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
 from orders import events
@@ -55,9 +56,10 @@ class OrderProjection(Projection):
                 if fields is None:
                     fields = changed.setdefault(event.aggregate_id, {})
                 fields.update(self._changes(event))
-        OrderSummary.objects.bulk_create([OrderSummary(**fields) for fields in created.values()])
+        for fields in created.values():
+            rows.insert(OrderSummary, **fields)
         for order_id, changes in changed.items():
-            OrderSummary.objects.filter(pk=order_id).update(**changes)
+            rows.update(OrderSummary, order_id, **changes)
 
     @staticmethod
     def _created(event: RecordedEvent) -> dict[str, Any]:
@@ -138,15 +140,15 @@ class SagaProjection(Projection):
         mine = [event for event in batch if self.handles(event)]
         if not mine:
             return
-        rows = SagaSummary.objects.in_bulk({event.aggregate_id for event in mine})
+        known = SagaSummary.objects.in_bulk({event.aggregate_id for event in mine})
         new: dict[str, SagaSummary] = {}
         changed: dict[str, SagaSummary] = {}
         for event in mine:
             key = event.aggregate_id
             if event.event_type == events.SAGA_STARTED:
-                rows[key] = new[key] = self._started(event)
+                known[key] = new[key] = self._started(event)
                 continue
-            row = rows.get(key)
+            row = known.get(key)
             if row is None:
                 # Only streams the Saga aggregate began (with SagaStarted) are sagas; a request
                 # appended by other means (a service's own tests, a staff script) has no log.
@@ -154,11 +156,10 @@ class SagaProjection(Projection):
             self._apply_to(row, event)
             if key not in new:
                 changed[key] = row
-        SagaSummary.objects.bulk_create(new.values())
-        if len(changed) == 1:
-            next(iter(changed.values())).save(update_fields=_SAGA_FIELDS)
-        elif changed:
-            SagaSummary.objects.bulk_update(changed.values(), _SAGA_FIELDS)
+        for row in new.values():
+            rows.insert_instance(row)
+        for row in changed.values():
+            rows.update_instance(row, _SAGA_FIELDS)
 
     @staticmethod
     def _apply_to(row: SagaSummary, event: RecordedEvent) -> None:

@@ -1,5 +1,6 @@
 """Payments' read-model updater, run inline in the appending transaction."""
 
+from eventstore import rows
 from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
 from payments import events
@@ -18,12 +19,16 @@ class PaymentProjection(Projection):
     def apply(self, event: RecordedEvent) -> None:
         payload = event.payload
         if event.event_type == events.PAYMENT_REFUNDED:
-            PaymentSummary.objects.filter(pk=event.aggregate_id).update(
-                status=PaymentSummary.Status.REFUNDED, updated_at=event.recorded_at
+            rows.update(
+                PaymentSummary,
+                event.aggregate_id,
+                status=PaymentSummary.Status.REFUNDED,
+                updated_at=event.recorded_at,
             )
             return
         processed = event.event_type == events.PAYMENT_PROCESSED
-        PaymentSummary.objects.create(
+        rows.insert(
+            PaymentSummary,
             payment_id=event.aggregate_id,
             customer_id=payload["customer_id"],
             amount=payload["amount"],

@@ -1,0 +1,105 @@
+"""Single-row writes for projections: insert, update and increment a read-model row by its key.
+
+Inline projections write a row or two for every event, inside the appending transaction, so
+their cost is paid by every command. Compiling those statements through the ORM's query
+machinery took more time than the database spent running them (BENCHMARKS.md), so these
+helpers build each statement once per model and set of columns and reuse it. Values are adapted
+by the model's own fields (`get_db_prep_save`: JSON, decimals, aware datetimes, choices), so a
+row reads back through the ORM exactly as if the ORM had written it. Model signals and
+`save()` overrides do not run: read models have none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from django.db import connections, models, router
+
+
+def _connection(model: type[models.Model]):
+    return connections[router.db_for_write(model)]
+
+
+def _columns(model: type[models.Model], names: tuple[str, ...]) -> list[str]:
+    quote = _connection(model).ops.quote_name
+    return [quote(model._meta.get_field(name).column) for name in names]
+
+
+@cache
+def _insert_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
+    table = _connection(model).ops.quote_name(model._meta.db_table)
+    marks = ", ".join(["%s"] * len(names))
+    return f"INSERT INTO {table} ({', '.join(_columns(model, names))}) VALUES ({marks})"
+
+
+@cache
+def _update_sql(model: type[models.Model], names: tuple[str, ...], added: tuple[str, ...]) -> str:
+    quote = _connection(model).ops.quote_name
+    assignments = [f"{column} = %s" for column in _columns(model, names)]
+    assignments += [f"{column} = {column} + %s" for column in _columns(model, added)]
+    return (
+        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} "
+        f"WHERE {quote(model._meta.pk.column)} = %s"
+    )
+
+
+@cache
+def _concrete_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    return tuple(model._meta.concrete_fields)
+
+
+def _execute(model: type[models.Model], sql: str, params: list[Any]) -> int:
+    with _connection(model).cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _prepared(model: type[models.Model], values: Mapping[str, Any]) -> list[Any]:
+    connection = _connection(model)
+    get_field = model._meta.get_field
+    return [get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+
+
+def insert(model: type[models.Model], **values: Any) -> None:
+    """Insert one row; fields not given take their defaults."""
+    row = {}
+    for field in _concrete_fields(model):
+        if field.name in values:
+            row[field.name] = values.pop(field.name)
+        elif field.attname in values:
+            row[field.name] = values.pop(field.attname)
+        else:
+            row[field.name] = field.get_default()
+    if values:
+        raise TypeError(f"{model.__name__} has no field(s) {', '.join(values)}")
+    _execute(model, _insert_sql(model, tuple(row)), _prepared(model, row))
+
+
+def update(
+    model: type[models.Model], pk: Any, *, add: Mapping[str, int] | None = None, **values: Any
+) -> int:
+    """Set `values` on the row with primary key `pk`, and add `add`'s amounts to its counters;
+    return how many rows changed (0 when there is no such row)."""
+    add = dict(add or {})
+    sql = _update_sql(model, tuple(values), tuple(add))
+    params = _prepared(model, values) + list(add.values())
+    params.append(model._meta.pk.get_db_prep_value(pk, _connection(model)))
+    return _execute(model, sql, params)
+
+
+def insert_instance(instance: models.Model) -> None:
+    """Insert an unsaved model instance as one row (see `insert`)."""
+    insert(
+        type(instance),
+        **{
+            field.name: getattr(instance, field.attname)
+            for field in _concrete_fields(type(instance))
+        },
+    )
+
+
+def update_instance(instance: models.Model, fields: tuple[str, ...] | list[str]) -> int:
+    """Write these fields of a loaded model instance to its row (see `update`)."""
+    return update(type(instance), instance.pk, **{name: getattr(instance, name) for name in fields})
