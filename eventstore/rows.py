@@ -1,4 +1,4 @@
-"""Single-row writes for projections: insert, update and increment a read-model row by its key.
+"""Row access for projections: read rows by key, insert, update and increment them.
 
 Inline projections write a row or two for every event, inside the appending transaction, so
 their cost is paid by every command. Compiling those statements through the ORM's query
@@ -11,7 +11,7 @@ row reads back through the ORM exactly as if the ORM had written it. Model signa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
@@ -103,3 +103,50 @@ def insert_instance(instance: models.Model) -> None:
 def update_instance(instance: models.Model, fields: tuple[str, ...] | list[str]) -> int:
     """Write these fields of a loaded model instance to its row (see `update`)."""
     return update(type(instance), instance.pk, **{name: getattr(instance, name) for name in fields})
+
+
+@cache
+def _reader(model: type[models.Model]) -> tuple[str, list[tuple[Any, list[Any]]]]:
+    """The SELECT of every column, and each column's expression and converters (as the ORM's
+    compiler applies them: the backend's, then the field's own `from_db_value`)."""
+    connection = _connection(model)
+    quote = connection.ops.quote_name
+    fields = _concrete_fields(model)
+    columns = ", ".join(quote(field.column) for field in fields)
+    sql = (
+        f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {quote(model._meta.pk.column)}"
+    )
+    converters = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        converters.append(
+            (column, connection.ops.get_db_converters(column) + field.get_db_converters(connection))
+        )
+    return sql, converters
+
+
+def in_bulk(model: type[models.Model], pks: Iterable[Any]) -> dict[Any, models.Model]:
+    """The rows with these primary keys as model instances, by key (missing keys are left out)."""
+    pks = list(pks)
+    if not pks:
+        return {}
+    connection = _connection(model)
+    sql, converters = _reader(model)
+    pk_field = model._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{sql} IN ({', '.join(['%s'] * len(pks))})",
+            [pk_field.get_db_prep_value(pk, connection) for pk in pks],
+        )
+        rows = cursor.fetchall()
+    names = [field.attname for field in _concrete_fields(model)]
+    found = {}
+    for row in rows:
+        values = []
+        for value, (column, functions) in zip(row, converters, strict=True):
+            for function in functions:
+                value = function(value, column, connection)
+            values.append(value)
+        instance = model.from_db(connection.alias, names, values)
+        found[instance.pk] = instance
+    return found

@@ -140,7 +140,7 @@ class SagaProjection(Projection):
         mine = [event for event in batch if self.handles(event)]
         if not mine:
             return
-        known = SagaSummary.objects.in_bulk({event.aggregate_id for event in mine})
+        known = rows.in_bulk(SagaSummary, {event.aggregate_id for event in mine})
         new: dict[str, SagaSummary] = {}
         changed: dict[str, SagaSummary] = {}
         for event in mine:

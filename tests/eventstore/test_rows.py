@@ -100,3 +100,29 @@ def test_an_unknown_field_is_refused_and_a_duplicate_key_is_the_databases_error(
         rows.insert(ProductStock, **values, created_at=AT, updated_at=AT)
 
     assert ProductStock.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_rows_read_by_key_equal_what_the_orm_reads():
+    for n in (1, 2):
+        rows.insert(
+            ReservationSummary,
+            reservation_id=f"r{n}",
+            status=ReservationSummary.Status.RESERVED,
+            lines=[{"product_id": "p1", "quantity": n}],
+            total_amount=Decimal("19.98") * n,
+            created_at=AT,
+            updated_at=LATER,
+        )
+
+    found = rows.in_bulk(ReservationSummary, ["r1", "r2", "missing"])
+
+    assert set(found) == {"r1", "r2"}
+    for key, row in found.items():
+        orm = ReservationSummary.objects.get(pk=key)
+        assert [getattr(row, f.attname) for f in ReservationSummary._meta.concrete_fields] == [
+            getattr(orm, f.attname) for f in ReservationSummary._meta.concrete_fields
+        ]
+        assert not row._state.adding  # a loaded row: saving it updates
+    assert found["r2"].total_amount == Decimal("39.96")
+    assert rows.in_bulk(ReservationSummary, []) == {}
