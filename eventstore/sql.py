@@ -91,23 +91,42 @@ def insert(rows: Sequence[tuple[Any, ...]]) -> dict[Any, int]:
     return positions
 
 
+# One row per stream: its highest version, by a scalar MAX that both databases answer with a
+# single seek at the end of the (aggregate_type, aggregate_id, version) index. (A GROUP BY over
+# several streams read every event of each, so appends slowed down as their streams grew.)
+_STREAM_VERSION = (
+    f"SELECT %s, %s, COALESCE((SELECT MAX(version) FROM {EVENTS} "
+    "WHERE aggregate_type = %s AND aggregate_id = %s), 0)"
+)
+
+
+# Streams per version query: SQLite allows at most 500 terms in one compound SELECT.
+_STREAMS_PER_QUERY = 200
+
+
+def _versions_sql(streams: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
+    sql = " UNION ALL ".join([_STREAM_VERSION] * len(streams))
+    return sql, [value for stream in streams for value in (*stream, *stream)]
+
+
 def stored_ids_and_versions(
     event_ids: Sequence[uuid.UUID], streams: Sequence[tuple[str, str]]
 ) -> tuple[set[uuid.UUID], dict[tuple[str, str], int]]:
     """Which of these event ids are stored already, and the highest stored version of each
-    (aggregate_type, aggregate_id) (absent when none): one statement."""
+    (aggregate_type, aggregate_id) (0 for a stream with no events): one statement."""
     connection = _connection()
     stored_id = "CAST(event_id AS VARCHAR(36))" if connection.vendor == "postgresql" else "event_id"
     marks = ", ".join(["%s"] * len(event_ids))
-    condition = " OR ".join(["(aggregate_type = %s AND aggregate_id = %s)"] * len(streams))
+    ids_sql = f"SELECT {stored_id}, NULL, NULL FROM {EVENTS} WHERE event_id IN ({marks})"
+    ids = [db_uuid(event_id) for event_id in event_ids]
+    if len(streams) > _STREAMS_PER_QUERY:  # rare: a statement for the ids, then the versions
+        with connection.cursor() as cursor:
+            cursor.execute(ids_sql, ids)
+            stored = {_uuid(row[0]) for row in cursor.fetchall()}
+        return stored, current_versions(streams)
+    versions_sql, params = _versions_sql(streams)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT aggregate_type, aggregate_id, MAX(version) FROM {EVENTS} WHERE {condition} "
-            f"GROUP BY aggregate_type, aggregate_id UNION ALL SELECT {stored_id}, NULL, NULL "
-            f"FROM {EVENTS} WHERE event_id IN ({marks})",
-            [value for stream in streams for value in stream]
-            + [db_uuid(event_id) for event_id in event_ids],
-        )
+        cursor.execute(f"{versions_sql} UNION ALL {ids_sql}", params + ids)
         stored: set[uuid.UUID] = set()
         versions: dict[tuple[str, str], int] = {}
         for first, ident, version in cursor.fetchall():
@@ -119,16 +138,14 @@ def stored_ids_and_versions(
 
 
 def current_versions(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """The highest stored version of each (aggregate_type, aggregate_id); absent when none."""
+    """The highest stored version of each (aggregate_type, aggregate_id) (0: no events)."""
     streams = list(streams)
-    condition = " OR ".join(["(aggregate_type = %s AND aggregate_id = %s)"] * len(streams))
+    versions = {}
     with _connection().cursor() as cursor:
-        cursor.execute(
-            f"SELECT aggregate_type, aggregate_id, MAX(version) FROM {EVENTS} WHERE {condition} "
-            "GROUP BY aggregate_type, aggregate_id",
-            [value for stream in streams for value in stream],
-        )
-        return {(kind, ident): version for kind, ident, version in cursor.fetchall()}
+        for start in range(0, len(streams), _STREAMS_PER_QUERY):
+            cursor.execute(*_versions_sql(streams[start : start + _STREAMS_PER_QUERY]))
+            versions.update(((kind, ident), version) for kind, ident, version in cursor.fetchall())
+    return versions
 
 
 def select(where: str, params: Sequence[Any], order_by: str, limit: int | None = None) -> list:

@@ -301,3 +301,24 @@ def test_a_unique_key_violation_becomes_a_conflict_and_the_transaction_stays_usa
         assert Event.objects.count() == 1  # the outer transaction still answers queries
 
     assert (caught.value.expected, caught.value.actual) == (0, 1)
+
+
+@pytest.mark.django_db
+def test_one_append_to_hundreds_of_streams_checks_every_expected_version(store):
+    streams = [f"s{n}" for n in range(250)]  # more than one version query holds on SQLite
+    store.append(*(StreamAppend("thing", s, [NewEventFactory()], 0) for s in streams))
+    moved = StreamAppend("thing", streams[-1], [NewEventFactory()], 0)  # it is at 1 now
+
+    with pytest.raises(ConcurrencyError) as caught:
+        store.append(
+            *(StreamAppend("thing", s, [NewEventFactory()], 1) for s in streams[:-1]), moved
+        )
+
+    assert (caught.value.aggregate_id, caught.value.expected, caught.value.actual) == (
+        streams[-1],
+        0,
+        1,
+    )
+    assert Event.objects.count() == 250
+    store.append(*(StreamAppend("thing", s, [NewEventFactory()], 1) for s in streams))
+    assert store.stream_version("thing", streams[123]) == 2
