@@ -70,14 +70,15 @@ def _insert_sql(vendor: str, rows: int) -> str:
     return (
         f"INSERT INTO {EVENTS} ({', '.join(_INSERTED)}) VALUES "
         + ", ".join([values] * rows)
-        + " RETURNING position, event_id"
+        + " ON CONFLICT DO NOTHING RETURNING position, event_id"
     )
 
 
 def insert(rows: Sequence[tuple[Any, ...]]) -> dict[Any, int]:
     """Insert rows of (`event_id` as stored, aggregate_type, aggregate_id, version, event_type,
     schema_version, payload JSON text, metadata JSON text, recorded_at as stored,
-    correlation_id); return each stored event id's position."""
+    correlation_id); return each inserted event id's position. A row that would break a unique
+    key (stream version or event id) is skipped, not an error: it is missing from the result."""
     connection = _connection()
     positions: dict[Any, int] = {}
     with connection.cursor() as cursor:

@@ -13,9 +13,9 @@ Guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -157,13 +157,12 @@ class EventStore:
                         stream.aggregate_type, stream.aggregate_id, stream.expected_version, actual
                     )
             rows, recorded = self._rows(streams, current)
-            try:
-                with self._statement_rollback():
-                    positions = sql.insert(rows)
-            except IntegrityError as error:
-                # Only reachable when a writer got past the serialisation above (e.g. one not
-                # using this API); the surrounding transaction stays usable.
-                self._raise_conflict(streams, current, error)
+            # A row that breaks a unique key is skipped, not an error, so no savepoint is
+            # needed to keep the transaction usable; only a writer that got past the lock and
+            # the checks above (one not using this API) can cause it.
+            positions = sql.insert(rows)
+            if len(positions) < len(rows):
+                self._raise_conflict(streams, current, rows, positions)
             recorded = [
                 RecordedEvent(positions[row[0]], *values)
                 for row, values in zip(rows, recorded, strict=True)
@@ -198,15 +197,6 @@ class EventStore:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN SHARE MODE")
-
-    @staticmethod
-    def _statement_rollback() -> contextlib.AbstractContextManager:
-        """What undoes a failed insert and nothing else: a savepoint on PostgreSQL, where an
-        error aborts the whole transaction; none on SQLite, which rolls back only the failing
-        statement and keeps its transaction going (saving two statements per append)."""
-        if transaction.get_connection().vendor == "sqlite":
-            return contextlib.nullcontext()
-        return transaction.atomic()
 
     @staticmethod
     def _validate(streams: Sequence[StreamAppend]) -> None:
@@ -322,15 +312,20 @@ class EventStore:
         self,
         streams: Sequence[StreamAppend],
         assumed: dict[tuple[str, str], int],
-        error: IntegrityError,
+        rows: Sequence[tuple[Any, ...]],
+        inserted: dict[Any, int],
     ) -> None:
-        """Turn a unique-key violation into the ConcurrencyError of the stream that moved on."""
+        """Raise for rows the insert skipped: the ConcurrencyError of the stream that moved on,
+        else an IntegrityError (an event id stored meanwhile). The append's own transaction or
+        savepoint undoes the rows that were inserted."""
+        ours = Counter((row[1], row[2]) for row in rows if row[0] in inserted)
         now = self._current_versions(streams)
         for stream in streams:
-            key = (stream.aggregate_type, stream.aggregate_id)
-            if now.get(key, 0) != assumed.get(key, 0):
-                raise ConcurrencyError(*key, assumed.get(key, 0), now.get(key, 0)) from error
-        raise error
+            key = (stream.aggregate_type, str(stream.aggregate_id))
+            others = now.get(key, 0) - ours[key]
+            if others != assumed.get(key, 0):
+                raise ConcurrencyError(*key, assumed.get(key, 0), others)
+        raise IntegrityError("an event id of this append was stored by another writer meanwhile")
 
     # --- reading -------------------------------------------------------------------------------
 

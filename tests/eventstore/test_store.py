@@ -6,7 +6,7 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from eventstore.models import AppendOnlyError, Event, Stream
 from eventstore.store import ConcurrencyError, NewEvent, StreamAppend
@@ -301,6 +301,21 @@ def test_a_unique_key_violation_becomes_a_conflict_and_the_transaction_stays_usa
         assert Event.objects.count() == 1  # the outer transaction still answers queries
 
     assert (caught.value.expected, caught.value.actual) == (0, 1)
+
+
+@pytest.mark.django_db
+def test_an_event_id_stored_behind_the_checks_back_fails_the_whole_append(store):
+    [stored] = store.append_to_stream("thing", "t1", [NewEventFactory()])
+    fresh = NewEventFactory()
+    again = NewEvent("Again", {}, event_id=stored.event_id)
+    with (
+        transaction.atomic(),
+        # The look before the insert misses the stored id, as a writer not using the API might.
+        mock.patch("eventstore.sql.stored_ids_and_versions", return_value=(set(), {})),
+    ):
+        with pytest.raises(IntegrityError, match="event id"):
+            store.append(StreamAppend("other", "o1", [fresh, again]))
+        assert Event.objects.count() == 1  # nothing of it kept; the transaction still answers
 
 
 @pytest.mark.django_db
