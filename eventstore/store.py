@@ -233,10 +233,16 @@ class EventStore:
         """
         connection = transaction.get_connection()
         if connection.vendor == "postgresql":
-            timeout_ms = int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)
+            statements = [
+                f"SET LOCAL lock_timeout = {int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)}",
+                f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE",
+            ]
             with connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
-                cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE")
+                if connection.settings_dict["OPTIONS"].get("server_side_binding"):
+                    for statement in statements:  # one statement per execute on this protocol
+                        cursor.execute(statement)
+                else:  # one round trip for both
+                    cursor.execute("; ".join(statements))
 
     @staticmethod
     def _without_stored(

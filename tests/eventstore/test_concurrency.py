@@ -141,3 +141,24 @@ def test_appenders_wait_for_the_log_lock_and_give_up_after_the_lock_timeout(sett
 
     assert not Event.objects.exists()
     assert connection.vendor == "postgresql"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("server_side_binding", [False, True])
+def test_the_log_lock_and_its_timeout_hold_until_the_transaction_ends(
+    settings, monkeypatch, server_side_binding
+):
+    settings.EVENTSTORE_LOCK_TIMEOUT_MS = 1234
+    options = connection.settings_dict["OPTIONS"]
+    monkeypatch.setitem(options, "server_side_binding", server_side_binding)
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        EventStore.lock_appends()
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "1234ms"
+        cursor.execute(
+            "SELECT mode FROM pg_locks WHERE relation = 'eventstore_event'::regclass "
+            "AND pid = pg_backend_pid()"
+        )
+        assert "ExclusiveLock" in {row[0] for row in cursor.fetchall()}
