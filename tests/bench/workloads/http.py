@@ -29,9 +29,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
+from tests.bench.catalogue import create_products
 from tests.bench.core import Context, Figure, Figures, Workload, percentile
 from tests.bench.setup import BENCH_ENVIRONMENT
 
@@ -54,16 +54,7 @@ def _seed(stock: int) -> tuple[list[str], list[str]]:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from inventory.services import product_create
-
-    product_ids = [f"hot-{n}" for n in range(PRODUCTS)]
-    for n, product_id in enumerate(product_ids):
-        product_create(
-            product_id=product_id,
-            name=f"Hot product {n}",
-            price=Decimal("19.99") + n,
-            initial_stock=stock,
-        )
+    product_ids = create_products("hot", PRODUCTS, stock)
     user_model = get_user_model()
     tokens = []
     for n in range(CLIENTS):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import io
 import time
-from decimal import Decimal
 
+from tests.bench.catalogue import create_products
 from tests.bench.core import Context, Figure, Figures, Stopwatch, Workload, percentile
 
 ORDERS = 2_000
@@ -21,20 +21,6 @@ PRODUCTS = 20
 CUSTOMERS = 50
 LINES = 2
 _shape: dict[str, float] = {}
-
-
-def _seed_products(count: int) -> list[str]:
-    from inventory.services import product_create
-
-    product_ids = [f"bench-product-{n:02d}" for n in range(count)]
-    for n, product_id in enumerate(product_ids):
-        product_create(
-            product_id=product_id,
-            name=f"Benchmark product {n}",
-            price=Decimal("9.99") + n,
-            initial_stock=1_000_000,
-        )
-    return product_ids
 
 
 def _project(context: Context) -> Figures:
@@ -46,7 +32,7 @@ def _project(context: Context) -> Figures:
     from orders.models import OrderSummary
     from orders.services import order_place
 
-    product_ids = _seed_products(PRODUCTS)
+    product_ids = create_products("bench-product", PRODUCTS, stock=1_000_000)
     orders = context.size(ORDERS)
     commits = 0
 
