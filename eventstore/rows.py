@@ -68,8 +68,6 @@ def insert(model: type[models.Model], **values: Any) -> None:
     for field in _concrete_fields(model):
         if field.name in values:
             row[field.name] = values.pop(field.name)
-        elif field.attname in values:
-            row[field.name] = values.pop(field.attname)
         else:
             row[field.name] = field.get_default()
     if values:

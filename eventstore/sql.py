@@ -18,7 +18,6 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from eventstore.models import Checkpoint, Event, Snapshot, Stream
 
@@ -159,12 +158,6 @@ def select(where: str, params: Sequence[Any], order_by: str, limit: int | None =
         return [_decoded(row) for row in cursor.fetchall()]
 
 
-def exists(where: str, params: Sequence[Any]) -> bool:
-    with _connection().cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {EVENTS} WHERE {where} LIMIT 1", params)
-        return cursor.fetchone() is not None
-
-
 def types_condition(event_types: Iterable[str] | None) -> tuple[str, list[str]]:
     """An `AND event_type IN (...)` clause and its parameters (nothing for None)."""
     if event_types is None:
@@ -185,8 +178,6 @@ def _json(value: Any) -> Any:
 
 def _decoded(row: Sequence[Any]) -> tuple[Any, ...]:
     position, event_id, kind, ident, version, event_type, schema, payload, metadata, at = row
-    if isinstance(at, str):  # SQLite gives the text of a compound SELECT's datetime column
-        at = parse_datetime(at)
     if at.tzinfo is None:  # SQLite stores UTC without an offset
         at = at.replace(tzinfo=UTC)
     return (

@@ -418,11 +418,6 @@ class EventStore:
         """How many events `read_all` with the same arguments would yield."""
         return self._after(after_position, event_types).count()
 
-    def has_events_after(self, position: int, *, event_types: Iterable[str] | None = None) -> bool:
-        """Whether any event (of the given types) is stored after `position`."""
-        types, params = sql.types_condition(event_types)
-        return sql.exists(f"position > %s{types}", [position, *params])
-
     @staticmethod
     def _after(position: int, event_types: Iterable[str] | None):
         query = Event.objects.filter(position__gt=position)

@@ -214,6 +214,7 @@ def test_read_by_type_returns_only_those_types_in_position_order(store):
     found = list(store.read_by_type("A", "C", batch_size=1))
 
     assert [(e.event_type, e.payload["i"]) for e in found] == [("A", 1), ("C", 3), ("A", 4)]
+    assert store.read_page(event_types=[]) == []  # no types asked for: nothing, not everything
 
 
 def test_metadata_and_correlation_id_are_stored(store):

@@ -12,7 +12,7 @@ from eventstore.store import NewEvent, RecordedEvent, event_store
 from orders import events
 from orders.aggregates import Order, Saga
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
-from orders.projections import CatalogProjection, OrderProjection
+from orders.projections import CatalogProjection, OrderProjection, SagaProjection
 from orders.saga import saga as fulfilment
 from orders.saga import sagas
 from payments.services import payment_charge
@@ -112,6 +112,20 @@ def test_the_summary_status_follows_the_order_after_every_event(make_product, pl
         assert (row.status, row.version) == (order.status, event.version)
 
     assert seen[-1] in Order.FINAL_STATUSES
+
+
+def test_the_saga_log_applied_one_event_at_a_time_equals_the_live_one(make_product, place):
+    make_product("p1")
+    order_id = place([("p1", 1)])
+    live = SagaSummary.objects.values().get(order_id=order_id)
+    SagaSummary.objects.all().delete()
+    projection = SagaProjection()
+
+    for event in event_store.read_stream(events.SAGA, order_id):
+        projection.apply(event)
+
+    assert SagaSummary.objects.values().get(order_id=order_id) == live
+    assert live["state"] == "completed"
 
 
 def test_order_events_on_another_stream_make_no_order_row():
