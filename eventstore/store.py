@@ -32,8 +32,6 @@ from eventstore import signals, sql
 from eventstore.models import Event
 from eventstore.upcasting import current_schema_version, upcast
 
-_COLUMNS = sql.COLUMNS
-
 
 class ConcurrencyError(Exception):
     """A stream was not at the version the writer expected; nothing was written."""
@@ -89,7 +87,7 @@ class RecordedEvent(NamedTuple):
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RecordedEvent:
-        """Build from a decoded row of `_COLUMNS`, upcasting an old payload on the way."""
+        """Build from a decoded row of `sql.COLUMNS`, upcasting an old payload on the way."""
         position, event_id, kind, ident, version, event_type, schema, payload, metadata, at = row
         schema, payload = upcast(event_type, schema, payload)
         return cls(
@@ -151,7 +149,7 @@ class EventStore:
                     return self._read_ids(wanted_ids)
                 streams = self._without_stored(streams, stored_ids)
             for stream in streams:
-                actual = current.get((stream.aggregate_type, stream.aggregate_id), 0)
+                actual = current.get((stream.aggregate_type, str(stream.aggregate_id)), 0)
                 if stream.expected_version is not None and stream.expected_version != actual:
                     raise ConcurrencyError(
                         stream.aggregate_type, stream.aggregate_id, stream.expected_version, actual

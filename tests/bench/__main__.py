@@ -76,8 +76,6 @@ def run_backend(backend: str, options: argparse.Namespace) -> list[report.Worklo
     results = []
     for name in options.only or NAMES:
         workload = get_workload(name)
-        if backend == "postgres" and not workload.postgres:
-            continue
         result = report.WorkloadResult(workload)
         for run in range(1, options.runs + 1):
             print(f"[{backend}] {name}: run {run} of {options.runs}", flush=True)

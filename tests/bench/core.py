@@ -77,8 +77,8 @@ class Workload:
     title: str
     figures: tuple[Figure, ...]
     project: Callable[[Context], Figures]
-    baseline: Callable[[Context], Figures] | None = None
-    postgres: bool = True  # whether it runs on PostgreSQL too
+    # The same work with the bare driver; it gets the project's figures of the same run.
+    baseline: Callable[[Context, Figures], Figures] | None = None
 
 
 class Stopwatch:

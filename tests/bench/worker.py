@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         if profiler:
             profiler.disable()
             profiler.dump_stats(options.profile)
-        baseline_figures = workload.baseline(context) if workload.baseline else {}
+        baseline_figures = workload.baseline(context, project) if workload.baseline else {}
         connections.close_all()
     print(json.dumps({"project": project, "baseline": baseline_figures, "notes": context.notes}))
     return 0

@@ -28,7 +28,7 @@ def _one_per_call(context: Context) -> Figures:
     return {"events_per_s": events / clock.seconds}
 
 
-def _one_per_call_baseline(context: Context) -> Figures:
+def _one_per_call_baseline(context: Context, project: Figures) -> Figures:
     log = context.raw_log()
     events = context.size(EVENTS)
     versions = [0] * STREAMS
@@ -67,7 +67,7 @@ def _ten_per_call(context: Context) -> Figures:
     return {"events_per_s": calls * PER_CALL / clock.seconds}
 
 
-def _ten_per_call_baseline(context: Context) -> Figures:
+def _ten_per_call_baseline(context: Context, project: Figures) -> Figures:
     log = context.raw_log()
     calls = context.size(EVENTS) // PER_CALL
     version = 0

@@ -20,7 +20,6 @@ ORDERS = 2_000
 PRODUCTS = 20
 CUSTOMERS = 50
 LINES = 2
-_shape: dict[str, float] = {}
 
 
 def _project(context: Context) -> Figures:
@@ -59,7 +58,6 @@ def _project(context: Context) -> Figures:
     if completed != orders:
         raise RuntimeError(f"{completed} of {orders} sagas completed")
     events = event_store.count() - events_before
-    _shape.update(events_per_order=events / orders, commits_per_order=commits / orders)
 
     with Stopwatch() as rebuild_clock:
         call_command("rebuild_projections", verbosity=0, stdout=io.StringIO())
@@ -73,12 +71,12 @@ def _project(context: Context) -> Figures:
     }
 
 
-def _baseline(context: Context) -> Figures:
-    """The same writes per order as the project's run made (`_shape`), with the bare driver."""
+def _baseline(context: Context, project: Figures) -> Figures:
+    """The same writes per order as the project's run made, with the bare driver."""
     log = context.raw_log()
     orders = context.size(ORDERS)
-    events = round(_shape["events_per_order"] * orders)
-    commits = max(1, round(_shape["commits_per_order"]))
+    events = round(project["events_per_order"] * orders)
+    commits = max(1, round(project["commits_per_order"]))
     latencies = []
     written = 0
     with Stopwatch() as clock:

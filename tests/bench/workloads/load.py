@@ -69,7 +69,7 @@ def _project(context: Context) -> Figures:
     return figures
 
 
-def _baseline(context: Context) -> Figures:
+def _baseline(context: Context, project: Figures) -> Figures:
     log = context.raw_log()
     figures: Figures = {}
     for size, scaled in _sizes(context):

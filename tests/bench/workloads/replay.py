@@ -77,7 +77,7 @@ def _project(context: Context) -> Figures:
     return figures
 
 
-def _baseline(context: Context) -> Figures:
+def _baseline(context: Context, project: Figures) -> Figures:
     log = context.raw_log()
     versions = [0] * STREAMS
     figures: Figures = {}
