@@ -188,6 +188,13 @@ EVENTSTORE_DISPATCH_ON_COMMIT = env_flag("EVENTSTORE_DISPATCH_ON_COMMIT", True)
 EVENTSTORE_LOCK_TIMEOUT_MS = env_int("EVENTSTORE_LOCK_TIMEOUT_MS", 5000)
 # How many times a command handler reloads and decides again after a ConcurrencyError.
 EVENTSTORE_COMMAND_RETRIES = env_int("EVENTSTORE_COMMAND_RETRIES", 5)
+# Calls to the outside world (eventstore/effects.py): calls of one effect before it is parked,
+# the wait before the first retry in seconds (doubling each time, up to the cap), and how long
+# a call may run before another worker takes it over (longer than any provider's timeout).
+EVENTSTORE_EFFECT_ATTEMPTS = env_int("EVENTSTORE_EFFECT_ATTEMPTS", 5)
+EVENTSTORE_EFFECT_BACKOFF = env_float("EVENTSTORE_EFFECT_BACKOFF", 2.0)
+EVENTSTORE_EFFECT_BACKOFF_MAX = env_float("EVENTSTORE_EFFECT_BACKOFF_MAX", 300.0)
+EVENTSTORE_EFFECT_LEASE = env_float("EVENTSTORE_EFFECT_LEASE", 60.0)
 
 # Orders: the fulfilment saga.
 # Seconds a saga waits for a service's reply before the step fails (or a compensation is sent

@@ -131,3 +131,51 @@ class Stream(models.Model):
 
     def __str__(self) -> str:
         return f"{self.aggregate_type}/{self.aggregate_id} v{self.version}"
+
+
+class Effect(models.Model):
+    """A call to the outside world that an effect subscriber owes for one event.
+
+    Recorded in the transaction that advances the subscriber's checkpoint; performed after that
+    commit with no transaction open; `done` once its outcome is recorded, `parked` when it gave up
+    (`manage.py retry_effects` makes it pending again). Operational state, like checkpoints:
+    the outcome itself is an event.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        PARKED = "parked"
+
+    subscriber = models.CharField(max_length=128)
+    event_id = models.UUIDField(help_text="The event that asked for the call (the intent).")
+    position = models.BigIntegerField(help_text="Position of that event in the log.")
+    event_type = models.CharField(max_length=128)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="Calls made so far.")
+    due_at = models.DateTimeField(
+        help_text="Not called again before this time (a retry's backoff, or a running call's "
+        "lease)."
+    )
+    claim = models.UUIDField(
+        null=True, blank=True, help_text="Token of the call in progress (fences a late finish)."
+    )
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "event_id"], name="eventstore_effect_event_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["subscriber", "status", "due_at"], name="eventstore_effect_due_idx"
+            )
+        ]
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} #{self.position} {self.event_type} ({self.status})"

@@ -39,6 +39,11 @@ class Subscriber:
         """React to one event; runs inside the transaction that advances the checkpoint."""
         raise NotImplementedError
 
+    def after_catch_up(self) -> int:
+        """Work done with no transaction open after each catch-up (effect subscribers call
+        the outside world here); how many calls it made."""
+        return 0
+
     def wants(self, event_types: Iterable[str] | None) -> bool:
         """Whether any of these event types is one this subscriber reads (None: any type)."""
         if event_types is None or self.event_types is None:
@@ -86,17 +91,28 @@ class CatchUpResult:
     handled: int
     position: int
     error: str = ""
+    calls: int = 0
 
 
 def catch_up(
     subscriber: Subscriber, *, batch_size: int | None = None, look_first: bool = True
 ) -> CatchUpResult:
     """Handle every event after the subscriber's checkpoint; stop at the first failing event.
+    Then, with no transaction open, do the subscriber's work after a catch-up (calls out).
 
     A failing event rolls back its own effects only; the checkpoint stays just before it, with
     the error recorded on the checkpoint, and the next catch-up tries it again.
     `look_first=False` skips the lock-free look for new events (the caller knows of some).
     """
+    result = _handle_backlog(subscriber, batch_size=batch_size, look_first=look_first)
+    result.calls = subscriber.after_catch_up()
+    return result
+
+
+def _handle_backlog(
+    subscriber: Subscriber, *, batch_size: int | None, look_first: bool
+) -> CatchUpResult:
+    """Handle the events after the checkpoint, one transaction per batch."""
     batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
     result = CatchUpResult(subscriber.name, handled=0, position=0)
     if look_first:

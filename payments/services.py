@@ -1,8 +1,10 @@
-"""Payments' command handlers: load -> ask the gateway -> append, retried when a stream moved on.
+"""Payments' command handlers: load -> ask the gateway -> append the outcome.
 
-The gateway is called outside any database transaction we open, with the payment id as its
-idempotency key: a slow provider holds no lock, and a command that loses a race (or is retried
-after a crash) gets the provider's first answer instead of a second charge.
+The gateway is called with no database transaction open (`require_no_transaction` refuses
+otherwise), with the payment id as its idempotency key: a slow provider holds no lock, and a
+command that loses a race (or is repeated after a crash) gets the provider's first answer
+instead of a second charge. The outcome is appended at the version the payment was loaded at;
+when another worker recorded it first, the stored outcome stands and nothing is appended twice.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from eventstore.aggregates import AggregateNotFound, Repository, retry_on_conflict
+from eventstore.aggregates import AggregateNotFound, Repository
+from eventstore.effects import require_no_transaction
+from eventstore.store import ConcurrencyError
 from payments.aggregates import Payment, PaymentError, PaymentNotFound
 from payments.gateway import DEFAULT_TOKEN, get_gateway
 
@@ -33,7 +37,6 @@ def _valid_amount(amount: Decimal | str) -> Decimal:
     return value
 
 
-@retry_on_conflict
 def payment_charge(
     *,
     payment_id: str,
@@ -51,6 +54,7 @@ def payment_charge(
     if payment.status != Payment.NEW:
         return payment
     amount = _valid_amount(amount)
+    require_no_transaction("A payment gateway call")
     result = get_gateway().charge(
         idempotency_key=f"charge:{payment_id}", amount=amount, payment_token=payment_token
     )
@@ -60,11 +64,9 @@ def payment_charge(
         )
     else:
         payment.failed(customer_id=customer_id, amount=amount, reason=result.reason)
-    payments.save(payment, metadata=metadata)
-    return payment
+    return _save_outcome(payment, metadata)
 
 
-@retry_on_conflict
 def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:
     """Refund a processed payment once; a repeat changes nothing.
 
@@ -77,10 +79,24 @@ def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:
     if payment.status == Payment.REFUNDED:
         return payment
     payment.refunded()  # raises PaymentNotRefundable unless processed, before the gateway call
+    require_no_transaction("A payment gateway call")
     get_gateway().refund(
         idempotency_key=f"refund:{payment_id}",
         transaction_id=payment.transaction_id,
         amount=Decimal(payment.amount),
     )
-    payments.save(payment, metadata=metadata)
+    return _save_outcome(payment, metadata)
+
+
+def _save_outcome(payment: Payment, metadata: Metadata) -> Payment:
+    """Append the gateway's answer at the version the payment was loaded at. A concurrent call
+    with the same key that recorded its answer first wins: the stored payment is returned and
+    nothing is appended (the gateway answered both calls alike)."""
+    try:
+        payments.save(payment, metadata=metadata)
+    except ConcurrencyError:
+        stored = payments.load_or_new(payment.id)
+        if stored.version <= payment.loaded_version:  # nothing new was stored after all
+            raise
+        return stored
     return payment

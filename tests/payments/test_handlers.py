@@ -1,19 +1,27 @@
-"""The payments.requests subscriber: answers saga requests once, never blocks on a refusal."""
+"""The payments.requests subscriber: answers saga requests once, calling the gateway outside the
+checkpoint's transaction, retrying what the gateway left unanswered, never blocking on a refusal."""
 
 import logging
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from eventstore.models import Checkpoint, Event
+from eventstore.effects import run_due
+from eventstore.models import Checkpoint, Effect, Event
 from eventstore.store import NewEvent
 from eventstore.subscriptions import catch_up, get_subscribers
-from payments import events
-from payments.gateway import get_gateway
+from payments import events, services
+from payments.gateway import GatewayTimeout, get_gateway
 
 pytestmark = pytest.mark.django_db
 
 ORDER_ID = "order-42"
+
+
+class WorkerDied(BaseException):
+    """Stands for the process dying: nothing below it catches it."""
 
 
 @pytest.fixture
@@ -129,7 +137,9 @@ def test_a_request_delivered_twice_charges_once(subscriber, request_payment):
 
     subscriber.handle(requested)
     subscriber.handle(requested)
+    calls = run_due(subscriber)
 
+    assert calls == 1
     assert len(replies()) == 1
     assert list(get_gateway().charges) == [f"charge:{ORDER_ID}"]
 
@@ -147,24 +157,63 @@ def test_two_requests_for_the_same_payment_id_charge_once_with_the_first_outcome
     assert len(get_gateway().charges) == 1
 
 
-def test_a_gateway_timeout_writes_no_reply_warns_and_moves_the_checkpoint_on(
-    subscriber, request_payment, caplog
+def test_a_gateway_timeout_writes_no_reply_and_is_retried_later(
+    subscriber, request_payment, caplog, settings
 ):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 30
     requested = request_payment(token="tok_timeout")
 
-    with caplog.at_level(logging.WARNING, logger="payments.handlers"):
+    with caplog.at_level(logging.WARNING, logger="eventstore.effects"):
         result = catch_up(subscriber)
 
     assert replies() == []
-    warnings = [
-        record
-        for record in caplog.records
-        if record.name == "payments.handlers" and record.levelno == logging.WARNING
-    ]
-    assert len(warnings) == 1
-    assert ORDER_ID in warnings[0].getMessage()
+    [warning] = [record for record in caplog.records if record.name == "eventstore.effects"]
+    assert "GatewayTimeout" in warning.getMessage()
+    assert "will retry" in warning.getMessage()
+    effect = Effect.objects.get(subscriber=subscriber.name)
+    assert (effect.status, effect.attempts, effect.position) == ("pending", 1, requested.position)
+    assert effect.due_at > timezone.now() + timedelta(seconds=25)
     assert (checkpoint().position, checkpoint().last_error) == (requested.position, "")
-    assert result.error == ""
+    assert (result.error, result.calls) == ("", 1)
+
+
+def test_a_gateway_that_never_answers_is_asked_up_to_the_attempts_setting_then_parked(
+    subscriber, request_payment, settings
+):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 0
+    settings.EVENTSTORE_EFFECT_ATTEMPTS = 3
+    request_payment(token="tok_timeout")
+
+    result = catch_up(subscriber)
+
+    effect = Effect.objects.get(subscriber=subscriber.name)
+    assert (result.calls, effect.status, effect.attempts) == (3, "parked", 3)
+    assert effect.last_error.startswith("GatewayTimeout")
+    assert replies() == []
+
+
+def test_a_timed_out_charge_that_is_answered_on_retry_records_one_outcome(
+    subscriber, request_payment, settings, monkeypatch
+):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 0
+    gateway = get_gateway()
+    real_charge = gateway.charge
+    answers = iter([GatewayTimeout("no answer"), None])
+
+    def charge_once_silent(**kwargs):
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+        return real_charge(**kwargs)
+
+    monkeypatch.setattr(gateway, "charge", charge_once_silent)
+    request_payment()
+
+    result = catch_up(subscriber)
+
+    assert result.calls == 2
+    assert [reply.event_type for reply in replies()] == [events.PAYMENT_PROCESSED]
+    assert Effect.objects.get(subscriber=subscriber.name).status == "done"
 
 
 def test_a_request_after_a_timed_out_one_is_still_handled(subscriber, request_payment):
@@ -179,21 +228,57 @@ def test_a_request_after_a_timed_out_one_is_still_handled(subscriber, request_pa
     assert checkpoint().position == later.position
 
 
-def test_a_request_with_an_invalid_amount_logs_an_error_and_does_not_block_later_ones(
+def test_a_request_with_an_invalid_amount_is_parked_at_once_and_does_not_block_later_ones(
     subscriber, request_payment, caplog
 ):
     request_payment("order-1", amount="-5")
     later = request_payment("order-2")
 
-    with caplog.at_level(logging.ERROR, logger="payments.handlers"):
+    with caplog.at_level(logging.ERROR, logger="eventstore.effects"):
         catch_up(subscriber)
 
     assert [(r.aggregate_id, r.event_type) for r in replies()] == [
         ("order-2", events.PAYMENT_PROCESSED)
     ]
-    assert any("order-1" in record.getMessage() for record in caplog.records)
+    assert any("parked" in record.getMessage() for record in caplog.records)
+    parked = Effect.objects.get(status="parked")
+    assert (parked.attempts, parked.last_error[:12]) == (1, "PaymentError")
     assert (checkpoint().position, checkpoint().last_error) == (later.position, "")
     assert list(get_gateway().charges) == ["charge:order-2"]
+
+
+def test_a_crash_after_the_gateway_answered_is_resumed_with_one_charge_and_one_outcome(
+    subscriber, request_payment, settings, monkeypatch
+):
+    """The worker dies between the provider's answer and the outcome's append: its claim runs
+    out, the next pass calls the provider again with the same key and records one outcome."""
+    settings.EVENTSTORE_EFFECT_LEASE = 0
+    real_save = services.payments.save
+
+    def crash(*aggregates, **kwargs):
+        raise WorkerDied
+
+    monkeypatch.setattr(services.payments, "save", crash)
+    request_payment()
+    gateway = get_gateway()
+    calls = []
+    real_charge = gateway.charge
+    monkeypatch.setattr(gateway, "charge", lambda **kw: calls.append(kw) or real_charge(**kw))
+
+    with pytest.raises(WorkerDied):
+        catch_up(subscriber)
+    assert replies() == []
+    assert Effect.objects.get(subscriber=subscriber.name).status == "pending"
+
+    monkeypatch.setattr(services.payments, "save", real_save)
+    result = catch_up(subscriber)
+
+    assert result.calls == 1
+    assert [kw["idempotency_key"] for kw in calls] == [f"charge:{ORDER_ID}"] * 2
+    assert list(gateway.charges) == [f"charge:{ORDER_ID}"]
+    assert [reply.event_type for reply in replies()] == [events.PAYMENT_PROCESSED]
+    assert Effect.objects.get(subscriber=subscriber.name).status == "done"
+    assert run_due(subscriber) == 0
 
 
 def test_a_refund_request_refunds_the_processed_payment(
@@ -227,13 +312,14 @@ def test_a_refund_request_delivered_twice_refunds_once(subscriber, request_payme
 
     subscriber.handle(refund_requested)
     subscriber.handle(refund_requested)
+    run_due(subscriber)
 
     assert len(replies(events.PAYMENT_REFUNDED)) == 1
     assert len(get_gateway().refunds) == 1
 
 
 @pytest.mark.parametrize("known_as", ["unknown", "failed"])
-def test_a_refusable_refund_request_logs_an_error_and_does_not_block_the_checkpoint(
+def test_a_refusable_refund_request_is_parked_and_does_not_block_the_checkpoint(
     subscriber, request_payment, request_refund, caplog, known_as
 ):
     if known_as == "failed":
@@ -243,17 +329,16 @@ def test_a_refusable_refund_request_logs_an_error_and_does_not_block_the_checkpo
     refund_requested = request_refund()
     later = request_payment("order-after")
 
-    with caplog.at_level(logging.ERROR, logger="payments.handlers"):
+    with caplog.at_level(logging.ERROR, logger="eventstore.effects"):
         result = catch_up(subscriber)
 
-    errors = [
+    [error] = [
         record
         for record in caplog.records
-        if record.name == "payments.handlers" and record.levelno == logging.ERROR
+        if record.name == "eventstore.effects" and record.levelno == logging.ERROR
     ]
-    assert len(errors) == 1
-    assert ORDER_ID in errors[0].getMessage()
-    assert errors[0].exc_info is not None
+    assert "parked" in error.getMessage()
+    assert Effect.objects.get(status="parked").event_id == refund_requested.event_id
     assert replies(events.PAYMENT_REFUNDED) == []
     assert get_gateway().refunds == {}
     assert [r.aggregate_id for r in replies()] == [r.aggregate_id for r in written] + [

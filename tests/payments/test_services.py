@@ -3,7 +3,9 @@
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
+from eventstore.effects import TransactionOpen
 from eventstore.models import Event
 from eventstore.store import ConcurrencyError
 from payments import events, services
@@ -148,30 +150,17 @@ def test_a_payment_that_timed_out_can_be_charged_later_with_another_token(charge
     assert [event_type for event_type, _ in payment_events()] == [events.PAYMENT_PROCESSED]
 
 
-def test_a_concurrency_error_on_save_is_retried_and_charges_the_gateway_once(
-    monkeypatch, charge, payment_events
+def test_a_charge_inside_a_transaction_is_refused_before_the_gateway_is_called(
+    monkeypatch, payment_events
 ):
-    real_save = payments.save
-    calls = []
+    gateway_calls = []
+    monkeypatch.setattr(get_gateway(), "charge", lambda **kwargs: gateway_calls.append(kwargs))
 
-    def save_losing_the_first_race(*aggregates, **kwargs):
-        calls.append(aggregates)
-        if len(calls) == 1:
-            raise ConcurrencyError("payment", "pay-1", 0, 1)
-        return real_save(*aggregates, **kwargs)
+    with pytest.raises(TransactionOpen), transaction.atomic():
+        payment_charge(payment_id="pay-1", customer_id="c-1", amount="10")
 
-    monkeypatch.setattr(services.payments, "save", save_losing_the_first_race)
-
-    payment = charge("pay-1")
-
-    assert len(calls) == 2
-    assert payment.status == Payment.PROCESSED
-    assert [event_type for event_type, _ in payment_events()] == [events.PAYMENT_PROCESSED]
-    assert list(get_gateway().charges) == ["charge:pay-1"]
-    assert (
-        payment_events()[0][1]["transaction_id"]
-        == get_gateway().charges["charge:pay-1"].transaction_id
-    )
+    assert gateway_calls == []
+    assert payment_events() == []
 
 
 def test_a_charge_that_lost_to_another_writer_returns_the_winners_outcome(
@@ -194,22 +183,18 @@ def test_a_charge_that_lost_to_another_writer_returns_the_winners_outcome(
     assert [event_type for event_type, _ in payment_events()] == [events.PAYMENT_FAILED]
 
 
-def test_charge_gives_up_after_the_configured_number_of_conflicts(monkeypatch, settings, charge):
-    settings.EVENTSTORE_COMMAND_RETRIES = 3
-    attempts = []
-
-    def always_conflicting(*aggregates, **kwargs):
-        attempts.append(1)
+def test_a_conflict_with_nothing_new_stored_is_raised_and_writes_nothing(
+    monkeypatch, charge, payment_events
+):
+    def conflicting(*aggregates, **kwargs):
         raise ConcurrencyError("payment", "pay-1", 0, 1)
 
-    monkeypatch.setattr(services.payments, "save", always_conflicting)
+    monkeypatch.setattr(services.payments, "save", conflicting)
 
     with pytest.raises(ConcurrencyError):
         charge("pay-1")
 
-    assert len(attempts) == 3
-    assert not Event.objects.exists()
-    assert len(get_gateway().charges) == 1
+    assert payment_events() == []
 
 
 def test_charge_metadata_lands_on_the_event():
@@ -267,29 +252,42 @@ def test_refunding_a_failed_payment_is_refused_before_the_gateway_is_called(
     assert payment_events() == written
 
 
-def test_a_refund_retried_after_a_conflict_refunds_at_the_gateway_once(
+def test_a_refund_that_lost_to_a_concurrent_refund_records_one_refund(
     monkeypatch, charge, payment_events
 ):
     charge("pay-1")
     real_save = payments.save
-    calls = []
 
-    def save_losing_the_first_race(*aggregates, **kwargs):
-        calls.append(aggregates)
-        if len(calls) == 1:
-            raise ConcurrencyError("payment", "pay-1", 1, 2)
+    def save_after_a_rival_refunded(*aggregates, **kwargs):
+        monkeypatch.setattr(services.payments, "save", real_save)
+        rival = payments.load("pay-1")
+        rival.refunded()
+        real_save(rival)
         return real_save(*aggregates, **kwargs)
 
-    monkeypatch.setattr(services.payments, "save", save_losing_the_first_race)
+    monkeypatch.setattr(services.payments, "save", save_after_a_rival_refunded)
 
-    payment_refund(payment_id="pay-1")
+    payment = payment_refund(payment_id="pay-1")
 
-    assert len(calls) == 2
+    assert payment.status == Payment.REFUNDED
     assert [event_type for event_type, _ in payment_events()] == [
         events.PAYMENT_PROCESSED,
         events.PAYMENT_REFUNDED,
     ]
     assert len(get_gateway().refunds) == 1
+
+
+def test_a_refund_inside_a_transaction_is_refused_before_the_gateway_is_called(
+    monkeypatch, charge, payment_events
+):
+    charge("pay-1")
+    written = payment_events()
+
+    with pytest.raises(TransactionOpen), transaction.atomic():
+        payment_refund(payment_id="pay-1")
+
+    assert get_gateway().refunds == {}
+    assert payment_events() == written
 
 
 def test_refund_metadata_lands_on_the_event(charge):

@@ -1,0 +1,201 @@
+"""Effect subscribers: reactions that call the outside world (a payment provider, a mail server)
+with no database transaction open, at least once, and record each outcome once.
+
+The pattern, for any reaction that calls out:
+1. The intent is an event (PaymentRequested, NotificationSent, ...), already committed.
+2. The subscriber's checkpointed `handle` only records that a call is owed (an `Effect` row),
+   in the transaction that advances its checkpoint: nothing waits on a provider there.
+3. After that commit, `perform` runs with no transaction open on the connection. It calls the
+   provider with an idempotency key derived from the intent and records the outcome as an event
+   appended with an expected version, so a repeat of the call finds the outcome recorded (or
+   the provider's first answer) and records nothing twice.
+4. A call that raises is retried with exponential backoff (EVENTSTORE_EFFECT_BACKOFF seconds,
+   doubling) until EVENTSTORE_EFFECT_ATTEMPTS calls were made, then parked for staff
+   (`manage.py retry_effects`). A worker that dies mid-call leaves its claim to expire after
+   EVENTSTORE_EFFECT_LEASE seconds; the next pass then calls again with the same key.
+
+Claims are fenced: a worker finishes an effect only while the claim it took is still the current
+one, so a worker whose lease ran out cannot overwrite what its successor recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from eventstore.models import Effect
+from eventstore.store import RecordedEvent, event_store
+from eventstore.subscriptions import Subscriber
+
+logger = logging.getLogger(__name__)
+
+PENDING, DONE, PARKED = Effect.Status.PENDING, Effect.Status.DONE, Effect.Status.PARKED
+
+
+class TransactionOpen(RuntimeError):
+    """The outside world was about to be called inside a database transaction."""
+
+
+def require_no_transaction(what: str) -> None:
+    """Raise TransactionOpen when a transaction is open on the default connection, so no row,
+    table or transaction-level lock can wait on `what` (a test case's own wrapping transaction
+    does not count, as for `atomic(durable=True)`)."""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and not all(
+        getattr(block, "_from_testcase", False) for block in connection.atomic_blocks
+    ):
+        raise TransactionOpen(f"{what} must not run inside a database transaction")
+
+
+class EffectSubscriber(Subscriber):
+    """A subscriber whose reaction calls the outside world. Subclasses implement `perform`.
+
+    `handle` (in the checkpoint's transaction) only records that the call is owed; `perform`
+    runs later with no transaction open. Errors of a type in `permanent_errors` park the effect
+    at once: calling again cannot help.
+    """
+
+    permanent_errors: ClassVar[tuple[type[Exception], ...]] = ()
+
+    def handle(self, event: RecordedEvent) -> None:
+        owe(self, event)
+
+    def perform(self, event: RecordedEvent) -> None:
+        """Call out for the intent `event` and record the outcome; safe to call again."""
+        raise NotImplementedError
+
+    def failed(self, event: RecordedEvent, *, error: Exception, attempt: int, parked: bool) -> None:
+        """Called after a failed call, with no transaction open (e.g. to record the failure
+        as an event). `parked`: no further call will be made without staff."""
+
+    def after_catch_up(self) -> int:
+        return run_due(self)
+
+
+def owe(subscriber: Subscriber, event: RecordedEvent) -> None:
+    """Record that `subscriber` owes a call for `event` (once, however often it is handled)."""
+    Effect.objects.bulk_create(
+        [
+            Effect(
+                subscriber=subscriber.name,
+                event_id=event.event_id,
+                position=event.position,
+                event_type=event.event_type,
+                due_at=timezone.now(),
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One worker's turn at one effect: `token` fences its finish."""
+
+    effect_id: int
+    event_id: uuid.UUID
+    attempt: int
+    token: uuid.UUID
+
+
+def claim_next(subscriber_name: str) -> Claim | None:
+    """Take the oldest due pending effect of the subscriber for one call, or None.
+
+    The claim pushes `due_at` out by the lease, so no other worker takes it meanwhile, and is
+    committed before the call: nothing stays locked while the outside world answers.
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=float(settings.EVENTSTORE_EFFECT_LEASE))
+    with transaction.atomic(durable=True):
+        effect = (
+            Effect.objects.select_for_update(skip_locked=True)
+            .filter(subscriber=subscriber_name, status=PENDING, due_at__lte=now)
+            .order_by("due_at", "id")
+            .only("id", "event_id", "attempts")
+            .first()
+        )
+        if effect is None:
+            return None
+        token = uuid.uuid4()
+        attempt = effect.attempts + 1
+        Effect.objects.filter(pk=effect.pk).update(
+            attempts=attempt, claim=token, due_at=now + lease, updated_at=now
+        )
+    return Claim(effect.pk, effect.event_id, attempt, token)
+
+
+def backoff(attempt: int) -> timedelta:
+    """How long to wait after the `attempt`-th failed call: the base, doubling, at most the cap."""
+    base = float(settings.EVENTSTORE_EFFECT_BACKOFF)
+    cap = float(settings.EVENTSTORE_EFFECT_BACKOFF_MAX)
+    return timedelta(seconds=min(cap, base * 2 ** (attempt - 1)))
+
+
+def _finish(claim: Claim, **changes) -> bool:
+    """Apply `changes` to the claimed effect unless another worker has claimed it since."""
+    changes.setdefault("updated_at", timezone.now())
+    return bool(
+        Effect.objects.filter(pk=claim.effect_id, claim=claim.token).update(claim=None, **changes)
+    )
+
+
+def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
+    """Make the claimed call and record how it went: the effect's new status."""
+    event = event_store.get(claim.event_id)
+    if event is None:  # pragma: no cover - effects are only owed for stored events
+        _finish(claim, status=PARKED, last_error="the intent event is not in the log")
+        return PARKED
+    try:
+        subscriber.perform(event)
+    except Exception as error:
+        limit = int(settings.EVENTSTORE_EFFECT_ATTEMPTS)
+        parked = isinstance(error, subscriber.permanent_errors) or claim.attempt >= limit
+        message = f"{type(error).__name__}: {error}"
+        log = logger.error if parked else logger.warning
+        log(
+            "%s: call %d for event #%s (%s) failed%s: %s",
+            subscriber.name,
+            claim.attempt,
+            event.position,
+            event.event_type,
+            ", parked" if parked else ", will retry",
+            message,
+        )
+        try:
+            subscriber.failed(event, error=error, attempt=claim.attempt, parked=parked)
+        except Exception:
+            logger.exception("%s: recording the failed call failed", subscriber.name)
+        if parked:
+            _finish(claim, status=PARKED, last_error=message)
+            return PARKED
+        _finish(claim, last_error=message, due_at=timezone.now() + backoff(claim.attempt))
+        return PENDING
+    _finish(claim, status=DONE, last_error="")
+    return DONE
+
+
+def run_due(subscriber: EffectSubscriber) -> int:
+    """Make every call of the subscriber that is due now, one claim at a time; how many calls
+    were made. Safe to run in several processes at once: each effect is claimed by one."""
+    calls = 0
+    while (claim := claim_next(subscriber.name)) is not None:
+        perform_claimed(subscriber, claim)
+        calls += 1
+    return calls
+
+
+def retry_parked(subscriber_names: list[str] | None = None) -> int:
+    """Make parked effects pending again with a fresh count of attempts, due now; how many."""
+    parked = Effect.objects.filter(status=PARKED)
+    if subscriber_names is not None:
+        parked = parked.filter(subscriber__in=subscriber_names)
+    return parked.update(
+        status=PENDING, attempts=0, due_at=timezone.now(), claim=None, updated_at=timezone.now()
+    )
