@@ -1,11 +1,12 @@
-"""Read-only admin for the log, snapshots, checkpoints and the stream index."""
+"""Read-only admin for the log, snapshots, checkpoints, owed calls and the stream index."""
 
 import json
 
 from django.contrib import admin
 from django.utils.html import format_html
 
-from eventstore.models import Checkpoint, Event, Snapshot, Stream
+from eventstore import effects
+from eventstore.models import Checkpoint, Effect, Event, Snapshot, Stream
 
 
 def pretty_json(value) -> str:
@@ -95,6 +96,46 @@ class CheckpointAdmin(ReadOnlyAdmin):
     list_display = ("name", "position", "failed_position", "last_error", "updated_at")
     fields = ("name", "position", "failed_position", "last_error", "updated_at")
     readonly_fields = fields
+
+
+@admin.register(Effect)
+class EffectAdmin(ReadOnlyAdmin):
+    """Calls to the outside world owed by effect subscribers; parked ones wait for staff."""
+
+    list_display = (
+        "subscriber",
+        "position",
+        "event_type",
+        "status",
+        "attempts",
+        "due_at",
+        "last_error",
+    )
+    list_filter = ("status", "subscriber", "event_type")
+    search_fields = ("=event_id",)
+    search_help_text = "Exact id of the event that asked for the call."
+    ordering = ("-position",)
+    show_full_result_count = False
+    fields = (
+        "subscriber",
+        "event_id",
+        "position",
+        "event_type",
+        "status",
+        "attempts",
+        "due_at",
+        "claim",
+        "last_error",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    actions = ["retry_parked"]
+
+    @admin.action(description="Retry the selected parked calls")
+    def retry_parked(self, request, queryset):
+        count = effects.retry_parked(ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} parked call(s) will be made again.")
 
 
 @admin.register(Stream)

@@ -191,11 +191,14 @@ def run_due(subscriber: EffectSubscriber) -> int:
     return calls
 
 
-def retry_parked(subscriber_names: list[str] | None = None) -> int:
-    """Make parked effects pending again with a fresh count of attempts, due now; how many."""
+def retry_parked(subscriber_names: list[str] | None = None, *, ids: list[int] | None = None) -> int:
+    """Make parked effects (of these subscribers, or with these ids) pending again with a fresh
+    count of attempts, due now; how many."""
     parked = Effect.objects.filter(status=PARKED)
     if subscriber_names is not None:
         parked = parked.filter(subscriber__in=subscriber_names)
+    if ids is not None:
+        parked = parked.filter(pk__in=ids)
     return parked.update(
         status=PENDING, attempts=0, due_at=timezone.now(), claim=None, updated_at=timezone.now()
     )

@@ -79,9 +79,10 @@ class Command(BaseCommand):
                     f"{result.name}: handled {result.handled}, stopped before the event after "
                     f"position {result.position}: {result.error}"
                 )
-            elif result.handled or (verbosity >= 1 and not quiet_when_idle):
+            elif result.handled or result.calls or (verbosity >= 1 and not quiet_when_idle):
+                calls = f", made {result.calls} outside call(s)" if result.calls else ""
                 self.stdout.write(
-                    f"{result.name}: handled {result.handled} event(s), "
+                    f"{result.name}: handled {result.handled} event(s){calls}, "
                     f"checkpoint at position {result.position}"
                 )
         return failures

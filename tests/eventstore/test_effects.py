@@ -1,0 +1,299 @@
+"""Effect subscribers: owed calls are recorded with the checkpoint, made with no transaction open,
+retried with backoff, parked after the attempts setting, fenced by their claim."""
+
+import io
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+from django.utils import timezone
+
+from eventstore import effects
+from eventstore.effects import EffectSubscriber, TransactionOpen, require_no_transaction
+from eventstore.models import Effect
+from eventstore.store import NewEvent
+from eventstore.subscriptions import catch_up
+
+pytestmark = pytest.mark.django_db
+
+
+class Refused(Exception):
+    """A failure no retry can fix."""
+
+
+class Recorder(EffectSubscriber):
+    """Calls out for every `Asked` event: each call pops the next planned outcome."""
+
+    name = "tests.recorder"
+    event_types = frozenset({"Asked"})
+    permanent_errors = (Refused,)
+
+    def __init__(self, *outcomes):
+        self.outcomes = list(outcomes)
+        self.calls = []
+        self.failures = []
+
+    def perform(self, event):
+        self.calls.append(event.payload["n"])
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if outcome is not None:
+            raise outcome
+
+    def failed(self, event, *, error, attempt, parked):
+        self.failures.append((event.payload["n"], type(error).__name__, attempt, parked))
+
+
+@pytest.fixture
+def ask(store):
+    def append(n=1):
+        return store.append_to_stream("thing", f"t-{n}", [NewEvent("Asked", {"n": n})])[0]
+
+    return append
+
+
+@pytest.fixture
+def no_backoff(settings):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 0
+
+
+def effect():
+    return Effect.objects.get()
+
+
+def test_an_owed_call_is_made_once_after_the_catch_up_and_marked_done(subscribe, ask):
+    recorder = subscribe(Recorder())
+    asked = ask()
+
+    result = catch_up(recorder)
+
+    assert (result.handled, result.calls, recorder.calls) == (1, 1, [1])
+    assert (effect().status, effect().attempts, effect().event_id) == ("done", 1, asked.event_id)
+    assert catch_up(recorder).calls == 0
+
+
+def test_an_event_handled_twice_owes_one_call(subscribe, ask):
+    recorder = subscribe(Recorder())
+    asked = ask()
+
+    recorder.handle(asked)
+    recorder.handle(asked)
+
+    assert Effect.objects.count() == 1
+    assert effects.run_due(recorder) == 1
+
+
+def test_a_failed_call_waits_for_its_backoff_then_is_made_again(subscribe, ask, settings):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 10
+    recorder = subscribe(Recorder(OSError("mail server down")))
+    ask()
+
+    before = timezone.now()
+    catch_up(recorder)
+
+    failed = effect()
+    assert (failed.status, failed.attempts) == ("pending", 1)
+    assert failed.last_error == "OSError: mail server down"
+    assert failed.due_at >= before + timedelta(seconds=10)
+    assert recorder.failures == [(1, "OSError", 1, False)]
+    assert effects.run_due(recorder) == 0  # not due yet
+
+    Effect.objects.update(due_at=timezone.now())
+    assert effects.run_due(recorder) == 1
+    assert (effect().status, effect().attempts, effect().last_error) == ("done", 2, "")
+    assert recorder.calls == [1, 1]
+
+
+def test_the_backoff_doubles_up_to_its_cap(settings):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 2
+    settings.EVENTSTORE_EFFECT_BACKOFF_MAX = 10
+
+    waits = [effects.backoff(attempt).total_seconds() for attempt in range(1, 6)]
+
+    assert waits == [2, 4, 8, 10, 10]
+
+
+def test_a_call_failing_every_attempt_is_parked(subscribe, ask, settings, no_backoff):
+    settings.EVENTSTORE_EFFECT_ATTEMPTS = 3
+    recorder = subscribe(Recorder(*[OSError("down")] * 5))
+    ask()
+
+    catch_up(recorder)
+
+    assert (effect().status, effect().attempts) == ("parked", 3)
+    assert [failure[2:] for failure in recorder.failures] == [(1, False), (2, False), (3, True)]
+
+
+def test_a_permanent_error_parks_at_once_and_later_calls_still_run(subscribe, ask):
+    recorder = subscribe(Recorder(Refused("never")))
+    ask(1)
+    ask(2)
+
+    catch_up(recorder)
+
+    statuses = dict(Effect.objects.values_list("position", "status"))
+    assert sorted(statuses.values()) == ["done", "parked"]
+    assert recorder.failures == [(1, "Refused", 1, True)]
+    assert recorder.calls == [1, 2]
+
+
+def test_retrying_parked_calls_makes_them_pending_with_fresh_attempts(subscribe, ask):
+    recorder = subscribe(Recorder(Refused("not yet")))
+    ask()
+    catch_up(recorder)
+
+    assert effects.retry_parked(["tests.other"]) == 0
+    assert effects.retry_parked([recorder.name]) == 1
+    assert (effect().status, effect().attempts) == ("pending", 0)
+    assert catch_up(recorder).calls == 1
+    assert effect().status == "done"
+
+
+def test_a_failing_failure_hook_still_schedules_the_retry(subscribe, ask, settings):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 60
+
+    class BrokenHook(Recorder):
+        def failed(self, event, **kwargs):
+            raise RuntimeError("could not record the failure")
+
+    recorder = subscribe(BrokenHook(OSError("down")))
+    ask()
+
+    catch_up(recorder)
+
+    assert (effect().status, effect().attempts) == ("pending", 1)
+
+
+def test_a_claim_taken_over_after_its_lease_cannot_finish_the_effect(subscribe, ask, settings):
+    settings.EVENTSTORE_EFFECT_LEASE = 0
+    recorder = subscribe(Recorder())
+    recorder.handle(ask())
+
+    stale = effects.claim_next(recorder.name)
+    current = effects.claim_next(recorder.name)
+
+    assert (stale.attempt, current.attempt) == (1, 2)
+    assert effects.perform_claimed(recorder, stale) == "done"  # the call is made ...
+    assert effect().status == "pending"  # ... but only the current claim may finish it
+    assert effects.perform_claimed(recorder, current) == "done"
+    assert effect().status == "done"
+
+
+def test_a_running_claim_keeps_other_workers_off_the_effect_until_its_lease_ends(
+    subscribe, ask, settings
+):
+    settings.EVENTSTORE_EFFECT_LEASE = 60
+    recorder = subscribe(Recorder())
+    recorder.handle(ask())
+
+    assert effects.claim_next(recorder.name) is not None
+    assert effects.claim_next(recorder.name) is None
+
+
+def test_calls_are_refused_inside_a_transaction(subscribe, ask):
+    recorder = subscribe(Recorder())
+    recorder.handle(ask())
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        effects.run_due(recorder)
+
+    assert recorder.calls == []
+    with pytest.raises(TransactionOpen, match="A call"), transaction.atomic():
+        require_no_transaction("A call")
+    require_no_transaction("A call")  # the test case's own transaction does not count
+
+
+def test_effects_of_one_subscriber_are_not_made_by_another(subscribe, ask):
+    recorder = subscribe(Recorder())
+    recorder.handle(ask())
+
+    class Other(Recorder):
+        name = "tests.other"
+
+    assert effects.run_due(subscribe(Other())) == 0
+    assert Effect.objects.get().subscriber == recorder.name
+    assert isinstance(Effect.objects.get().event_id, uuid.UUID)
+
+
+# --- the admin and the retry_effects command ----------------------------------------------------
+
+
+@pytest.fixture
+def parked(subscribe, ask):
+    """A recorder subscriber with one parked call (its first call was refused)."""
+    recorder = subscribe(Recorder(Refused("card network down")))
+    ask()
+    catch_up(recorder)
+    assert effect().status == "parked"
+    return recorder
+
+
+def test_the_admin_lists_parked_calls_with_their_error(client, admin_user, parked):
+    client.force_login(admin_user)
+
+    response = client.get("/admin/eventstore/effect/?status__exact=parked")
+
+    assert response.status_code == 200
+    assert [row.pk for row in response.context["cl"].result_list] == [effect().pk]
+    assert "card network down" in response.content.decode()
+
+
+def test_the_admin_action_retries_the_selected_parked_calls(client, admin_user, parked):
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/admin/eventstore/effect/",
+        {"action": "retry_parked", "_selected_action": [effect().pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "1 parked call(s) will be made again." in response.content.decode()
+    assert (effect().status, effect().attempts) == ("pending", 0)
+
+
+def test_retry_effects_makes_parked_calls_again(parked):
+    out = io.StringIO()
+
+    call_command("retry_effects", parked.name, stdout=out)
+
+    assert "1 parked call(s) are pending again." in out.getvalue()
+    assert f"{parked.name}: made 1 call(s)" in out.getvalue()
+    assert effect().status == "done"
+
+
+def test_retry_effects_dry_run_lists_and_changes_nothing(parked):
+    out = io.StringIO()
+
+    call_command("retry_effects", "--dry-run", stdout=out)
+
+    assert "card network down" in out.getvalue()
+    assert "1 parked call(s) would be retried." in out.getvalue()
+    assert effect().status == "parked"
+
+
+def test_retry_effects_fails_when_a_call_fails_again(subscribe, ask):
+    recorder = subscribe(Recorder(Refused("still down"), Refused("still down")))
+    ask()
+    catch_up(recorder)
+
+    with pytest.raises(CommandError, match="1 call"):
+        call_command("retry_effects", stdout=io.StringIO())
+
+    assert (effect().status, effect().attempts) == ("parked", 1)
+
+
+def test_retry_effects_rejects_an_unknown_subscriber():
+    with pytest.raises(CommandError, match="Unknown subscriber"):
+        call_command("retry_effects", "nobody")
+
+
+def test_process_events_reports_the_calls_it_made(subscribe, ask):
+    subscribe(Recorder())
+    ask()
+    out = io.StringIO()
+
+    call_command("process_events", "tests.recorder", stdout=out)
+
+    assert "tests.recorder: handled 1 event(s), made 1 outside call(s)" in out.getvalue()
