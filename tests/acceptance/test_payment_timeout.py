@@ -5,7 +5,9 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
+from eventstore.models import Effect
 from payments.gateway import get_gateway
 from tests.acceptance.shop import (
     causal_chain,
@@ -204,3 +206,34 @@ def test_repeating_the_late_charge_charges_and_refunds_nothing_more(
     assert again.json() == first.json()
     assert shop.events(customer_client, order_id) == history
     assert len(get_gateway().refunds) == 1
+
+
+def test_the_unanswered_charge_is_asked_again_later_and_a_late_success_is_refunded(
+    shop, timed_out, customer_client, monkeypatch
+):
+    """The charge stays owed after the timeout; when the gateway answers a later call, the
+    payment is recorded once, and the saga, which gave up already, refunds it."""
+    order_id = timed_out["order_id"]
+    [owed] = Effect.objects.filter(subscriber="payments.requests")
+    assert (owed.status, owed.attempts) == ("pending", 1)
+    gateway = get_gateway()
+    real_charge = gateway.charge
+    monkeypatch.setattr(
+        gateway,
+        "charge",
+        lambda **kwargs: real_charge(**{**kwargs, "payment_token": "tok_visa_success"}),
+    )
+    Effect.objects.update(due_at=timezone.now())  # its backoff is over
+
+    call_command("process_events", verbosity=0)
+
+    owed.refresh_from_db()
+    assert (owed.status, owed.attempts) == ("done", 2)
+    assert [p["status"] for p in shop.payments()] == ["refunded"]
+    assert list(gateway.charges) == [f"charge:{order_id}"]
+    assert list(gateway.refunds) == [f"refund:{order_id}"]
+    order = shop.order(customer_client, order_id)
+    assert (order["status"], order["cancel_reason"]) == ("cancelled", "payment_timeout")
+    history = causal_chain(shop.events(customer_client, order_id), order_id)
+    assert ("PaymentProcessed", "PaymentRequested") in history
+    assert ("PaymentRefunded", "PaymentRefundRequested") in history
