@@ -110,6 +110,14 @@ def test_the_baseline_log_checks_the_expected_version_and_writes_nothing_on_conf
 
 def test_every_registered_workload_is_found_under_its_own_name():
     assert {get_workload(name).name for name in NAMES} == set(NAMES)
+    assert "http-latency" in NAMES
+
+
+def test_the_latency_workloads_headline_is_the_ratio_with_a_3x_target():
+    headline = get_workload("http-latency").figures[0]
+
+    assert headline.key == "ratio"
+    assert (headline.meets(3.0, None), headline.meets(1.7, None)) == (True, False)
 
 
 class FakeSession:
