@@ -209,6 +209,8 @@ PAYMENTS_GATEWAY = os.environ.get("PAYMENTS_GATEWAY", "payments.gateway.Simulate
 # Share of otherwise approved charges the simulated gateway declines (0 to 1), and its seed.
 PAYMENTS_FAILURE_RATE = env_float("PAYMENTS_FAILURE_RATE", 0.0)
 PAYMENTS_FAILURE_SEED = env_int("PAYMENTS_FAILURE_SEED", 0)
+# Milliseconds the simulated gateway takes per charge or refund, like a real provider's answer.
+PAYMENTS_GATEWAY_LATENCY_MS = env_int("PAYMENTS_GATEWAY_LATENCY_MS", 0)
 
 # Notifications: the class that delivers them (the shipped one logs each email).
 NOTIFICATIONS_SENDER = os.environ.get(

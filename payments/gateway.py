@@ -2,7 +2,8 @@
 
 Every call passes an idempotency key (the payment id, or the refund's key), as real providers
 accept, so a command retried after a crash or a lost race never charges twice. Set
-PAYMENTS_GATEWAY to the dotted path of another `PaymentGateway` to use a real provider.
+PAYMENTS_GATEWAY to the dotted path of another `PaymentGateway` to use a real provider; its
+constructor gets the keywords `failure_rate`, `seed` and `latency_ms` from the PAYMENTS_* settings.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -57,18 +59,27 @@ class SimulatedGateway:
     """Decides by payment token, deterministically: tok_visa_success approves, tok_decline and
     tok_insufficient_funds decline with that reason, tok_timeout never answers, any other token
     is declined as invalid_token. With `failure_rate` > 0 an approvable charge is declined
-    (processing_error) with that probability, drawn from `seed` and the idempotency key."""
+    (processing_error) with that probability, drawn from `seed` and the idempotency key.
 
-    def __init__(self, *, failure_rate: float = 0.0, seed: int = 0) -> None:
+    Every charge and refund first waits `latency_ms` milliseconds, as a real provider's round
+    trip does. The wait holds no lock, so concurrent calls overlap as they would with a real
+    provider; only the bookkeeping of answers given is serialised.
+    """
+
+    def __init__(self, *, failure_rate: float = 0.0, seed: int = 0, latency_ms: int = 0) -> None:
         if not 0.0 <= failure_rate <= 1.0:
             raise ValueError("failure_rate must be between 0 and 1")
+        if latency_ms < 0:
+            raise ValueError("latency_ms must be 0 or more")
         self.failure_rate = failure_rate
         self.seed = seed
+        self.latency_ms = latency_ms
         self._lock = threading.Lock()
         self.charges: dict[str, ChargeResult] = {}
         self.refunds: dict[str, str] = {}
 
     def charge(self, *, idempotency_key: str, amount: Decimal, payment_token: str) -> ChargeResult:
+        self._round_trip()
         with self._lock:
             if idempotency_key in self.charges:
                 return self.charges[idempotency_key]
@@ -86,6 +97,12 @@ class SimulatedGateway:
         )
         return result
 
+    def _round_trip(self) -> None:
+        """Wait as long as a provider takes to answer; never with `_lock` held, so that one
+        call's wait does not delay another's."""
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+
     def _decide(self, idempotency_key: str, payment_token: str) -> ChargeResult:
         if payment_token in DECLINING_TOKENS:
             return ChargeResult(approved=False, reason=DECLINING_TOKENS[payment_token])
@@ -99,6 +116,7 @@ class SimulatedGateway:
         return ChargeResult(approved=True, transaction_id=transaction_id)
 
     def refund(self, *, idempotency_key: str, transaction_id: str, amount: Decimal) -> None:
+        self._round_trip()
         with self._lock:
             if idempotency_key in self.refunds:
                 return
@@ -111,5 +129,7 @@ def get_gateway() -> PaymentGateway:
     """The configured gateway (PAYMENTS_GATEWAY), built once per process."""
     gateway_class = import_string(settings.PAYMENTS_GATEWAY)
     return gateway_class(
-        failure_rate=settings.PAYMENTS_FAILURE_RATE, seed=settings.PAYMENTS_FAILURE_SEED
+        failure_rate=settings.PAYMENTS_FAILURE_RATE,
+        seed=settings.PAYMENTS_FAILURE_SEED,
+        latency_ms=settings.PAYMENTS_GATEWAY_LATENCY_MS,
     )

@@ -1,15 +1,18 @@
 """The benchmark harness: targets, medians and ratios, the BENCHMARKS.md sections, the baseline
-log, and one real (tiny) run of `python -m tests.bench` end to end."""
+log, the workload registry, how HTTP customers follow an order to its end, and one real (tiny)
+run of `python -m tests.bench` end to end."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.bench import report
+from tests.bench import report, shoppers
 from tests.bench.core import Figure, Workload, percentile
 from tests.bench.raw import RawLog, VersionConflict
+from tests.bench.workloads import NAMES, get_workload
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,6 +106,66 @@ def test_the_baseline_log_checks_the_expected_version_and_writes_nothing_on_conf
     assert [row[4] for row in log.read_stream("Thing", "t1")] == [{"n": 1}, {"n": 2}]
     assert log.rebuild_streams(batch_size=1) == 2
     log.close()
+
+
+def test_every_registered_workload_is_found_under_its_own_name():
+    assert {get_workload(name).name for name in NAMES} == set(NAMES)
+    assert "http-latency" in NAMES
+
+
+def test_the_latency_workloads_headline_is_the_ratio_with_a_3x_target():
+    headline = get_workload("http-latency").figures[0]
+
+    assert headline.key == "ratio"
+    assert (headline.meets(3.0, None), headline.meets(1.7, None)) == (True, False)
+
+
+class FakeSession:
+    """Answers GET /api/orders/{id}/ with the given statuses in turn, counting the requests."""
+
+    def __init__(self, *statuses):
+        self.tally = shoppers.Tally()
+        self.statuses = list(statuses)
+        self.requests = []
+
+    def request(self, method, path, body=None):
+        self.requests.append((method, path))
+        status = self.statuses.pop(0)
+        return 200, json.dumps({"order_id": "o-1", "status": status}).encode()
+
+
+@pytest.fixture
+def no_waiting(monkeypatch):
+    monkeypatch.setattr(shoppers, "POLL_INTERVAL", 0)
+
+
+def test_an_order_answered_final_is_counted_without_asking_again(no_waiting):
+    session = FakeSession()
+
+    shoppers._follow(session, {"order_id": "o-1", "status": "completed"}, sent=0.0)
+
+    assert session.requests == []
+    assert (session.tally.outcomes, len(session.tally.to_final)) == ({"completed": 1}, 1)
+
+
+def test_an_order_answered_pending_is_polled_until_final(no_waiting):
+    session = FakeSession("inventory_reserved", "payment_processed", "cancelled")
+
+    shoppers._follow(session, {"order_id": "o-1", "status": "pending"}, sent=0.0)
+
+    assert session.requests == [("GET", "/api/orders/o-1/")] * 3
+    assert session.tally.outcomes == {"cancelled": 1}
+    assert session.tally.cancel_reasons == {"unknown": 1}
+    assert session.tally.unsettled == 0
+
+
+def test_an_order_never_final_counts_as_unsettled(no_waiting, monkeypatch):
+    monkeypatch.setattr(shoppers, "FINAL_TIMEOUT", -1)
+    session = FakeSession()
+
+    shoppers._follow(session, {"order_id": "o-1", "status": "pending"}, sent=0.0)
+
+    assert (session.tally.unsettled, session.tally.outcomes, session.requests) == (1, {}, [])
 
 
 def test_make_bench_runs_a_workload_and_writes_its_table(tmp_path):

@@ -1,9 +1,12 @@
-"""The simulated payment gateway: decisions by token, idempotency keys and the failure rate."""
+"""The simulated payment gateway: decisions by token, idempotency keys, the failure rate and the
+latency."""
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
+from payments import gateway as gateway_module
 from payments.gateway import ChargeResult, GatewayTimeout, SimulatedGateway, get_gateway
 
 AMOUNT = Decimal("10.00")
@@ -138,6 +141,55 @@ def test_a_failure_rate_outside_zero_to_one_is_refused(rate):
         SimulatedGateway(failure_rate=rate)
 
 
+@pytest.mark.parametrize("latency_ms", [-1, -50])
+def test_a_negative_latency_is_refused(latency_ms):
+    with pytest.raises(ValueError, match="latency_ms"):
+        SimulatedGateway(latency_ms=latency_ms)
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The seconds of each sleep the gateway module asks for, recorded instead of slept, so no
+    test waits or times anything."""
+    calls = []
+    monkeypatch.setattr(gateway_module, "time", SimpleNamespace(sleep=calls.append))
+    return calls
+
+
+def test_every_charge_and_refund_waits_the_latency_in_seconds(sleeps):
+    gateway = SimulatedGateway(latency_ms=50)
+
+    transaction_id = charge(gateway).transaction_id
+    charge(gateway)  # a repeated key is still a round trip to the provider
+    charge(gateway, key="charge:p-2", token="tok_decline")
+    gateway.refund(idempotency_key="refund:p-1", transaction_id=transaction_id, amount=AMOUNT)
+
+    assert sleeps == [0.05] * 4
+
+
+def test_the_latency_is_waited_without_holding_the_gateways_lock(monkeypatch):
+    gateway = SimulatedGateway(latency_ms=20)
+    held = []
+    monkeypatch.setattr(
+        gateway_module, "time", SimpleNamespace(sleep=lambda _: held.append(gateway._lock.locked()))
+    )
+
+    transaction_id = charge(gateway).transaction_id
+    gateway.refund(idempotency_key="refund:p-1", transaction_id=transaction_id, amount=AMOUNT)
+
+    assert held == [False, False]
+
+
+def test_no_latency_means_no_sleep(sleeps):
+    gateway = SimulatedGateway()
+
+    transaction_id = charge(gateway).transaction_id
+    gateway.refund(idempotency_key="refund:p-1", transaction_id=transaction_id, amount=AMOUNT)
+
+    assert gateway.latency_ms == 0
+    assert sleeps == []
+
+
 def test_a_refund_under_the_same_key_is_recorded_once():
     gateway = SimulatedGateway()
     transaction_id = charge(gateway).transaction_id
@@ -152,12 +204,13 @@ def test_get_gateway_builds_the_configured_class_with_the_configured_rate_and_se
     settings.PAYMENTS_GATEWAY = "payments.gateway.SimulatedGateway"
     settings.PAYMENTS_FAILURE_RATE = 0.25
     settings.PAYMENTS_FAILURE_SEED = 7
+    settings.PAYMENTS_GATEWAY_LATENCY_MS = 50
     get_gateway.cache_clear()
 
     gateway = get_gateway()
 
     assert type(gateway) is SimulatedGateway
-    assert (gateway.failure_rate, gateway.seed) == (0.25, 7)
+    assert (gateway.failure_rate, gateway.seed, gateway.latency_ms) == (0.25, 7, 50)
     assert get_gateway() is gateway
 
 

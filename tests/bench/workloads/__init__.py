@@ -14,6 +14,7 @@ _WORKLOADS = {
     "replay": "replay:REPLAY",
     "in-process": "inprocess:IN_PROCESS",
     "http": "http:HTTP",
+    "http-latency": "http_latency:HTTP_LATENCY",
 }
 
 NAMES = tuple(_WORKLOADS)

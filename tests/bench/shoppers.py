@@ -1,0 +1,204 @@
+"""Customers placing orders over HTTP for the HTTP workloads, and what they saw.
+
+Each customer is a thread with one keep-alive connection (reopened after an error). It places
+orders of 1 or 2 lines of 1 to 3 units (seeded random, so a run repeats) on the given products
+until the run's time is up, and follows each created order until it is final (completed or
+cancelled): when the POST's answer is not final, as when processing runs in background workers,
+it polls GET /api/orders/{id}/. An order placed before the time is up is followed to its end, so
+`Tally.elapsed` covers every order counted.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tests.bench.serving import HOST
+
+FINAL_STATUSES = frozenset({"completed", "cancelled"})
+REQUEST_TIMEOUT = 60.0
+# How long a customer waits for an order to become final before it counts as unsettled, and
+# how often it asks meanwhile (short next to a 50 ms gateway, so it adds little to the time).
+FINAL_TIMEOUT = 60.0
+POLL_INTERVAL = 0.01
+RECONNECT_PAUSE = 0.05
+
+
+def create_customers(count: int) -> list[str]:
+    """`count` customer accounts, each with an API token: their tokens."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user_model = get_user_model()
+    tokens = []
+    for n in range(count):
+        # No password: hashing one is slow on purpose, and the customers use tokens.
+        user = user_model.objects.create_user(username=f"bench-customer-{n}")
+        tokens.append(Token.objects.create(user=user).key)
+    return tokens
+
+
+@dataclass
+class Tally:
+    """What the customers saw; each thread adds to it under `lock`."""
+
+    latencies: list[float] = field(default_factory=list)  # per answered POST: its answer
+    to_final: list[float] = field(default_factory=list)  # per final order: POST sent to final
+    outcomes: dict[str, int] = field(default_factory=dict)  # final status -> orders
+    cancel_reasons: dict[str, int] = field(default_factory=dict)
+    statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> answers (any request)
+    created: int = 0  # POSTs answered 2xx
+    unsettled: int = 0  # orders not final within FINAL_TIMEOUT
+    connection_errors: int = 0
+    first_errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0  # seconds from the first order sent to the last customer done
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answers(self, hundreds: int) -> int:
+        """How many answers had a status of `hundreds`xx (2 for 2xx)."""
+        return sum(n for code, n in self.statuses.items() if code // 100 == hundreds)
+
+    def count(self, status: str) -> int:
+        """How many orders the customers saw end in `status` ("completed" or "cancelled")."""
+        return self.outcomes.get(status, 0)
+
+    def per_second(self, status: str) -> float:
+        return self.count(status) / self.elapsed if self.elapsed else 0.0
+
+    def error(self, text: str) -> None:
+        if len(self.first_errors) < 5:
+            self.first_errors.append(text)
+
+
+class _Session:
+    """One customer's keep-alive connection; every request's outcome goes to the tally."""
+
+    def __init__(self, port: int, token: str, tally: Tally) -> None:
+        self.tally = tally
+        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        self.connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes] | None:
+        """(status, body), or None after a connection error (the connection is reopened)."""
+        try:
+            self.connection.request(method, path, body, self.headers)
+            response = self.connection.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            self.connection.close()  # http.client reconnects on the next request
+            with self.tally.lock:
+                self.tally.connection_errors += 1
+                self.tally.error(f"connection error: {error!r}")
+            time.sleep(RECONNECT_PAUSE)
+            return None
+        with self.tally.lock:
+            self.tally.statuses[response.status] = self.tally.statuses.get(response.status, 0) + 1
+            if response.status >= 400:
+                self.tally.error(
+                    f"{method} {response.status}: {answer[:200].decode(errors='replace')}"
+                )
+        return response.status, answer
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _follow(session: _Session, order: dict, sent: float) -> None:
+    """Wait until `order` (as the POST answered it) is final; tally its outcome and the time
+    from `sent` (the POST's perf_counter) to the answer that showed it final."""
+    tally = session.tally
+    deadline = time.monotonic() + FINAL_TIMEOUT
+    while order.get("status") not in FINAL_STATUSES:
+        if time.monotonic() > deadline:
+            with tally.lock:
+                tally.unsettled += 1
+            return
+        time.sleep(POLL_INTERVAL)
+        answer = session.request("GET", f"/api/orders/{order['order_id']}/")
+        if answer is not None and answer[0] == 200:
+            order = json.loads(answer[1])
+    to_final = time.perf_counter() - sent
+    with tally.lock:
+        tally.to_final.append(to_final)
+        tally.outcomes[order["status"]] = tally.outcomes.get(order["status"], 0) + 1
+        if order["status"] == "cancelled":
+            reason = order.get("cancel_reason") or "unknown"
+            tally.cancel_reasons[reason] = tally.cancel_reasons.get(reason, 0) + 1
+
+
+def _customer(
+    port: int, token: str, product_ids: Sequence[str], seed: int, until: float, tally: Tally
+) -> None:
+    """Place and follow orders one after another until `until` (time.monotonic)."""
+    rng = random.Random(seed)
+    session = _Session(port, token, tally)
+    try:
+        while time.monotonic() < until:
+            lines = rng.sample(list(product_ids), rng.randint(1, 2))
+            body = json.dumps(
+                {"items": [{"product_id": p, "quantity": rng.randint(1, 3)} for p in lines]}
+            )
+            sent = time.perf_counter()
+            answer = session.request("POST", "/api/orders/", body)
+            if answer is None:
+                continue
+            latency = time.perf_counter() - sent
+            with tally.lock:
+                tally.latencies.append(latency)
+            status, data = answer
+            if status // 100 != 2:
+                continue
+            with tally.lock:
+                tally.created += 1
+            _follow(session, json.loads(data), sent)
+    finally:
+        session.close()
+
+
+def place_orders(
+    port: int, tokens: Sequence[str], product_ids: Sequence[str], seconds: float, seed: int
+) -> Tally:
+    """One customer thread per token placing orders for `seconds`, each followed to its end;
+    returns once every thread has finished."""
+    tally = Tally()
+    started = time.perf_counter()
+    until = time.monotonic() + seconds
+    threads = [
+        threading.Thread(target=_customer, args=(port, token, product_ids, seed + n, until, tally))
+        for n, token in enumerate(tokens)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tally.elapsed = time.perf_counter() - started
+    return tally
+
+
+def note_discrepancies(tallies: Sequence[Tally], by_status: dict[str, int], notes: list[str]):
+    """Add to `notes` where the orders in the database (`by_status`, after every subscriber
+    caught up) differ from what the customers saw, why orders were cancelled, and the first
+    errors the customers met."""
+    created = sum(tally.created for tally in tallies)
+    if sum(by_status.values()) != created:
+        notes.append(f"{sum(by_status.values())} orders exist, {created} were answered 2xx")
+    for status in sorted(FINAL_STATUSES):
+        seen = sum(tally.count(status) for tally in tallies)
+        if by_status.get(status, 0) != seen:
+            notes.append(f"{by_status.get(status, 0)} orders {status}, the customers saw {seen}")
+    unsettled = sum(tally.unsettled for tally in tallies)
+    if unsettled:
+        notes.append(f"{unsettled} orders not final within {FINAL_TIMEOUT:g} s of being placed")
+    reasons: dict[str, int] = {}
+    for tally in tallies:
+        for reason, n in tally.cancel_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    if reasons:
+        notes.append("cancelled: " + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())))
+    for tally in tallies:
+        notes.extend(tally.first_errors)
