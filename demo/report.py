@@ -122,6 +122,10 @@ SUMMARIES: dict[str, Summary] = {
     payments_events.PAYMENT_FAILED: lambda p: f"{p['amount']} not charged: {p['reason']}",
     payments_events.PAYMENT_REFUNDED: lambda p: f"{p['amount']} refunded, {p['transaction_id']}",
     notifications_events.NOTIFICATION_SENT: lambda p: f"{p['type']} by {p['channel']}",
+    notifications_events.NOTIFICATION_DELIVERED: lambda p: f"attempt {p['attempt']}",
+    notifications_events.NOTIFICATION_DELIVERY_FAILED: lambda p: (
+        f"attempt {p['attempt']}{', parked' if p['parked'] else ''}: {p['error']}"
+    ),
 }
 
 

@@ -107,10 +107,16 @@ class SeedResult:
         raise KeyError(username)
 
 
+def demo_email(username: str) -> str:
+    """The email address a demo account is given (where `make run` prints its emails)."""
+    return f"{username}@example.com"
+
+
 def seed_accounts(*, check_passwords: bool = True) -> list[SeededAccount]:
     """Create the missing demo accounts and their API tokens; existing ones are left as they are
-    (password, token and flags). With `check_passwords`, an existing account's password is
-    reported only if it still is the demo password."""
+    (password, token and flags), but one without an email address is given the demo address.
+    With `check_passwords`, an existing account's password is reported only if it still is the
+    demo password."""
     user_model = get_user_model()
     seeded = []
     for spec in DEMO_ACCOUNTS:
@@ -125,9 +131,13 @@ def seed_accounts(*, check_passwords: bool = True) -> list[SeededAccount]:
                 )
                 user = create(
                     username=spec.username,
-                    email=f"{spec.username}@example.com",
+                    email=demo_email(spec.username),
                     password=spec.password,
                 )
+            elif not user.email:
+                # Notifications are emailed: an account without an address would park them.
+                user.email = demo_email(spec.username)
+                user.save(update_fields=["email"])
             token, _ = Token.objects.get_or_create(user=user)
         # Hashing is slow on purpose (~0.5 s); callers that print no passwords skip it.
         known = created or (check_passwords and user.check_password(spec.password))

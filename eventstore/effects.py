@@ -191,6 +191,18 @@ def run_due(subscriber: EffectSubscriber) -> int:
     return calls
 
 
+def calls_made(subscriber: Subscriber, event: RecordedEvent) -> int:
+    """How many calls the subscriber has made for `event` since the effect was owed or last
+    retried by staff, the running one included (0 when it owes none): e.g. to record with an
+    outcome which attempt succeeded."""
+    attempts = (
+        Effect.objects.filter(subscriber=subscriber.name, event_id=event.event_id)
+        .values_list("attempts", flat=True)
+        .first()
+    )
+    return attempts or 0
+
+
 def retry_parked(subscriber_names: list[str] | None = None, *, ids: list[int] | None = None) -> int:
     """Make parked effects (of these subscribers, or with these ids) pending again with a fresh
     count of attempts, due now; how many."""

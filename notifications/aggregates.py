@@ -1,21 +1,80 @@
-"""Notification: one message to a customer, sent once, rebuilt only from events."""
+"""Notification: one message to a customer, recorded once and then delivered by email at least
+once, rebuilt only from events."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from eventstore.aggregates import Aggregate, applies
+from eventstore.aggregates import Aggregate, applies, derived_event_id
 from notifications import events
+
+# How much of an error's text a NotificationDeliveryFailed keeps.
+ERROR_MAX_LENGTH = 500
 
 
 class NotificationError(Exception):
     """A command the notifications service refuses; nothing was written."""
 
 
+class NotificationUndeliverable(NotificationError):
+    """The notification can never be delivered as it stands: its customer has no account or no
+    email address. Trying again cannot help, so delivery is parked at once."""
+
+
+class EmailNotAccepted(Exception):
+    """The email backend raised nothing but reports that it sent no message: try again."""
+
+
+def type_in_words(type: str) -> str:
+    """A notification type as a reader would write it: "order_confirmed" -> "Order confirmed"."""
+    return type.replace("_", " ").strip().capitalize()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a notification's delivery stands. `failed` means parked: no automatic attempt is
+    left; a failure that will be retried keeps `pending`. `attempts` counts the attempts the
+    log records (each failure and the delivery)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    STATUSES = (PENDING, DELIVERED, FAILED)
+
+    status: str = PENDING
+    attempts: int = 0
+    error: str = ""
+    message_id: str = ""
+
+    def after(self, event_type: str, payload: Mapping[str, Any]) -> Delivery:
+        """The delivery after one of the notification's events (the aggregate and the read
+        model both follow this one rule)."""
+        if event_type == events.NOTIFICATION_DELIVERED:
+            return replace(
+                self,
+                status=self.DELIVERED,
+                attempts=self.attempts + 1,
+                error="",
+                message_id=payload["message_id"],
+            )
+        if event_type == events.NOTIFICATION_DELIVERY_FAILED:
+            return replace(
+                self,
+                status=self.FAILED if payload["parked"] else self.PENDING,
+                attempts=self.attempts + 1,
+                error=payload["error"],
+            )
+        return self
+
+
 class Notification(Aggregate):
-    """A message on one channel to one customer, possibly about one order."""
+    """A message on one channel to one customer, possibly about one order, and its delivery."""
 
     aggregate_type = events.NOTIFICATION
+    # 2: the state gained subject, body and delivery.
+    snapshot_version = 2
 
     def __init__(self, aggregate_id: str) -> None:
         super().__init__(aggregate_id)
@@ -25,15 +84,37 @@ class Notification(Aggregate):
         self.type = ""
         self.channel = ""
         self.message = ""
+        self.subject = ""
+        self.body = ""
+        self.delivery = Delivery()
+
+    @property
+    def is_delivered(self) -> bool:
+        """Whether the email was delivered (then it is never sent again)."""
+        return self.delivery.status == Delivery.DELIVERED
+
+    # --- commands ------------------------------------------------------------------------------
 
     def send(
-        self, *, customer_id: str, order_id: str, type: str, channel: str, message: str
+        self,
+        *,
+        customer_id: str,
+        order_id: str,
+        type: str,
+        channel: str,
+        message: str,
+        subject: str,
+        body: str,
     ) -> None:
-        """Record the message as sent; a notification is sent only once."""
+        """Record the message, to be delivered; a notification is recorded only once."""
         if self.sent:
             raise NotificationError(f"Notification {self.id!r} was sent already")
         if not customer_id or not type or not message:
             raise NotificationError("customer_id, type and message are required")
+        if not subject or not body:
+            raise NotificationError("subject and body are required")
+        if "\n" in subject or "\r" in subject:
+            raise NotificationError("the subject must be one line")
         self.record(
             events.NOTIFICATION_SENT,
             {
@@ -43,8 +124,41 @@ class Notification(Aggregate):
                 "type": type,
                 "channel": channel,
                 "message": message,
+                "subject": subject,
+                "body": body,
             },
         )
+
+    def delivered(self, *, message_id: str, attempt: int) -> None:
+        """Record that the email went out; a notification is delivered once."""
+        self._require_deliverable()
+        self.record(
+            events.NOTIFICATION_DELIVERED,
+            {"notification_id": self.id, "message_id": message_id, "attempt": attempt},
+            # A second copy of the delivery is refused by the store, whoever appends it.
+            event_id=derived_event_id(events.NOTIFICATION, self.id, events.NOTIFICATION_DELIVERED),
+        )
+
+    def delivery_failed(self, *, attempt: int, error: str, parked: bool) -> None:
+        """Record a failed attempt; `parked`: no automatic attempt follows."""
+        self._require_deliverable()
+        self.record(
+            events.NOTIFICATION_DELIVERY_FAILED,
+            {
+                "notification_id": self.id,
+                "attempt": attempt,
+                "error": error[:ERROR_MAX_LENGTH],
+                "parked": bool(parked),
+            },
+        )
+
+    def _require_deliverable(self) -> None:
+        if not self.sent:
+            raise NotificationError(f"Notification {self.id!r} was never recorded")
+        if self.is_delivered:
+            raise NotificationError(f"Notification {self.id!r} was delivered already")
+
+    # --- appliers ------------------------------------------------------------------------------
 
     @applies(events.NOTIFICATION_SENT)
     def _sent(self, payload: dict[str, Any]) -> None:
@@ -54,3 +168,24 @@ class Notification(Aggregate):
         self.type = payload["type"]
         self.channel = payload["channel"]
         self.message = payload["message"]
+        # Recorded before emails were rendered: a subject from the type, the message as body.
+        self.subject = payload.get("subject") or type_in_words(payload["type"])
+        self.body = payload.get("body") or payload["message"]
+
+    @applies(events.NOTIFICATION_DELIVERED)
+    def _delivered(self, payload: dict[str, Any]) -> None:
+        self.delivery = self.delivery.after(events.NOTIFICATION_DELIVERED, payload)
+
+    @applies(events.NOTIFICATION_DELIVERY_FAILED)
+    def _delivery_failed(self, payload: dict[str, Any]) -> None:
+        self.delivery = self.delivery.after(events.NOTIFICATION_DELIVERY_FAILED, payload)
+
+    # --- snapshots -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        state = super().snapshot()
+        state["delivery"] = asdict(self.delivery)
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore({**state, "delivery": Delivery(**state["delivery"])})

@@ -1,11 +1,16 @@
 """Notifications' event types and payloads: its public contract (ARCHITECTURE.md, event catalog)."""
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 NOTIFICATION = "notification"  # aggregate type (stream name)
 
 # Emitted on a notification's stream.
+# Recorded, to be delivered (the name predates real delivery and stays for the stored log).
 NOTIFICATION_SENT = "NotificationSent"
+# The email went to the customer's address (once per notification).
+NOTIFICATION_DELIVERED = "NotificationDelivered"
+# One delivery attempt failed; `parked`: no further automatic attempt.
+NOTIFICATION_DELIVERY_FAILED = "NotificationDeliveryFailed"
 
 # Consumed: the order's outcomes, each told to the customer once.
 ORDER_CONFIRMED = "OrderConfirmed"
@@ -19,13 +24,39 @@ class NotificationSentPayload(TypedDict):
     order_id: str  # "" for a notification about no order
     type: str  # order_confirmed, order_completed, order_cancelled, or a staff-chosen type
     channel: str  # "email"
-    message: str
+    message: str  # the short text the API shows
+    # The email, rendered when the notification is recorded so every attempt sends the same
+    # text. Events stored before delivery was real have neither: a subject in words from
+    # `type`, and `message` as the body.
+    subject: NotRequired[str]
+    body: NotRequired[str]
+
+
+class NotificationDeliveredPayload(TypedDict):
+    notification_id: str
+    message_id: str  # the email's Message-ID header (the address is not stored in the log)
+    attempt: int  # the call that succeeded, counted since the delivery was last (re)started
+
+
+class NotificationDeliveryFailedPayload(TypedDict):
+    notification_id: str
+    attempt: int
+    error: str  # "<exception type>: <message>", trimmed
+    parked: bool  # no more automatic attempts until staff retry it
+
+
+class OrderItem(TypedDict):
+    product_id: str
+    quantity: int
+    unit_price: str | None  # None until inventory priced the line
 
 
 class OrderOutcomePayload(TypedDict, total=False):
-    """The fields notifications reads from OrderConfirmed, OrderCompleted and OrderCancelled."""
+    """The fields notifications reads from OrderConfirmed, OrderCompleted and OrderCancelled.
+    Events stored before `items` was added have none."""
 
     order_id: str
     customer_id: str
-    total_amount: str  # OrderConfirmed
+    items: list[OrderItem]
+    total_amount: str | None  # None on a cancelled order that was never priced
     reason: str  # OrderCancelled

@@ -6,11 +6,11 @@ from notifications.models import SentNotification
 
 
 class SentNotificationFilter(django_filters.FilterSet):
-    """Narrow notifications by customer, order, type and time."""
+    """Narrow notifications by customer, order, type, delivery status and time."""
 
     sent_after = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
     sent_before = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
 
     class Meta:
         model = SentNotification
-        fields = ("customer_id", "order_id", "type")
+        fields = ("customer_id", "order_id", "type", "delivery_status")

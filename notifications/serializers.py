@@ -26,7 +26,16 @@ class SendOutputSerializer(serializers.Serializer):
 class NotificationOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = SentNotification
-        fields = ("notification_id", "type", "message", "order_id", "channel", "sent_at")
+        fields = (
+            "notification_id",
+            "type",
+            "message",
+            "order_id",
+            "channel",
+            "sent_at",
+            "delivery_status",
+            "delivered_at",
+        )
         read_only_fields = fields
 
 

@@ -1,28 +1,52 @@
-"""Notifications' command handlers: record a notification once, then hand it to the sender.
+"""Notifications' command handlers: record a notification once, then deliver it by email.
 
-The sender runs after the recording transaction commits, so a rolled-back notification is
-never delivered; a notification id seen before is not recorded or delivered again.
+Recording (`notification_send`, `order_notify`) appends only the intent, `NotificationSent`,
+with the email's subject and body already rendered. Delivery (`notification_deliver`) runs
+later, with no transaction open, from the `notifications.delivery` effect subscriber: it sends
+the email through Django's mail framework (EMAIL_BACKEND) under a Message-ID that is the same on
+every attempt, then records `NotificationDelivered`. A crash between the two sends the same
+email again (at least once); a delivered notification is never sent again.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
-from functools import partial
+from email.utils import parseaddr
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
 from django.db import transaction
+from django.template.loader import render_to_string
 
 from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict
+from eventstore.effects import require_no_transaction
+from eventstore.store import ConcurrencyError
 from notifications import events
-from notifications.aggregates import Notification, NotificationError
-from notifications.sender import get_sender
+from notifications.aggregates import (
+    EmailNotAccepted,
+    Notification,
+    NotificationError,
+    NotificationUndeliverable,
+    type_in_words,
+)
 
 notifications: Repository[Notification] = Repository(Notification)
 
 Metadata = Mapping[str, Any] | None
 
-# The notification type and message for each order outcome.
+EMAIL = "email"  # the channel every notification goes by
+
+# The templates of a notification's email: notifications/email/<name>_subject.txt and _body.txt.
+EMAIL_TEMPLATE = "notifications/email/{name}_{part}.txt"
+GENERIC_TEMPLATE = "generic"
+
+# The notification type for each order outcome (also its email templates' name), and the short
+# message the API shows.
 ORDER_OUTCOMES = {
     events.ORDER_CONFIRMED: (
         "order_confirmed",
@@ -36,6 +60,16 @@ ORDER_OUTCOMES = {
 }
 
 
+def email_render(*, template: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    """The subject (one line) and plain-text body of the named email templates. Template tags
+    leave blank lines behind: the body keeps at most one blank line in a row."""
+    subject = render_to_string(EMAIL_TEMPLATE.format(name=template, part="subject"), context)
+    body = render_to_string(EMAIL_TEMPLATE.format(name=template, part="body"), context)
+    lines = [line.rstrip() for line in body.strip().splitlines()]
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return " ".join(subject.split()), body + "\n"
+
+
 @retry_on_conflict
 def notification_send(
     *,
@@ -44,10 +78,21 @@ def notification_send(
     message: str,
     order_id: str = "",
     notification_id: str | None = None,
+    subject: str | None = None,
+    body: str | None = None,
     metadata: Metadata = None,
 ) -> Notification:
-    """Record and send one notification by email; a repeat of `notification_id` does nothing."""
-    sender = get_sender()
+    """Record one notification, to be emailed to the customer after commit (see
+    `notification_deliver`); a repeat of `notification_id` records nothing.
+
+    Without `subject` and `body`, the generic email is rendered: the type in words as subject,
+    the message as body.
+    """
+    if subject is None or body is None:
+        subject, body = email_render(
+            template=GENERIC_TEMPLATE,
+            context={"type": type, "type_in_words": type_in_words(type), "message": message},
+        )
     with transaction.atomic():
         notification = notifications.load_or_new(notification_id or str(uuid.uuid4()))
         if notification.sent:
@@ -56,20 +101,12 @@ def notification_send(
             customer_id=customer_id,
             order_id=order_id,
             type=type,
-            channel=sender.channel,
+            channel=EMAIL,
             message=message,
+            subject=subject,
+            body=body,
         )
         notifications.save(notification, metadata=metadata)
-        transaction.on_commit(
-            partial(
-                sender.send,
-                notification_id=notification.id,
-                customer_id=customer_id,
-                message=message,
-            ),
-            # A failed delivery is logged and does not stop other callbacks of the same commit.
-            robust=True,
-        )
     return notification
 
 
@@ -82,10 +119,21 @@ def order_notify(
         raise NotificationError(f"No notification for {event_type}")
     kind, template = ORDER_OUTCOMES[event_type]
     order_id = str(payload["order_id"])
+    reason = str(payload.get("reason") or "no reason given").replace("_", " ")
     message = template.format(
         order_id=order_id,
-        total_amount=payload.get("total_amount", "see your order"),
-        reason=str(payload.get("reason") or "no reason given").replace("_", " "),
+        total_amount=payload.get("total_amount") or "see your order",
+        reason=reason,
+    )
+    subject, body = email_render(
+        template=kind,
+        context={
+            "order_id": order_id,
+            # Order events stored before they carried their items have none: the email says so.
+            "items": list(payload.get("items") or []),
+            "total_amount": payload.get("total_amount") or "",
+            "reason": reason,
+        },
     )
     return notification_send(
         customer_id=str(payload["customer_id"]),
@@ -93,5 +141,111 @@ def order_notify(
         message=message,
         order_id=order_id,
         notification_id=str(derived_event_id(events.NOTIFICATION, order_id, kind)),
+        subject=subject,
+        body=body,
         metadata=metadata,
     )
+
+
+def message_id_for(notification_id: str) -> str:
+    """The Message-ID of a notification's email: the same on every attempt, so a repeat after
+    a crash is recognisably the same message. Its domain is DEFAULT_FROM_EMAIL's."""
+    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    _, at, domain = address.rpartition("@")
+    return f"<{notification_id}@{domain if at and domain else 'localhost'}>"
+
+
+def customer_email(customer_id: str) -> str:
+    """The email address of the customer: their user account's (customer id = user pk).
+
+    Raises NotificationUndeliverable when there is no such account or it has no address.
+    """
+    user_model = get_user_model()
+    try:
+        addresses = list(
+            user_model._default_manager.filter(pk=customer_id).values_list(
+                user_model.get_email_field_name(), flat=True
+            )[:1]
+        )
+    except (ValueError, ValidationError):  # not even a possible primary key
+        addresses = []
+    if not addresses:
+        raise NotificationUndeliverable(f"Customer {customer_id!r} has no user account")
+    address = (addresses[0] or "").strip()
+    if not address:
+        raise NotificationUndeliverable(f"Customer {customer_id!r} has no email address")
+    return address
+
+
+def notification_deliver(
+    *, notification_id: str, attempt: int, metadata: Metadata = None
+) -> Notification:
+    """Email a recorded notification to its customer and record `NotificationDelivered`; a
+    delivered notification is not sent again. Must run with no transaction open.
+
+    Raises NotificationUndeliverable (no account, no address: retrying cannot help) and
+    whatever the email backend raises (a retry may help); neither records anything.
+    """
+    notification = notifications.load(notification_id)
+    if notification.is_delivered:
+        return notification
+    message_id = message_id_for(notification.id)
+    email = EmailMessage(
+        subject=notification.subject,
+        body=notification.body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[customer_email(notification.customer_id)],
+        headers={"Message-ID": message_id},
+    )
+    require_no_transaction("Sending an email")
+    if not email.send(fail_silently=False):
+        raise EmailNotAccepted(f"The email backend sent no message for {notification.id!r}")
+    notification.delivered(message_id=message_id, attempt=attempt)
+    try:
+        notifications.save(notification, metadata=metadata)
+    except ConcurrencyError:
+        # The stream moved while the email went out (a late failure record of an attempt whose
+        # lease ran out, or this very delivery recorded by another worker): record the
+        # delivery on the fresh state, unless it is there already.
+        return _delivery_recorded(
+            notification_id=notification.id,
+            message_id=message_id,
+            attempt=attempt,
+            metadata=metadata,
+        )
+    return notification
+
+
+@retry_on_conflict
+def _delivery_recorded(
+    *, notification_id: str, message_id: str, attempt: int, metadata: Metadata
+) -> Notification:
+    """Record the delivery of an email that went out, on the notification as it now stands."""
+    with transaction.atomic():
+        notification = notifications.load(notification_id)
+        if not notification.is_delivered:
+            notification.delivered(message_id=message_id, attempt=attempt)
+            notifications.save(notification, metadata=metadata)
+    return notification
+
+
+@retry_on_conflict
+def notification_delivery_failed(
+    *,
+    notification_id: str,
+    attempt: int,
+    error: BaseException,
+    parked: bool,
+    metadata: Metadata = None,
+) -> Notification:
+    """Record a failed delivery attempt (`parked`: no automatic attempt follows, staff must
+    look); nothing when the notification was delivered meanwhile."""
+    with transaction.atomic():
+        notification = notifications.load(notification_id)
+        if notification.is_delivered:
+            return notification
+        notification.delivery_failed(
+            attempt=attempt, error=f"{type(error).__name__}: {error}", parked=parked
+        )
+        notifications.save(notification, metadata=metadata)
+    return notification

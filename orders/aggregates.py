@@ -150,25 +150,33 @@ class Order(Aggregate):
         """The held stock went back to available after a failed payment."""
         self._transition(events.ORDER_INVENTORY_RELEASED, {})
 
+    def _outcome(self) -> dict[str, Any]:
+        """What an outcome event tells whoever informs the customer: who, what, how much."""
+        return {
+            "customer_id": self.customer_id,
+            "items": [
+                {
+                    "product_id": item["product_id"],
+                    "quantity": item["quantity"],
+                    "unit_price": item.get("unit_price"),
+                }
+                for item in self.items
+            ],
+            "total_amount": self.total_amount,
+        }
+
     def confirm(self) -> None:
         """Paid and confirmed to the customer (once)."""
-        self._transition(
-            events.ORDER_CONFIRMED,
-            {"customer_id": self.customer_id, "total_amount": self.total_amount},
-        )
+        self._transition(events.ORDER_CONFIRMED, self._outcome())
 
     def complete(self) -> None:
         """Fulfilled: the reserved stock is now sold."""
-        self._transition(
-            events.ORDER_COMPLETED,
-            {"customer_id": self.customer_id, "total_amount": self.total_amount},
-        )
+        self._transition(events.ORDER_COMPLETED, self._outcome())
 
     def cancel(self, *, reason: str) -> None:
-        """Given up after a failure, once every compensation has run."""
-        self._transition(
-            events.ORDER_CANCELLED, {"customer_id": self.customer_id, "reason": reason}
-        )
+        """Given up after a failure, once every compensation has run (items and total as far
+        as inventory priced them: none before a reservation)."""
+        self._transition(events.ORDER_CANCELLED, {**self._outcome(), "reason": reason})
 
     # --- appliers ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ fulfilment saga's progress and the requests it sends to the other services. Ever
 order's fulfilment carries metadata `correlation_id` = the order id.
 """
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 # Aggregate types (stream names).
 ORDER = "order"
@@ -88,21 +88,33 @@ class OrderInventoryReleasedPayload(TypedDict):
     order_id: str
 
 
+class OutcomeItem(TypedDict):
+    product_id: str
+    quantity: int
+    unit_price: str | None  # None when inventory never priced the line
+
+
+# The order's outcomes carry what the customer is told about: items and total. Events stored
+# before `items` (and OrderCancelled's `total_amount`) were added have neither.
 class OrderConfirmedPayload(TypedDict):
     order_id: str
     customer_id: str
+    items: NotRequired[list[OutcomeItem]]
     total_amount: str
 
 
 class OrderCompletedPayload(TypedDict):
     order_id: str
     customer_id: str
+    items: NotRequired[list[OutcomeItem]]
     total_amount: str
 
 
 class OrderCancelledPayload(TypedDict):
     order_id: str
     customer_id: str
+    items: NotRequired[list[OutcomeItem]]
+    total_amount: NotRequired[str | None]  # None when the stock was never reserved
     reason: str
 
 

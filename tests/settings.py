@@ -13,3 +13,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".pytest-db-{os.getpid()}.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Emails land in django.core.mail.outbox (pytest-django sets this too; say it where it is seen).
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

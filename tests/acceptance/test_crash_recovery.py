@@ -123,6 +123,8 @@ def assert_completed_once_without_stock_leaks(shop, client, order_id: str) -> No
         ("StockSold", "OrderCompleted"),
         ("NotificationSent", "OrderConfirmed"),
         ("NotificationSent", "OrderCompleted"),
+        ("NotificationDelivered", "NotificationSent"),
+        ("NotificationDelivered", "NotificationSent"),
     ]
     charges = get_gateway().charges
     assert list(charges) == [f"charge:{order_id}"]

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.core import mail
 
 from payments.gateway import get_gateway
 from tests.acceptance.shop import (
@@ -76,6 +77,20 @@ def test_customer_is_told_of_confirmation_and_completion_once_each(shop, stocked
     ]
     assert "54.47" in notifications[1]["message"]
     assert all(n["channel"] == "email" for n in notifications)
+    assert all(n["delivery_status"] == "delivered" for n in notifications)
+
+
+def test_customer_gets_one_email_per_notice_naming_items_and_total(shop, stocked, customer_client):
+    order_id = shop.place_order(customer_client, ITEMS)["order_id"]
+
+    assert [(m.to, m.subject) for m in mail.outbox] == [
+        ([customer_client.user.email], f"Your order {order_id} is confirmed"),
+        ([customer_client.user.email], f"Your order {order_id} is complete"),
+    ]
+    confirmation = mail.outbox[0].body
+    assert "1 x sku-gadget at 24.50" in confirmation
+    assert "3 x sku-widget at 9.99" in confirmation
+    assert "Total: 54.47" in confirmation
 
 
 def test_completed_saga_log_shows_every_step_succeeded_and_nothing_compensated(
@@ -122,6 +137,8 @@ def test_completed_order_history_is_one_causal_chain_from_the_customer_request(
         ("StockSold", "OrderCompleted"),
         ("NotificationSent", "OrderConfirmed"),
         ("NotificationSent", "OrderCompleted"),
+        ("NotificationDelivered", "NotificationSent"),
+        ("NotificationDelivered", "NotificationSent"),
     ]
     assert history[0]["metadata"]["actor"] == f"user:{customer_client.user.pk}"
     requested = next(e for e in history if e["event_type"] == "PaymentRequested")

@@ -2,6 +2,7 @@
 is cancelled and the customer told why."""
 
 import pytest
+from django.core import mail
 
 from payments.gateway import get_gateway
 from tests.acceptance.shop import (
@@ -56,6 +57,10 @@ def test_short_order_sends_one_cancellation_notice_naming_the_reason(shop, place
         ("order_cancelled", placed["order_id"])
     ]
     assert "insufficient stock" in notifications[0]["message"]
+    [email] = mail.outbox
+    assert email.to == [customer_client.user.email]
+    assert "was cancelled: insufficient stock" in email.body
+    assert "at a price not set yet" in email.body  # never priced: the stock was short
 
 
 def test_short_order_saga_fails_reservation_and_compensates_nothing(shop, placed, customer_client):
@@ -88,6 +93,7 @@ def test_short_order_history_runs_from_request_to_refusal_to_notice(shop, placed
         ("SagaStepFailed", "InventoryReservationFailed"),
         ("SagaCompensated", "InventoryReservationFailed"),
         ("NotificationSent", "OrderCancelled"),
+        ("NotificationDelivered", "NotificationSent"),
     ]
     refusal = history[3]["payload"]
     assert refusal["reason"] == "insufficient_stock"

@@ -4,6 +4,7 @@ order cancelled and the customer told."""
 from decimal import Decimal
 
 import pytest
+from django.core import mail
 
 from payments.gateway import get_gateway
 from tests.acceptance.shop import causal_chain, compensation_statuses, step_statuses
@@ -53,6 +54,11 @@ def test_declined_order_sends_one_cancellation_notice(shop, placed, customer_cli
         ("order_cancelled", placed["order_id"])
     ]
     assert "card declined" in notifications[0]["message"]
+    assert notifications[0]["delivery_status"] == "delivered"
+    [email] = mail.outbox
+    assert email.to == [customer_client.user.email]
+    assert "was cancelled: card declined" in email.body
+    assert "Total: 54.47" in email.body
 
 
 def test_declined_order_saga_fails_payment_and_releases_inventory(shop, placed, customer_client):
@@ -98,6 +104,7 @@ def test_declined_order_history_runs_reserve_pay_fail_release_cancel_notify(
         ("SagaCompensationSucceeded", "InventoryReleased"),
         ("SagaCompensated", "InventoryReleased"),
         ("NotificationSent", "OrderCancelled"),
+        ("NotificationDelivered", "NotificationSent"),
     ]
     by_type = {event["event_type"]: event["payload"] for event in history}
     assert by_type["OrderPaymentFailed"]["reason"] == "card_declined"

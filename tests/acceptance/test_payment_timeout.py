@@ -36,6 +36,7 @@ GIVE_UP_CHAIN = [
     ("SagaCompensationSucceeded", "InventoryReleased"),
     ("SagaCompensated", "InventoryReleased"),
     ("NotificationSent", "OrderCancelled"),
+    ("NotificationDelivered", "NotificationSent"),
 ]
 WAITING_CHAIN = [
     ("OrderCreated", None),

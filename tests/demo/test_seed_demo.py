@@ -119,6 +119,28 @@ def test_existing_accounts_and_products_are_left_as_they_were(debug):
     assert "Products already there (unchanged): keyboard." in output
 
 
+def test_demo_accounts_have_email_addresses_for_their_notifications(debug):
+    run()
+
+    assert {user.username: user.email for user in User.objects.all()} == {
+        "admin": "admin@example.com",
+        "alice": "alice@example.com",
+        "bob": "bob@example.com",
+    }
+
+
+def test_an_existing_account_without_an_email_address_is_given_one_and_others_are_kept(debug):
+    User.objects.create_user(username="alice", password="pw")  # no email address
+    User.objects.create_user(username="bob", password="pw", email="bob@elsewhere.example")
+
+    run()
+
+    alice, bob = (User.objects.get(username=name) for name in ("alice", "bob"))
+    assert alice.email == "alice@example.com"
+    assert alice.check_password("pw")
+    assert bob.email == "bob@elsewhere.example"
+
+
 def test_seed_demo_refuses_to_run_without_debug(settings):
     settings.DEBUG = False
 

@@ -3,7 +3,7 @@
 import pytest
 
 from notifications.models import SentNotification
-from notifications.services import notification_send
+from notifications.services import notification_delivery_failed, notification_send
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +59,42 @@ def test_changelist_filters_by_type(superuser_client, notification):
     assert [row.notification_id for row in response.context["cl"].result_list] == [
         notification.notification_id
     ]
+
+
+def test_changelist_shows_the_delivery_columns(superuser_client, notification):
+    response = superuser_client.get(CHANGELIST)
+
+    page = response.content.decode()
+    for column in ("column-delivery_status", "column-delivery_attempts", "column-delivered_at"):
+        assert column in page
+    assert '<td class="field-delivery_status">Pending</td>' in page
+    assert '<td class="field-delivery_attempts">0</td>' in page
+
+
+def test_changelist_filters_by_delivery_status(superuser_client, notification):
+    parked = notification_send(customer_id="c1", type="news", message="Other")
+    notification_delivery_failed(
+        notification_id=parked.id, attempt=5, error=OSError("refused"), parked=True
+    )
+
+    response = superuser_client.get(CHANGELIST, {"delivery_status__exact": "failed"})
+
+    assert response.status_code == 200
+    assert [row.notification_id for row in response.context["cl"].result_list] == [parked.id]
+    assert "delivery_status" in [spec.field_path for spec in response.context["cl"].filter_specs]
+
+
+def test_change_page_shows_the_last_delivery_error(superuser_client, notification):
+    notification_delivery_failed(
+        notification_id=notification.notification_id,
+        attempt=1,
+        error=OSError("mail server refused"),
+        parked=False,
+    )
+
+    response = superuser_client.get(f"{CHANGELIST}{notification.notification_id}/change/")
+
+    assert "OSError: mail server refused" in response.content.decode()
 
 
 def test_change_page_shows_the_notification_read_only(superuser_client, notification):

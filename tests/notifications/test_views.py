@@ -6,14 +6,28 @@ from eventstore.api import customer_id_for
 from eventstore.models import Event
 from notifications import events
 from notifications.models import SentNotification
-from notifications.services import notification_send, order_notify
+from notifications.services import (
+    notification_deliver,
+    notification_delivery_failed,
+    notification_send,
+    order_notify,
+)
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 SEND_URL = "/api/notifications/send/"
 LIST_URL = "/api/notifications/"
-NOTIFICATION_FIELDS = {"notification_id", "type", "message", "order_id", "channel", "sent_at"}
+NOTIFICATION_FIELDS = {
+    "notification_id",
+    "type",
+    "message",
+    "order_id",
+    "channel",
+    "sent_at",
+    "delivery_status",
+    "delivered_at",
+}
 
 
 def customer_url(customer_id):
@@ -271,6 +285,56 @@ def test_staff_filter_the_list_by_customer_order_and_type(staff_client, query, e
     assert {f"{item['customer_id']}-{item['type']}" for item in results} == expected
 
 
+@pytest.fixture
+def deliveries_of_every_status():
+    """Three notifications of one customer (with an email address): one delivered, one whose
+    delivery failed and will be retried, one parked. Returns {status: notification_id}."""
+    customer = customer_id_for(UserFactory())
+    delivered = notify(customer, "delivered")
+    notification_deliver(notification_id=delivered, attempt=1)
+    retried = notify(customer, "retried")
+    notification_delivery_failed(
+        notification_id=retried, attempt=1, error=OSError("down"), parked=False
+    )
+    parked = notify(customer, "parked")
+    notification_delivery_failed(
+        notification_id=parked, attempt=5, error=OSError("down"), parked=True
+    )
+    return {"delivered": delivered, "pending": retried, "failed": parked}
+
+
+def test_notifications_show_their_delivery_status_and_time(
+    staff_client, deliveries_of_every_status
+):
+    customer = SentNotification.objects.get(pk=deliveries_of_every_status["delivered"]).customer_id
+
+    body = staff_client.get(customer_url(customer)).json()
+
+    shown = {item["notification_id"]: item for item in body}
+    for status, notification_id in deliveries_of_every_status.items():
+        assert shown[notification_id]["delivery_status"] == status
+    delivered = Event.objects.get(event_type=events.NOTIFICATION_DELIVERED)
+    assert shown[delivered.aggregate_id]["delivered_at"] is not None
+    assert shown[deliveries_of_every_status["failed"]]["delivered_at"] is None
+
+
+@pytest.mark.parametrize("status", ["pending", "delivered", "failed"])
+def test_staff_filter_the_list_by_delivery_status(staff_client, deliveries_of_every_status, status):
+    response = staff_client.get(LIST_URL, {"delivery_status": status})
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [item["notification_id"] for item in results] == [deliveries_of_every_status[status]]
+    assert results[0]["delivery_status"] == status
+
+
+def test_an_unknown_delivery_status_filter_answers_400(staff_client):
+    response = staff_client.get(LIST_URL, {"delivery_status": "lost"})
+
+    assert response.status_code == 400
+    assert "delivery_status" in response.json()
+
+
 def test_anonymous_callers_may_not_list_notifications(anonymous_client):
     response = anonymous_client.get(LIST_URL)
 
@@ -306,6 +370,13 @@ def test_schema_documents_the_customer_list_as_the_plain_array_it_returns(
     assert documented.get("type") == "array", documented
     # The endpoint neither pages nor filters, so the schema must not offer query parameters.
     assert [p["name"] for p in for_customer["parameters"] if p["in"] == "query"] == []
+
+
+def test_schema_documents_the_delivery_status_filter_with_its_choices(schema_paths):
+    parameters = schema_paths["/api/notifications/"]["get"]["parameters"]
+
+    [status] = [p for p in parameters if p["name"] == "delivery_status"]
+    assert status["schema"]["enum"] == ["delivered", "failed", "pending"]
 
 
 def test_schema_documents_send_as_201_or_400_without_query_parameters(schema_paths):

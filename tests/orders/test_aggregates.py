@@ -253,7 +253,7 @@ def test_failures_record_their_reason():
     assert payment.pending_events[-1].payload == {"order_id": ORDER_ID, "reason": "card_declined"}
 
 
-def test_confirm_complete_and_cancel_tell_the_customer_and_amount():
+def test_confirm_complete_and_cancel_tell_the_customer_items_and_amount():
     confirmed = order_in(Order.PAYMENT_PROCESSED)
     confirmed.confirm()
     confirmed.complete()
@@ -261,13 +261,30 @@ def test_confirm_complete_and_cancel_tell_the_customer_and_amount():
     cancelled.cancel(reason="insufficient_stock")
 
     confirm, complete = confirmed.pending_events
-    expected = {"order_id": ORDER_ID, "customer_id": "c-1", "total_amount": "28.00"}
+    expected = {
+        "order_id": ORDER_ID,
+        "customer_id": "c-1",
+        "items": LINES,
+        "total_amount": "28.00",
+    }
     assert confirm.payload == complete.payload == expected
     assert cancelled.pending_events[-1].payload == {
         "order_id": ORDER_ID,
         "customer_id": "c-1",
+        # Never reserved: the items have no prices and the order no total.
+        "items": [{**item, "unit_price": None} for item in ITEMS],
+        "total_amount": None,
         "reason": "insufficient_stock",
     }
+
+
+def test_a_cancelled_order_that_was_priced_tells_its_items_prices_and_total():
+    order = order_in(Order.INVENTORY_RELEASED)
+
+    order.cancel(reason="card_declined")
+
+    payload = order.pending_events[-1].payload
+    assert (payload["items"], payload["total_amount"]) == (LINES, "28.00")
 
 
 def test_a_paid_order_keeps_its_transaction_id():
