@@ -208,6 +208,22 @@ def dispatch_committed(
                     logger.exception("Catching up subscriber %s failed", subscriber.name)
             types = _dispatch.woken
             if types is not None and not types:
-                return
+                # Nothing left to catch up. Work owed after a catch-up (calls to the outside
+                # world) may have been recorded by another thread or process that handled this
+                # commit's events first, and is busy with calls of its own: take it up here.
+                _after_catch_up_all()
+                types = _dispatch.woken
+                if types is not None and not types:
+                    return
     finally:
         _dispatch.running = False
+
+
+def _after_catch_up_all() -> None:
+    """Every subscriber's work after a catch-up (see `Subscriber.after_catch_up`), each failure
+    logged and left to the next pass."""
+    for subscriber in get_subscribers():
+        try:
+            subscriber.after_catch_up()
+        except Exception:
+            logger.exception("Work after catching up subscriber %s failed", subscriber.name)

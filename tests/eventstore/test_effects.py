@@ -14,7 +14,7 @@ from eventstore import effects
 from eventstore.effects import EffectSubscriber, TransactionOpen, require_no_transaction
 from eventstore.models import Effect
 from eventstore.store import NewEvent
-from eventstore.subscriptions import catch_up
+from eventstore.subscriptions import catch_up, dispatch_committed
 
 pytestmark = pytest.mark.django_db
 
@@ -297,3 +297,16 @@ def test_process_events_reports_the_calls_it_made(subscribe, ask):
     call_command("process_events", "tests.recorder", stdout=out)
 
     assert "tests.recorder: handled 1 event(s), made 1 outside call(s)" in out.getvalue()
+
+
+def test_a_wake_up_for_other_events_makes_the_calls_another_thread_left_due(subscribe, ask, store):
+    """Another request's thread handled this request's events first and is busy with a call of
+    its own: the wake-up of any commit takes the calls still due."""
+    recorder = subscribe(Recorder())
+    recorder.handle(ask())  # owed by "another thread", not made yet
+    unrelated = store.append_to_stream("thing", "t-9", [NewEvent("Unrelated", {})])
+
+    dispatch_committed(events=unrelated)
+
+    assert recorder.calls == [1]
+    assert effect().status == "done"
