@@ -297,6 +297,11 @@ class EventStore:
                         _correlation_id(metadata),
                     )
                 )
+                # What readers of the log will see: an event appended at an older schema
+                # version (an import, a replayed export) reaches projections upcast.
+                read_schema, payload = upcast(
+                    event.event_type, schema_version, json.loads(payload_text)
+                )
                 recorded.append(
                     (
                         event.event_id,
@@ -304,8 +309,8 @@ class EventStore:
                         ident,
                         version,
                         event.event_type,
-                        schema_version,
-                        json.loads(payload_text),
+                        read_schema,
+                        payload,
                         metadata,
                         now,
                     )

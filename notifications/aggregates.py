@@ -27,11 +27,6 @@ class EmailNotAccepted(Exception):
     """The email backend raised nothing but reports that it sent no message: try again."""
 
 
-def type_in_words(type: str) -> str:
-    """A notification type as a reader would write it: "order_confirmed" -> "Order confirmed"."""
-    return type.replace("_", " ").strip().capitalize()
-
-
 @dataclass(frozen=True)
 class Delivery:
     """Where a notification's delivery stands. `failed` means parked: no automatic attempt is
@@ -51,6 +46,8 @@ class Delivery:
     def after(self, event_type: str, payload: Mapping[str, Any]) -> Delivery:
         """The delivery after one of the notification's events (the aggregate and the read
         model both follow this one rule)."""
+        if event_type == events.NOTIFICATION_SENT and payload.get("delivered_when_recorded"):
+            return replace(self, status=self.DELIVERED)
         if event_type == events.NOTIFICATION_DELIVERED:
             return replace(
                 self,
@@ -168,9 +165,9 @@ class Notification(Aggregate):
         self.type = payload["type"]
         self.channel = payload["channel"]
         self.message = payload["message"]
-        # Recorded before emails were rendered: a subject from the type, the message as body.
-        self.subject = payload.get("subject") or type_in_words(payload["type"])
-        self.body = payload.get("body") or payload["message"]
+        self.subject = payload["subject"]
+        self.body = payload["body"]
+        self.delivery = Delivery().after(events.NOTIFICATION_SENT, payload)
 
     @applies(events.NOTIFICATION_DELIVERED)
     def _delivered(self, payload: dict[str, Any]) -> None:

@@ -9,9 +9,13 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
+        from eventstore.upcasting import current_schema_version, register_upcaster
+        from notifications import events
         from notifications.handlers import NotificationDeliverer, OrderOutcomeNotifier
         from notifications.projections import SentNotificationProjection
 
+        if current_schema_version(events.NOTIFICATION_SENT) == 1:
+            register_upcaster(events.NOTIFICATION_SENT, 1, events.notification_sent_v1_to_v2)
         register_projection(SentNotificationProjection())
         register_subscriber(OrderOutcomeNotifier())
         register_subscriber(NotificationDeliverer())

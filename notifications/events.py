@@ -1,6 +1,6 @@
 """Notifications' event types and payloads: its public contract (ARCHITECTURE.md, event catalog)."""
 
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 NOTIFICATION = "notification"  # aggregate type (stream name)
 
@@ -18,6 +18,23 @@ ORDER_COMPLETED = "OrderCompleted"
 ORDER_CANCELLED = "OrderCancelled"
 
 
+def type_in_words(type: str) -> str:
+    """A notification type as a reader would write it: "order_confirmed" -> "Order confirmed"."""
+    return type.replace("_", " ").strip().capitalize()
+
+
+def notification_sent_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster of NotificationSent 1 -> 2. Version 1 was handed to the configured sender in the
+    commit that recorded it: it is delivered already. Its email reads as the type in words over
+    the message."""
+    return {
+        **payload,
+        "subject": type_in_words(payload["type"]),
+        "body": payload["message"],
+        "delivered_when_recorded": True,
+    }
+
+
 class NotificationSentPayload(TypedDict):
     notification_id: str
     customer_id: str
@@ -26,10 +43,13 @@ class NotificationSentPayload(TypedDict):
     channel: str  # "email"
     message: str  # the short text the API shows
     # The email, rendered when the notification is recorded so every attempt sends the same
-    # text. Events stored before delivery was real have neither: a subject in words from
-    # `type`, and `message` as the body.
-    subject: NotRequired[str]
-    body: NotRequired[str]
+    # text (schema version 2).
+    subject: str
+    body: str
+    # Only on events stored at schema version 1, before delivery was real: the sender of the
+    # time (NOTIFICATIONS_SENDER) had the message when it was recorded, so it counts as
+    # delivered and is never emailed again (see `notification_sent_v1_to_v2`).
+    delivered_when_recorded: NotRequired[bool]
 
 
 class NotificationDeliveredPayload(TypedDict):

@@ -44,6 +44,11 @@ class NotificationDeliverer(EffectSubscriber):
     event_types = frozenset({events.NOTIFICATION_SENT})
     permanent_errors = (NotificationUndeliverable,)
 
+    def handle(self, event: RecordedEvent) -> None:
+        # Recorded before delivery was real: the sender of the time had it already.
+        if not event.payload.get("delivered_when_recorded"):
+            super().handle(event)
+
     def perform(self, event: RecordedEvent) -> None:
         notification_deliver(
             notification_id=event.aggregate_id,

@@ -81,6 +81,7 @@ class SentNotificationProjection(Projection):
     @staticmethod
     def _recorded(event: RecordedEvent) -> dict[str, Any]:
         payload = event.payload
+        delivery = Delivery().after(event.event_type, payload)
         return {
             "notification_id": event.aggregate_id,
             "customer_id": payload["customer_id"],
@@ -90,8 +91,8 @@ class SentNotificationProjection(Projection):
             "message": payload["message"],
             "sent_at": event.recorded_at,
             "position": event.position,
-            "delivery_status": Delivery.PENDING,
-            "delivery_attempts": 0,
-            "delivered_at": None,
+            "delivery_status": delivery.status,
+            "delivery_attempts": delivery.attempts,
+            "delivered_at": event.recorded_at if delivery.status == Delivery.DELIVERED else None,
             "delivery_error": "",
         }

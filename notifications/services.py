@@ -32,8 +32,8 @@ from notifications.aggregates import (
     Notification,
     NotificationError,
     NotificationUndeliverable,
-    type_in_words,
 )
+from notifications.events import type_in_words
 
 notifications: Repository[Notification] = Repository(Notification)
 

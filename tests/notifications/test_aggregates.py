@@ -8,14 +8,15 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from eventstore.aggregates import derived_event_id
 from eventstore.store import NewEvent
+from eventstore.upcasting import current_schema_version
 from notifications import events
 from notifications.aggregates import (
     ERROR_MAX_LENGTH,
     Delivery,
     Notification,
     NotificationError,
-    type_in_words,
 )
+from notifications.events import type_in_words
 from notifications.services import notification_send, notifications
 
 FIELDS = {
@@ -120,19 +121,26 @@ def test_send_about_no_order_records_an_empty_order_id():
 
 
 @pytest.mark.django_db
-def test_a_notification_stored_before_emails_were_rendered_falls_back_to_its_type_and_message(
+def test_a_notification_stored_before_delivery_was_real_reads_as_delivered_with_its_message(
     store,
 ):
     legacy = {key: value for key, value in FIELDS.items() if key not in {"subject", "body"}}
-    # As stored before delivery was real: no subject, no body.
+    # As stored before delivery was real (schema version 1): no subject, no body.
     payload = {"notification_id": "n-old", **legacy}
     store.append_to_stream(
-        events.NOTIFICATION, "n-old", [NewEvent(events.NOTIFICATION_SENT, payload)]
+        events.NOTIFICATION,
+        "n-old",
+        [NewEvent(events.NOTIFICATION_SENT, payload, schema_version=1)],
     )
 
     loaded = notifications.load("n-old")
 
     assert (loaded.subject, loaded.body) == ("Order confirmed", FIELDS["message"])
+    assert loaded.is_delivered
+
+
+def test_new_notifications_are_recorded_at_schema_version_2():
+    assert current_schema_version(events.NOTIFICATION_SENT) == 2
 
 
 def test_a_type_in_words_reads_as_a_subject():

@@ -435,3 +435,29 @@ def test_staff_see_the_delivery_status_a_customer_reads_theirs(
         [notification] = customer_client.get(f"/api/notifications/{customer_id}/").json()
         assert notification["delivery_status"] == "delivered"
         assert notification["delivered_at"] is not None
+
+
+def test_a_notification_recorded_before_delivery_was_real_is_not_emailed(deliverer, store):
+    """A log from before email delivery: its notifications went to the sender of the time when
+    they were recorded, so the first deploy of delivery sends none of them again."""
+    legacy = {
+        "notification_id": "n-old",
+        "customer_id": "1",
+        "order_id": "o-old",
+        "type": "order_completed",
+        "channel": "email",
+        "message": "Your order o-old is complete.",
+    }
+    [old] = store.append_to_stream(
+        events.NOTIFICATION,
+        "n-old",
+        [NewEvent(events.NOTIFICATION_SENT, legacy, schema_version=1)],
+    )
+
+    result = catch_up(deliverer)
+
+    assert (result.handled, result.calls) == (1, 0)
+    assert mail.outbox == []
+    assert not Effect.objects.exists()
+    row = SentNotification.objects.get()
+    assert (row.delivery_status, row.delivered_at) == ("delivered", old.recorded_at)
