@@ -1,7 +1,8 @@
 """Scenario: `make run` for real. honcho starts the Procfile's web server and worker loop on a
 fresh SQLite file, as the Makefile starts them; an order whose payment is never answered is
 cancelled, and its stock released, about SAGA_STEP_TIMEOUT after it was placed with nothing
-else run; SIGINT (Ctrl+C) to honcho stops both processes.
+else run; a paid order's email shows in the console; SIGINT (Ctrl+C) to honcho stops both
+processes.
 
 These tests start real processes (marked `processes`) and stop every one of them, pass or fail.
 They need only SQLite: the database is a file in the test's temporary folder."""
@@ -210,7 +211,7 @@ def _token(environment: dict[str, str], username: str) -> str:
     return match.group(1)
 
 
-def test_make_run_cancels_an_unanswered_payment_after_the_step_timeout_and_stops_on_sigint(
+def test_make_run_cancels_an_unanswered_payment_emails_a_paid_one_and_stops_on_sigint(
     tmp_path,
 ):
     with _make_run(tmp_path) as (running, environment):
@@ -252,6 +253,17 @@ def test_make_run_cancels_an_unanswered_payment_after_the_step_timeout_and_stops
         running.wait_for_console(
             r"^.*worker\S* +\| .*Expired the overdue step of 1 saga", timeout=10
         )
+
+        # A paid order completes, and its email shows in the console (the console backend).
+        status, paid = running.request(
+            "POST", "/api/orders/", token, {"items": [{"product_id": PRODUCT, "quantity": 1}]}
+        )
+        assert (status, paid["status"]) == (201, "completed"), paid
+        running.wait_for_console(
+            rf"Subject: Your order {paid['order_id']} is complete$", timeout=CANCEL_TIMEOUT
+        )
+        email = running.console()
+        assert "To: alice@" in email, email
 
         children = running.children()
         assert set(children) == {"web", "worker"}, running.console()
