@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from eventstore import sql
 from eventstore.models import Effect
 from eventstore.store import RecordedEvent, event_store
 from eventstore.subscriptions import Subscriber
@@ -67,8 +68,9 @@ class EffectSubscriber(Subscriber):
     def handle(self, event: RecordedEvent) -> None:
         owe(self, event)
 
-    def perform(self, event: RecordedEvent) -> None:
-        """Call out for the intent `event` and record the outcome; safe to call again."""
+    def perform(self, event: RecordedEvent, *, attempt: int) -> None:
+        """Call out for the intent `event` and record the outcome; safe to call again.
+        `attempt` counts the calls made for it (1 for the first; again 1 after staff retried)."""
         raise NotImplementedError
 
     def failed(self, event: RecordedEvent, *, error: Exception, attempt: int, parked: bool) -> None:
@@ -81,18 +83,7 @@ class EffectSubscriber(Subscriber):
 
 def owe(subscriber: Subscriber, event: RecordedEvent) -> None:
     """Record that `subscriber` owes a call for `event` (once, however often it is handled)."""
-    Effect.objects.bulk_create(
-        [
-            Effect(
-                subscriber=subscriber.name,
-                event_id=event.event_id,
-                position=event.position,
-                event_type=event.event_type,
-                due_at=timezone.now(),
-            )
-        ],
-        ignore_conflicts=True,
-    )
+    sql.owe_effect(subscriber.name, event.event_id, event.position, event.event_type)
 
 
 @dataclass(frozen=True)
@@ -111,24 +102,15 @@ def claim_next(subscriber_name: str) -> Claim | None:
     The claim pushes `due_at` out by the lease, so no other worker takes it meanwhile, and is
     committed before the call: nothing stays locked while the outside world answers.
     """
+    require_no_transaction("Claiming a call to the outside world")
     now = timezone.now()
     lease = timedelta(seconds=float(settings.EVENTSTORE_EFFECT_LEASE))
-    with transaction.atomic(durable=True):
-        effect = (
-            Effect.objects.select_for_update(skip_locked=True)
-            .filter(subscriber=subscriber_name, status=PENDING, due_at__lte=now)
-            .order_by("due_at", "id")
-            .only("id", "event_id", "attempts")
-            .first()
-        )
-        if effect is None:
-            return None
-        token = uuid.uuid4()
-        attempt = effect.attempts + 1
-        Effect.objects.filter(pk=effect.pk).update(
-            attempts=attempt, claim=token, due_at=now + lease, updated_at=now
-        )
-    return Claim(effect.pk, effect.event_id, attempt, token)
+    token = uuid.uuid4()
+    claimed = sql.claim_effect(subscriber_name, now, now + lease, token)
+    if claimed is None:
+        return None
+    effect_id, event_id, attempt = claimed
+    return Claim(effect_id, event_id, attempt, token)
 
 
 def backoff(attempt: int) -> timedelta:
@@ -138,11 +120,15 @@ def backoff(attempt: int) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** (attempt - 1)))
 
 
-def _finish(claim: Claim, **changes) -> bool:
-    """Apply `changes` to the claimed effect unless another worker has claimed it since."""
-    changes.setdefault("updated_at", timezone.now())
-    return bool(
-        Effect.objects.filter(pk=claim.effect_id, claim=claim.token).update(claim=None, **changes)
+def _finish(claim: Claim, status: str, last_error: str = "", due_at=None) -> bool:
+    """Record how the claimed call went, unless another worker has claimed it since."""
+    return sql.finish_effect(
+        claim.effect_id,
+        claim.token,
+        status=status,
+        last_error=last_error,
+        due_at=due_at,
+        now=timezone.now(),
     )
 
 
@@ -150,10 +136,10 @@ def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
     """Make the claimed call and record how it went: the effect's new status."""
     event = event_store.get(claim.event_id)
     if event is None:  # pragma: no cover - effects are only owed for stored events
-        _finish(claim, status=PARKED, last_error="the intent event is not in the log")
+        _finish(claim, PARKED, "the intent event is not in the log")
         return PARKED
     try:
-        subscriber.perform(event)
+        subscriber.perform(event, attempt=claim.attempt)
     except Exception as error:
         limit = int(settings.EVENTSTORE_EFFECT_ATTEMPTS)
         parked = isinstance(error, subscriber.permanent_errors) or claim.attempt >= limit
@@ -173,11 +159,11 @@ def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
         except Exception:
             logger.exception("%s: recording the failed call failed", subscriber.name)
         if parked:
-            _finish(claim, status=PARKED, last_error=message)
+            _finish(claim, PARKED, message)
             return PARKED
-        _finish(claim, last_error=message, due_at=timezone.now() + backoff(claim.attempt))
+        _finish(claim, PENDING, message, due_at=timezone.now() + backoff(claim.attempt))
         return PENDING
-    _finish(claim, status=DONE, last_error="")
+    _finish(claim, DONE)
     return DONE
 
 
@@ -186,25 +172,13 @@ def run_due(subscriber: EffectSubscriber) -> int:
     were made. Safe to run in several processes at once: each effect is claimed by one."""
     calls = 0
     # A lock-free look first, so that a pass with nothing due takes no write lock.
-    due = Effect.objects.filter(subscriber=subscriber.name, status=PENDING)
-    if not due.filter(due_at__lte=timezone.now()).exists():
-        return calls
-    while (claim := claim_next(subscriber.name)) is not None:
+    while sql.effect_due(subscriber.name, timezone.now()):
+        claim = claim_next(subscriber.name)
+        if claim is None:  # taken by another worker since the look
+            break
         perform_claimed(subscriber, claim)
         calls += 1
     return calls
-
-
-def calls_made(subscriber: Subscriber, event: RecordedEvent) -> int:
-    """How many calls the subscriber has made for `event` since the effect was owed or last
-    retried by staff, the running one included (0 when it owes none): e.g. to record with an
-    outcome which attempt succeeded."""
-    attempts = (
-        Effect.objects.filter(subscriber=subscriber.name, event_id=event.event_id)
-        .values_list("attempts", flat=True)
-        .first()
-    )
-    return attempts or 0
 
 
 def retry_parked(subscriber_names: list[str] | None = None, *, ids: list[int] | None = None) -> int:

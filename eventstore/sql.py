@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore.models import Checkpoint, Event, Snapshot, Stream
+from eventstore.models import Checkpoint, Effect, Event, Snapshot, Stream
 
 # The columns every read selects, in this order.
 COLUMNS = (
@@ -41,6 +41,7 @@ EVENTS = Event._meta.db_table
 CHECKPOINTS = Checkpoint._meta.db_table
 STREAMS = Stream._meta.db_table
 SNAPSHOTS = Snapshot._meta.db_table
+EFFECTS = Effect._meta.db_table
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {EVENTS}"
 
 
@@ -242,6 +243,76 @@ def save_checkpoint(
             "updated_at = %s WHERE name = %s",
             [position, error, failed_position, db_datetime(now), name],
         )
+
+
+# --- calls owed to the outside world (eventstore.effects) -------------------------------------
+
+_PENDING = Effect.Status.PENDING.value
+_DUE = f"subscriber = %s AND status = '{_PENDING}' AND due_at <= %s"
+
+
+def owe_effect(subscriber: str, event_id: uuid.UUID, position: int, event_type: str) -> None:
+    """Record, inside the checkpoint's transaction, that `subscriber` owes a call for the event
+    (due now); a second record of the same event is skipped."""
+    now = db_datetime(timezone.now())
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {EFFECTS} (subscriber, event_id, position, event_type, status, "
+            "attempts, due_at, last_error, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, 0, %s, '', %s, %s) "
+            "ON CONFLICT (subscriber, event_id) DO NOTHING",
+            [subscriber, db_uuid(event_id), position, event_type, _PENDING, now, now, now],
+        )
+
+
+def effect_due(subscriber: str, now: datetime) -> bool:
+    """Whether a pending call of the subscriber is due: one lock-free look."""
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {EFFECTS} WHERE {_DUE} LIMIT 1", [subscriber, db_datetime(now)]
+        )
+        return cursor.fetchone() is not None
+
+
+def claim_effect(
+    subscriber: str, now: datetime, until: datetime, token: uuid.UUID
+) -> tuple[int, uuid.UUID, int] | None:
+    """Take the oldest due pending call of the subscriber: count the attempt, store `token` and
+    push its due time to `until`, in one statement of its own (committed at once); (id, event
+    id, attempt) or None. Concurrent claimers skip each other's rows on PostgreSQL; SQLite's
+    single writer serialises them."""
+    connection = _connection()
+    skip = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {EFFECTS} SET attempts = attempts + 1, claim = %s, due_at = %s, "
+            f"updated_at = %s WHERE id = (SELECT id FROM {EFFECTS} WHERE {_DUE} "
+            f"ORDER BY due_at, id LIMIT 1{skip}) RETURNING id, event_id, attempts",
+            [db_uuid(token), db_datetime(until), db_datetime(now), subscriber, db_datetime(now)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], _uuid(row[1]), row[2])
+
+
+def finish_effect(
+    effect_id: int,
+    token: uuid.UUID,
+    *,
+    status: str,
+    last_error: str,
+    due_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """Record how a claimed call went, unless another claim has replaced `token` since."""
+    due = "due_at = %s, " if due_at is not None else ""
+    params = [status, last_error, *([db_datetime(due_at)] if due_at is not None else [])]
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {EFFECTS} SET claim = NULL, status = %s, last_error = %s, {due}"
+            "updated_at = %s WHERE id = %s AND claim = %s",
+            [*params, db_datetime(now), effect_id, db_uuid(token)],
+        )
+        return cursor.rowcount == 1
 
 
 # --- the stream index --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Notifications' reactions: the order's outcomes are recorded as notifications, and every
 recorded notification is emailed (at least once, with no transaction open: eventstore.effects)."""
 
-from eventstore.effects import EffectSubscriber, calls_made
+from eventstore.effects import EffectSubscriber
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import Subscriber
 from notifications import events
@@ -49,11 +49,10 @@ class NotificationDeliverer(EffectSubscriber):
         if not event.payload.get("delivered_when_recorded"):
             super().handle(event)
 
-    def perform(self, event: RecordedEvent) -> None:
+    def perform(self, event: RecordedEvent, *, attempt: int) -> None:
         notification_deliver(
             notification_id=event.aggregate_id,
-            # Called outside a claim (directly), this is the first attempt.
-            attempt=max(calls_made(self, event), 1),
+            attempt=attempt,
             metadata=event.caused_metadata(ACTOR),
         )
 

@@ -25,7 +25,7 @@ class PaymentRequestHandler(EffectSubscriber):
     event_types = frozenset({events.PAYMENT_REQUESTED, events.PAYMENT_REFUND_REQUESTED})
     permanent_errors = (PaymentError,)
 
-    def perform(self, event: RecordedEvent) -> None:
+    def perform(self, event: RecordedEvent, *, attempt: int) -> None:
         payload = event.payload
         metadata = event.caused_metadata(ACTOR)
         if event.event_type == events.PAYMENT_REQUESTED:

@@ -35,7 +35,7 @@ class Recorder(EffectSubscriber):
         self.calls = []
         self.failures = []
 
-    def perform(self, event):
+    def perform(self, event, *, attempt):
         self.calls.append(event.payload["n"])
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if outcome is not None:

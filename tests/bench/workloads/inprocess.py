@@ -24,6 +24,7 @@ LINES = 2
 
 def _project(context: Context) -> Figures:
 
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
     from eventstore import signals
@@ -32,6 +33,16 @@ def _project(context: Context) -> Figures:
     from orders.services import order_place
 
     product_ids = create_products("bench-product", PRODUCTS, stock=1_000_000)
+    # Customers with email addresses, so that every notification is delivered as in production.
+    user_model = get_user_model()
+    customer_ids = [
+        str(
+            user_model.objects.create_user(
+                username=f"bench-customer-{n}", email=f"bench-customer-{n}@example.com"
+            ).pk
+        )
+        for n in range(CUSTOMERS)
+    ]
     orders = context.size(ORDERS)
     commits = 0
 
@@ -51,7 +62,7 @@ def _project(context: Context) -> Figures:
                 for line in range(LINES)
             ]
             started = time.perf_counter()
-            order_place(customer_id=f"bench-customer-{n % CUSTOMERS}", items=items)
+            order_place(customer_id=customer_ids[n % CUSTOMERS], items=items)
             latencies.append(time.perf_counter() - started)
     signals.events_committed.disconnect(dispatch_uid="bench.commits")
     completed = OrderSummary.objects.filter(status="completed").count()
