@@ -67,6 +67,12 @@ def _project(context: Context) -> Figures:
 
 
 # Shared with the other HTTP workloads: the figures every one of them must keep at zero.
+CANCELLED = Figure(
+    "cancelled", "orders cancelled", "orders", higher_is_better=False, baseline=False
+)
+CONNECTION_ERRORS = Figure(
+    "connection_errors", "connection errors", "requests", higher_is_better=False, baseline=False
+)
 ERRORS_5XX = Figure(
     "errors_5xx", "5xx answers", "answers", higher_is_better=False, target_value=0, baseline=False
 )
@@ -90,16 +96,10 @@ HTTP = Workload(
         Figure("p50_ms", "latency p50", "ms", higher_is_better=False, baseline=False),
         Figure("p99_ms", "latency p99", "ms", higher_is_better=False, baseline=False),
         Figure("completed", "orders completed", "orders", baseline=False),
-        Figure("cancelled", "orders cancelled", "orders", higher_is_better=False, baseline=False),
+        CANCELLED,
         Figure("errors_4xx", "4xx answers", "answers", higher_is_better=False, baseline=False),
         ERRORS_5XX,
-        Figure(
-            "connection_errors",
-            "connection errors",
-            "requests",
-            higher_is_better=False,
-            baseline=False,
-        ),
+        CONNECTION_ERRORS,
         OVERSOLD,
     ),
     project=_project,

@@ -26,7 +26,14 @@ from tests.bench.catalogue import check_stock, create_products
 from tests.bench.core import Context, Figure, Figures, Workload, percentile
 from tests.bench.serving import served
 from tests.bench.shoppers import create_customers, note_discrepancies, place_orders
-from tests.bench.workloads.http import ERRORS_5XX, OVERSOLD, PRODUCTS, STOCK
+from tests.bench.workloads.http import (
+    CANCELLED,
+    CONNECTION_ERRORS,
+    ERRORS_5XX,
+    OVERSOLD,
+    PRODUCTS,
+    STOCK,
+)
 
 LATENCY_MS = 50
 # (gunicorn workers, customers), in the order they run; the first is the ratio's denominator.
@@ -129,15 +136,9 @@ HTTP_LATENCY = Workload(
             baseline=False,
         ),
         *(figure for setting in SETTINGS for figure in _setting_figures(*setting)),
-        Figure("cancelled", "orders cancelled", "orders", higher_is_better=False, baseline=False),
+        CANCELLED,
         ERRORS_5XX,
-        Figure(
-            "connection_errors",
-            "connection errors",
-            "requests",
-            higher_is_better=False,
-            baseline=False,
-        ),
+        CONNECTION_ERRORS,
         OVERSOLD,
     ),
     project=_project,
