@@ -211,6 +211,10 @@ PAYMENTS_FAILURE_RATE = env_float("PAYMENTS_FAILURE_RATE", 0.0)
 PAYMENTS_FAILURE_SEED = env_int("PAYMENTS_FAILURE_SEED", 0)
 # Milliseconds the simulated gateway takes per charge or refund, like a real provider's answer.
 PAYMENTS_GATEWAY_LATENCY_MS = env_int("PAYMENTS_GATEWAY_LATENCY_MS", 0)
+# Hours a payment token may stay in the vault (eventstore.vault) at most. Payments erases it
+# once the charge is decided; a token still there after this is erased by the next worker
+# pass, and its order's payment then fails with token_expired.
+PAYMENTS_TOKEN_RETENTION_HOURS = env_float("PAYMENTS_TOKEN_RETENTION_HOURS", 24.0)
 
 # Email: notifications are delivered through Django's mail framework.
 # The backend: by default the console backend when DEBUG (`make run` prints each email), SMTP

@@ -81,8 +81,16 @@ def _moved(source: str, target: str) -> Summary:
 
 # What matters in each event's payload, most important first (a long summary wraps). The ids
 # are left out: the stream column and the heading show them.
+def _payment_method(payment_method: Mapping[str, Any]) -> str:
+    """A payment token as the log describes it (the token itself is never in the log)."""
+    last4 = payment_method.get("last4")
+    return f"{payment_method['kind']} ...{last4}" if last4 else str(payment_method["kind"])
+
+
 SUMMARIES: dict[str, Summary] = {
-    orders_events.ORDER_CREATED: lambda p: f"{_items(p['items'])} ({p['payment_token']})",
+    orders_events.ORDER_CREATED: lambda p: (
+        f"{_items(p['items'])} ({_payment_method(p['payment_method'])})"
+    ),
     orders_events.ORDER_INVENTORY_RESERVED: lambda p: f"total {p['total_amount']}",
     orders_events.ORDER_INVENTORY_FAILED: lambda p: p["reason"],
     orders_events.ORDER_PAYMENT_PROCESSED: lambda p: f"{p['amount']}, {p['transaction_id']}",
@@ -103,7 +111,9 @@ SUMMARIES: dict[str, Summary] = {
     orders_events.SAGA_COMPLETED: lambda p: "",
     orders_events.SAGA_COMPENSATED: lambda p: "",
     orders_events.INVENTORY_RESERVATION_REQUESTED: lambda p: _items(p["items"]),
-    orders_events.PAYMENT_REQUESTED: lambda p: f"{p['amount']} with {p['payment_token']}",
+    orders_events.PAYMENT_REQUESTED: lambda p: (
+        f"{p['amount']} with {_payment_method(p['payment_method'])}"
+    ),
     orders_events.INVENTORY_RELEASE_REQUESTED: lambda p: f"attempt {p['attempt']}",
     orders_events.PAYMENT_REFUND_REQUESTED: lambda p: f"attempt {p['attempt']}",
     inventory_events.INVENTORY_RESERVED: lambda p: (

@@ -51,16 +51,21 @@ class EventAdmin(ReadOnlyAdmin):
         "aggregate_id",
         "version",
         "event_type",
-        "schema_version",
+        "read_schema_version",
         "recorded_at",
         "payload_json",
         "metadata_json",
     )
     readonly_fields = fields
 
+    @admin.display(description="schema version")
+    def read_schema_version(self, event):
+        return event.read_payload()[0]
+
     @admin.display(description="payload")
     def payload_json(self, event):
-        return pretty_json(event.payload)
+        # As readers see it: upcast, so a payment token an old event held is masked.
+        return pretty_json(event.read_payload()[1])
 
     @admin.display(description="metadata")
     def metadata_json(self, event):

@@ -5,6 +5,8 @@ import uuid
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from eventstore.upcasting import upcast
+
 
 class AppendOnlyError(Exception):
     """Raised on any attempt to change or remove a stored event."""
@@ -69,6 +71,11 @@ class Event(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Events are append-only: they cannot be deleted")
+
+    def read_payload(self) -> tuple[int, dict]:
+        """The schema version and payload readers see: upcast to the newest schema, so every
+        API, admin page or export shows what aggregates see (e.g. a masked payment token)."""
+        return upcast(self.event_type, self.schema_version, self.payload)
 
 
 class Snapshot(models.Model):
@@ -179,3 +186,23 @@ class Effect(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber} #{self.position} {self.event_type} ({self.status})"
+
+
+class VaultedSecret(models.Model):
+    """A secret kept out of the log (e.g. a payment token): events carry only its `reference`.
+
+    Short-lived by design: the service that uses the secret erases it once done, and any row
+    past `erase_after` is erased by the next worker pass. Never shown by an API or the admin.
+    """
+
+    reference = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=64, help_text="What the secret is, e.g. payment_token.")
+    secret = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    erase_after = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reference}"

@@ -6,7 +6,8 @@ from eventstore.models import Event
 
 
 class EventOutputSerializer(serializers.ModelSerializer):
-    """One stored event as the log shows it."""
+    """One stored event as readers see it: an old payload upcast to the newest schema version
+    (so a payment token an old event held reads masked)."""
 
     class Meta:
         model = Event
@@ -23,6 +24,11 @@ class EventOutputSerializer(serializers.ModelSerializer):
             "recorded_at",
         )
         read_only_fields = fields
+
+    def to_representation(self, instance: Event) -> dict:
+        data = super().to_representation(instance)
+        data["schema_version"], data["payload"] = instance.read_payload()
+        return data
 
 
 class HealthOutputSerializer(serializers.Serializer):

@@ -32,6 +32,8 @@ class Order(Aggregate):
     """One customer order and its status (see TRANSITIONS)."""
 
     aggregate_type = events.ORDER
+    # 2: the state keeps the payment token's vault reference and description, not the token.
+    snapshot_version = 2
 
     PENDING = "pending"
     INVENTORY_RESERVED = "inventory_reserved"
@@ -74,7 +76,8 @@ class Order(Aggregate):
         self.status = ""
         self.customer_id = ""
         self.items: list[dict[str, Any]] = []
-        self.payment_token = ""
+        self.payment_method: dict[str, str] = {}
+        self.payment_token_ref: str | None = None
         self.idempotency_key = ""
         self.total_amount: str | None = None
         self.transaction_id = ""
@@ -105,11 +108,13 @@ class Order(Aggregate):
         *,
         customer_id: str,
         items: list[dict[str, Any]],
-        payment_token: str,
+        payment_method: dict[str, str],
+        payment_token_ref: str | None,
         idempotency_key: str = "",
         event_id: uuid.UUID | None = None,
     ) -> None:
-        """Place the order: pending until the saga reserves its stock."""
+        """Place the order: pending until the saga reserves its stock. The payment token is
+        in the vault (`payment_token_ref`); the log holds only its description."""
         self._transition(
             events.ORDER_CREATED,
             {
@@ -118,7 +123,8 @@ class Order(Aggregate):
                     {"product_id": item["product_id"], "quantity": item["quantity"]}
                     for item in items
                 ],
-                "payment_token": payment_token,
+                "payment_method": payment_method,
+                "payment_token_ref": payment_token_ref,
                 "idempotency_key": idempotency_key,
             },
             event_id=event_id,
@@ -188,7 +194,8 @@ class Order(Aggregate):
         self._move(events.ORDER_CREATED)
         self.customer_id = payload["customer_id"]
         self.items = [{**item, "unit_price": None} for item in payload["items"]]
-        self.payment_token = payload["payment_token"]
+        self.payment_method = payload["payment_method"]
+        self.payment_token_ref = payload["payment_token_ref"]
         self.idempotency_key = payload.get("idempotency_key", "")
 
     @applies(events.ORDER_INVENTORY_RESERVED)

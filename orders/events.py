@@ -5,7 +5,11 @@ fulfilment saga's progress and the requests it sends to the other services. Ever
 order's fulfilment carries metadata `correlation_id` = the order id.
 """
 
-from typing import NotRequired, TypedDict
+import hashlib
+import hmac
+from typing import Any, NotRequired, TypedDict
+
+from django.conf import settings
 
 # Aggregate types (stream names).
 ORDER = "order"
@@ -46,6 +50,53 @@ PAYMENT_REFUNDED = "PaymentRefunded"
 PRODUCT_CREATED = "ProductCreated"
 
 
+# The vault kind of a payment token: the raw token never enters the log (eventstore.vault).
+PAYMENT_TOKEN_SECRET = "payment_token"
+
+
+class PaymentMethod(TypedDict):
+    """What the log may say about a payment token: never the token itself."""
+
+    kind: str  # the token's prefix up to its second underscore ("tok_visa"), else "token"
+    last4: str  # its last four characters ("" for a token of 8 characters or fewer)
+    # A keyed hash (HMAC-SHA256 with SECRET_KEY, 16 hex digits): tells a repeated request
+    # from a different one without keeping the token.
+    fingerprint: str
+
+
+def payment_method_of(payment_token: str) -> PaymentMethod:
+    """The safe description of a payment token, as OrderCreated and PaymentRequested carry it."""
+    parts = payment_token.split("_")
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), payment_token.encode(), hashlib.sha256
+    ).hexdigest()
+    return {
+        "kind": "_".join(parts[:2]) if len(parts) > 2 else "token",
+        "last4": payment_token[-4:] if len(payment_token) > 8 else "",
+        "fingerprint": digest[:16],
+    }
+
+
+def _token_masked(payload: dict[str, Any]) -> dict[str, Any]:
+    """Replace a raw `payment_token` by its description; no vault reference (none was kept)."""
+    masked = {key: value for key, value in payload.items() if key != "payment_token"}
+    masked["payment_method"] = payment_method_of(str(payload.get("payment_token") or ""))
+    masked["payment_token_ref"] = None
+    return masked
+
+
+def order_created_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster of OrderCreated 1 -> 2: version 1 held the raw payment token; it reads masked.
+    Such an order, still waiting to be charged, fails its payment with token_expired."""
+    return _token_masked(payload)
+
+
+def payment_requested_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster of PaymentRequested 1 -> 2: version 1 held the raw payment token; it reads
+    masked, and payments, finding no token to charge, fails it with token_expired."""
+    return _token_masked(payload)
+
+
 class Item(TypedDict):
     product_id: str
     quantity: int
@@ -61,7 +112,10 @@ class OrderCreatedPayload(TypedDict):
     order_id: str
     customer_id: str
     items: list[Item]
-    payment_token: str
+    payment_method: PaymentMethod
+    # The token's reference in the vault (schema version 2); None on events stored at version
+    # 1, which held the raw token (see `order_created_v1_to_v2`).
+    payment_token_ref: str | None
     idempotency_key: str  # "" when the request had none
 
 
@@ -163,7 +217,8 @@ class PaymentRequestedPayload(TypedDict):
     payment_id: str  # the order id
     customer_id: str
     amount: str
-    payment_token: str
+    payment_method: PaymentMethod
+    payment_token_ref: str | None  # None: read from schema version 1, nothing to charge with
     step: str  # "process_payment"
 
 

@@ -119,7 +119,9 @@ def request_payment(run: Run) -> None:
             "payment_id": run.order.id,
             "customer_id": run.order.customer_id,
             "amount": run.order.total_amount,
-            "payment_token": run.order.payment_token,
+            # The token stays in the vault: payments takes it by reference when it charges.
+            "payment_method": run.order.payment_method,
+            "payment_token_ref": run.order.payment_token_ref,
         },
     )
 

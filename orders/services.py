@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventstore.aggregates import derived_event_id, retry_on_conflict
+from eventstore.vault import vault_erase, vault_put
 from orders import events
 from orders.aggregates import Order, OrderError, Saga
 from orders.models import CatalogProduct, SagaSummary
@@ -100,6 +101,10 @@ def order_place(
     Raises InvalidOrder or UnknownProducts, writing nothing. With an idempotency key, a repeat
     of the same request returns the order placed first (created=False), and a different
     request under the same key raises IdempotencyKeyReused.
+
+    The payment token never enters the log: it is put in the vault in the placement's own
+    transaction, for PAYMENTS_TOKEN_RETENTION_HOURS at most, and OrderCreated carries its
+    reference and description (`events.payment_method_of`).
     """
     lines = _checked_items(items)
     key = idempotency_key or ""
@@ -107,36 +112,46 @@ def order_place(
         order_id = order_id_for_key(scope=idempotency_scope, idempotency_key=key)
     else:
         order_id = str(uuid.uuid4())
-    asked = (customer_id, lines, payment_token)
+    payment_method = events.payment_method_of(payment_token)
+    asked = (customer_id, lines, payment_method["fingerprint"])
     with transaction.atomic():
         order = orders.load_or_new(order_id)
         if order.exists:
             placed = {
                 "customer_id": order.customer_id,
                 "items": order.items,
-                "payment_token": order.payment_token,
+                "payment_method": order.payment_method,
             }
             _check_same_request(placed, asked, key, order_id)
             return PlacedOrder(order, created=False)
+        token_ref = vault_put(
+            kind=events.PAYMENT_TOKEN_SECRET,
+            secret=payment_token,
+            retention=timedelta(hours=float(settings.PAYMENTS_TOKEN_RETENTION_HOURS)),
+        )
         order.create(
             customer_id=customer_id,
             items=lines,
-            payment_token=payment_token,
+            payment_method=payment_method,
+            payment_token_ref=token_ref,
             idempotency_key=key,
             event_id=derived_event_id(events.ORDER, order_id, "created") if key else None,
         )
         [created] = orders.save(order, metadata={**(metadata or {}), "correlation_id": order_id})
-        if key:
-            # A concurrent request with the same key may have stored its OrderCreated first
-            # (the store then returns that one instead of writing ours): it must be the same.
+        if created.payload["payment_token_ref"] != token_ref:
+            # A concurrent request with the same key stored its OrderCreated first (the store
+            # returned that one instead of writing ours): ours is not kept, nor its token.
+            vault_erase(token_ref)
             _check_same_request(created.payload, asked, key, order_id)
     return PlacedOrder(order, created=True)
 
 
 def _check_same_request(placed: Mapping[str, Any], asked: tuple, key: str, order_id: str) -> None:
-    """IdempotencyKeyReused unless the order placed under the key is the one `asked` for."""
+    """IdempotencyKeyReused unless the order placed under the key is the one `asked` for (the
+    same token is told by its fingerprint: the log does not keep the token)."""
     items = [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in placed["items"]]
-    if (placed["customer_id"], items, placed["payment_token"]) != asked:
+    fingerprint = placed["payment_method"]["fingerprint"]
+    if (placed["customer_id"], items, fingerprint) != asked:
         raise IdempotencyKeyReused(
             f"Idempotency key {key!r} was used for a different order ({order_id})"
         )

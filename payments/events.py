@@ -29,7 +29,8 @@ class PaymentFailedPayload(TypedDict):
     payment_id: str
     customer_id: str
     amount: str
-    reason: str  # card_declined, insufficient_funds, invalid_token, processing_error
+    # card_declined, insufficient_funds, invalid_token, processing_error, token_expired
+    reason: str
 
 
 class PaymentRefundedPayload(TypedDict):
@@ -39,10 +40,14 @@ class PaymentRefundedPayload(TypedDict):
 
 
 class PaymentRequestedPayload(TypedDict):
+    """Read at schema version 2. The token is in the vault (eventstore.vault) under
+    `payment_token_ref`; None (an event stored at version 1 holding the raw token, which reads
+    masked) leaves nothing to charge with: the payment fails with token_expired."""
+
     payment_id: str  # the order id
     customer_id: str
     amount: str
-    payment_token: str
+    payment_token_ref: str | None
 
 
 class PaymentRefundRequestedPayload(TypedDict):

@@ -5,8 +5,7 @@ from eventstore.effects import EffectSubscriber
 from eventstore.store import RecordedEvent
 from payments import events
 from payments.aggregates import PaymentError
-from payments.gateway import DEFAULT_TOKEN
-from payments.services import payment_charge, payment_refund
+from payments.services import payment_charge_vaulted, payment_refund
 
 ACTOR = "service:payments"
 
@@ -18,7 +17,8 @@ class PaymentRequestHandler(EffectSubscriber):
     A gateway that does not answer (GatewayTimeout) is asked again with backoff; the saga's step
     timeout decides the order meanwhile, and a late success is refunded by the saga. A request
     that can never succeed (PaymentError: a malformed amount, an unrefundable payment) is parked
-    at once, for staff to see.
+    at once, for staff to see. The token is taken from the vault by the request's reference
+    and erased once the charge is decided; the log never holds it.
     """
 
     name = "payments.requests"
@@ -29,11 +29,11 @@ class PaymentRequestHandler(EffectSubscriber):
         payload = event.payload
         metadata = event.caused_metadata(ACTOR)
         if event.event_type == events.PAYMENT_REQUESTED:
-            payment_charge(
+            payment_charge_vaulted(
                 payment_id=payload["payment_id"],
                 customer_id=payload["customer_id"],
                 amount=payload["amount"],
-                payment_token=payload.get("payment_token") or DEFAULT_TOKEN,
+                payment_token_ref=payload.get("payment_token_ref"),
                 metadata=metadata,
             )
         else:

@@ -16,6 +16,7 @@ from typing import Any
 from eventstore.aggregates import AggregateNotFound, Repository
 from eventstore.effects import require_no_transaction
 from eventstore.store import ConcurrencyError
+from eventstore.vault import vault_erase, vault_take
 from payments.aggregates import Payment, PaymentError, PaymentNotFound
 from payments.gateway import DEFAULT_TOKEN, get_gateway
 
@@ -24,6 +25,9 @@ payments: Repository[Payment] = Repository(Payment)
 Metadata = Mapping[str, Any] | None
 
 CENT = Decimal("0.01")
+
+# The reason of a charge whose token is no longer in the vault (erased, or past its retention).
+TOKEN_EXPIRED = "token_expired"
 
 
 def _valid_amount(amount: Decimal | str) -> Decimal:
@@ -65,6 +69,41 @@ def payment_charge(
     else:
         payment.failed(customer_id=customer_id, amount=amount, reason=result.reason)
     return _save_outcome(payment, metadata)
+
+
+def payment_charge_vaulted(
+    *,
+    payment_id: str,
+    customer_id: str,
+    amount: Decimal | str,
+    payment_token_ref: str | None,
+    metadata: Metadata = None,
+) -> Payment:
+    """Charge with the token the vault keeps under `payment_token_ref`, as `payment_charge`
+    does, then erase the token: it is needed no more once the payment is decided.
+
+    A token no longer in the vault (erased, past PAYMENTS_TOKEN_RETENTION_HOURS, or never kept:
+    an order placed before tokens were vaulted) fails the payment with token_expired and calls
+    no gateway. GatewayTimeout keeps the token for the next attempt.
+    """
+    payment = payments.load_or_new(payment_id)
+    if payment.status == Payment.NEW:
+        payment_token = vault_take(payment_token_ref)
+        if payment_token is None:
+            payment.failed(
+                customer_id=customer_id, amount=_valid_amount(amount), reason=TOKEN_EXPIRED
+            )
+            payment = _save_outcome(payment, metadata)
+        else:
+            payment = payment_charge(
+                payment_id=payment_id,
+                customer_id=customer_id,
+                amount=amount,
+                payment_token=payment_token,
+                metadata=metadata,
+            )
+    vault_erase(payment_token_ref)
+    return payment
 
 
 def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:

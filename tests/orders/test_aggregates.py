@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from eventstore.upcasting import upcast
 from orders import events
 from orders.aggregates import IllegalTransition, Order, Saga, total_of
 
@@ -14,13 +15,17 @@ LINES = [
     {"product_id": "p2", "quantity": 1, "unit_price": "3.00"},
 ]
 STEPS = ["reserve_inventory", "process_payment", "confirm_order", "complete_order"]
+METHOD = {"kind": "tok_visa", "last4": "cess", "fingerprint": "0123456789abcdef"}
 
 # --- Order ---------------------------------------------------------------------------------------
 
 # Each command of the order, as the event it records.
 COMMANDS = {
     events.ORDER_CREATED: lambda order: order.create(
-        customer_id="c-1", items=ITEMS, payment_token="tok_visa_success"
+        customer_id="c-1",
+        items=ITEMS,
+        payment_method=METHOD,
+        payment_token_ref="3f1c6e2a-0000-4000-8000-000000000001",
     ),
     events.ORDER_INVENTORY_RESERVED: lambda order: order.inventory_reserved(
         lines=LINES, total_amount="28.00"
@@ -191,7 +196,8 @@ def test_create_keeps_only_product_and_quantity_of_each_item():
     order.create(
         customer_id="c-1",
         items=[{"product_id": "p1", "quantity": 2, "unit_price": "1.00", "note": "x"}],
-        payment_token="tok_decline",
+        payment_method=METHOD,
+        payment_token_ref="ref-1",
         idempotency_key="key-1",
         event_id=event_id,
     )
@@ -202,26 +208,28 @@ def test_create_keeps_only_product_and_quantity_of_each_item():
         "order_id": ORDER_ID,
         "customer_id": "c-1",
         "items": [{"product_id": "p1", "quantity": 2}],
-        "payment_token": "tok_decline",
+        "payment_method": METHOD,
+        "payment_token_ref": "ref-1",
         "idempotency_key": "key-1",
     }
     assert order.items == [{"product_id": "p1", "quantity": 2, "unit_price": None}]
-    assert (order.customer_id, order.payment_token, order.idempotency_key) == (
-        "c-1",
-        "tok_decline",
-        "key-1",
-    )
+    assert (
+        order.customer_id,
+        order.payment_method,
+        order.payment_token_ref,
+        order.idempotency_key,
+    ) == ("c-1", METHOD, "ref-1", "key-1")
 
 
 def test_an_order_created_before_idempotency_keys_existed_has_an_empty_key():
     order = Order(ORDER_ID)
 
-    order._apply(
-        events.ORDER_CREATED,
-        {"order_id": ORDER_ID, "customer_id": "c-1", "items": ITEMS, "payment_token": "tok"},
-    )
+    stored = {"order_id": ORDER_ID, "customer_id": "c-1", "items": ITEMS, "payment_token": "tok"}
+
+    order._apply(events.ORDER_CREATED, upcast(events.ORDER_CREATED, 1, stored)[1])
 
     assert (order.status, order.idempotency_key) == (Order.PENDING, "")
+    assert (order.payment_method["kind"], order.payment_token_ref) == ("token", None)
 
 
 def test_inventory_reserved_prices_each_item_with_inventorys_unit_price():

@@ -156,11 +156,14 @@ def test_the_saga_asks_inventory_and_payments_with_the_order_id(make_product, pl
         "items": [{"product_id": "p1", "quantity": 2}],
         "step": "reserve_inventory",
     }
+    created = event_store.read_stream(events.ORDER, order_id)[0].payload
     assert requests[events.PAYMENT_REQUESTED] == {
         "payment_id": order_id,
         "customer_id": "c-9",
         "amount": "25.00",
-        "payment_token": "tok_visa_success",
+        # The token itself stays in the vault: the request names it and describes it.
+        "payment_token_ref": created["payment_token_ref"],
+        "payment_method": events.payment_method_of("tok_visa_success"),
         "step": "process_payment",
     }
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from eventstore.aggregates import derived_event_id
 from eventstore.models import Event
 from eventstore.store import event_store
+from eventstore.vault import vault_take
 from orders import events, services
 from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga
 from orders.models import SagaSummary
@@ -58,13 +59,21 @@ def test_placing_an_order_records_order_created_with_the_given_metadata(make_pro
     assert str(uuid.UUID(order_id)) == order_id
     [created] = event_store.read_stream(events.ORDER, order_id)
     assert created.event_type == events.ORDER_CREATED
+    token_ref = created.payload["payment_token_ref"]
     assert created.payload == {
         "order_id": order_id,
         "customer_id": "c-1",
         "items": [line("p1", 2), line("p2", 1)],
-        "payment_token": "tok_decline",
+        "payment_method": {
+            "kind": "token",
+            "last4": "line",
+            "fingerprint": events.payment_method_of("tok_decline")["fingerprint"],
+        },
+        "payment_token_ref": token_ref,
         "idempotency_key": "",
     }
+    # The token itself is in the vault, for payments to take when it charges.
+    assert vault_take(token_ref) == "tok_decline"
     # The order id is the correlation id of the whole fulfilment, whatever the caller said.
     assert created.metadata == {"actor": "user:7", "correlation_id": order_id}
     assert placed.order.status == Order.PENDING
@@ -75,7 +84,8 @@ def test_the_payment_token_defaults_to_the_approving_test_token(make_product):
 
     placed = place_order()
 
-    assert placed.order.payment_token == "tok_visa_success"
+    assert vault_take(placed.order.payment_token_ref) == "tok_visa_success"
+    assert placed.order.payment_method["kind"] == "tok_visa"
 
 
 def test_the_saga_starts_only_once_the_order_commits(make_product, run_after_commit):

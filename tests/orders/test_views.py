@@ -88,7 +88,7 @@ def test_the_payment_token_defaults_to_the_approving_token(customer_client, prod
 
     assert response.status_code == 201
     created = Event.objects.get(event_type=events.ORDER_CREATED)
-    assert created.payload["payment_token"] == "tok_visa_success"
+    assert created.payload["payment_method"] == events.payment_method_of("tok_visa_success")
 
 
 def test_staff_place_an_order_for_the_customer_they_name(staff_client, product):

@@ -9,9 +9,10 @@ import pytest
 from django.utils import timezone
 
 from eventstore.effects import run_due
-from eventstore.models import Checkpoint, Effect, Event
+from eventstore.models import Checkpoint, Effect, Event, VaultedSecret
 from eventstore.store import NewEvent
 from eventstore.subscriptions import catch_up, get_subscribers
+from eventstore.vault import vault_erase, vault_put
 from payments import events, services
 from payments.gateway import GatewayTimeout, get_gateway
 
@@ -32,7 +33,8 @@ def subscriber():
 
 @pytest.fixture
 def request_payment(store):
-    """A function appending a PaymentRequested for an order, as the saga does."""
+    """A function appending a PaymentRequested for an order, as the saga does: the token in
+    the vault, the request naming it."""
 
     def append(payment_id=ORDER_ID, *, token="tok_visa_success", amount="12.50", order=None):
         order = order or payment_id
@@ -40,7 +42,9 @@ def request_payment(store):
             "payment_id": payment_id,
             "customer_id": "c-1",
             "amount": amount,
-            "payment_token": token,
+            "payment_token_ref": vault_put(
+                kind="payment_token", secret=token, retention=timedelta(hours=1)
+            ),
         }
         new = NewEvent(events.PAYMENT_REQUESTED, payload, {"correlation_id": order})
         return store.append_to_stream("saga", f"saga-{uuid.uuid4().hex[:8]}", [new])[0]
@@ -119,17 +123,87 @@ def test_a_declined_request_is_answered_with_payment_failed_and_its_reason(
     assert reply.metadata["actor"] == "service:payments"
 
 
-def test_a_request_without_a_token_is_charged_with_the_default_token(subscriber, store):
-    new = NewEvent(
-        events.PAYMENT_REQUESTED,
-        {"payment_id": ORDER_ID, "customer_id": "c-1", "amount": "12.50"},
-        {"correlation_id": ORDER_ID},
-    )
-    store.append_to_stream("saga", "saga-1", [new])
+@pytest.mark.parametrize("token", ["tok_visa_success", "tok_decline"])
+def test_the_token_is_erased_from_the_vault_once_the_charge_is_decided(
+    subscriber, request_payment, token
+):
+    requested = request_payment(token=token)
 
     catch_up(subscriber)
 
-    assert [reply.event_type for reply in replies()] == [events.PAYMENT_PROCESSED]
+    assert len(replies()) == 1
+    assert not VaultedSecret.objects.filter(pk=requested.payload["payment_token_ref"]).exists()
+
+
+def test_a_request_whose_token_is_no_longer_in_the_vault_fails_with_token_expired(
+    subscriber, request_payment, monkeypatch
+):
+    requested = request_payment()
+    vault_erase(requested.payload["payment_token_ref"])
+    monkeypatch.setattr(get_gateway(), "charge", None)  # must not be called
+
+    catch_up(subscriber)
+
+    [reply] = replies()
+    assert reply.event_type == events.PAYMENT_FAILED
+    assert reply.payload == {
+        "payment_id": ORDER_ID,
+        "customer_id": "c-1",
+        "amount": "12.50",
+        "reason": "token_expired",
+    }
+
+
+def test_a_token_past_its_retention_is_not_charged(subscriber, store, monkeypatch):
+    reference = vault_put(kind="payment_token", secret="tok_visa_success", retention=timedelta(0))
+    payload = {"payment_id": ORDER_ID, "customer_id": "c-1", "amount": "12.50"}
+    new = NewEvent(
+        events.PAYMENT_REQUESTED,
+        {**payload, "payment_token_ref": reference},
+        {"correlation_id": ORDER_ID},
+    )
+    store.append_to_stream("saga", "saga-1", [new])
+    monkeypatch.setattr(get_gateway(), "charge", None)  # must not be called
+
+    catch_up(subscriber)
+
+    [reply] = replies()
+    assert (reply.event_type, reply.payload["reason"]) == (events.PAYMENT_FAILED, "token_expired")
+    assert not VaultedSecret.objects.exists()
+
+
+def test_a_request_stored_with_a_raw_token_reads_masked_and_fails_with_token_expired(
+    subscriber, store, monkeypatch
+):
+    legacy = {
+        "payment_id": ORDER_ID,
+        "customer_id": "c-1",
+        "amount": "12.50",
+        "payment_token": "tok_visa_success",
+        "step": "process_payment",
+    }
+    new = NewEvent(events.PAYMENT_REQUESTED, legacy, {"correlation_id": ORDER_ID}, schema_version=1)
+    [requested] = store.append_to_stream("saga", "saga-1", [new])
+    monkeypatch.setattr(get_gateway(), "charge", None)  # must not be called
+
+    catch_up(subscriber)
+
+    assert "payment_token" not in requested.payload
+    assert requested.payload["payment_token_ref"] is None
+    [reply] = replies()
+    assert (reply.event_type, reply.payload["reason"]) == (events.PAYMENT_FAILED, "token_expired")
+
+
+def test_a_timed_out_charge_keeps_its_token_for_the_next_attempt(
+    subscriber, request_payment, settings
+):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 30
+    requested = request_payment(token="tok_timeout")
+
+    catch_up(subscriber)
+
+    assert replies() == []
+    assert VaultedSecret.objects.filter(pk=requested.payload["payment_token_ref"]).exists()
 
 
 def test_a_request_delivered_twice_charges_once(subscriber, request_payment):
