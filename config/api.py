@@ -4,11 +4,47 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
-from rest_framework import status
+from rest_framework import parsers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from eventstore.store import ConcurrencyError
+
+# Deepest nesting of objects and arrays a JSON body may have; every request the API takes
+# nests a few levels, and Python's parser and encoder recurse once per level.
+MAX_JSON_DEPTH = 32
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, answering 400 (never 500) for a body nested over MAX_JSON_DEPTH levels."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        too_deep = ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError as error:
+            raise too_deep from error
+        if _nested_deeper_than(data, MAX_JSON_DEPTH):
+            raise too_deep
+        return data
+
+
+def _nested_deeper_than(data, limit: int) -> bool:
+    """Whether `data` holds objects and arrays more than `limit` levels deep (no recursion)."""
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _is_api(request) -> bool:

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from config.api import bad_request, server_error
+from config.api import MAX_JSON_DEPTH, bad_request, server_error
 from eventstore.store import ConcurrencyError
 
 
@@ -53,6 +53,36 @@ def test_malformed_json_is_a_json_400():
 
     assert response.status_code == 400
     assert "JSON parse error" in response.data["detail"]
+
+
+def nested(depth: int) -> str:
+    """A JSON object holding arrays and objects `depth` levels deep in all."""
+    inner = "[]"
+    for level in range(depth - 2):
+        inner = f"[{inner}]" if level % 2 else f'{{"a": {inner}}}'
+    return f'{{"blob": {inner}}}'
+
+
+def test_a_body_nested_as_deep_as_the_limit_is_parsed():
+    body = nested(MAX_JSON_DEPTH)
+    request = APIRequestFactory().post("/api/echo/", body, content_type="application/json")
+
+    response = Echo.as_view()(request)
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5000])
+def test_a_body_nested_deeper_than_the_limit_is_a_json_400(depth):
+    body = nested(depth)
+    request = APIRequestFactory().post("/api/echo/", body, content_type="application/json")
+
+    response = Echo.as_view()(request)
+
+    assert response.status_code == 400
+    assert response.data["detail"] == (
+        f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+    )
 
 
 @pytest.mark.django_db
