@@ -11,21 +11,19 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from eventstore.store import ConcurrencyError
 
-# Deepest nesting of objects and arrays a JSON body may have; every request the API takes
-# nests a few levels, and Python's parser and encoder recurse once per level.
-MAX_JSON_DEPTH = 32
-
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, answering 400 (never 500) for a body nested over MAX_JSON_DEPTH levels."""
+    """DRF's JSON parser, answering 400 (never 500) for a body nested deeper than the
+    API_MAX_JSON_DEPTH setting."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        too_deep = ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.")
+        limit = settings.API_MAX_JSON_DEPTH
+        too_deep = ParseError(f"JSON parse error - nested deeper than {limit} levels.")
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError as error:
             raise too_deep from error
-        if _nested_deeper_than(data, MAX_JSON_DEPTH):
+        if _nested_deeper_than(data, limit):
             raise too_deep
         return data
 

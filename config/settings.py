@@ -148,6 +148,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Largest request body accepted; a larger one answers 413 under /api/ (config.api).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Deepest nesting of objects and arrays in a JSON body; deeper answers 400 (config.api). Every
+# request the API takes nests a few levels, and Python's parser and encoder recurse per level.
+API_MAX_JSON_DEPTH = 32
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -172,8 +175,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Order processing API",
     "DESCRIPTION": (
         "Event-sourced order processing: orders, inventory, payments, notifications. "
-        "A request body is at most 1 MiB (larger: 413) and nests objects and arrays at most "
-        "32 levels deep (deeper: 400)."
+        f"A request body is at most {DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (larger: 413) and "
+        f"nests objects and arrays at most {API_MAX_JSON_DEPTH} levels deep (deeper: 400)."
     ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from config.api import MAX_JSON_DEPTH, bad_request, server_error
+from config.api import bad_request, server_error
+from config.settings import API_MAX_JSON_DEPTH
 from eventstore.store import ConcurrencyError
 
 
@@ -64,7 +65,7 @@ def nested(depth: int) -> str:
 
 
 def test_a_body_nested_as_deep_as_the_limit_is_parsed():
-    body = nested(MAX_JSON_DEPTH)
+    body = nested(API_MAX_JSON_DEPTH)
     request = APIRequestFactory().post("/api/echo/", body, content_type="application/json")
 
     response = Echo.as_view()(request)
@@ -72,7 +73,7 @@ def test_a_body_nested_as_deep_as_the_limit_is_parsed():
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5000])
+@pytest.mark.parametrize("depth", [API_MAX_JSON_DEPTH + 1, 5000])
 def test_a_body_nested_deeper_than_the_limit_is_a_json_400(depth):
     body = nested(depth)
     request = APIRequestFactory().post("/api/echo/", body, content_type="application/json")
@@ -81,7 +82,7 @@ def test_a_body_nested_deeper_than_the_limit_is_a_json_400(depth):
 
     assert response.status_code == 400
     assert response.data["detail"] == (
-        f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+        f"JSON parse error - nested deeper than {API_MAX_JSON_DEPTH} levels."
     )
 
 
