@@ -9,7 +9,10 @@ from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from eventstore.store import ConcurrencyError
+from eventstore.store import AppendTimeout, ConcurrencyError
+
+# Seconds a client is asked to wait before repeating a write that timed out on the log's lock.
+APPEND_RETRY_AFTER_SECONDS = 3
 
 
 class JSONParser(parsers.JSONParser):
@@ -76,11 +79,23 @@ def server_error(request):
 
 
 def exception_handler(exc, context):
-    """DRF's handler, plus 409 for a command that kept losing races for the same stream."""
+    """DRF's handler, plus 409 for a command that kept losing races for the same stream and 503
+    (with Retry-After) for a write that waited too long for its turn."""
     if isinstance(exc, ConcurrencyError):
         # Every retry found the stream moved on: the request changed nothing and may be repeated.
         return Response(
             {"detail": "The resource was changed by concurrent requests; retry the request."},
             status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, AppendTimeout):
+        # Other writers held the log's lock for longer than the lock timeout: a load spike,
+        # not a fault of the request, which wrote nothing and may be repeated as it is.
+        return Response(
+            {
+                "detail": "The service is busy and nothing was written; "
+                f"retry the request in {APPEND_RETRY_AFTER_SECONDS} seconds."
+            },
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(APPEND_RETRY_AFTER_SECONDS)},
         )
     return drf_exception_handler(exc, context)

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from config.api import bad_request, server_error
 from config.settings import API_MAX_JSON_DEPTH
-from eventstore.store import ConcurrencyError
+from eventstore.store import AppendTimeout, ConcurrencyError
 
 
 class Echo(APIView):
@@ -127,3 +127,18 @@ def test_a_command_that_keeps_losing_races_answers_409_not_500():
     response = Contended.as_view()(request)
     assert response.status_code == 409
     assert "retry" in response.data["detail"]
+
+
+class Busy(APIView):
+    permission_classes = []
+
+    def post(self, request):
+        raise AppendTimeout("database is locked")
+
+
+def test_a_write_that_waited_too_long_for_its_turn_answers_503_with_retry_after():
+    request = APIRequestFactory().post("/api/busy/", {}, format="json")
+    response = Busy.as_view()(request)
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "nothing was written" in response.data["detail"]
