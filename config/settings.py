@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: an over-long URL or header under /api/ is refused before any other work.
+    "config.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -148,6 +150,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Largest request body accepted; a larger one answers 413 under /api/ (config.api).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Under /api/, the longest URL (path and query string, in characters) and the longest header
+# ("Name: value", in bytes) accepted: longer answers 414 or 431 as JSON (config.middleware).
+# gunicorn's own limits (config/gunicorn.py) are higher, so these answer first.
+API_MAX_URL_LENGTH = 4094
+API_MAX_HEADER_FIELD_SIZE = 8190
 # Deepest nesting of objects and arrays in a JSON body; deeper answers 400 (config.api). Every
 # request the API takes nests a few levels, and Python's parser and encoder recurse per level.
 API_MAX_JSON_DEPTH = 32
