@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: an over-long URL or header under /api/ is refused before any other work.
+    "config.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -148,6 +150,14 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Largest request body accepted; a larger one answers 413 under /api/ (config.api).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Under /api/, the longest URL (path and query string, in characters) and the longest header
+# ("Name: value", in bytes) accepted: longer answers 414 or 431 as JSON (config.middleware).
+# gunicorn's own limits (config/gunicorn.py) are higher, so these answer first.
+API_MAX_URL_LENGTH = 4094
+API_MAX_HEADER_FIELD_SIZE = 8190
+# Deepest nesting of objects and arrays in a JSON body; deeper answers 400 (config.api). Every
+# request the API takes nests a few levels, and Python's parser and encoder recurse per level.
+API_MAX_JSON_DEPTH = 32
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -155,6 +165,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's parsers, with a JSON parser that refuses deep nesting with a 400 (config.api).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -164,7 +180,11 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Order processing API",
-    "DESCRIPTION": "Event-sourced order processing: orders, inventory, payments, notifications.",
+    "DESCRIPTION": (
+        "Event-sourced order processing: orders, inventory, payments, notifications. "
+        f"A request body is at most {DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (larger: 413) and "
+        f"nests objects and arrays at most {API_MAX_JSON_DEPTH} levels deep (deeper: 400)."
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -9,11 +9,15 @@ Guarantees:
   never later finds a committed event below P (SQLite serialises writers with IMMEDIATE
   transactions; on PostgreSQL each append holds the log table's EXCLUSIVE lock until commit).
   Positions may have gaps (a rolled-back insert), so never assume they are contiguous.
+- A writer that waits for its turn longer than the database allows (PostgreSQL's lock_timeout,
+  EVENTSTORE_LOCK_TIMEOUT_MS; SQLite's busy timeout) fails with `AppendTimeout`, nothing written.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,13 +28,57 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from eventstore import signals, sql
 from eventstore.models import Event
 from eventstore.upcasting import current_schema_version, upcast
+
+logger = logging.getLogger(__name__)
+
+
+class AppendTimeout(OperationalError):
+    """A writer waited for the event log's lock longer than the database allows; nothing was
+    written, and the same request may be made again."""
+
+
+# How many writes this process has seen give up on the lock (a metric, once there are metrics).
+_append_timeouts = itertools.count(1)
+
+
+def _is_lock_timeout(vendor: str, error: OperationalError) -> bool:
+    """Whether the database refused a statement because it waited too long for a lock."""
+    if vendor == "postgresql":  # psycopg's LockNotAvailable, SQLSTATE 55P03
+        return getattr(error.__cause__, "sqlstate", None) == "55P03"
+    return vendor == "sqlite" and "database is locked" in str(error)
+
+
+def raise_append_timeouts(execute, sql, params, many, context):
+    """Execute wrapper: a statement the database gave up on after its lock timeout raises
+    `AppendTimeout`. Both databases time out only on the log's write lock (SQLite has no other;
+    PostgreSQL's lock_timeout is set only in transactions that take it)."""
+    try:
+        return execute(sql, params, many, context)
+    except OperationalError as error:
+        if isinstance(error, AppendTimeout) or not _is_lock_timeout(
+            context["connection"].vendor, error
+        ):
+            raise
+        logger.warning(
+            "A write gave up waiting for the event log's lock (%d in this process): %s",
+            next(_append_timeouts),
+            error,
+        )
+        raise AppendTimeout(str(error)) from error
+
+
+def install_append_timeouts(sender, connection, **kwargs) -> None:
+    """connection_created receiver: wrap every statement of the new connection with
+    `raise_append_timeouts` (first in the list: outside any wrapper a caller adds later)."""
+    if raise_append_timeouts not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, raise_append_timeouts)
 
 
 class ConcurrencyError(Exception):

@@ -2,14 +2,15 @@
 
 import django_filters
 
+from eventstore.filters import StorableDateTimeFilter
 from notifications.models import SentNotification
 
 
 class SentNotificationFilter(django_filters.FilterSet):
     """Narrow notifications by customer, order, type, delivery status and time."""
 
-    sent_after = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
-    sent_before = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
+    sent_after = StorableDateTimeFilter(field_name="sent_at", lookup_expr="gte")
+    sent_before = StorableDateTimeFilter(field_name="sent_at", lookup_expr="lt")
 
     class Meta:
         model = SentNotification

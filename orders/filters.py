@@ -2,14 +2,15 @@
 
 import django_filters
 
+from eventstore.filters import StorableDateTimeFilter
 from orders.models import OrderSummary
 
 
 class OrderFilter(django_filters.FilterSet):
     """Narrow orders by status, customer (staff) and creation time."""
 
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = StorableDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = StorableDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = OrderSummary

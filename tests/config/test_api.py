@@ -10,7 +10,8 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from config.api import bad_request, server_error
-from eventstore.store import ConcurrencyError
+from config.settings import API_MAX_JSON_DEPTH
+from eventstore.store import AppendTimeout, ConcurrencyError
 
 
 class Echo(APIView):
@@ -55,6 +56,36 @@ def test_malformed_json_is_a_json_400():
     assert "JSON parse error" in response.data["detail"]
 
 
+def nested(depth: int) -> str:
+    """A JSON object holding arrays and objects `depth` levels deep in all."""
+    inner = "[]"
+    for level in range(depth - 2):
+        inner = f"[{inner}]" if level % 2 else f'{{"a": {inner}}}'
+    return f'{{"blob": {inner}}}'
+
+
+def test_a_body_nested_as_deep_as_the_limit_is_parsed():
+    body = nested(API_MAX_JSON_DEPTH)
+    request = APIRequestFactory().post("/api/echo/", body, content_type="application/json")
+
+    response = Echo.as_view()(request)
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("depth", [API_MAX_JSON_DEPTH + 1, 5000])
+def test_a_body_nested_deeper_than_the_limit_is_a_json_400(depth):
+    body = nested(depth)
+    request = APIRequestFactory().post("/api/echo/", body, content_type="application/json")
+
+    response = Echo.as_view()(request)
+
+    assert response.status_code == 400
+    assert response.data["detail"] == (
+        f"JSON parse error - nested deeper than {API_MAX_JSON_DEPTH} levels."
+    )
+
+
 @pytest.mark.django_db
 def test_an_unknown_api_path_answers_json_404(client):
     response = client.get("/api/no-such-thing/")
@@ -96,3 +127,18 @@ def test_a_command_that_keeps_losing_races_answers_409_not_500():
     response = Contended.as_view()(request)
     assert response.status_code == 409
     assert "retry" in response.data["detail"]
+
+
+class Busy(APIView):
+    permission_classes = []
+
+    def post(self, request):
+        raise AppendTimeout("database is locked")
+
+
+def test_a_write_that_waited_too_long_for_its_turn_answers_503_with_retry_after():
+    request = APIRequestFactory().post("/api/busy/", {}, format="json")
+    response = Busy.as_view()(request)
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "nothing was written" in response.data["detail"]

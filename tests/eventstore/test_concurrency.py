@@ -4,11 +4,11 @@ import threading
 import time
 
 import pytest
-from django.db import OperationalError, connection, connections, transaction
+from django.db import connection, connections, transaction
 
 from eventstore.aggregates import Repository, retry_on_conflict
 from eventstore.models import Event
-from eventstore.store import ConcurrencyError, EventStore, NewEvent, event_store
+from eventstore.store import AppendTimeout, ConcurrencyError, EventStore, NewEvent, event_store
 from eventstore.subscriptions import catch_up
 from tests.eventstore.test_aggregates import Bin, NotEnoughStock
 from tests.eventstore.test_subscriptions import Noter, notes
@@ -133,7 +133,7 @@ def test_appenders_wait_for_the_log_lock_and_give_up_after_the_lock_timeout(sett
         # Readers pass the lock ...
         assert list(event_store.read_all()) == []
         # ... appenders time out on it and write nothing.
-        with pytest.raises(OperationalError, match="lock timeout"):
+        with pytest.raises(AppendTimeout, match="lock timeout"):
             event_store.append_to_stream("thing", "t1", [NewEvent("Blocked", {})])
     finally:
         release.set()

@@ -6,10 +6,17 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 
 from eventstore.models import AppendOnlyError, Event, Stream
-from eventstore.store import ConcurrencyError, NewEvent, StreamAppend
+from eventstore.store import (
+    AppendTimeout,
+    ConcurrencyError,
+    NewEvent,
+    StreamAppend,
+    install_append_timeouts,
+    raise_append_timeouts,
+)
 from tests.factories import NewEventFactory, StreamAppendFactory
 
 pytestmark = pytest.mark.django_db
@@ -338,3 +345,60 @@ def test_one_append_to_hundreds_of_streams_checks_every_expected_version(store):
     assert Event.objects.count() == 250
     store.append(*(StreamAppend("thing", s, [NewEventFactory()], 1) for s in streams))
     assert store.stream_version("thing", streams[123]) == 2
+
+
+# --- lock timeouts -------------------------------------------------------------------------------
+
+
+class _LockNotAvailable(Exception):
+    sqlstate = "55P03"
+
+
+def _failing_execute(error):
+    def execute(sql, params, many, context):
+        raise error
+
+    return execute
+
+
+def _postgres_lock_timeout():
+    try:
+        raise OperationalError("canceling statement due to lock timeout") from _LockNotAvailable()
+    except OperationalError as error:
+        return error
+
+
+@pytest.mark.parametrize(
+    ("vendor", "error"),
+    [
+        ("sqlite", OperationalError("database is locked")),
+        ("postgresql", _postgres_lock_timeout()),
+    ],
+)
+def test_the_databases_lock_timeout_raises_append_timeout(vendor, error):
+    context = {"connection": mock.Mock(vendor=vendor)}
+
+    with pytest.raises(AppendTimeout) as raised:
+        raise_append_timeouts(_failing_execute(error), "BEGIN", None, False, context)
+
+    assert raised.value.__cause__ is error
+
+
+@pytest.mark.parametrize("vendor", ["sqlite", "postgresql"])
+def test_other_database_errors_pass_through_unchanged(vendor):
+    error = OperationalError("no such table: nowhere")
+    context = {"connection": mock.Mock(vendor=vendor)}
+
+    with pytest.raises(OperationalError) as raised:
+        raise_append_timeouts(_failing_execute(error), "SELECT", None, False, context)
+
+    assert raised.value is error
+
+
+def test_each_connection_maps_lock_timeouts_once():
+    connection = mock.Mock(execute_wrappers=[])
+
+    install_append_timeouts(sender=None, connection=connection)
+    install_append_timeouts(sender=None, connection=connection)
+
+    assert connection.execute_wrappers == [raise_append_timeouts]

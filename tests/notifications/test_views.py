@@ -125,6 +125,16 @@ def test_send_answers_400_to_malformed_json_and_writes_nothing(staff_client):
     assert not Event.objects.exists()
 
 
+def test_send_answers_400_to_a_deeply_nested_body_and_writes_nothing(staff_client):
+    body = '{"customer_id": "c1", "type": "custom", "message": ' + "[" * 1000 + "]" * 1000 + "}"
+
+    response = staff_client.post(SEND_URL, data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "nested" in response.json()["detail"]
+    assert not Event.objects.exists()
+
+
 def test_send_answers_400_to_a_body_that_is_not_an_object(staff_client):
     response = staff_client.post(SEND_URL, ["c1"], format="json")
 

@@ -509,3 +509,14 @@ def test_saga_of_an_order_whose_saga_has_not_started_is_not_found(customer_clien
 
     assert response.status_code == 404
     assert response.json() == {"detail": "The order's saga has not started yet."}
+
+
+def test_a_deeply_nested_body_answers_400_and_writes_nothing(customer_client, product, event_count):
+    before = event_count()
+    nested = "[" * 1000 + "]" * 1000  # 2 KB that the JSON parser cannot recurse through
+
+    response = customer_client.post(LIST_URL, nested, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "nested" in response.json()["detail"]
+    assert event_count() == before
