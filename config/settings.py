@@ -4,6 +4,7 @@ DATABASE_URL  database (default: SQLite file db.sqlite3 in the project folder)
 SECRET_KEY    required unless DEBUG is on
 DEBUG         "1"/"true"/"yes" turns it on (default off)
 ALLOWED_HOSTS comma-separated host names (default: localhost names when DEBUG)
+(the README's configuration table lists every variable)
 """
 
 import os
@@ -113,11 +114,18 @@ TEMPLATES = [
 # Databases. Appends must run in short transactions of their own, so ATOMIC_REQUESTS stays off.
 # SQLite: WAL lets readers run beside the single writer; IMMEDIATE takes the write lock when a
 # transaction begins, so writers queue (busy timeout) instead of failing mid-transaction, and
-# event positions are assigned in commit order.
+# event positions are assigned in commit order. synchronous=FULL syncs the WAL at every commit,
+# so a commit that answered survives a power loss (a charged card stays recorded); NORMAL syncs
+# only at checkpoints, faster, but the last commits before a power loss can vanish.
+SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS", "").strip().upper() or "FULL"
+if SQLITE_SYNCHRONOUS not in {"NORMAL", "FULL"}:
+    raise ImproperlyConfigured(
+        f"SQLITE_SYNCHRONOUS must be NORMAL or FULL, got {os.environ['SQLITE_SYNCHRONOUS']!r}"
+    )
 SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS};",
 }
 
 DATABASES = {

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +42,7 @@ def test_debug_defaults_to_sqlite_with_wal_immediate_transactions_and_local_host
     assert result.returncode == 0, result.stderr
     assert "True ['localhost', '127.0.0.1', '[::1]'] django.db.backends.sqlite3" in result.stdout
     assert "'transaction_mode': 'IMMEDIATE'" in result.stdout
-    assert "journal_mode=WAL" in result.stdout
+    assert "journal_mode=WAL; PRAGMA synchronous=FULL;" in result.stdout
     assert "'timeout': 20" in result.stdout
 
 
@@ -65,3 +66,27 @@ def test_a_non_integer_tuning_value_is_refused(value):
 
     assert result.returncode != 0
     assert f"EVENTSTORE_BATCH_SIZE must be an integer, got '{value}'" in result.stderr
+
+
+@pytest.mark.django_db
+def test_sqlite_commits_are_durable_by_default_synchronous_full():
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite setting")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 2  # FULL: fsync at every commit
+
+
+def test_sqlite_synchronous_normal_can_be_chosen():
+    result = load_settings(DEBUG="1", SQLITE_SYNCHRONOUS="normal")
+
+    assert result.returncode == 0, result.stderr
+    assert "PRAGMA synchronous=NORMAL;" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["OFF", "EXTRA", "sometimes"])
+def test_any_other_sqlite_synchronous_is_refused(value):
+    result = load_settings(DEBUG="1", SQLITE_SYNCHRONOUS=value)
+
+    assert result.returncode != 0
+    assert f"SQLITE_SYNCHRONOUS must be NORMAL or FULL, got '{value}'" in result.stderr
