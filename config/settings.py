@@ -62,6 +62,27 @@ ALLOWED_HOSTS = [
     if host.strip()
 ]
 
+# HTTPS. With DEBUG off every default is the production one (`manage.py check --deploy` passes);
+# with DEBUG on they allow plain http on 127.0.0.1 (`make run`). Each can be set either way.
+# Redirect plain-http requests to https (301).
+SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", not DEBUG)
+# Send the session and CSRF cookies over https only.
+SESSION_COOKIE_SECURE = env_flag("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_flag("CSRF_COOKIE_SECURE", not DEBUG)
+# HSTS: browsers that saw the header refuse plain http for this long (one year), subdomains
+# included, and the site may be submitted to browsers' preload lists. Lower it while trying
+# https out: a browser keeps the promise for the whole period.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD", not DEBUG)
+# Behind a proxy that ends TLS: the header it sets to "https" on secure requests (e.g.
+# X-Forwarded-Proto), so Django sees them as secure and does not redirect them again. Unset by
+# default, since a header is only trustworthy when the proxy overwrites whatever the client sent.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

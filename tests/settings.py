@@ -15,6 +15,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # while pytest-django empties the database between transactional tests.
     DATABASES["default"]["ENGINE"] = "tests.sqlite_backend"
 
+# The test client speaks plain http; the production https redirect is tested in a subprocess.
+SECURE_SSL_REDIRECT = False
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Emails land in django.core.mail.outbox (pytest-django sets this too; say it where it is seen).
