@@ -4,7 +4,8 @@ pytest-django empties the database after every transactional test with `flush`, 
 SQLite is a `DELETE FROM` per table, and the event table's trigger refuses deletes (PostgreSQL
 flushes with TRUNCATE, which row triggers do not see). Here the flush drops the triggers of the
 tables it empties, deletes, and creates them again as they were, all in the flush's one
-transaction. Tests only: in production `manage.py flush` on SQLite is refused, as it should be.
+transaction. Tests only: in production `manage.py flush` on SQLite fails once the log holds an
+event, as it should.
 """
 
 from itertools import chain
