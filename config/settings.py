@@ -4,6 +4,7 @@ DATABASE_URL  database (default: SQLite file db.sqlite3 in the project folder)
 SECRET_KEY    required unless DEBUG is on
 DEBUG         "1"/"true"/"yes" turns it on (default off)
 ALLOWED_HOSTS comma-separated host names (default: localhost names when DEBUG)
+(the README's configuration table lists every variable)
 """
 
 import os
@@ -61,6 +62,27 @@ ALLOWED_HOSTS = [
     if host.strip()
 ]
 
+# HTTPS. With DEBUG off every default is the production one (`manage.py check --deploy` passes);
+# with DEBUG on they allow plain http on 127.0.0.1 (`make run`). Each can be set either way.
+# Redirect plain-http requests to https (301).
+SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", not DEBUG)
+# Send the session and CSRF cookies over https only.
+SESSION_COOKIE_SECURE = env_flag("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_flag("CSRF_COOKIE_SECURE", not DEBUG)
+# HSTS: browsers that saw the header refuse plain http for this long (one year), subdomains
+# included, and the site may be submitted to browsers' preload lists. Lower it while trying
+# https out: a browser keeps the promise for the whole period.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD", not DEBUG)
+# Behind a proxy that ends TLS: the header it sets to "https" on secure requests (e.g.
+# X-Forwarded-Proto), so Django sees them as secure and does not redirect them again. Unset by
+# default, since a header is only trustworthy when the proxy overwrites whatever the client sent.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -115,11 +137,18 @@ TEMPLATES = [
 # Databases. Appends must run in short transactions of their own, so ATOMIC_REQUESTS stays off.
 # SQLite: WAL lets readers run beside the single writer; IMMEDIATE takes the write lock when a
 # transaction begins, so writers queue (busy timeout) instead of failing mid-transaction, and
-# event positions are assigned in commit order.
+# event positions are assigned in commit order. synchronous=FULL syncs the WAL at every commit,
+# so a commit that answered survives a power loss (a charged card stays recorded); NORMAL syncs
+# only at checkpoints, faster, but the last commits before a power loss can vanish.
+SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS", "").strip().upper() or "FULL"
+if SQLITE_SYNCHRONOUS not in {"NORMAL", "FULL"}:
+    raise ImproperlyConfigured(
+        f"SQLITE_SYNCHRONOUS must be NORMAL or FULL, got {os.environ['SQLITE_SYNCHRONOUS']!r}"
+    )
 SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS};",
 }
 
 DATABASES = {

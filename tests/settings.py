@@ -11,6 +11,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that threads in concurrency tests lock it like real processes do;
     # one per test process, so that two runs side by side never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".pytest-db-{os.getpid()}.sqlite3")}
+    # Django's SQLite backend with a flush that lifts the event table's append-only triggers
+    # while pytest-django empties the database between transactional tests.
+    DATABASES["default"]["ENGINE"] = "tests.sqlite_backend"
+
+# The test client speaks plain http; the production https redirect is tested in a subprocess.
+SECURE_SSL_REDIRECT = False
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -11,6 +11,7 @@ table's EXCLUSIVE lock on PostgreSQL), the expected-version check, JSON payloads
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
@@ -90,7 +91,9 @@ class RawLog:
             # isolation_level=None: the driver opens no transactions; each call says BEGIN itself.
             self.connection = sqlite3.connect(target, timeout=20, isolation_level=None)
             self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.execute("PRAGMA synchronous=NORMAL")
+            # The project's durability (config/settings.py: SQLITE_SYNCHRONOUS, FULL by default).
+            synchronous = os.environ.get("SQLITE_SYNCHRONOUS", "").strip().upper() or "FULL"
+            self.connection.execute(f"PRAGMA synchronous={synchronous}")
             self.connection.executescript(_SQLITE_DDL)
             self._begin = "BEGIN IMMEDIATE"
             self._lock = None

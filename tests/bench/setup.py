@@ -17,6 +17,8 @@ BENCH_ENVIRONMENT = {
     "SECRET_KEY": "benchmarks-only-secret-key",
     "DEBUG": "0",
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    # gunicorn is spoken to in plain http on 127.0.0.1, as a proxy that ends TLS would.
+    "SECURE_SSL_REDIRECT": "0",
     # Emails are handed to a backend that accepts them and sends nothing: the runs measure the
     # project's work for each delivery (its effect and events), not a mail server.
     "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",

@@ -1,8 +1,9 @@
 """The benchmark harness: targets, medians and ratios, the BENCHMARKS.md sections, the baseline
 log, the workload registry, how HTTP customers follow an order to its end, and one real (tiny)
-run of `python -m tests.bench` end to end."""
+run of `python -m tests.bench` end to end, and the settings its server runs with."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from tests.bench import report, shoppers
 from tests.bench.core import Figure, Workload, percentile
 from tests.bench.raw import RawLog, VersionConflict
+from tests.bench.setup import BENCH_ENVIRONMENT
 from tests.bench.workloads import NAMES, get_workload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,3 +184,19 @@ def test_make_bench_runs_a_workload_and_writes_its_table(tmp_path):
     project, baseline = (cell.strip() for cell in row.split("|")[3:5])
     assert float(project.replace(",", "")) > 0
     assert float(baseline.replace(",", "")) > 0
+
+
+def test_the_benchmarked_server_is_spoken_to_in_plain_http():
+    code = "from config import settings as s; print(s.DEBUG, s.SECURE_SSL_REDIRECT)"
+    environment = {"PATH": os.environ.get("PATH", ""), **BENCH_ENVIRONMENT}
+
+    settings = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert settings.stdout.split() == ["False", "False"], settings.stderr

@@ -1,23 +1,28 @@
 """Settings come from the environment and fail loudly when they cannot be used."""
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess:
-    """Import config.settings in a fresh interpreter with exactly these variables set."""
+DEFAULT_PRINT = (
+    "from config import settings as s; "
+    "print(s.DEBUG, s.ALLOWED_HOSTS, s.DATABASES['default']['ENGINE'], "
+    "s.EVENTSTORE_SNAPSHOT_EVERY, s.DATABASES['default'].get('OPTIONS', {}))"
+)
+
+
+def load_settings(code: str = DEFAULT_PRINT, **env: str) -> subprocess.CompletedProcess:
+    """Import config.settings in a fresh interpreter with exactly these variables set, and run
+    `code` (it prints what the test looks at)."""
     environment = {"PATH": os.environ.get("PATH", ""), **env}
-    code = (
-        "from config import settings as s; "
-        "print(s.DEBUG, s.ALLOWED_HOSTS, s.DATABASES['default']['ENGINE'], "
-        "s.EVENTSTORE_SNAPSHOT_EVERY, s.DATABASES['default'].get('OPTIONS', {}))"
-    )
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=PROJECT,
@@ -41,7 +46,7 @@ def test_debug_defaults_to_sqlite_with_wal_immediate_transactions_and_local_host
     assert result.returncode == 0, result.stderr
     assert "True ['localhost', '127.0.0.1', '[::1]'] django.db.backends.sqlite3" in result.stdout
     assert "'transaction_mode': 'IMMEDIATE'" in result.stdout
-    assert "journal_mode=WAL" in result.stdout
+    assert "journal_mode=WAL; PRAGMA synchronous=FULL;" in result.stdout
     assert "'timeout': 20" in result.stdout
 
 
@@ -65,3 +70,104 @@ def test_a_non_integer_tuning_value_is_refused(value):
 
     assert result.returncode != 0
     assert f"EVENTSTORE_BATCH_SIZE must be an integer, got '{value}'" in result.stderr
+
+
+@pytest.mark.django_db
+def test_sqlite_commits_are_durable_by_default_synchronous_full():
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite setting")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 2  # FULL: fsync at every commit
+
+
+def test_sqlite_synchronous_normal_can_be_chosen():
+    result = load_settings(DEBUG="1", SQLITE_SYNCHRONOUS="normal")
+
+    assert result.returncode == 0, result.stderr
+    assert "PRAGMA synchronous=NORMAL;" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["OFF", "EXTRA", "sometimes"])
+def test_any_other_sqlite_synchronous_is_refused(value):
+    result = load_settings(DEBUG="1", SQLITE_SYNCHRONOUS=value)
+
+    assert result.returncode != 0
+    assert f"SQLITE_SYNCHRONOUS must be NORMAL or FULL, got '{value}'" in result.stderr
+
+
+def run_check_deploy(**env: str) -> subprocess.CompletedProcess:
+    """`manage.py check --deploy --fail-level WARNING` with the production settings."""
+    environment = {"PATH": os.environ.get("PATH", ""), **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=PROJECT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_production_settings_pass_the_deployment_checks(tmp_path):
+    result = run_check_deploy(
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="orders.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_defaults_are_https_only_and_debug_defaults_are_plain_http():
+    code = (
+        "from config import settings as s; "
+        "print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+        "s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, "
+        "s.SECURE_PROXY_SSL_HEADER)"
+    )
+
+    production = load_settings(SECRET_KEY="s", code=code)
+    development = load_settings(DEBUG="1", code=code)
+
+    assert production.stdout.split() == ["True"] * 3 + ["31536000", "True", "True", "None"]
+    assert development.stdout.split() == ["False"] * 3 + ["0", "False", "False", "None"]
+
+
+def test_https_settings_come_from_the_environment():
+    code = (
+        "from config import settings as s; "
+        "print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+        "s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, "
+        "s.SECURE_PROXY_SSL_HEADER)"
+    )
+
+    result = load_settings(
+        SECRET_KEY="s",
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="no",
+        CSRF_COOKIE_SECURE="off",
+        SECURE_HSTS_SECONDS="3600",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="0",
+        SECURE_HSTS_PRELOAD="0",
+        SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto",
+        code=code,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(maxsplit=6) == [
+        *["False"] * 3,
+        "3600",
+        "False",
+        "False",
+        "('HTTP_X_FORWARDED_PROTO', 'https')\n",
+    ]
+
+
+@pytest.mark.django_db
+def test_the_test_client_is_served_over_plain_http(client):
+    response = client.get("/api/health/")
+
+    assert response.status_code == 200
