@@ -66,6 +66,8 @@ ALLOWED_HOSTS = [
 # with DEBUG on they allow plain http on 127.0.0.1 (`make run`). Each can be set either way.
 # Redirect plain-http requests to https (301).
 SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", not DEBUG)
+# Except the health check: load balancers and orchestrators probe it over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
 # Send the session and CSRF cookies over https only.
 SESSION_COOKIE_SECURE = env_flag("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_flag("CSRF_COOKIE_SECURE", not DEBUG)

@@ -171,3 +171,16 @@ def test_the_test_client_is_served_over_plain_http(client):
     response = client.get("/api/health/")
 
     assert response.status_code == 200
+
+
+def test_the_health_check_is_not_redirected_to_https_in_production():
+    code = (
+        "from config import settings as s; import re; "
+        "print(s.SECURE_SSL_REDIRECT, "
+        "any(re.search(p, 'api/health/') for p in s.SECURE_REDIRECT_EXEMPT), "
+        "any(re.search(p, 'api/orders/') for p in s.SECURE_REDIRECT_EXEMPT))"
+    )
+
+    production = load_settings(SECRET_KEY="s", code=code)
+
+    assert production.stdout.split() == ["True", "True", "False"]
