@@ -18,7 +18,7 @@ from tests.factories import NewEventFactory
 pytestmark = pytest.mark.django_db
 
 correlation_migration = importlib.import_module("eventstore.migrations.0002_event_correlation_id")
-guard_migration = importlib.import_module("eventstore.migrations.0004_event_append_only")
+guard_migration = importlib.import_module("eventstore.migrations.0005_event_append_only")
 
 
 def _editor(cursor):
@@ -54,7 +54,7 @@ def test_the_correlation_id_migration_fills_the_column_of_events_stored_before_i
         ]
     )
 
-    # 0002 ran before the log was guarded (0004): lift the guard, as it was then.
+    # 0002 ran before the log was guarded (0005): lift the guard, as it was then.
     with connection.cursor() as cursor:
         guard_migration.unguard_the_log(None, _editor(cursor))
         correlation_migration.copy_correlation_ids(state.apps, None)

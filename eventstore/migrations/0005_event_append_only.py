@@ -66,7 +66,7 @@ def unguard_the_log(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("eventstore", "0003_effect"),
+        ("eventstore", "0004_vaultedsecret"),
     ]
 
     operations = [
