@@ -25,7 +25,7 @@ from notifications.serializers import (
     SendInputSerializer,
     SendOutputSerializer,
 )
-from notifications.services import notification_send
+from notifications.services import OrderNotOfCustomer, notification_send_checked
 
 
 class CustomerListSchema(AutoSchema):
@@ -82,9 +82,12 @@ class NotificationViewSet(
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def send(self, request):
         data = validated(SendInputSerializer, request.data)
-        notification = notification_send(
-            **data,
-            metadata=command_metadata(request, data["order_id"]),
-        )
+        try:
+            notification = notification_send_checked(
+                **data,
+                metadata=command_metadata(request, data["order_id"]),
+            )
+        except OrderNotOfCustomer as error:
+            return Response({"order_id": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         body = {"success": True, "notification_id": notification.id}
         return Response(body, status=status.HTTP_201_CREATED)

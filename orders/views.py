@@ -31,6 +31,13 @@ from orders.serializers import (
 from orders.services import IdempotencyKeyReused, InvalidOrder, UnknownProducts, order_place
 
 
+def _names_only(payload: object, customer_id: str) -> bool:
+    """Whether an event's payload names no customer but `customer_id` (or none at all)."""
+    if not isinstance(payload, dict) or "customer_id" not in payload:
+        return True
+    return str(payload["customer_id"]) == customer_id
+
+
 @extend_schema_view(
     list=extend_schema(summary="List orders (customers: their own; staff: everyone's)"),
     retrieve=extend_schema(
@@ -101,6 +108,10 @@ class OrderViewSet(
 
     @extend_schema(
         summary="Every event of the order, from every service, in log order",
+        description=(
+            "Staff see every event correlated with the order; a customer sees those that name "
+            "no other customer (an event whose payload has another `customer_id` is left out)."
+        ),
         filters=False,
         responses={200: EventOutputSerializer(many=True), 404: NOT_FOUND},
     )
@@ -108,6 +119,10 @@ class OrderViewSet(
     def events(self, request, order_id=None):
         order = self.get_object()
         rows = Event.objects.filter(correlation_id=order.order_id).order_by("position")
+        if not request.user.is_staff:
+            # A correlation id is only a claim: an event that names another customer (a
+            # notification to someone else about this order) is theirs, not this customer's.
+            rows = [row for row in rows if _names_only(row.payload, order.customer_id)]
         return Response(EventOutputSerializer(rows, many=True).data)
 
     @extend_schema(
