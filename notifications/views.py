@@ -1,6 +1,5 @@
 """The notifications API: customers read their own; staff read all and send."""
 
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -11,6 +10,7 @@ from eventstore.api import (
     NOT_FOUND,
     STAFF_ONLY,
     VALIDATION_ERROR,
+    ApiSchema,
     CustomerScopedMixin,
     InputSerializersMixin,
     command_metadata,
@@ -28,7 +28,7 @@ from notifications.serializers import (
 from notifications.services import OrderNotOfCustomer, notification_send_checked
 
 
-class CustomerListSchema(AutoSchema):
+class CustomerListSchema(ApiSchema):
     """Documents one customer's notifications as the plain array `retrieve` answers, where the
     generator would assume the viewset's pagination for any list response."""
 

@@ -5,6 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 
 from eventstore.api import (
     NOT_FOUND,
@@ -61,6 +62,14 @@ class OrderViewSet(
     input_serializers = {"create": PlaceOrderInputSerializer}
     lookup_field = "order_id"
     lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
+    # Placing an order runs a saga: it has its own budget (THROTTLE_ORDERS) besides the user's.
+    throttle_scope = "orders"
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.action == "create":
+            throttles.append(ScopedRateThrottle())
+        return throttles
 
     @extend_schema(
         summary="Place an order",

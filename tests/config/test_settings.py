@@ -10,14 +10,17 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess:
-    """Import config.settings in a fresh interpreter with exactly these variables set."""
+SUMMARY = (
+    "from config import settings as s; "
+    "print(s.DEBUG, s.ALLOWED_HOSTS, s.DATABASES['default']['ENGINE'], "
+    "s.EVENTSTORE_SNAPSHOT_EVERY, s.DATABASES['default'].get('OPTIONS', {}))"
+)
+
+
+def load_settings(*, code: str = SUMMARY, **env: str) -> subprocess.CompletedProcess:
+    """Import config.settings in a fresh interpreter with exactly these variables set, and run
+    `code` (by default: print a summary of the settings)."""
     environment = {"PATH": os.environ.get("PATH", ""), **env}
-    code = (
-        "from config import settings as s; "
-        "print(s.DEBUG, s.ALLOWED_HOSTS, s.DATABASES['default']['ENGINE'], "
-        "s.EVENTSTORE_SNAPSHOT_EVERY, s.DATABASES['default'].get('OPTIONS', {}))"
-    )
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=PROJECT,
