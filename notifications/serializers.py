@@ -14,7 +14,7 @@ class SendInputSerializer(serializers.Serializer):
         help_text="What the notification is about, e.g. order_confirmed or promotion.",
         error_messages={"invalid": "Must be 1 to 64 lowercase letters, digits or '_'."},
     )
-    message = serializers.CharField(max_length=2000)
+    message = serializers.CharField(min_length=1, max_length=2000)
     order_id = identifier_field(
         required=False,
         default="",

@@ -10,6 +10,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from config.api import bad_request, server_error
+from eventstore.models import Event
 from eventstore.store import ConcurrencyError
 
 
@@ -96,3 +97,23 @@ def test_a_command_that_keeps_losing_races_answers_409_not_500():
     response = Contended.as_view()(request)
     assert response.status_code == 409
     assert "retry" in response.data["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("customer_id=c1&type=promotion&message=Hi", "application/x-www-form-urlencoded"),
+        (
+            '--b\r\nContent-Disposition: form-data; name="customer_id"\r\n\r\nc1\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
+    ],
+    ids=["form", "multipart"],
+)
+def test_a_form_body_answers_415_and_writes_nothing(staff_client, body, content_type):
+    response = staff_client.post("/api/notifications/send/", body, content_type=content_type)
+
+    assert response.status_code == 415
+    assert "detail" in response.json()
+    assert not Event.objects.exists()
