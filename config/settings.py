@@ -8,6 +8,7 @@ ALLOWED_HOSTS comma-separated host names (default: localhost names when DEBUG)
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -44,6 +45,20 @@ def env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError as error:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from error
+
+
+# What DRF's throttles accept: requests per second, minute, hour or day ("60/min").
+RATE_PATTERN = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str:
+    """Read a request rate ("60/min") from the environment, failing loudly on anything else."""
+    value = (os.environ.get(name) or default).strip()
+    if not RATE_PATTERN.match(value):
+        raise ImproperlyConfigured(
+            f"{name} must be a rate like 60/min (per s, min, hour or day), got {value!r}"
+        )
+    return value
 
 
 DEBUG = env_flag("DEBUG")
@@ -196,17 +211,29 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # DRF's parsers, with a JSON parser that refuses deep nesting with a 400 (config.api).
-    "DEFAULT_PARSER_CLASSES": [
-        "config.api.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON bodies only: form and multipart bodies cannot carry the lists commands take (the
+    # browsable API offers its raw-data form, which posts JSON). The parser refuses deep
+    # nesting with a 400 (config.api).
+    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "eventstore.api.ApiSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # Too many requests answer 429 with Retry-After. Anonymous callers are counted by address,
+    # users by account; placing orders has its own, stricter budget. The counts live in the
+    # default cache: LocMemCache (Django's default) counts per process, so with N processes a
+    # caller gets up to N times the rate; give them a shared cache (Redis, Memcached,
+    # DatabaseCache) to count across processes.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("THROTTLE_ANON", "60/min"),
+        "user": env_rate("THROTTLE_USER", "600/min"),
+        "orders": env_rate("THROTTLE_ORDERS", "60/min"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {

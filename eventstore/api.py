@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import serializers
+from rest_framework import permissions, serializers
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -95,12 +97,13 @@ def idempotency_key(request) -> str | None:
 
 idempotency_key_parameter = OpenApiParameter(
     IDEMPOTENCY_KEY_HEADER,
-    str,
+    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
     OpenApiParameter.HEADER,
     required=False,
     description=(
-        "Repeating a request with the same key returns the first answer and changes nothing; "
-        "the same key with a different body answers 422."
+        f"1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters. Repeating a request with the same key "
+        "returns the first answer and changes nothing; the same key with a different body "
+        "answers 422."
     ),
 )
 
@@ -122,3 +125,99 @@ VALIDATION_ERROR = OpenApiResponse(
 )
 STAFF_ONLY = OpenApiResponse(DetailOutputSerializer, description="Staff only.")
 NOT_FOUND = OpenApiResponse(DetailOutputSerializer, description="No such resource.")
+
+
+# The answers many operations share, added to each operation that can give them (ApiSchema).
+NOT_AUTHENTICATED = OpenApiResponse(
+    DetailOutputSerializer, description="No credentials, or credentials that are not valid."
+)
+FORBIDDEN = OpenApiResponse(
+    DetailOutputSerializer,
+    description="Not allowed: a staff-only operation, or a session request without its CSRF token.",
+)
+MALFORMED_BODY = OpenApiResponse(
+    description=(
+        "Invalid input (malformed JSON, a bad field): the body maps each bad field to its "
+        "messages, or has a `detail`; nothing is written."
+    )
+)
+CONCURRENT_CHANGES = OpenApiResponse(
+    DetailOutputSerializer,
+    description="Concurrent requests kept changing the same resource: nothing was written, retry.",
+)
+BODY_TOO_LARGE = OpenApiResponse(
+    DetailOutputSerializer,
+    description="The body is over the size limit (1 MiB by default); nothing is written.",
+)
+UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(
+    DetailOutputSerializer,
+    description="The body is not JSON (Content-Type: application/json); nothing is written.",
+)
+BAD_FILTER = OpenApiResponse(
+    description="A filter's value is invalid: the body maps each bad filter to its messages."
+)
+NO_SUCH_PAGE = OpenApiResponse(DetailOutputSerializer, description="No such page or cursor.")
+THROTTLED = OpenApiResponse(
+    DetailOutputSerializer,
+    description="Too many requests: wait the seconds the Retry-After header gives, then retry.",
+)
+retry_after_header = OpenApiParameter(
+    "Retry-After",
+    {"type": "integer", "minimum": 0},
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds to wait before the next request may succeed.",
+)
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class ApiSchema(AutoSchema):
+    """The project's OpenAPI schema: besides what each operation declares, it lists the answers
+    an operation can give because of how it is served (authentication, permissions, throttles,
+    body parsing, filters and pagination), each described once here."""
+
+    def shared_responses(self) -> dict[str, OpenApiResponse]:
+        """The answers this operation can give that its own declaration need not repeat."""
+        view, method = self.view, self.method
+        found: dict[str, OpenApiResponse] = {}
+        checks = view.get_permissions()
+        open_to_anyone = all(isinstance(check, permissions.AllowAny) for check in checks)
+        if method in BODY_METHODS:
+            found["400"] = MALFORMED_BODY
+        if not open_to_anyone:
+            found["401"] = NOT_AUTHENTICATED
+            staff_only = any(isinstance(check, permissions.IsAdminUser) for check in checks)
+            csrf_checked = method in BODY_METHODS and any(
+                isinstance(authenticator, SessionAuthentication)
+                for authenticator in view.get_authenticators()
+            )
+            if staff_only or csrf_checked:
+                found["403"] = FORBIDDEN
+        if "{" in self.path:
+            found["404"] = NOT_FOUND
+        if method == "GET" and self._is_list_view():
+            if self.get_filter_backends() and getattr(view, "filterset_class", None):
+                found["400"] = BAD_FILTER
+            if self._get_paginator() is not None:
+                found["404"] = NO_SUCH_PAGE
+        if method in BODY_METHODS:
+            found["409"] = CONCURRENT_CHANGES
+            found["413"] = BODY_TOO_LARGE
+            found["415"] = UNSUPPORTED_MEDIA_TYPE
+        if view.get_throttles():
+            found["429"] = THROTTLED
+        return found
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if self.view.get_throttles():
+            parameters.append(retry_after_header)
+        return parameters
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code, response in self.shared_responses().items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(response, code, direction=direction)
+        return dict(sorted(responses.items()))

@@ -12,10 +12,11 @@ class NotificationsConfig(AppConfig):
         from eventstore.upcasting import current_schema_version, register_upcaster
         from notifications import events
         from notifications.handlers import NotificationDeliverer, OrderOutcomeNotifier
-        from notifications.projections import SentNotificationProjection
+        from notifications.projections import OrderOwnerProjection, SentNotificationProjection
 
         if current_schema_version(events.NOTIFICATION_SENT) == 1:
             register_upcaster(events.NOTIFICATION_SENT, 1, events.notification_sent_v1_to_v2)
         register_projection(SentNotificationProjection())
+        register_projection(OrderOwnerProjection())
         register_subscriber(OrderOutcomeNotifier())
         register_subscriber(NotificationDeliverer())

@@ -3,6 +3,7 @@
 from typing import Any, NotRequired, TypedDict
 
 NOTIFICATION = "notification"  # aggregate type (stream name)
+ORDER = "order"  # orders' aggregate type, whose OrderCreated names the order's customer
 
 # Emitted on a notification's stream.
 # Recorded, to be delivered (the name predates real delivery and stays for the stored log).
@@ -12,7 +13,9 @@ NOTIFICATION_DELIVERED = "NotificationDelivered"
 # One delivery attempt failed; `parked`: no further automatic attempt.
 NOTIFICATION_DELIVERY_FAILED = "NotificationDeliveryFailed"
 
-# Consumed: the order's outcomes, each told to the customer once.
+# Consumed: which customer each order belongs to (OrderOwner), and the order's outcomes, each
+# told to the customer once.
+ORDER_CREATED = "OrderCreated"
 ORDER_CONFIRMED = "OrderConfirmed"
 ORDER_COMPLETED = "OrderCompleted"
 ORDER_CANCELLED = "OrderCancelled"
@@ -69,6 +72,13 @@ class OrderItem(TypedDict):
     product_id: str
     quantity: int
     unit_price: str | None  # None until inventory priced the line
+
+
+class OrderCreatedPayload(TypedDict):
+    """The fields notifications reads from OrderCreated."""
+
+    order_id: str
+    customer_id: str
 
 
 class OrderOutcomePayload(TypedDict, total=False):

@@ -45,3 +45,19 @@ class SentNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} to {self.customer_id}"
+
+
+class OrderOwner(models.Model):
+    """Which customer each order belongs to, from orders' OrderCreated events (notifications
+    never ask orders): a notification about an order goes to that order's customer only."""
+
+    order_id = models.CharField(max_length=64, primary_key=True)
+    customer_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["order_id"]
+        verbose_name = "order owner"
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} of {self.customer_id}"

@@ -1,4 +1,4 @@
-"""Notifications' read-model updater, run inline in the appending transaction."""
+"""Notifications' read-model updaters, run inline in the appending transaction."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -8,7 +8,7 @@ from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
 from notifications import events
 from notifications.aggregates import Delivery
-from notifications.models import SentNotification
+from notifications.models import OrderOwner, SentNotification
 
 
 def _delivery_of(row: dict[str, Any]) -> Delivery:
@@ -96,3 +96,23 @@ class SentNotificationProjection(Projection):
             "delivered_at": event.recorded_at if delivery.status == Delivery.DELIVERED else None,
             "delivery_error": "",
         }
+
+
+class OrderOwnerProjection(Projection):
+    """The customer of every order, from orders' OrderCreated events."""
+
+    name = "notifications.order_owners"
+    models = (OrderOwner,)
+    event_types = frozenset({events.ORDER_CREATED})
+
+    def handles(self, event: RecordedEvent) -> bool:
+        return event.aggregate_type == events.ORDER and super().handles(event)
+
+    def apply(self, event: RecordedEvent) -> None:
+        OrderOwner.objects.update_or_create(
+            order_id=event.aggregate_id,
+            defaults={
+                "customer_id": str(event.payload["customer_id"]),
+                "created_at": event.recorded_at,
+            },
+        )

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from eventstore.api import identifier_field
+from eventstore.api import IDENTIFIER_HELP, identifier_field
 from notifications.models import SentNotification
 
 
@@ -14,8 +14,12 @@ class SendInputSerializer(serializers.Serializer):
         help_text="What the notification is about, e.g. order_confirmed or promotion.",
         error_messages={"invalid": "Must be 1 to 64 lowercase letters, digits or '_'."},
     )
-    message = serializers.CharField(max_length=2000)
-    order_id = identifier_field(required=False, default="")
+    message = serializers.CharField(min_length=1, max_length=2000)
+    order_id = identifier_field(
+        required=False,
+        default="",
+        help_text="The order it is about: one of the customer's orders. " + IDENTIFIER_HELP,
+    )
 
 
 class SendOutputSerializer(serializers.Serializer):

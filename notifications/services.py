@@ -34,6 +34,7 @@ from notifications.aggregates import (
     NotificationUndeliverable,
 )
 from notifications.events import type_in_words
+from notifications.models import OrderOwner
 
 notifications: Repository[Notification] = Repository(Notification)
 
@@ -68,6 +69,27 @@ def email_render(*, template: str, context: Mapping[str, Any]) -> tuple[str, str
     lines = [line.rstrip() for line in body.strip().splitlines()]
     body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
     return " ".join(subject.split()), body + "\n"
+
+
+class OrderNotOfCustomer(NotificationError):
+    """A notification names an order that is unknown or belongs to another customer."""
+
+
+def notification_send_checked(
+    *, customer_id: str, type: str, message: str, order_id: str = "", metadata: Metadata = None
+) -> Notification:
+    """Record a notification someone wrote (staff, through the API), refusing one about an
+    order that is not the customer's: it would show in another customer's order history.
+
+    Raises OrderNotOfCustomer (nothing recorded) for an unknown order or another customer's.
+    """
+    if order_id:
+        owner = OrderOwner.objects.filter(order_id=order_id).values_list("customer_id", flat=True)
+        if list(owner) != [customer_id]:
+            raise OrderNotOfCustomer(f"Customer {customer_id!r} has no order {order_id!r}.")
+    return notification_send(
+        customer_id=customer_id, type=type, message=message, order_id=order_id, metadata=metadata
+    )
 
 
 @retry_on_conflict

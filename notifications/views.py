@@ -1,6 +1,5 @@
 """The notifications API: customers read their own; staff read all and send."""
 
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -11,6 +10,7 @@ from eventstore.api import (
     NOT_FOUND,
     STAFF_ONLY,
     VALIDATION_ERROR,
+    ApiSchema,
     CustomerScopedMixin,
     InputSerializersMixin,
     command_metadata,
@@ -25,10 +25,10 @@ from notifications.serializers import (
     SendInputSerializer,
     SendOutputSerializer,
 )
-from notifications.services import notification_send
+from notifications.services import OrderNotOfCustomer, notification_send_checked
 
 
-class CustomerListSchema(AutoSchema):
+class CustomerListSchema(ApiSchema):
     """Documents one customer's notifications as the plain array `retrieve` answers, where the
     generator would assume the viewset's pagination for any list response."""
 
@@ -82,9 +82,12 @@ class NotificationViewSet(
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def send(self, request):
         data = validated(SendInputSerializer, request.data)
-        notification = notification_send(
-            **data,
-            metadata=command_metadata(request, data["order_id"]),
-        )
+        try:
+            notification = notification_send_checked(
+                **data,
+                metadata=command_metadata(request, data["order_id"]),
+            )
+        except OrderNotOfCustomer as error:
+            return Response({"order_id": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         body = {"success": True, "notification_id": notification.id}
         return Response(body, status=status.HTTP_201_CREATED)

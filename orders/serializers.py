@@ -18,8 +18,9 @@ class PlaceOrderInputSerializer(serializers.Serializer):
         required=False,
         help_text="Staff only: the customer the order is for (default: the caller).",
     )
-    items = OrderLineInputSerializer(
-        many=True,
+    # A ListField, not `many=True`, so that the schema states the line count (minItems, maxItems).
+    items = serializers.ListField(
+        child=OrderLineInputSerializer(),
         min_length=1,
         max_length=MAX_LINES,
         help_text=f"1 to {MAX_LINES} lines, each product at most once.",

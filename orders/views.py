@@ -5,6 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 
 from eventstore.api import (
     NOT_FOUND,
@@ -31,6 +32,13 @@ from orders.serializers import (
 from orders.services import IdempotencyKeyReused, InvalidOrder, UnknownProducts, order_place
 
 
+def _names_only(payload: object, customer_id: str) -> bool:
+    """Whether an event's payload names no customer but `customer_id` (or none at all)."""
+    if not isinstance(payload, dict) or "customer_id" not in payload:
+        return True
+    return str(payload["customer_id"]) == customer_id
+
+
 @extend_schema_view(
     list=extend_schema(summary="List orders (customers: their own; staff: everyone's)"),
     retrieve=extend_schema(
@@ -54,6 +62,14 @@ class OrderViewSet(
     input_serializers = {"create": PlaceOrderInputSerializer}
     lookup_field = "order_id"
     lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
+    # Placing an order runs a saga: it has its own budget (THROTTLE_ORDERS) besides the user's.
+    throttle_scope = "orders"
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.action == "create":
+            throttles.append(ScopedRateThrottle())
+        return throttles
 
     @extend_schema(
         summary="Place an order",
@@ -101,6 +117,10 @@ class OrderViewSet(
 
     @extend_schema(
         summary="Every event of the order, from every service, in log order",
+        description=(
+            "Staff see every event correlated with the order; a customer sees those that name "
+            "no other customer (an event whose payload has another `customer_id` is left out)."
+        ),
         filters=False,
         responses={200: EventOutputSerializer(many=True), 404: NOT_FOUND},
     )
@@ -108,6 +128,10 @@ class OrderViewSet(
     def events(self, request, order_id=None):
         order = self.get_object()
         rows = Event.objects.filter(correlation_id=order.order_id).order_by("position")
+        if not request.user.is_staff:
+            # A correlation id is only a claim: an event that names another customer (a
+            # notification to someone else about this order) is theirs, not this customer's.
+            rows = [row for row in rows if _names_only(row.payload, order.customer_id)]
         return Response(EventOutputSerializer(rows, many=True).data)
 
     @extend_schema(

@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 
 from config.settings import *  # noqa: F403
-from config.settings import BASE_DIR, DATABASES
+from config.settings import BASE_DIR, DATABASES, REST_FRAMEWORK
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that threads in concurrency tests lock it like real processes do;
@@ -22,3 +22,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Emails land in django.core.mail.outbox (pytest-django sets this too; say it where it is seen).
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# The suite makes many requests from one client in a second: no test is throttled by accident
+# (tests/config/test_throttling.py sets low rates where it means to be).
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"anon": "100000/min", "user": "100000/min", "orders": "100000/min"},
+}

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from config.api import bad_request, server_error
 from config.settings import API_MAX_JSON_DEPTH
+from eventstore.models import Event
 from eventstore.store import AppendTimeout, ConcurrencyError
 
 
@@ -142,3 +143,23 @@ def test_a_write_that_waited_too_long_for_its_turn_answers_503_with_retry_after(
     assert response.status_code == 503
     assert int(response["Retry-After"]) > 0
     assert "nothing was written" in response.data["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("customer_id=c1&type=promotion&message=Hi", "application/x-www-form-urlencoded"),
+        (
+            '--b\r\nContent-Disposition: form-data; name="customer_id"\r\n\r\nc1\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
+    ],
+    ids=["form", "multipart"],
+)
+def test_a_form_body_answers_415_and_writes_nothing(staff_client, body, content_type):
+    response = staff_client.post("/api/notifications/send/", body, content_type=content_type)
+
+    assert response.status_code == 415
+    assert "detail" in response.json()
+    assert not Event.objects.exists()

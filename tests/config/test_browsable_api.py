@@ -1,4 +1,5 @@
-"""The browsable API offers each command endpoint's own input fields as a form."""
+"""The browsable API offers each command endpoint's own input fields as a JSON form (the API
+parses JSON only), and still renders every page."""
 
 from decimal import Decimal
 
@@ -7,6 +8,9 @@ import pytest
 from inventory.services import product_create
 
 pytestmark = pytest.mark.django_db
+
+# The raw-data form's media type choice: JSON, and nothing else.
+JSON_ONLY = '<option value="application/json" selected>application/json</option>\n\n</select>'
 
 
 @pytest.mark.parametrize(
@@ -20,7 +24,9 @@ pytestmark = pytest.mark.django_db
         ("/api/notifications/send/", {"customer_id", "type", "message", "order_id"}),
     ],
 )
-def test_a_command_page_renders_a_form_with_the_commands_fields(client, staff_user, url, fields):
+def test_a_command_page_renders_a_json_form_with_the_commands_fields(
+    client, staff_user, url, fields
+):
     client.force_login(staff_user)
 
     response = client.get(url, HTTP_ACCEPT="text/html")
@@ -29,8 +35,9 @@ def test_a_command_page_renders_a_form_with_the_commands_fields(client, staff_us
     assert response.status_code in (200, 405)
     assert response["Content-Type"].startswith("text/html")
     html = response.content.decode()
+    assert JSON_ONLY in html
     for field in fields:
-        assert f'name="{field}"' in html, field
+        assert f"&quot;{field}&quot;" in html, field
 
 
 def test_the_restock_page_offers_the_quantity_field(client, staff_user):
@@ -39,7 +46,7 @@ def test_the_restock_page_offers_the_quantity_field(client, staff_user):
 
     html = client.get("/api/inventory/sku-1/restock/", HTTP_ACCEPT="text/html").content.decode()
 
-    assert 'name="quantity"' in html
+    assert "&quot;quantity&quot;" in html
 
 
 def test_the_orders_page_offers_an_order_as_raw_json_with_its_fields(client, customer_user):
@@ -48,6 +55,33 @@ def test_the_orders_page_offers_an_order_as_raw_json_with_its_fields(client, cus
     html = client.get("/api/orders/", HTTP_ACCEPT="text/html").content.decode()
 
     # Lines are a list, which HTML forms cannot hold: the raw JSON form names every field.
-    assert 'name="payment_token"' in html
+    assert JSON_ONLY in html
     for field in ("customer_id", "items", "payment_token"):
         assert f"&quot;{field}&quot;" in html, field
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/", "/api/orders/", "/api/inventory/", "/api/notifications/", "/api/events/"]
+)
+def test_pages_still_render_for_reading(client, staff_user, url):
+    client.force_login(staff_user)
+
+    response = client.get(url, HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_the_json_form_places_an_order(client, customer_user):
+    product_create(product_id="sku-1", name="Widget", price=Decimal("1.00"), initial_stock=5)
+    client.force_login(customer_user)
+
+    # What the raw-data form sends: its content, as application/json.
+    response = client.post(
+        "/api/orders/",
+        '{"items": [{"product_id": "sku-1", "quantity": 1}]}',
+        content_type="application/json",
+        HTTP_ACCEPT="text/html",
+    )
+
+    assert response.status_code == 201

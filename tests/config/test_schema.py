@@ -49,3 +49,74 @@ def test_command_endpoints_document_their_error_answers(tmp_path, path, method, 
     call_command("spectacular", "--format", "openapi-json", "--file", str(out))
     responses = json.loads(out.read_text())["paths"][path][method]["responses"]
     assert codes <= set(responses)
+
+
+# --- the schema is as strict as the API ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema():
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def operations(schema, method=None):
+    """(path, method, operation) of every operation, or of every one of `method`."""
+    return [
+        (path, verb, operation)
+        for path, verbs in schema["paths"].items()
+        for verb, operation in verbs.items()
+        if method is None or verb == method
+    ]
+
+
+def test_post_bodies_are_json_only(schema):
+    posts = operations(schema, "post")
+
+    assert posts
+    for path, _, operation in posts:
+        assert set(operation["requestBody"]["content"]) == {"application/json"}, path
+
+
+def test_the_limits_of_an_order_are_in_the_schema(schema):
+    place = schema["paths"]["/api/orders/"]["post"]
+    items = schema["components"]["schemas"]["PlaceOrderInput"]["properties"]["items"]
+    [key] = [p for p in place["parameters"] if p["name"] == "Idempotency-Key"]
+
+    assert (items["minItems"], items["maxItems"]) == (1, 100)
+    assert key["in"] == "header"
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+
+
+def test_a_notifications_message_length_is_in_the_schema(schema):
+    message = schema["components"]["schemas"]["SendInput"]["properties"]["message"]
+
+    assert (message["minLength"], message["maxLength"]) == (1, 2000)
+
+
+def test_list_operations_document_a_bad_filter_and_a_bad_page(schema):
+    # The paginated, filterable lists (an order's events are one answer, not pages).
+    lists = [
+        (path, operation)
+        for path, _, operation in operations(schema, "get")
+        if {"page", "cursor"} & {p["name"] for p in operation.get("parameters", [])}
+    ]
+
+    assert {path for path, _ in lists} >= {"/api/orders/", "/api/events/", "/api/inventory/"}
+    for path, operation in lists:
+        assert {"400", "404"} <= set(operation["responses"]), path
+
+
+def test_post_operations_document_every_answer_of_their_body_and_their_caller(schema):
+    for path, _, operation in operations(schema, "post"):
+        assert {"400", "401", "403", "413", "415", "429"} <= set(operation["responses"]), path
+
+
+def test_every_authenticated_operation_documents_429_with_retry_after(schema):
+    for path, verb, operation in operations(schema):
+        if path == "/api/health/":
+            assert "429" not in operation["responses"]
+            continue
+        throttled = operation["responses"]["429"]
+        assert throttled["headers"]["Retry-After"]["schema"]["type"] == "integer", (path, verb)

@@ -12,16 +12,16 @@ from django.db import connection
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-DEFAULT_PRINT = (
+SUMMARY = (
     "from config import settings as s; "
     "print(s.DEBUG, s.ALLOWED_HOSTS, s.DATABASES['default']['ENGINE'], "
     "s.EVENTSTORE_SNAPSHOT_EVERY, s.DATABASES['default'].get('OPTIONS', {}))"
 )
 
 
-def load_settings(code: str = DEFAULT_PRINT, **env: str) -> subprocess.CompletedProcess:
+def load_settings(*, code: str = SUMMARY, **env: str) -> subprocess.CompletedProcess:
     """Import config.settings in a fresh interpreter with exactly these variables set, and run
-    `code` (it prints what the test looks at)."""
+    `code` (by default: print a summary of the settings)."""
     environment = {"PATH": os.environ.get("PATH", ""), **env}
     return subprocess.run(
         [sys.executable, "-c", code],

@@ -1,13 +1,14 @@
 """SentNotification read model: one row per notification with its delivery, newest first, equal
-to a rebuild."""
+to a rebuild; OrderOwner: the customer of each order."""
 
 import pytest
 
 from eventstore.models import Event
 from eventstore.projections import get_projections
 from eventstore.replay import rebuild, verify
+from eventstore.store import NewEvent
 from notifications import events
-from notifications.models import SentNotification
+from notifications.models import OrderOwner, SentNotification
 from notifications.services import (
     notification_deliver,
     notification_delivery_failed,
@@ -199,3 +200,21 @@ def test_rebuild_keeps_every_row_identical_in_the_same_order(projection):
 
     assert result.events == 5
     assert rows() == before
+
+
+# --- OrderOwner ----------------------------------------------------------------------------------
+
+
+def test_order_owners_come_from_orders_order_created_events(store):
+    for order_id, customer_id in (("o1", "c1"), ("o2", "c2")):
+        payload = {"order_id": order_id, "customer_id": customer_id, "items": []}
+        store.append_to_stream(events.ORDER, order_id, [NewEvent(events.ORDER_CREATED, payload)])
+    # Another stream's event of the same name is not an order.
+    store.append_to_stream(
+        "elsewhere", "o3", [NewEvent(events.ORDER_CREATED, {"customer_id": "c3"})]
+    )
+
+    assert dict(OrderOwner.objects.values_list("order_id", "customer_id")) == {
+        "o1": "c1",
+        "o2": "c2",
+    }

@@ -4,6 +4,7 @@ import pytest
 
 from eventstore.api import customer_id_for
 from eventstore.models import Event
+from eventstore.store import NewEvent
 from notifications import events
 from notifications.models import SentNotification
 from notifications.services import (
@@ -64,7 +65,20 @@ def test_staff_send_answers_201_with_the_notification_id_and_records_it(staff_cl
     )
 
 
-def test_staff_send_records_who_asked_and_the_order_as_correlation(staff_client):
+@pytest.fixture
+def order_of(store):
+    """A function recording orders' OrderCreated for an order of the customer named."""
+
+    def created(order_id, customer_id):
+        payload = {"order_id": order_id, "customer_id": customer_id, "items": []}
+        new_event = NewEvent(events.ORDER_CREATED, payload, {"correlation_id": order_id})
+        store.append_to_stream(events.ORDER, order_id, [new_event])
+
+    return created
+
+
+def test_staff_send_records_who_asked_and_the_order_as_correlation(staff_client, order_of):
+    order_of("o-1", "c1")
     response = staff_client.post(SEND_URL, send_body(order_id="o-1"), format="json")
 
     assert response.status_code == 201
@@ -74,6 +88,30 @@ def test_staff_send_records_who_asked_and_the_order_as_correlation(staff_client)
         "actor": f"user:{staff_client.user.pk}",
         "correlation_id": "o-1",
     }
+
+
+def test_staff_send_about_another_customers_order_answers_400_and_writes_nothing(
+    staff_client, order_of
+):
+    order_of("o-alice", "alice")
+    before = Event.objects.count()
+
+    response = staff_client.post(
+        SEND_URL, send_body(customer_id="bob", order_id="o-alice"), format="json"
+    )
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"order_id"}
+    assert Event.objects.count() == before
+    assert not SentNotification.objects.exists()
+
+
+def test_staff_send_about_an_unknown_order_answers_400_and_writes_nothing(staff_client):
+    response = staff_client.post(SEND_URL, send_body(order_id="o-ghost"), format="json")
+
+    assert response.status_code == 400
+    assert "order_id" in response.json()
+    assert not Event.objects.filter(event_type=events.NOTIFICATION_SENT).exists()
 
 
 def test_staff_send_without_an_order_records_no_correlation(staff_client):

@@ -3,6 +3,7 @@
 import pytest
 
 from eventstore.models import Event
+from notifications.services import notification_send
 from orders import events
 from orders.services import order_id_for_key
 
@@ -434,6 +435,45 @@ def test_events_lists_every_services_events_of_the_order_in_log_order(
         "recorded_at",
     }
     assert listed_events[0]["event_type"] == events.ORDER_CREATED
+
+
+def test_events_hide_from_the_customer_what_names_another_customer(customer_client, product, place):
+    own = str(customer_client.user.pk)
+    order_id = place(customer_id=own)
+    # A notification to someone else that names this order (recorded before senders were
+    # checked, or by a bug) carries the order as its correlation.
+    notification_send(
+        customer_id="someone-else",
+        type="promotion",
+        message="Not for the order's customer",
+        order_id=order_id,
+        metadata={"correlation_id": order_id},
+    )
+
+    listed_events = customer_client.get(detail_url(order_id, "events")).json()
+
+    assert listed_events
+    assert all(event["payload"].get("customer_id", own) == own for event in listed_events), (
+        "another customer's event leaked into the order's history"
+    )
+    assert "Not for the order's customer" not in str(listed_events)
+
+
+def test_staff_see_every_event_correlated_with_the_order(staff_client, product, place):
+    order_id = place(customer_id="c1")
+    notification_send(
+        customer_id="c2",
+        type="promotion",
+        message="Misdirected",
+        order_id=order_id,
+        metadata={"correlation_id": order_id},
+    )
+
+    listed_events = staff_client.get(detail_url(order_id, "events")).json()
+
+    expected = Event.objects.filter(correlation_id=order_id).count()
+    assert len(listed_events) == expected
+    assert {e["payload"].get("customer_id") for e in listed_events} >= {"c1", "c2"}
 
 
 def test_saga_shows_the_orders_saga_with_its_step_log(customer_client, product, place):
