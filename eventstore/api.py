@@ -209,6 +209,13 @@ class ApiSchema(AutoSchema):
             found["429"] = THROTTLED
         return found
 
+    def _get_filter_parameters(self):
+        # django-filter ignores a filter sent empty (the browsable API's filter form sends every
+        # field): the schema says so, rather than promising a 400 the API does not give.
+        return [
+            {**parameter, "allowEmptyValue": True} for parameter in super()._get_filter_parameters()
+        ]
+
     def get_override_parameters(self):
         parameters = list(super().get_override_parameters())
         if self.view.get_throttles():
