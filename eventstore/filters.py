@@ -1,49 +1,36 @@
 """Filters of the event log API, and the date filter every list of the API uses."""
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime
 
 import django_filters
-from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
 from eventstore.models import Event
 
-# PostgreSQL refuses a UTC offset of 16 hours or more (Python parses up to 23:59).
-MAX_UTC_OFFSET = timedelta(hours=16)
-DATE_TIME_HELP = (
-    "ISO 8601 date and time, e.g. 2025-01-31T12:00:00Z; a UTC offset under 16 hours, "
-    "years 1 to 9999 in UTC."
-)
+DATE_TIME_HELP = "ISO 8601 date and time with a UTC offset, e.g. 2025-01-31T12:00:00Z."
 
 
 class StorableDateTimeField(IsoDateTimeField):
-    """An ISO 8601 date and time that every supported database can compare with.
-
-    Refuses (a 400 naming the filter) a UTC offset of 16 hours or more, and an instant that
-    falls outside years 1 to 9999 once in UTC, the time zone columns are stored in.
-    """
-
-    default_error_messages = {
-        "offset": "The UTC offset must be less than 16 hours.",
-        "range": "The time must fall within years 1 to 9999 in UTC.",
-    }
+    """An ISO 8601 date and time that every supported database can compare with: the instant
+    in UTC. PostgreSQL refuses a UTC offset of 16 hours or more in a literal, which Python
+    parses (up to 23:59), and an instant before year 1 or after year 9999 in UTC exists in no
+    column: it becomes the first or last instant a column can hold, which compares the same
+    with every stored time."""
 
     def to_python(self, value):
         value = super().to_python(value)
-        if value is None:
+        if value is None or value.utcoffset() is None:
             return value
-        offset = value.utcoffset()
-        if offset is not None and abs(offset) >= MAX_UTC_OFFSET:
-            raise ValidationError(self.error_messages["offset"], code="offset")
         try:
-            value.astimezone(UTC)
-        except OverflowError as error:
-            raise ValidationError(self.error_messages["range"], code="range") from error
-        return value
+            return value.astimezone(UTC)
+        except OverflowError:
+            earliest = datetime.min.replace(tzinfo=UTC)
+            return earliest if value.year == datetime.min.year else datetime.max.replace(tzinfo=UTC)
 
 
 class StorableDateTimeFilter(django_filters.IsoDateTimeFilter):
-    """An ISO 8601 date filter that answers 400, never 500, for an instant no database stores."""
+    """An ISO 8601 date filter that compares the instant it names, never a 500, whatever offset
+    or year the value is written with."""
 
     field_class = StorableDateTimeField
 
