@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     # nesting with a 400 (config.api).
     "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "eventstore.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "eventstore.api.ApiSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",

@@ -3,22 +3,13 @@
 from django.db import DatabaseError, connection
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, viewsets
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from eventstore.filters import EventFilter
 from eventstore.models import Event
+from eventstore.pagination import PositionCursorPagination
 from eventstore.serializers import EventOutputSerializer, HealthOutputSerializer
-
-
-class PositionCursorPagination(CursorPagination):
-    """Pages through the log by position, stable while new events are appended."""
-
-    ordering = "position"
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
 
 
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -440,3 +440,25 @@ def test_event_detail_answers_404_for_an_id_that_is_not_a_uuid(staff_client):
     response = staff_client.get(f"{EVENTS_URL}{'-' * 36}/")
 
     assert response.status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "1.5"])
+def test_a_malformed_page_size_of_the_log_answers_400(staff_client, value):
+    response = staff_client.get("/api/events/", {"page_size": value})
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["page_size"]
+
+
+@pytest.mark.django_db
+def test_a_page_size_over_the_maximum_gives_the_maximum_and_an_empty_one_the_default(
+    staff_client,
+):
+    assert staff_client.get("/api/events/", {"page_size": "5000"}).status_code == 200
+    assert staff_client.get("/api/events/", {"page_size": ""}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_page_named_last_is_not_a_page_number(staff_client):
+    assert staff_client.get("/api/orders/", {"page": "last"}).status_code == 404

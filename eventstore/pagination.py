@@ -1,0 +1,49 @@
+"""How the API's lists are paged, as their schema says: numbered pages, and the log by position.
+
+Its own module: DRF imports the default pagination class while its own modules load, so this
+one must not import the schema machinery (eventstore.api does).
+"""
+
+from rest_framework import pagination
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import _positive_int
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """DRF's numbered pages, where `page` is a number only (not also "last")."""
+
+    last_page_strings = ()
+
+
+class PositionCursorPagination(pagination.CursorPagination):
+    """Pages through the log by position, stable while new events are appended."""
+
+    ordering = "position"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def get_page_size(self, request):
+        """`page_size` when given (a whole number; over the maximum, the maximum), else the
+        default. DRF ignores a malformed one; the schema promises a 400."""
+        raw = request.query_params.get(self.page_size_query_param, "")
+        if raw == "":
+            return self.page_size
+        try:
+            return _positive_int(raw, strict=True, cutoff=self.max_page_size)
+        except ValueError:
+            raise ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            ) from None
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["allowEmptyValue"] = True
+                parameter["schema"] = {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": self.max_page_size,
+                }
+        return parameters
