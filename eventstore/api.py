@@ -6,10 +6,11 @@ A customer is a non-staff user; their `customer_id` is their user's primary key 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import permissions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
@@ -29,6 +30,46 @@ def identifier_field(**kwargs: Any) -> serializers.RegexField:
         error_messages={"invalid": f"Must be {IDENTIFIER_HELP}"},
         **kwargs,
     )
+
+
+def text_field(*, max_length: int, **kwargs: Any) -> serializers.RegexField:
+    """A serializer field for free text: at most `max_length` characters, not blank. Its schema
+    says "not blank" (a non-space character), as the field trims surrounding spaces."""
+    return serializers.RegexField(
+        r"\S",
+        max_length=max_length,
+        error_messages={"invalid": "Must contain more than spaces."},
+        **kwargs,
+    )
+
+
+# An amount of money as the API takes it: a decimal string over 0 with at most two places and
+# at most ten digits before the point ("9.99", "0.5", "12").
+AMOUNT_PATTERN = r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,9}(\.[0-9]{1,2})?)$"
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": AMOUNT_PATTERN,
+        "example": "9.99",
+        "description": 'A decimal string over 0, at most two places (e.g. "9.99").',
+    }
+)
+class AmountField(serializers.DecimalField):
+    """A positive amount of money, given as a decimal string (a JSON number is refused: it
+    may already have lost a cent on its way)."""
+
+    default_error_messages = {"not_a_string": 'Give the amount as a decimal string, e.g. "9.99".'}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", Decimal("0.01"))
+        super().__init__(max_digits=12, decimal_places=2, coerce_to_string=True, **kwargs)
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
 
 
 class InputSerializersMixin:

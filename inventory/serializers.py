@@ -1,10 +1,8 @@
 """Inventory's input and output serializers (shapes only; the rules live in services)."""
 
-from decimal import Decimal
-
 from rest_framework import serializers
 
-from eventstore.api import identifier_field
+from eventstore.api import AmountField, identifier_field, text_field
 from inventory.models import ProductStock
 
 # Router paths under /api/inventory/ that a product id must not shadow.
@@ -13,10 +11,8 @@ RESERVED_PRODUCT_IDS = frozenset({"reserve", "release"})
 
 class ProductCreateInputSerializer(serializers.Serializer):
     product_id = identifier_field()
-    name = serializers.CharField(max_length=200)
-    price = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), coerce_to_string=True
-    )
+    name = text_field(max_length=200)
+    price = AmountField()
     initial_stock = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
 
     def validate_product_id(self, value: str) -> str:

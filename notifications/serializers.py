@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from eventstore.api import IDENTIFIER_HELP, identifier_field
+from eventstore.api import IDENTIFIER_HELP, identifier_field, text_field
 from notifications.models import SentNotification
 
 
@@ -14,7 +14,7 @@ class SendInputSerializer(serializers.Serializer):
         help_text="What the notification is about, e.g. order_confirmed or promotion.",
         error_messages={"invalid": "Must be 1 to 64 lowercase letters, digits or '_'."},
     )
-    message = serializers.CharField(min_length=1, max_length=2000)
+    message = text_field(max_length=2000, min_length=1)
     order_id = identifier_field(
         required=False,
         default="",

@@ -1,10 +1,8 @@
 """Payments' input and output serializers (shapes only; the rules live in services)."""
 
-from decimal import Decimal
-
 from rest_framework import serializers
 
-from eventstore.api import identifier_field
+from eventstore.api import AmountField, identifier_field, text_field
 from payments.gateway import DEFAULT_TOKEN
 from payments.models import PaymentSummary
 
@@ -15,7 +13,7 @@ RESERVED_PAYMENT_IDS = frozenset({"charge", "refund"})
 class ChargeInputSerializer(serializers.Serializer):
     payment_id = identifier_field()
     customer_id = identifier_field()
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    amount = AmountField()
     payment_token = serializers.RegexField(
         r"^[A-Za-z0-9_]{1,64}$",
         max_length=64,
@@ -31,7 +29,7 @@ class ChargeInputSerializer(serializers.Serializer):
 
 
 class RefundInputSerializer(serializers.Serializer):
-    transaction_id = serializers.CharField(max_length=64)
+    transaction_id = text_field(max_length=64)
 
 
 class ChargeOutputSerializer(serializers.Serializer):

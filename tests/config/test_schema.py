@@ -1,6 +1,7 @@
 """The OpenAPI schema documents every endpoint without a generator warning."""
 
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -131,3 +132,37 @@ def test_filters_sent_empty_are_documented_as_allowed_and_are_ignored(schema, st
 
     assert created_after["allowEmptyValue"] is True
     assert staff_client.get("/api/orders/?created_after=&status=").status_code == 200
+
+
+def test_amounts_and_free_text_state_their_rules_in_the_schema(schema):
+    components = schema["components"]["schemas"]
+    price = components["ProductCreateInput"]["properties"]["price"]
+    amount = components["ChargeInput"]["properties"]["amount"]
+    name = components["ProductCreateInput"]["properties"]["name"]
+
+    assert price["pattern"] == amount["pattern"]
+    assert (price["type"], name["pattern"], name["maxLength"]) == ("string", "\\S", 200)
+    assert re.fullmatch(price["pattern"], "0.01") and re.fullmatch(price["pattern"], "12.5")
+    for refused in ["0", "0.00", "1.234", "-1", "", "01.00", "12345678901"]:
+        assert not re.fullmatch(price["pattern"], refused), refused
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("amount", [10, 9.99, "0.00", "1.234"])
+def test_an_amount_that_is_not_a_positive_decimal_string_answers_400(staff_client, amount):
+    body = {"payment_id": "p-1", "customer_id": "c-1", "amount": amount}
+
+    response = staff_client.post("/api/payments/charge/", body, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["amount"]
+
+
+@pytest.mark.django_db
+def test_a_blank_product_name_answers_400(staff_client):
+    body = {"product_id": "p-1", "name": "   ", "price": "1.00"}
+
+    response = staff_client.post("/api/inventory/", body, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["name"]
