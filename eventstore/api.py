@@ -13,7 +13,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import permissions, serializers
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 IDENTIFIER_HELP = "1 to 64 letters, digits, '-' or '_'."
@@ -161,6 +161,21 @@ class DetailOutputSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class UnprocessableInput(APIException):
+    """Well-formed input that names something the service does not know (an unknown product,
+    another customer's order): 422, with the field and its messages; nothing is written."""
+
+    status_code = 422
+    default_code = "unprocessable"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__({field: [message]})
+
+
+UNPROCESSABLE = OpenApiResponse(
+    description="Well-formed, but it names something unknown here (the body maps the field to "
+    "its messages); nothing is written."
+)
 VALIDATION_ERROR = OpenApiResponse(
     description="Invalid input: the body maps each bad field to its messages; nothing is written."
 )

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from eventstore.api import AmountField, identifier_field, text_field
+from eventstore.api import AmountField, UnprocessableInput, identifier_field, text_field
 from inventory.models import ProductStock
 
 # Router paths under /api/inventory/ that a product id must not shadow.
@@ -44,7 +44,7 @@ class ReserveInputSerializer(serializers.Serializer):
         known = set(ProductStock.objects.filter(pk__in=product_ids).values_list("pk", flat=True))
         unknown = [p for p in product_ids if p not in known]
         if unknown:
-            raise serializers.ValidationError(f"Unknown product(s): {', '.join(unknown)}.")
+            raise UnprocessableInput("items", f"Unknown product(s): {', '.join(unknown)}.")
         return items
 
 

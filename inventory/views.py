@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from eventstore.api import (
     NOT_FOUND,
     STAFF_ONLY,
+    UNPROCESSABLE,
     VALIDATION_ERROR,
     DetailOutputSerializer,
     InputSerializersMixin,
@@ -138,6 +139,7 @@ class InventoryViewSet(
             400: VALIDATION_ERROR,
             403: STAFF_ONLY,
             409: ReservationFailedOutputSerializer,
+            422: UNPROCESSABLE,
         },
     )
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)

@@ -9,10 +9,12 @@ from rest_framework.response import Response
 from eventstore.api import (
     NOT_FOUND,
     STAFF_ONLY,
+    UNPROCESSABLE,
     VALIDATION_ERROR,
     ApiSchema,
     CustomerScopedMixin,
     InputSerializersMixin,
+    UnprocessableInput,
     command_metadata,
     customer_id_for,
     validated,
@@ -77,7 +79,12 @@ class NotificationViewSet(
     @extend_schema(
         summary="Send a notification to a customer (staff)",
         request=SendInputSerializer,
-        responses={201: SendOutputSerializer, 400: VALIDATION_ERROR, 403: STAFF_ONLY},
+        responses={
+            201: SendOutputSerializer,
+            400: VALIDATION_ERROR,
+            403: STAFF_ONLY,
+            422: UNPROCESSABLE,
+        },
     )
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def send(self, request):
@@ -88,6 +95,6 @@ class NotificationViewSet(
                 metadata=command_metadata(request, data["order_id"]),
             )
         except OrderNotOfCustomer as error:
-            return Response({"order_id": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
+            raise UnprocessableInput("order_id", str(error)) from error
         body = {"success": True, "notification_id": notification.id}
         return Response(body, status=status.HTTP_201_CREATED)

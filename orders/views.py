@@ -13,6 +13,7 @@ from eventstore.api import (
     CustomerScopedMixin,
     DetailOutputSerializer,
     InputSerializersMixin,
+    UnprocessableInput,
     actor_for,
     command_metadata,
     customer_id_for,
@@ -82,8 +83,8 @@ class OrderViewSet(
                 DetailOutputSerializer, description="A customer named another customer."
             ),
             422: OpenApiResponse(
-                DetailOutputSerializer,
-                description="The Idempotency-Key was used before for a different order.",
+                description="The Idempotency-Key was used before for a different order "
+                "(`detail`), or an item names an unknown product (`items`); nothing is written.",
             ),
         },
     )
@@ -103,8 +104,10 @@ class OrderViewSet(
                 idempotency_scope=actor_for(request.user),
                 metadata=command_metadata(request),
             )
-        except (InvalidOrder, UnknownProducts) as error:
+        except InvalidOrder as error:
             return Response({"items": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
+        except UnknownProducts as error:
+            raise UnprocessableInput("items", str(error)) from error
         except IdempotencyKeyReused as error:
             return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         # The saga ran after the order committed; the read model shows where it got to.

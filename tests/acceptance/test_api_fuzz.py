@@ -7,9 +7,10 @@ generated requests to every operation, as a customer and as staff, bounded in ex
 with a fixed seed so a run repeats. It must end with no failure: no 5xx at all, every status,
 content type, header and body as the schema documents them.
 
-Not yet run: schemathesis' positive_data_acceptance and negative_data_rejection checks (valid
-requests refused by business rules with 400, an empty date filter ignored); they are what is
-left of the hardening issue's fuzzing step.
+`schemathesis.toml` beside this file names the answers a valid request may get from a rule
+the schema cannot state (an unknown product: 422; short stock: 409; ...). Not yet run:
+positive_data_acceptance and negative_data_rejection, which still find cases where the schema
+and the API disagree; they are what is left of the hardening issue's fuzzing step.
 
 Every process started here is stopped, pass or fail."""
 
@@ -39,6 +40,7 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 MAX_EXAMPLES = 10  # per operation and phase: a few thousand requests per user in all
 SEED = 20261129  # a fixed seed: a failure repeats with `st run ... --seed`
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 CHECKS_NOT_YET_HONOURED = "positive_data_acceptance,negative_data_rejection"
 START_TIMEOUT = 60
 FUZZ_TIMEOUT = 600
@@ -163,6 +165,8 @@ def _fuzz(base: str, token: str, workdir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             str(BIN / "st"),
+            "--config-file",
+            str(CONFIG),
             "run",
             f"{base}/api/schema/",
             "--header",

@@ -90,7 +90,7 @@ def test_staff_send_records_who_asked_and_the_order_as_correlation(staff_client,
     }
 
 
-def test_staff_send_about_another_customers_order_answers_400_and_writes_nothing(
+def test_staff_send_about_another_customers_order_answers_422_and_writes_nothing(
     staff_client, order_of
 ):
     order_of("o-alice", "alice")
@@ -100,16 +100,16 @@ def test_staff_send_about_another_customers_order_answers_400_and_writes_nothing
         SEND_URL, send_body(customer_id="bob", order_id="o-alice"), format="json"
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert set(response.json()) == {"order_id"}
     assert Event.objects.count() == before
     assert not SentNotification.objects.exists()
 
 
-def test_staff_send_about_an_unknown_order_answers_400_and_writes_nothing(staff_client):
+def test_staff_send_about_an_unknown_order_answers_422_and_writes_nothing(staff_client):
     response = staff_client.post(SEND_URL, send_body(order_id="o-ghost"), format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "order_id" in response.json()
     assert not Event.objects.filter(event_type=events.NOTIFICATION_SENT).exists()
 
