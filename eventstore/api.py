@@ -21,10 +21,20 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
+class StringField(serializers.RegexField):
+    """A string matching a pattern; a JSON number or boolean is refused, not turned into text,
+    as the schema (type string) says."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def identifier_field(**kwargs: Any) -> serializers.RegexField:
     """A serializer field for an id: 1 to 64 letters, digits, '-' or '_'."""
     kwargs.setdefault("help_text", IDENTIFIER_HELP)
-    return serializers.RegexField(
+    return StringField(
         IDENTIFIER_PATTERN,
         max_length=64,
         error_messages={"invalid": f"Must be {IDENTIFIER_HELP}"},
@@ -162,8 +172,9 @@ class DetailOutputSerializer(serializers.Serializer):
 
 
 class UnprocessableInput(APIException):
-    """Well-formed input that names something the service does not know (an unknown product,
-    another customer's order): 422, with the field and its messages; nothing is written."""
+    """Input the schema allows that the service cannot act on (an unknown product, a product on
+    two lines, another customer's order): 422, with the field and its messages; nothing is
+    written. A 400 always means the input broke the schema."""
 
     status_code = 422
     default_code = "unprocessable"
@@ -173,8 +184,9 @@ class UnprocessableInput(APIException):
 
 
 UNPROCESSABLE = OpenApiResponse(
-    description="Well-formed, but it names something unknown here (the body maps the field to "
-    "its messages); nothing is written."
+    description="Allowed by the schema, but the service cannot act on it: it names something "
+    "unknown here or repeats a product (the body maps the field to its messages); nothing is "
+    "written."
 )
 VALIDATION_ERROR = OpenApiResponse(
     description="Invalid input: the body maps each bad field to its messages; nothing is written."

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import django_filters
+from django import forms
 from django_filters.fields import IsoDateTimeField
 
 from eventstore.models import Event
@@ -39,11 +40,17 @@ class StorableDateTimeFilter(django_filters.IsoDateTimeFilter):
         super().__init__(*args, **kwargs)
 
 
+class IntegerFilter(django_filters.NumberFilter):
+    """A whole-number filter: 0.5 is a 400, as the schema (integer) says."""
+
+    field_class = forms.IntegerField
+
+
 class EventFilter(django_filters.FilterSet):
     """Narrow the log by stream, type, correlation id, position and time."""
 
     correlation_id = django_filters.CharFilter(label="Correlation id (the order id)")
-    after_position = django_filters.NumberFilter(
+    after_position = IntegerFilter(
         field_name="position", lookup_expr="gt", label="Only events after this position"
     )
     recorded_after = StorableDateTimeFilter(field_name="recorded_at", lookup_expr="gte")

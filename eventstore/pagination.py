@@ -41,9 +41,6 @@ class PositionCursorPagination(pagination.CursorPagination):
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:
                 parameter["allowEmptyValue"] = True
-                parameter["schema"] = {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": self.max_page_size,
-                }
+                # Over the maximum is answered with the maximum, so it is no error.
+                parameter["schema"] = {"type": "integer", "minimum": 1}
         return parameters

@@ -32,14 +32,15 @@ class LineInputSerializer(serializers.Serializer):
 
 class ReserveInputSerializer(serializers.Serializer):
     reservation_id = identifier_field()
-    items = LineInputSerializer(many=True, min_length=1, max_length=100)
+    # A ListField, not `many=True`, so that the schema states the line count (minItems, maxItems).
+    items = serializers.ListField(child=LineInputSerializer(), min_length=1, max_length=100)
 
     def validate_items(self, items):
         product_ids = [item["product_id"] for item in items]
         duplicates = sorted({p for p in product_ids if product_ids.count(p) > 1})
         if duplicates:
-            raise serializers.ValidationError(
-                f"Each product may appear once; repeated: {', '.join(duplicates)}."
+            raise UnprocessableInput(
+                "items", f"Each product may appear once; repeated: {', '.join(duplicates)}."
             )
         known = set(ProductStock.objects.filter(pk__in=product_ids).values_list("pk", flat=True))
         unknown = [p for p in product_ids if p not in known]

@@ -2,13 +2,13 @@
 
 from rest_framework import serializers
 
-from eventstore.api import IDENTIFIER_HELP, identifier_field, text_field
+from eventstore.api import IDENTIFIER_HELP, StringField, identifier_field, text_field
 from notifications.models import SentNotification
 
 
 class SendInputSerializer(serializers.Serializer):
     customer_id = identifier_field()
-    type = serializers.RegexField(
+    type = StringField(
         r"^[a-z0-9_]{1,64}$",
         max_length=64,
         help_text="What the notification is about, e.g. order_confirmed or promotion.",

@@ -3,7 +3,7 @@
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from eventstore.api import identifier_field
+from eventstore.api import StringField, identifier_field
 from orders.models import OrderSummary, SagaSummary
 from orders.services import DEFAULT_PAYMENT_TOKEN, MAX_LINES, MAX_QUANTITY
 
@@ -25,8 +25,10 @@ class PlaceOrderInputSerializer(serializers.Serializer):
         max_length=MAX_LINES,
         help_text=f"1 to {MAX_LINES} lines, each product at most once.",
     )
-    payment_token = serializers.CharField(
+    payment_token = StringField(
+        r"^[A-Za-z0-9_]{1,64}$",
         max_length=64,
+        error_messages={"invalid": "Must be 1 to 64 letters, digits or '_'."},
         default=DEFAULT_PAYMENT_TOKEN,
         help_text=(
             "The simulated gateway approves tok_visa_success, declines tok_decline and "

@@ -84,7 +84,8 @@ class OrderViewSet(
             ),
             422: OpenApiResponse(
                 description="The Idempotency-Key was used before for a different order "
-                "(`detail`), or an item names an unknown product (`items`); nothing is written.",
+                "(`detail`), or the lines name an unknown product or one product twice "
+                "(`items`); nothing is written.",
             ),
         },
     )
@@ -104,9 +105,9 @@ class OrderViewSet(
                 idempotency_scope=actor_for(request.user),
                 metadata=command_metadata(request),
             )
-        except InvalidOrder as error:
-            return Response({"items": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
-        except UnknownProducts as error:
+        except (InvalidOrder, UnknownProducts) as error:
+            # Lines the schema allows but the order cannot take: a product on two lines, or
+            # one the catalogue does not know.
             raise UnprocessableInput("items", str(error)) from error
         except IdempotencyKeyReused as error:
             return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from eventstore.api import AmountField, identifier_field, text_field
+from eventstore.api import AmountField, StringField, identifier_field, text_field
 from payments.gateway import DEFAULT_TOKEN
 from payments.models import PaymentSummary
 
@@ -14,7 +14,7 @@ class ChargeInputSerializer(serializers.Serializer):
     payment_id = identifier_field()
     customer_id = identifier_field()
     amount = AmountField()
-    payment_token = serializers.RegexField(
+    payment_token = StringField(
         r"^[A-Za-z0-9_]{1,64}$",
         max_length=64,
         default=DEFAULT_TOKEN,

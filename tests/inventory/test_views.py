@@ -531,25 +531,30 @@ def test_reserve_of_an_id_released_before_anything_was_reserved_answers_409_rele
     assert stock_of("p1") == (10, 0, 0, 10)
 
 
-def test_reserve_naming_an_unknown_product_answers_422_naming_items_and_writes_nothing(
-    staff_client, make_product, event_count
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ((("p1", 1), ("ghost", 2)), "Unknown product(s): ghost."),
+        ((("p1", 1), ("p1", 2)), "Each product may appear once; repeated: p1."),
+    ],
+    ids=["unknown product", "duplicate product"],
+)
+def test_reserve_lines_the_service_cannot_take_answer_422_naming_items_and_write_nothing(
+    staff_client, make_product, event_count, lines, message
 ):
     make_product("p1", stock=10)
     count = event_count()
 
-    response = staff_client.post(
-        RESERVE_URL, reserve_body("order-1", ("p1", 1), ("ghost", 2)), format="json"
-    )
+    response = staff_client.post(RESERVE_URL, reserve_body("order-1", *lines), format="json")
 
     assert response.status_code == 422
-    assert response.json() == {"items": ["Unknown product(s): ghost."]}
+    assert response.json() == {"items": [message]}
     assert event_count() == count
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        reserve_body("order-1", ("p1", 1), ("p1", 2)),
         reserve_body("order-1"),
         reserve_body("order-1", ("p1", 0)),
         reserve_body("order-1", ("p1", -2)),
@@ -561,7 +566,6 @@ def test_reserve_naming_an_unknown_product_answers_422_naming_items_and_writes_n
         {"reservation_id": "order-1", "items": [{"product_id": "p1", "quantity": 1}] * 101},
     ],
     ids=[
-        "duplicate product",
         "no items",
         "quantity 0",
         "negative quantity",

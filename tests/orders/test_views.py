@@ -175,31 +175,22 @@ def test_bad_input_answers_400_naming_the_field_and_writes_nothing(
             [{"product_id": "p1", "quantity": 1}, {"product_id": "p1", "quantity": 2}],
             "Product 'p1' appears on two lines",
         ),
+        (
+            [{"product_id": "p1", "quantity": 1}, {"product_id": "ghost", "quantity": 1}],
+            "Unknown product(s): ghost",
+        ),
     ],
-    ids=["duplicate product"],
+    ids=["duplicate product", "unknown product"],
 )
-def test_lines_the_service_refuses_answer_400_on_items_and_write_nothing(
+def test_lines_the_order_cannot_take_answer_422_on_items_and_write_nothing(
     customer_client, product, event_count, items, message
 ):
     before = event_count()
 
     response = post(customer_client, items=items)
 
-    assert response.status_code == 400
-    assert response.json() == {"items": [message]}
-    assert event_count() == before
-
-
-def test_an_unknown_product_answers_422_on_items_and_writes_nothing(
-    customer_client, product, event_count
-):
-    before = event_count()
-    items = [{"product_id": "p1", "quantity": 1}, {"product_id": "ghost", "quantity": 1}]
-
-    response = post(customer_client, items=items)
-
     assert response.status_code == 422
-    assert response.json() == {"items": ["Unknown product(s): ghost"]}
+    assert response.json() == {"items": [message]}
     assert event_count() == before
 
 
