@@ -229,11 +229,16 @@ THROTTLED = OpenApiResponse(
     DetailOutputSerializer,
     description="Too many requests: wait the seconds the Retry-After header gives, then retry.",
 )
+BUSY = OpenApiResponse(
+    DetailOutputSerializer,
+    description="The write could not get its turn in time (the event log's lock): nothing was "
+    "written; repeat the request after the seconds the Retry-After header gives.",
+)
 retry_after_header = OpenApiParameter(
     "Retry-After",
     {"type": "integer", "minimum": 0},
     OpenApiParameter.HEADER,
-    response=[429],
+    response=[429, 503],
     description="Seconds to wait before the next request may succeed.",
 )
 
@@ -273,6 +278,7 @@ class ApiSchema(AutoSchema):
             found["409"] = CONCURRENT_CHANGES
             found["413"] = BODY_TOO_LARGE
             found["415"] = UNSUPPORTED_MEDIA_TYPE
+            found["503"] = BUSY
         if view.get_throttles():
             found["429"] = THROTTLED
         return found
@@ -286,7 +292,7 @@ class ApiSchema(AutoSchema):
 
     def get_override_parameters(self):
         parameters = list(super().get_override_parameters())
-        if self.view.get_throttles():
+        if self.view.get_throttles() or self.method in BODY_METHODS:
             parameters.append(retry_after_header)
         return parameters
 

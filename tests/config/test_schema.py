@@ -166,3 +166,13 @@ def test_a_blank_product_name_answers_400(staff_client):
 
     assert response.status_code == 400
     assert list(response.json()) == ["name"]
+
+
+def test_every_write_documents_503_with_retry_after(schema):
+    posts = operations(schema, "post")
+
+    assert posts
+    for path, _, operation in posts:
+        busy = operation["responses"]["503"]
+        assert "nothing was written" in busy["description"], path
+        assert "Retry-After" in busy.get("headers", {}), path
