@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,22 +32,16 @@ import psycopg
 import pytest
 from django.db import connection
 
+from tests.processes import HOST, ROOT, free_port, manage, token_for
+
 pytestmark = pytest.mark.processes
 
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
 MAX_EXAMPLES = 10  # per operation and phase: a few thousand requests per user in all
 SEED = 20261129  # a fixed seed: a failure repeats with `st run ... --seed`
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 START_TIMEOUT = 60
 FUZZ_TIMEOUT = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -93,31 +86,10 @@ def _environment(database_url: str) -> dict[str, str]:
     return environment
 
 
-def _manage(environment: dict[str, str], *arguments: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env={**environment, "DEBUG": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, (arguments, result.stdout, result.stderr)
-    return result.stdout
-
-
-def _token(environment: dict[str, str], username: str) -> str:
-    output = _manage(environment, "drf_create_token", username)
-    match = re.search(r"Generated token (\w+) for user", output)
-    assert match, output
-    return match.group(1)
-
-
 @contextmanager
 def _served(environment: dict[str, str], log_path: Path) -> Iterator[str]:
     """gunicorn with the project's config on a free port; yields the API's base URL."""
-    port = _free_port()
+    port = free_port()
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
             [
@@ -190,9 +162,9 @@ def _fuzz(base: str, token: str, workdir: Path) -> subprocess.CompletedProcess:
 def test_fuzzing_the_api_against_its_schema_finds_no_failure_and_no_server_error(tmp_path, user):
     with _database(tmp_path) as database_url:
         environment = _environment(database_url)
-        _manage(environment, "migrate", "--noinput")
-        _manage(environment, "seed_demo")
-        token = _token(environment, user)
+        manage(environment, "migrate", "--noinput")
+        manage(environment, "seed_demo")
+        token = token_for(environment, user)
         with _served(environment, tmp_path / "gunicorn.log") as base:
             result = _fuzz(base, token, tmp_path)
 

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,15 @@ from typing import Any
 
 import pytest
 
+from tests.processes import HOST, ROOT, free_port, manage, token_for
+
 pytestmark = pytest.mark.processes
 
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the environment's scripts: python, honcho
-HOST = "127.0.0.1"
 STEP_TIMEOUT = 2  # SAGA_STEP_TIMEOUT for the processes, in seconds
 PRODUCT = "keyboard"  # seed_demo's catalogue
 CUSTOMER = "alice"  # seed_demo's accounts
 
-COMMAND_TIMEOUT = 120  # migrate, seed_demo, drf_create_token
 START_TIMEOUT = 60  # until the server answers /api/health/
 CANCEL_TIMEOUT = 60  # from placing the order until it is cancelled
 STOP_TIMEOUT = 15  # from SIGINT until honcho and both processes are gone
@@ -54,27 +52,6 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     environment["SAGA_STEP_TIMEOUT"] = str(STEP_TIMEOUT)
     environment["LOG_LEVEL"] = "INFO"  # the worker's log line that it expired the saga's step
     return environment
-
-
-def _manage(environment: dict[str, str], *arguments: str) -> str:
-    """`DEBUG=1 python manage.py ARGUMENTS` as the Makefile runs it; its output."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env={**environment, "DEBUG": "1"},
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, (arguments, result.stdout, result.stderr)
-    return result.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -176,9 +153,9 @@ def _make_run(tmp_path: Path) -> Iterator[tuple[Running, dict[str, str]]]:
     folder first on PATH, no .env file). Yields the running processes and their environment;
     stops every process afterwards, pass or fail."""
     environment = _environment(tmp_path)
-    _manage(environment, "migrate", "--noinput")
-    _manage(environment, "seed_demo")
-    port = _free_port()
+    manage(environment, "migrate", "--noinput")
+    manage(environment, "seed_demo")
+    port = free_port()
     console_path = tmp_path / "console.log"
     with open(console_path, "wb") as console:
         honcho = subprocess.Popen(
@@ -203,19 +180,11 @@ def _make_run(tmp_path: Path) -> Iterator[tuple[Running, dict[str, str]]]:
         _stop(running)
 
 
-def _token(environment: dict[str, str], username: str) -> str:
-    """The API token seed_demo gave `username` (drf_create_token prints an existing one)."""
-    output = _manage(environment, "drf_create_token", username)
-    match = re.search(r"Generated token (\w+) for user", output)
-    assert match, output
-    return match.group(1)
-
-
 def test_make_run_cancels_an_unanswered_payment_emails_a_paid_one_and_stops_on_sigint(
     tmp_path,
 ):
     with _make_run(tmp_path) as (running, environment):
-        token = _token(environment, CUSTOMER)
+        token = token_for(environment, CUSTOMER)
         stock_path = f"/api/inventory/{PRODUCT}/"
         stock_before = running.get(stock_path, token)
         running.wait_for_console(r"^.*worker\S* +\| Following the log", timeout=START_TIMEOUT)
