@@ -1,8 +1,9 @@
 """Running test code on several threads, each with its own database connection."""
 
 import threading
+from contextlib import contextmanager
 
-from django.db import connections
+from django.db import connections, transaction
 
 
 def run_threads(target, count, *args):
@@ -26,3 +27,28 @@ def run_threads(target, count, *args):
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
     assert not errors, errors
+
+
+@contextmanager
+def holding_the_log_lock():
+    """While the block runs, another thread holds the event log's appenders' lock in an open
+    transaction (EventStore.lock_appends); it lets go when the block ends, pass or fail."""
+    from eventstore.store import EventStore
+
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold_lock(index):
+        with transaction.atomic():
+            EventStore.lock_appends()
+            holding.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=run_threads, args=(hold_lock, 1))
+    holder.start()
+    try:
+        assert holding.wait(timeout=30), "the lock holder never took the lock"
+        yield
+    finally:
+        release.set()
+        holder.join(timeout=30)

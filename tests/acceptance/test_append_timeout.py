@@ -1,14 +1,11 @@
 """Scenario: an order placed while another writer holds the event log's lock for longer than
 the lock timeout answers 503 with Retry-After, and writes nothing."""
 
-import threading
-
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from eventstore.models import Event
-from eventstore.store import EventStore
-from tests.threads import run_threads
+from tests.threads import holding_the_log_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,27 +27,12 @@ def test_an_order_that_waits_past_the_lock_timeout_answers_503_and_writes_nothin
 ):
     shop.add_product("p1", price="2.00", stock=5)
     before = Event.objects.count()
-    holding = threading.Event()
-    release = threading.Event()
-
-    def hold_lock(index):
-        with transaction.atomic():
-            EventStore.lock_appends()
-            holding.set()
-            release.wait(timeout=30)
-
-    holder = threading.Thread(target=run_threads, args=(hold_lock, 1))
-    holder.start()
-    try:
-        assert holding.wait(timeout=30)
+    with holding_the_log_lock():
         response = customer_client.post(
             "/api/orders/",
             {"items": [{"product_id": "p1", "quantity": 1}], "payment_token": "tok_visa_success"},
             format="json",
         )
-    finally:
-        release.set()
-        holder.join(timeout=30)
 
     assert response.status_code == 503
     assert int(response["Retry-After"]) > 0

@@ -12,7 +12,7 @@ from eventstore.store import AppendTimeout, ConcurrencyError, EventStore, NewEve
 from eventstore.subscriptions import catch_up
 from tests.eventstore.test_aggregates import Bin, NotEnoughStock
 from tests.eventstore.test_subscriptions import Noter, notes
-from tests.threads import run_threads
+from tests.threads import holding_the_log_lock, run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,27 +117,13 @@ def test_concurrent_catch_ups_of_one_subscriber_handle_each_event_once(subscribe
 @pytest.mark.postgres
 def test_appenders_wait_for_the_log_lock_and_give_up_after_the_lock_timeout(settings):
     settings.EVENTSTORE_LOCK_TIMEOUT_MS = 200
-    holding = threading.Event()
-    release = threading.Event()
 
-    def hold_lock(index):
-        with transaction.atomic():
-            EventStore.lock_appends()
-            holding.set()
-            release.wait(timeout=30)
-
-    holder = threading.Thread(target=run_threads, args=(hold_lock, 1))
-    holder.start()
-    try:
-        assert holding.wait(timeout=30)
+    with holding_the_log_lock():
         # Readers pass the lock ...
         assert list(event_store.read_all()) == []
         # ... appenders time out on it and write nothing.
         with pytest.raises(AppendTimeout, match="lock timeout"):
             event_store.append_to_stream("thing", "t1", [NewEvent("Blocked", {})])
-    finally:
-        release.set()
-        holder.join(timeout=30)
 
     assert not Event.objects.exists()
     assert connection.vendor == "postgresql"
