@@ -274,6 +274,55 @@ EVENTSTORE_EFFECT_BACKOFF = env_float("EVENTSTORE_EFFECT_BACKOFF", 2.0)
 EVENTSTORE_EFFECT_BACKOFF_MAX = env_float("EVENTSTORE_EFFECT_BACKOFF_MAX", 300.0)
 EVENTSTORE_EFFECT_LEASE = env_float("EVENTSTORE_EFFECT_LEASE", 60.0)
 
+# Partitioned subscribers and how reactions run (eventstore/subscriptions.py, eventstore/tasks.py).
+# Each subscriber's work is split into this many partitions by the key stored with each event
+# (its correlation id, else its aggregate id): events of one key are handled in log order, and
+# different partitions at once by different processes. 1 keeps a single checkpoint per
+# subscriber; 16 suits a pool of Celery workers. Every process of one database must agree.
+EVENTSTORE_PARTITIONS = env_int("EVENTSTORE_PARTITIONS", 1)
+# inline: after a commit the request's own thread catches the subscribers up (no broker).
+# celery: after a commit the touched partitions are woken by tasks on CELERY_BROKER_URL, and
+# `celery -A config worker` catches them up; `celery -A config beat` sweeps for lost wake-ups.
+EVENTSTORE_DISPATCH = os.environ.get("EVENTSTORE_DISPATCH", "inline")
+if EVENTSTORE_DISPATCH not in ("inline", "celery"):
+    raise ImproperlyConfigured(
+        f"EVENTSTORE_DISPATCH must be inline or celery, not {EVENTSTORE_DISPATCH!r}"
+    )
+if EVENTSTORE_PARTITIONS < 1:
+    raise ImproperlyConfigured("EVENTSTORE_PARTITIONS must be at least 1")
+# Seconds between beat's sweeps: wake every partition with a backlog, make the calls to the
+# outside world that are due, and run the worker-pass housekeeping (overdue saga steps).
+EVENTSTORE_SWEEP_INTERVAL = env_float("EVENTSTORE_SWEEP_INTERVAL", 5.0)
+
+# Celery (celery mode only; config/celery.py reads every CELERY_* setting).
+# Wake-ups travel over the broker, never events: the log stays the truth. RabbitMQ by default;
+# redis://127.0.0.1:6379/0 works too.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# Two queues: "events" (catching partitions up) and "effects" (calls to the outside world), so
+# a slow provider never holds up the reactions. A worker started with no -Q serves both.
+CELERY_TASK_DEFAULT_QUEUE = "events"
+CELERY_TASK_QUEUES = {"events": {}, "effects": {}}
+CELERY_TASK_ROUTES = {"eventstore.tasks.make_calls": {"queue": "effects"}}
+# A task is acknowledged after it ran, so a worker that dies mid-task leaves it to another;
+# each worker process reserves one task at a time.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Seconds a task may run before it is asked to stop (SoftTimeLimitExceeded), then killed.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
+# Wake-ups need no results.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# A request's commit enqueues its wake-ups: a broker that does not answer costs the request at
+# most this many seconds (the wake-up is then left to beat's sweep, and the request succeeds).
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 1.0)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {"task": "eventstore.tasks.sweep", "schedule": EVENTSTORE_SWEEP_INTERVAL},
+}
+
 # Orders: the fulfilment saga.
 # Seconds a saga waits for a service's reply before the step fails (or a compensation is sent
 # again); `manage.py expire_sagas` and every `process_events` pass enforce it.
