@@ -43,6 +43,10 @@ class Event(models.Model):
     # A copy of metadata["correlation_id"], written with the row, so "every event of order X"
     # is an index range scan on both SQLite and PostgreSQL rather than a JSON scan ("" for none).
     correlation_id = models.CharField(max_length=128, blank=True, default="", editable=False)
+    # The event's partition key (its correlation id, else its aggregate id) hashed at append
+    # time: a subscriber split into N partitions reads, in partition p, the events whose
+    # partition_hash % N == p (eventstore.store.partition_hash).
+    partition_hash = models.IntegerField(db_default=0, editable=False)
     recorded_at = models.DateTimeField()
 
     objects = EventQuerySet.as_manager()
@@ -102,19 +106,46 @@ class Snapshot(models.Model):
 
 
 class Checkpoint(models.Model):
-    """How far a named subscriber has handled the log; advanced in the transaction that handles."""
+    """How far one partition of a named subscriber has handled the log; advanced in the
+    transaction that handles. A subscriber split into `partitions` has one row per partition."""
 
-    name = models.CharField(max_length=128, primary_key=True)
-    position = models.BigIntegerField(default=0, help_text="Position of the last event handled.")
+    name = models.CharField(
+        max_length=160, primary_key=True, help_text="subscriber#partition/partitions"
+    )
+    subscriber = models.CharField(max_length=128)
+    partition = models.PositiveIntegerField(default=0)
+    partitions = models.PositiveIntegerField(
+        default=1, help_text="How many partitions the subscriber was split into."
+    )
+    position = models.BigIntegerField(
+        default=0, help_text="Position of the last event of this partition handled."
+    )
+    handled_before = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="After a change of the partition count: the previous partitions' positions; "
+        "an event at or before its previous partition's position was handled already.",
+    )
     last_error = models.TextField(blank=True, default="")
     failed_position = models.BigIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "partitions", "partition"],
+                name="eventstore_checkpoint_partition_uniq",
+            )
+        ]
+        ordering = ["subscriber", "partitions", "partition"]
 
     def __str__(self) -> str:
         return f"{self.name} at {self.position}"
+
+    @staticmethod
+    def name_for(subscriber: str, partition: int, partitions: int) -> str:
+        """The row's name: subscriber#partition/partitions (orders.saga#3/16)."""
+        return f"{subscriber}#{partition}/{partitions}"
 
 
 class Stream(models.Model):

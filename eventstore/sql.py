@@ -34,7 +34,7 @@ COLUMNS = (
     "metadata",
     "recorded_at",
 )
-_INSERTED = (*COLUMNS[1:], "correlation_id")
+_INSERTED = (*COLUMNS[1:], "correlation_id", "partition_hash")
 _INSERT_CHUNK = 500  # rows per INSERT, well inside every backend's limit on parameters
 
 EVENTS = Event._meta.db_table
@@ -64,9 +64,9 @@ def db_datetime(value: datetime) -> Any:
 
 @cache
 def _insert_sql(vendor: str, rows: int) -> str:
-    values = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    values = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     if vendor == "postgresql":
-        values = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
+        values = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)"
     return (
         f"INSERT INTO {EVENTS} ({', '.join(_INSERTED)}) VALUES "
         + ", ".join([values] * rows)
@@ -77,8 +77,9 @@ def _insert_sql(vendor: str, rows: int) -> str:
 def insert(rows: Sequence[tuple[Any, ...]]) -> dict[Any, int]:
     """Insert rows of (`event_id` as stored, aggregate_type, aggregate_id, version, event_type,
     schema_version, payload JSON text, metadata JSON text, recorded_at as stored,
-    correlation_id); return each inserted event id's position. A row that would break a unique
-    key (stream version or event id) is skipped, not an error: it is missing from the result."""
+    correlation_id, partition_hash); return each inserted event id's position. A row that would
+    break a unique key (stream version or event id) is skipped, not an error: it is missing
+    from the result."""
     connection = _connection()
     positions: dict[Any, int] = {}
     with connection.cursor() as cursor:
@@ -169,6 +170,13 @@ def types_condition(event_types: Iterable[str] | None) -> tuple[str, list[str]]:
     return f" AND event_type IN ({', '.join(['%s'] * len(event_types))})", event_types
 
 
+def partition_condition(partition: int, partitions: int) -> str:
+    """An `AND` clause that keeps the events of one partition (nothing when there is one)."""
+    if partitions == 1:
+        return ""
+    return f" AND partition_hash %% {int(partitions)} = {int(partition)}"
+
+
 def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
@@ -198,51 +206,182 @@ def _decoded(row: Sequence[Any]) -> tuple[Any, ...]:
 # --- checkpoints -------------------------------------------------------------------------------
 
 
-def checkpoint_and_backlog(name: str, event_types: Iterable[str] | None) -> tuple[int, bool]:
-    """The subscriber's checkpoint (0 before its first) and whether an event it reads lies
+def _json_param() -> str:
+    """A placeholder for JSON text bound to a JSON column."""
+    return "%s::jsonb" if _connection().vendor == "postgresql" else "%s"
+
+
+def _for_update(skip_locked: bool = False) -> str:
+    """The row-lock clause (PostgreSQL; SQLite's IMMEDIATE transaction holds the write lock)."""
+    if _connection().vendor != "postgresql":
+        return ""
+    return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+
+def checkpoint_and_backlog(
+    subscriber: str, partition: int, partitions: int, event_types: Iterable[str] | None
+) -> tuple[int, bool]:
+    """The partition's checkpoint (0 before its first) and whether an event it reads lies
     after it: one lock-free query."""
     types, params = types_condition(event_types)
+    name = Checkpoint.name_for(subscriber, partition, partitions)
     checkpoint = f"COALESCE((SELECT position FROM {CHECKPOINTS} WHERE name = %s), 0)"
     with _connection().cursor() as cursor:
         cursor.execute(
-            f"SELECT {checkpoint}, EXISTS(SELECT 1 FROM {EVENTS} "
-            f"WHERE position > {checkpoint}{types})",
+            f"SELECT {checkpoint}, EXISTS(SELECT 1 FROM {EVENTS} WHERE position > {checkpoint}"
+            f"{types}{partition_condition(partition, partitions)})",
             [name, name, *params],
         )
         position, waiting = cursor.fetchone()
     return position, bool(waiting)
 
 
-def lock_checkpoint(name: str) -> int:
-    """Inside a transaction, the subscriber's checkpoint position, its row locked until the
-    transaction ends (created at 0 the first time). SQLite's IMMEDIATE transaction holds the
-    write lock already."""
-    connection = _connection()
-    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT position FROM {CHECKPOINTS} WHERE name = %s{lock}", [name])
-        row = cursor.fetchone()
-        if row is not None:
-            return row[0]
+def partitions_with_backlog(
+    subscriber: str, partitions: int, event_types: Iterable[str] | None
+) -> list[int]:
+    """The partitions of the subscriber with an event they read after their checkpoint, and
+    those that have no checkpoint yet: one lock-free query."""
+    types, params = types_condition(event_types)
+    hashed = "partition_hash %% %s = c.partition" if partitions > 1 else "1 = 1"
+    with _connection().cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {CHECKPOINTS} (name, position, last_error, updated_at) "
-            "VALUES (%s, 0, '', %s) ON CONFLICT (name) DO NOTHING",
-            [name, db_datetime(timezone.now())],
+            f"SELECT c.partition FROM {CHECKPOINTS} c WHERE c.subscriber = %s "
+            f"AND c.partitions = %s AND EXISTS(SELECT 1 FROM {EVENTS} "
+            f"WHERE position > c.position AND {hashed}{types})",
+            [subscriber, partitions, *([partitions] if partitions > 1 else []), *params],
         )
-        cursor.execute(f"SELECT position FROM {CHECKPOINTS} WHERE name = %s{lock}", [name])
-        return cursor.fetchone()[0]
+        waiting = {row[0] for row in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT partition FROM {CHECKPOINTS} WHERE subscriber = %s AND partitions = %s",
+            [subscriber, partitions],
+        )
+        known = {row[0] for row in cursor.fetchall()}
+    return sorted(waiting | (set(range(partitions)) - known))
+
+
+def lock_checkpoint(
+    subscriber: str, partition: int, partitions: int, *, skip_locked: bool = False
+) -> tuple[int, Any] | None:
+    """Inside a transaction, the partition's checkpoint (position, handled_before), its row
+    locked until the transaction ends. The subscriber's rows are created the first time (see
+    `ensure_partitions`). With `skip_locked`, None when another transaction holds the row."""
+    name = Checkpoint.name_for(subscriber, partition, partitions)
+    select = f"SELECT position, handled_before FROM {CHECKPOINTS} WHERE name = %s"
+    with _connection().cursor() as cursor:
+        cursor.execute(select + _for_update(skip_locked), [name])
+        row = cursor.fetchone()
+        if row is None and skip_locked:
+            cursor.execute(f"SELECT 1 FROM {CHECKPOINTS} WHERE name = %s", [name])
+            if cursor.fetchone() is not None:
+                return None  # another worker holds this partition
+        if row is None:
+            ensure_partitions(subscriber, partitions)
+            cursor.execute(select + _for_update(), [name])
+            row = cursor.fetchone()
+    return row[0], _json(row[1])
+
+
+class RepartitionPending(Exception):
+    """The partition count changed again before the previous change was caught up."""
+
+
+def ensure_partitions(subscriber: str, partitions: int) -> None:
+    """Inside a transaction, create the subscriber's checkpoint rows for `partitions`.
+
+    A subscriber's rows under another partition count (the one before a change of
+    EVENTSTORE_PARTITIONS, or the single checkpoint of a database from before partitions) are
+    replaced: each new partition starts at the lowest of their positions and keeps them in
+    `handled_before`, so that no event is handled twice or skipped.
+    """
+    lock = _for_update()
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT partitions, partition, position, handled_before FROM {CHECKPOINTS} "
+            f"WHERE subscriber = %s{lock}",
+            [subscriber],
+        )
+        rows = cursor.fetchall()
+        previous = [row for row in rows if row[0] != partitions]
+        have = {row[1] for row in rows if row[0] == partitions}
+        start, handled_before = 0, None
+        if previous:
+            counts = {row[0] for row in previous}
+            if len(counts) > 1 or any(_json(row[3]) for row in previous):
+                raise RepartitionPending(
+                    f"{subscriber}: its partition count changed again before the previous "
+                    "change was caught up; run every process with the previous "
+                    "EVENTSTORE_PARTITIONS until its checkpoints show no handled_before"
+                )
+            (count,) = counts
+            positions = [0] * count
+            for _, partition, position, _ in previous:
+                if partition < count:
+                    positions[partition] = position
+            start = min(positions)
+            if max(positions) > start:
+                handled_before = {"partitions": count, "positions": positions}
+            cursor.execute(
+                f"DELETE FROM {CHECKPOINTS} WHERE subscriber = %s AND partitions <> %s",
+                [subscriber, partitions],
+            )
+        now = db_datetime(timezone.now())
+        for partition in sorted(set(range(partitions)) - have):
+            cursor.execute(
+                f"INSERT INTO {CHECKPOINTS} (name, subscriber, partition, partitions, position, "
+                "handled_before, last_error, updated_at) "
+                f"VALUES (%s, %s, %s, %s, %s, {_json_param()}, '', %s) "
+                "ON CONFLICT (name) DO NOTHING",
+                [
+                    Checkpoint.name_for(subscriber, partition, partitions),
+                    subscriber,
+                    partition,
+                    partitions,
+                    start,
+                    None if handled_before is None else json.dumps(handled_before),
+                    now,
+                ],
+            )
+
+
+class CheckpointMoved(Exception):
+    """A checkpoint was not where its locked read found it: another worker moved it."""
 
 
 def save_checkpoint(
-    name: str, position: int, error: str, failed_position: int | None, now: datetime
+    subscriber: str,
+    partition: int,
+    partitions: int,
+    *,
+    read_at: int,
+    position: int,
+    handled_before: Any,
+    error: str,
+    failed_position: int | None,
+    now: datetime,
 ) -> None:
-    """Move a locked checkpoint to `position`, recording the error that stopped it (if any)."""
+    """Move a locked checkpoint from `read_at` to `position`, recording the error that stopped
+    it (if any). Fenced: raises CheckpointMoved, so the caller's transaction rolls back with
+    every effect of the batch, when the row is gone or no longer at `read_at`."""
     with _connection().cursor() as cursor:
         cursor.execute(
-            f"UPDATE {CHECKPOINTS} SET position = %s, last_error = %s, failed_position = %s, "
-            "updated_at = %s WHERE name = %s",
-            [position, error, failed_position, db_datetime(now), name],
+            f"UPDATE {CHECKPOINTS} SET position = %s, handled_before = {_json_param()}, "
+            "last_error = %s, "
+            "failed_position = %s, updated_at = %s WHERE name = %s AND position = %s",
+            [
+                position,
+                None if handled_before is None else json.dumps(handled_before),
+                error,
+                failed_position,
+                db_datetime(now),
+                Checkpoint.name_for(subscriber, partition, partitions),
+                read_at,
+            ],
         )
+        if cursor.rowcount != 1:
+            raise CheckpointMoved(
+                f"{subscriber} partition {partition}/{partitions}: the checkpoint moved from "
+                f"position {read_at} while this batch was handled; the batch is undone"
+            )
 
 
 # --- calls owed to the outside world (eventstore.effects) -------------------------------------

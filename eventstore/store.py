@@ -19,6 +19,7 @@ import itertools
 import json
 import logging
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,10 @@ class RecordedEvent(NamedTuple):
             position, event_id, kind, ident, version, event_type, schema, payload, metadata, at
         )
 
+    def partition(self, partitions: int) -> int:
+        """The partition this event falls in when a subscriber is split into `partitions`."""
+        return partition_hash(self.metadata, self.aggregate_id) % partitions
+
     @property
     def correlation_id(self) -> str | None:
         """The id of the business transaction (the order) this event belongs to."""
@@ -171,6 +176,15 @@ def _correlation_id(metadata: dict[str, Any]) -> str:
     """The indexed copy of the metadata's correlation id ("" when there is none)."""
     value = metadata.get("correlation_id")
     return "" if value is None else str(value)[:128]
+
+
+def partition_hash(metadata: dict[str, Any], aggregate_id: str) -> int:
+    """The stored hash of an event's partition key: its correlation id (the order, for
+    everything a saga does), else its aggregate id. Events of one key share a partition, so a
+    partitioned subscriber handles them in log order. Stable across processes and versions
+    (CRC-32), non-negative and within a 32-bit signed integer column."""
+    key = _correlation_id(metadata) or str(aggregate_id)
+    return zlib.crc32(key.encode()) & 0x7FFFFFFF
 
 
 class EventStore:
@@ -343,6 +357,7 @@ class EventStore:
                         metadata_text,
                         stored_now,
                         _correlation_id(metadata),
+                        partition_hash(metadata, ident),
                     )
                 )
                 # What readers of the log will see: an event appended at an older schema
@@ -425,10 +440,14 @@ class EventStore:
         after_position: int = 0,
         limit: int | None = None,
         event_types: Iterable[str] | None = None,
+        partition: tuple[int, int] | None = None,
     ) -> list[RecordedEvent]:
-        """At most `limit` events after `after_position`, in position order."""
+        """At most `limit` events after `after_position`, in position order; only those of
+        one partition when `partition` is (partition, partitions)."""
         limit = limit or settings.EVENTSTORE_BATCH_SIZE
         types, params = sql.types_condition(event_types)
+        if partition is not None:
+            types += sql.partition_condition(*partition)
         rows = sql.select(f"position > %s{types}", [after_position, *params], "position", limit)
         return [RecordedEvent.from_row(row) for row in rows]
 

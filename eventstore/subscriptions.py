@@ -85,72 +85,142 @@ def get_subscribers(names: Iterable[str] | None = None) -> list[Subscriber]:
 
 @dataclass
 class CatchUpResult:
-    """What one catch-up of one subscriber did."""
+    """What one catch-up of one subscriber (or of one of its partitions) did."""
 
     name: str
     handled: int
     position: int
     error: str = ""
     calls: int = 0
+    partition: int | None = None
+    # Another worker held the partition: it looks for new events again after its commit.
+    busy: bool = False
+
+
+def partitions() -> int:
+    """How many partitions each subscriber's work is split into (EVENTSTORE_PARTITIONS)."""
+    return int(settings.EVENTSTORE_PARTITIONS)
 
 
 def catch_up(
-    subscriber: Subscriber, *, batch_size: int | None = None, look_first: bool = True
+    subscriber: Subscriber,
+    *,
+    batch_size: int | None = None,
+    look_first: bool = True,
+    only: Iterable[int] | None = None,
 ) -> CatchUpResult:
-    """Handle every event after the subscriber's checkpoint; stop at the first failing event.
-    Then, with no transaction open, do the subscriber's work after a catch-up (calls out).
+    """Catch every partition of the subscriber (or `only` these) up, one after the other, then,
+    with no transaction open, do the subscriber's work after a catch-up (calls out).
 
-    A failing event rolls back its own effects only; the checkpoint stays just before it, with
-    the error recorded on the checkpoint, and the next catch-up tries it again.
     `look_first=False` skips the lock-free look for new events (the caller knows of some).
     """
-    result = _handle_backlog(subscriber, batch_size=batch_size, look_first=look_first)
+    count = partitions()
+    results = [
+        catch_up_partition(subscriber, partition, batch_size=batch_size, look_first=look_first)
+        for partition in (range(count) if only is None else sorted(set(only)))
+    ]
+    failed = [result for result in results if result.error]
+    result = CatchUpResult(
+        subscriber.name,
+        handled=sum(result.handled for result in results),
+        position=failed[0].position if failed else max(r.position for r in results),
+    )
+    if failed:
+        first = failed[0]
+        where = f"partition {first.partition}/{count}: " if count > 1 else ""
+        result.error = f"{where}{first.error}"
     result.calls = subscriber.after_catch_up()
     return result
 
 
-def _handle_backlog(
-    subscriber: Subscriber, *, batch_size: int | None, look_first: bool
+def catch_up_partition(
+    subscriber: Subscriber,
+    partition: int,
+    *,
+    batch_size: int | None = None,
+    look_first: bool = True,
+    skip_locked: bool = False,
 ) -> CatchUpResult:
-    """Handle the events after the checkpoint, one transaction per batch."""
+    """Handle every event of one partition after its checkpoint, in log order, one transaction
+    per batch; stop at the first failing event. Makes no call to the outside world.
+
+    A failing event rolls back its own effects only; the checkpoint stays just before it, with
+    the error recorded on the checkpoint, and the next catch-up tries it again.
+    Each batch holds the partition's checkpoint row locked, and moves it only from where it
+    read it (`sql.save_checkpoint` is fenced), so two workers never both commit one event's
+    effects. With `skip_locked`, a partition another worker holds is left to it (`busy`): that
+    worker looks for new events once more after its last commit, so no wake-up is lost.
+    """
+    count = partitions()
     batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
-    result = CatchUpResult(subscriber.name, handled=0, position=0)
+    name, types = subscriber.name, subscriber.event_types
+    result = CatchUpResult(name, handled=0, position=0, partition=partition)
     if look_first:
         # A lock-free look first, so idle subscribers never queue for the write lock. A stale
         # "no" is safe: an event committed after this read wakes subscribers after its commit.
-        result.position, waiting = sql.checkpoint_and_backlog(
-            subscriber.name, subscriber.event_types
-        )
+        result.position, waiting = sql.checkpoint_and_backlog(name, partition, count, types)
         if not waiting:
             return result
     while True:
         with transaction.atomic():
-            result.position = sql.lock_checkpoint(subscriber.name)
+            held = sql.lock_checkpoint(name, partition, count, skip_locked=skip_locked)
+            if held is None:
+                result.busy = True
+                return result
+            read_at, handled_before = held
+            result.position = read_at
             batch = event_store.read_page(
-                after_position=result.position,
+                after_position=read_at,
                 limit=batch_size,
-                event_types=subscriber.event_types,
+                event_types=types,
+                partition=(partition, count),
             )
             if not batch:
                 return result
-            error, failed_position = _handle_batch(subscriber, batch, result)
+            error, failed_position = _handle_batch(subscriber, batch, result, handled_before)
+            if handled_before and result.position >= max(handled_before["positions"]):
+                handled_before = None  # past every position the previous partitions reached
             sql.save_checkpoint(
-                subscriber.name, result.position, error, failed_position, timezone.now()
+                name,
+                partition,
+                count,
+                read_at=read_at,
+                position=result.position,
+                handled_before=handled_before,
+                error=error,
+                failed_position=failed_position,
+                now=timezone.now(),
             )
         if error:
             result.error = error
             return result
         if len(batch) < batch_size:
-            return result
+            # Look once more after the commit: a wake-up that found this partition busy
+            # meanwhile left its events to this worker.
+            _, waiting = sql.checkpoint_and_backlog(name, partition, count, types)
+            if not waiting:
+                return result
+
+
+def _handled_before(event: RecordedEvent, handled_before: dict[str, Any] | None) -> bool:
+    """Whether the subscriber handled `event` before its partition count changed."""
+    if not handled_before:
+        return False
+    positions = handled_before["positions"]
+    return event.position <= positions[event.partition(handled_before["partitions"])]
 
 
 def _handle_batch(
     subscriber: Subscriber,
     batch: list[RecordedEvent],
     result: CatchUpResult,
+    handled_before: dict[str, Any] | None = None,
 ) -> tuple[str, int | None]:
     """Handle the events in order, each in a savepoint; return the first error and its position."""
     for event in batch:
+        if _handled_before(event, handled_before):
+            result.position = event.position
+            continue
         try:
             with transaction.atomic():
                 subscriber.handle(event)
@@ -172,48 +242,66 @@ def catch_up_all(names: Iterable[str] | None = None) -> list[CatchUpResult]:
     return [catch_up(subscriber) for subscriber in get_subscribers(names)]
 
 
+def touched_partitions(
+    subscriber: Subscriber, events: Iterable[RecordedEvent] | None
+) -> set[int] | None:
+    """The partitions of the subscriber that hold one of `events` it reads (None: every one)."""
+    if events is None:
+        return None
+    count = partitions()
+    return {event.partition(count) for event in events if subscriber.wants((event.event_type,))}
+
+
 _dispatch = threading.local()
 
 
 def dispatch_committed(
     sender: Any = None, events: Iterable[RecordedEvent] | None = None, **kwargs: Any
 ) -> None:
-    """`events_committed` receiver: after a commit, catch up, in this thread, every subscriber
-    that reads one of the committed event types (every subscriber when `events` is None).
+    """`events_committed` receiver: after a commit, wake the partitions of every subscriber
+    that hold one of the committed events it reads (every partition when `events` is None).
 
-    Subscribers that append events cause further commits; those wake-ups are folded into the
-    running loop instead of recursing.
+    In celery mode (EVENTSTORE_DISPATCH) each is woken by a task on the broker. Inline, they
+    are caught up in this thread; subscribers that append events cause further commits, and
+    those wake-ups are folded into the running loop instead of recursing.
     """
     if not _subscribers:
         return
-    types = None if events is None else {event.event_type for event in events}
+    events = None if events is None else list(events)
+    if settings.EVENTSTORE_DISPATCH == "celery":
+        from eventstore import tasks  # imports Celery: only in celery mode
+
+        tasks.wake(events)
+        return
     if getattr(_dispatch, "running", False):
-        _dispatch.woken = (
-            None if types is None or _dispatch.woken is None else _dispatch.woken | types
-        )
+        if events is None or _dispatch.woken is None:
+            _dispatch.woken = None
+        else:
+            _dispatch.woken.extend(events)
         return
     _dispatch.running = True
     try:
         while True:
-            _dispatch.woken = set()
+            _dispatch.woken = []
             for subscriber in get_subscribers():
-                if not subscriber.wants(types):
+                touched = touched_partitions(subscriber, events)
+                if touched is not None and not touched:
                     continue
                 try:
                     # Woken by a commit of events it reads: no need to look for new ones first.
-                    catch_up(subscriber, look_first=types is None)
+                    catch_up(subscriber, look_first=events is None, only=touched)
                 except Exception:
                     # The commit that woke us has happened; the log keeps the events and
                     # process_events (or the next wake-up) delivers them.
                     logger.exception("Catching up subscriber %s failed", subscriber.name)
-            types = _dispatch.woken
-            if types is not None and not types:
+            events = _dispatch.woken
+            if events is not None and not events:
                 # Nothing left to catch up. Work owed after a catch-up (calls to the outside
                 # world) may have been recorded by another thread or process that handled this
                 # commit's events first, and is busy with calls of its own: take it up here.
                 _after_catch_up_all()
-                types = _dispatch.woken
-                if types is not None and not types:
+                events = _dispatch.woken
+                if events is not None and not events:
                     return
     finally:
         _dispatch.running = False

@@ -288,7 +288,7 @@ def test_checkpoint_changelist_lists_subscriber_checkpoints(superuser_client):
 
     assert response.status_code == 200
     [checkpoint] = response.context["cl"].result_list
-    assert checkpoint == Checkpoint.objects.get(name="tests.admin.noop")
+    assert checkpoint == Checkpoint.objects.get(subscriber="tests.admin.noop")
     assert checkpoint.position == last.position
     assert "tests.admin.noop" in response.content.decode()
 

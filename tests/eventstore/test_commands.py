@@ -337,7 +337,7 @@ def test_process_events_handles_pending_events_exactly_once_across_runs(subscrib
         first_out
     )
     assert f"handled 0 event(s), checkpoint at position {positions[-1]}" in second_out
-    assert Checkpoint.objects.get(name=recorder.name).position == positions[-1]
+    assert Checkpoint.objects.get(subscriber=recorder.name).position == positions[-1]
 
 
 @pytest.mark.django_db
@@ -385,7 +385,7 @@ def test_process_events_fails_and_records_the_error_on_the_checkpoint(subscribe)
     assert "1 subscriber(s) or housekeeping task(s) failed" in str(error)
     assert subscriber.name in err
     assert "RuntimeError: cannot handle OrderConfirmed" in err
-    checkpoint = Checkpoint.objects.get(name=subscriber.name)
+    checkpoint = Checkpoint.objects.get(subscriber=subscriber.name)
     assert checkpoint.position == placed.position
     assert checkpoint.failed_position == confirmed.position
     assert checkpoint.last_error == "RuntimeError: cannot handle OrderConfirmed"
@@ -401,7 +401,7 @@ def test_process_events_retries_the_failed_event_and_clears_the_error(subscribe)
     subscriber.failing_type = None
     run("process_events", subscriber.name)
 
-    checkpoint = Checkpoint.objects.get(name=subscriber.name)
+    checkpoint = Checkpoint.objects.get(subscriber=subscriber.name)
     assert subscriber.handled == [event.position for event in events]
     assert checkpoint.position == events[-1].position
     assert checkpoint.failed_position is None

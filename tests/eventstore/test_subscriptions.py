@@ -79,7 +79,7 @@ def test_after_commit_each_event_is_handled_once(
         positions = happened(store, 3)
 
     assert notes() == positions
-    assert Checkpoint.objects.get(name="tests.noter").position == positions[-1]
+    assert Checkpoint.objects.get(subscriber="tests.noter").position == positions[-1]
 
 
 @pytest.mark.django_db
@@ -135,7 +135,7 @@ def test_a_failing_event_stops_the_subscriber_just_before_it_and_is_retried(stor
 
     assert (result.handled, result.position) == (2, positions[1])
     assert "cannot note 2" in result.error
-    checkpoint = Checkpoint.objects.get(name="tests.noter")
+    checkpoint = Checkpoint.objects.get(subscriber="tests.noter")
     assert (checkpoint.position, checkpoint.failed_position) == (positions[1], positions[2])
     assert "RuntimeError" in checkpoint.last_error
     assert notes() == positions[:2]  # the failed event's own effects were rolled back
@@ -145,7 +145,7 @@ def test_a_failing_event_stops_the_subscriber_just_before_it_and_is_retried(stor
 
     assert (result.handled, result.error) == (2, "")
     assert notes() == positions
-    assert Checkpoint.objects.get(name="tests.noter").last_error == ""
+    assert Checkpoint.objects.get(subscriber="tests.noter").last_error == ""
 
 
 @pytest.mark.django_db
@@ -183,7 +183,7 @@ def test_a_subscriber_failure_after_commit_does_not_reach_the_appender(
         positions = happened(store, 1)
 
     assert Event.objects.filter(position=positions[0]).exists()
-    assert Checkpoint.objects.get(name="tests.noter").failed_position == positions[0]
+    assert Checkpoint.objects.get(subscriber="tests.noter").failed_position == positions[0]
 
 
 @pytest.mark.django_db

@@ -50,7 +50,7 @@ def reservation_stream(order_id):
 
 
 def checkpoint(handler):
-    return Checkpoint.objects.get(name=handler.name)
+    return Checkpoint.objects.get(subscriber=handler.name)
 
 
 def test_a_reservation_request_reserves_and_replies_with_inventory_reserved(

@@ -111,7 +111,7 @@ def test_the_checkpoint_advances_past_the_handled_events(notifier, order_event):
 
     result = catch_up(notifier)
 
-    checkpoint = Checkpoint.objects.get(name="notifications.orders")
+    checkpoint = Checkpoint.objects.get(subscriber="notifications.orders")
     assert checkpoint.position == result.position == last.position
     assert (checkpoint.last_error, checkpoint.failed_position) == ("", None)
     assert catch_up(notifier).handled == 0

@@ -65,7 +65,7 @@ def test_order_created_starts_the_saga_as_caused_by_it(handler, make_product, pl
         "actor": ACTOR,
         "correlation_id": order_id,
     }
-    assert Checkpoint.objects.get(name="orders.saga").position == created.position
+    assert Checkpoint.objects.get(subscriber="orders.saga").position == created.position
 
 
 def test_each_event_is_handled_once(handler, make_product, place):
@@ -108,7 +108,7 @@ def test_an_order_created_on_a_stream_that_is_no_order_does_not_stop_later_sagas
     order_id = place()
 
     assert sagas.load_or_new(order_id).state == Saga.COMPLETED
-    assert Checkpoint.objects.get(name="orders.saga").last_error == ""
+    assert Checkpoint.objects.get(subscriber="orders.saga").last_error == ""
 
 
 # --- worker pass ---------------------------------------------------------------------------------

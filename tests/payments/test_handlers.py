@@ -76,7 +76,7 @@ def replies(event_type=None):
 
 
 def checkpoint():
-    return Checkpoint.objects.get(name="payments.requests")
+    return Checkpoint.objects.get(subscriber="payments.requests")
 
 
 def test_the_handler_is_registered_for_the_saga_requests(subscriber):

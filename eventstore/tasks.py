@@ -1,0 +1,113 @@
+"""The Celery tasks of celery mode (EVENTSTORE_DISPATCH=celery). The broker carries wake-ups,
+never events: every task reads the log from a checkpoint, so a lost, repeated or late task
+costs time, never an event.
+
+- `catch_up_partition(name, partition)` (queue "events") catches one partition of one
+  subscriber up. Each batch holds the partition's checkpoint row, so one task per partition
+  runs at a time: a task that finds its partition held leaves at once, and the holder looks for
+  new events again after its commit.
+- `make_calls(name)` (queue "effects") makes the calls to the outside world that an effect
+  subscriber owes and that are due, so slow providers never hold up the reactions.
+- `sweep()` (celery beat, every EVENTSTORE_SWEEP_INTERVAL seconds) wakes every partition with
+  a backlog (wake-ups lost to a broker outage or a crash), makes the calls that are due
+  (retries after their backoff) and runs the worker-pass housekeeping (overdue saga steps).
+
+After a commit, `wake` sends a `catch_up_partition` for each partition the commit touched of
+each subscriber that reads one of its events. A broker that does not answer is logged and the
+request goes on: the events are committed, and the next sweep after the broker is back wakes
+their partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from celery import shared_task
+from django.utils import timezone
+
+from eventstore import signals, sql
+from eventstore.effects import EffectSubscriber, run_due
+from eventstore.store import RecordedEvent
+from eventstore.subscriptions import (
+    catch_up_partition as catch_up_one,
+)
+from eventstore.subscriptions import (
+    get_subscribers,
+    partitions,
+    touched_partitions,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _send(task, *args) -> bool:
+    """Enqueue a task without retrying a broker that does not answer; whether it was sent."""
+    try:
+        task.apply_async(args, retry=False)
+    except Exception as error:  # kombu's OperationalError and the socket errors under it
+        logger.warning(
+            "Could not enqueue %s%r (%s); the next sweep will wake it", task.name, args, error
+        )
+        return False
+    return True
+
+
+def wake(events: Iterable[RecordedEvent] | None) -> int:
+    """Enqueue a catch-up of each partition that holds one of `events` (None: every partition)
+    for each subscriber that reads it; how many were sent. Stops at the first failure to send:
+    the sweep wakes what is left."""
+    events = None if events is None else list(events)
+    sent = 0
+    for subscriber in get_subscribers():
+        touched = touched_partitions(subscriber, events)
+        for partition in sorted(range(partitions()) if touched is None else touched):
+            if not _send(catch_up_partition, subscriber.name, partition):
+                return sent
+            sent += 1
+    return sent
+
+
+@shared_task(name="eventstore.tasks.catch_up_partition")
+def catch_up_partition(name: str, partition: int) -> dict:
+    """Catch one partition of one subscriber up; then, if it owes calls, ask for them."""
+    [subscriber] = get_subscribers([name])
+    if partition >= partitions():  # sent before the partition count was lowered
+        return {"handled": 0, "busy": False}
+    result = catch_up_one(subscriber, partition, skip_locked=True)
+    if result.handled and isinstance(subscriber, EffectSubscriber):
+        _send(make_calls, name)
+    if result.error:
+        logger.error(
+            "%s partition %d stopped before the event after position %d: %s",
+            name,
+            partition,
+            result.position,
+            result.error,
+        )
+    return {"handled": result.handled, "busy": result.busy}
+
+
+@shared_task(name="eventstore.tasks.make_calls")
+def make_calls(name: str) -> int:
+    """Make every due call to the outside world an effect subscriber owes; how many."""
+    [subscriber] = get_subscribers([name])
+    return run_due(subscriber)
+
+
+@shared_task(name="eventstore.tasks.sweep")
+def sweep() -> int:
+    """Wake every partition with a backlog and every effect subscriber with a call due, then
+    run the worker-pass housekeeping; how many tasks were sent."""
+    sent = 0
+    now = timezone.now()
+    for subscriber in get_subscribers():
+        waiting = sql.partitions_with_backlog(subscriber.name, partitions(), subscriber.event_types)
+        for partition in waiting:
+            sent += _send(catch_up_partition, subscriber.name, partition)
+        if isinstance(subscriber, EffectSubscriber) and sql.effect_due(subscriber.name, now):
+            sent += _send(make_calls, subscriber.name)
+    for receiver, outcome in signals.worker_pass.send_robust(sender=sweep):
+        if isinstance(outcome, Exception):
+            logger.error("worker_pass receiver %r failed", receiver, exc_info=outcome)
+    return sent
