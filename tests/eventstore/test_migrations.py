@@ -12,7 +12,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from eventstore.models import Event
+from eventstore.models import Checkpoint, Event
+from eventstore.store import partition_hash
 from tests.factories import NewEventFactory
 
 pytestmark = pytest.mark.django_db
@@ -138,3 +139,69 @@ def test_flushing_the_test_database_empties_the_log_and_keeps_it_guarded(store):
     with pytest.raises(IntegrityError, match="append-only"):
         _raw_sql(f"DELETE FROM {Event._meta.db_table}")
     assert Event.objects.count() == 1
+
+
+partitions_migration = importlib.import_module("eventstore.migrations.0006_partitions")
+
+
+def test_the_partitions_migration_hashes_the_key_of_every_event_stored_before_it():
+    state = MigrationExecutor(connection).loader.project_state(
+        ("eventstore", "0005_event_append_only")
+    )
+    HistoricalEvent = state.apps.get_model("eventstore", "Event")
+    now = timezone.now()
+    # Rows as an older release wrote them: no partition_hash (the column's default, 0).
+    HistoricalEvent.objects.bulk_create(
+        [
+            HistoricalEvent(
+                event_id=uuid.uuid4(),
+                aggregate_type=kind,
+                aggregate_id=ident,
+                version=1,
+                event_type="E",
+                payload={},
+                metadata={"correlation_id": correlation} if correlation else {},
+                correlation_id=correlation,
+                recorded_at=now,
+            )
+            for kind, ident, correlation in [
+                ("order", "o1", "o1"),
+                ("payment", "o1", "o1"),
+                ("product", "sku-1", ""),
+            ]
+        ]
+    )
+
+    with connection.cursor() as cursor:
+        editor = _editor(cursor)
+        guard_migration.unguard_the_log(None, editor)
+        partitions_migration.fill_partition_hashes(None, editor)
+        guard_migration.guard_the_log(None, editor)
+
+    stored = Event.objects.order_by("position")
+    hashes = [(event.aggregate_type, event.partition_hash) for event in stored]
+    assert hashes == [
+        ("order", partition_hash({"correlation_id": "o1"}, "o1")),
+        ("payment", partition_hash({"correlation_id": "o1"}, "o1")),
+        ("product", partition_hash({}, "sku-1")),
+    ]
+    assert len({h for _, h in hashes}) == 2
+
+
+def test_the_partitions_migration_makes_each_checkpoint_partition_0_of_1():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO eventstore_checkpoint (name, subscriber, partition, partitions, "
+            "position, last_error, updated_at) VALUES ('orders.saga', '', 0, 1, 42, '', %s)",
+            [timezone.now()],
+        )
+        partitions_migration.name_checkpoints(None, _editor(cursor))
+
+    [row] = Checkpoint.objects.all()
+    assert (row.name, row.subscriber, row.partition, row.partitions, row.position) == (
+        "orders.saga#0/1",
+        "orders.saga",
+        0,
+        1,
+        42,
+    )

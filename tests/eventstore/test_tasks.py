@@ -1,0 +1,173 @@
+"""Celery mode's tasks, run in this process: what a commit wakes, what a worker does with a
+wake-up, what beat's sweep sends, and a broker that does not answer."""
+
+import logging
+
+import pytest
+from kombu.exceptions import OperationalError
+
+from config.celery import app
+from eventstore import signals, tasks
+from eventstore.effects import EffectSubscriber
+from eventstore.models import Effect
+from eventstore.store import NewEvent
+from eventstore.subscriptions import Subscriber, dispatch_committed
+
+pytestmark = pytest.mark.django_db
+
+
+class Recorder(Subscriber):
+    name = "tests.tasks.recorder"
+    event_types = frozenset({"Step"})
+
+    def __init__(self):
+        self.handled = []
+
+    def handle(self, event):
+        self.handled.append(event.position)
+
+
+class Caller(EffectSubscriber):
+    name = "tests.tasks.caller"
+    event_types = frozenset({"Step"})
+
+    def __init__(self):
+        self.called = []
+
+    def perform(self, event, *, attempt):
+        self.called.append(event.position)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every task sent to the broker, as (task name, args), instead of sending it."""
+    calls = []
+
+    def apply_async(task, args=None, **options):
+        calls.append((task.name, tuple(args)))
+
+    monkeypatch.setattr("celery.app.task.Task.apply_async", apply_async)
+    return calls
+
+
+def steps(store, orders):
+    return [
+        store.append_to_stream(
+            "saga", order, [NewEvent("Step", {}, metadata={"correlation_id": order})]
+        )[0]
+        for order in orders
+    ]
+
+
+def test_the_celery_app_reads_the_projects_settings():
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.task_soft_time_limit > 0
+    assert set(app.conf.task_queues) == {"events", "effects"}
+    assert app.conf.task_routes["eventstore.tasks.make_calls"] == {"queue": "effects"}
+    assert "eventstore.tasks.sweep" in {entry["task"] for entry in app.conf.beat_schedule.values()}
+
+
+def test_a_commit_in_celery_mode_wakes_only_the_touched_partitions(
+    store, subscribe, settings, sent, django_capture_on_commit_callbacks
+):
+    settings.EVENTSTORE_DISPATCH = "celery"
+    settings.EVENTSTORE_PARTITIONS = 8
+    recorder = subscribe(Recorder())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        [event] = steps(store, ["order-1"])
+        store.append_to_stream("other", "x", [NewEvent("Unread", {})])
+
+    assert sent == [("eventstore.tasks.catch_up_partition", (recorder.name, event.partition(8)))]
+    assert recorder.handled == [], "nothing is handled in the committing thread"
+
+
+def test_wake_without_events_wakes_every_partition(subscribe, settings, sent):
+    settings.EVENTSTORE_PARTITIONS = 3
+    recorder = subscribe(Recorder())
+
+    assert tasks.wake(None) == 3
+    assert sent == [
+        ("eventstore.tasks.catch_up_partition", (recorder.name, partition))
+        for partition in range(3)
+    ]
+
+
+def test_a_broker_that_does_not_answer_leaves_the_wake_up_to_the_sweep(
+    store, subscribe, settings, monkeypatch, caplog
+):
+    settings.EVENTSTORE_DISPATCH = "celery"
+    subscribe(Recorder())
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr("celery.app.task.Task.apply_async", refuse)
+    with caplog.at_level(logging.WARNING, logger="eventstore.tasks"):
+        [event] = steps(store, ["order-1"])
+        dispatch_committed(events=[event])
+
+    assert "the next sweep will wake it" in caplog.text
+    assert store.get(event.event_id) is not None, "the event stays committed"
+
+
+def test_a_wake_up_task_catches_its_partition_up_and_asks_for_the_calls_owed(
+    store, subscribe, settings, sent
+):
+    settings.EVENTSTORE_PARTITIONS = 4
+    caller = subscribe(Caller())
+    events = steps(store, [f"order-{n}" for n in range(8)])
+    partition = events[0].partition(4)
+
+    outcome = tasks.catch_up_partition(caller.name, partition)
+
+    mine = [event.position for event in events if event.partition(4) == partition]
+    owed = list(Effect.objects.filter(subscriber=caller.name).values_list("position", flat=True))
+    assert sorted(owed) == mine
+    assert outcome == {"handled": len(mine), "busy": False}
+    assert sent == [("eventstore.tasks.make_calls", (caller.name,))]
+    assert caller.called == [], "calls are made by make_calls, on their own queue"
+
+    assert tasks.make_calls(caller.name) == len(mine)
+    assert sorted(caller.called) == mine
+
+
+def test_a_wake_up_for_a_partition_that_no_longer_exists_does_nothing(subscribe, settings):
+    settings.EVENTSTORE_PARTITIONS = 2
+    recorder = subscribe(Recorder())
+
+    assert tasks.catch_up_partition(recorder.name, 5) == {"handled": 0, "busy": False}
+
+
+def test_the_sweep_wakes_partitions_behind_and_due_calls_and_runs_the_housekeeping(
+    store, subscribe, settings, sent
+):
+    settings.EVENTSTORE_PARTITIONS = 4
+    recorder = subscribe(Recorder())
+    caller = subscribe(Caller())
+    events = steps(store, [f"order-{n}" for n in range(8)])
+    tasks.catch_up_partition(caller.name, events[0].partition(4))  # owes calls now
+    sent.clear()
+    housekeeping = []
+
+    def receiver(sender, **kwargs):
+        housekeeping.append(sender)
+
+    signals.worker_pass.connect(receiver, weak=False, dispatch_uid="tests.sweep")
+    try:
+        count = tasks.sweep()
+    finally:
+        signals.worker_pass.disconnect(dispatch_uid="tests.sweep")
+
+    holding = sorted({event.partition(4) for event in events})
+    assert sent == [
+        ("eventstore.tasks.catch_up_partition", (recorder.name, p)) for p in holding
+    ] + [
+        ("eventstore.tasks.catch_up_partition", (caller.name, p))
+        for p in holding
+        if p != events[0].partition(4)
+    ] + [("eventstore.tasks.make_calls", (caller.name,))]
+    assert count == len(sent)
+    assert housekeeping == [tasks.sweep]
