@@ -98,8 +98,29 @@ class SnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("name", "position", "failed_position", "last_error", "updated_at")
-    fields = ("name", "position", "failed_position", "last_error", "updated_at")
+    """One row per partition of each subscriber: how far it got, and the error that stopped it."""
+
+    list_display = (
+        "subscriber",
+        "partition",
+        "partitions",
+        "position",
+        "failed_position",
+        "last_error",
+        "updated_at",
+    )
+    list_filter = ("subscriber",)
+    fields = (
+        "name",
+        "subscriber",
+        "partition",
+        "partitions",
+        "position",
+        "handled_before",
+        "failed_position",
+        "last_error",
+        "updated_at",
+    )
     readonly_fields = fields
 
 
