@@ -167,6 +167,12 @@ def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
     return DONE
 
 
+def due_calls(subscriber_name: str, now, *, limit: int) -> int:
+    """How many pending calls of the subscriber are due at `now` (at most `limit`)."""
+    due = Effect.objects.filter(subscriber=subscriber_name, status=PENDING, due_at__lte=now)
+    return len(due.values_list("pk", flat=True)[:limit])
+
+
 def run_due(subscriber: EffectSubscriber) -> int:
     """Make every call of the subscriber that is due now, one claim at a time; how many calls
     were made. Safe to run in several processes at once: each effect is claimed by one."""

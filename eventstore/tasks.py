@@ -6,8 +6,10 @@ costs time, never an event.
   subscriber up. Each batch holds the partition's checkpoint row, so one task per partition
   runs at a time: a task that finds its partition held leaves at once, and the holder looks for
   new events again after its commit.
-- `make_calls(name)` (queue "effects") makes the calls to the outside world that an effect
-  subscriber owes and that are due, so slow providers never hold up the reactions.
+- `make_calls(name)` (queue "effects") makes one call to the outside world that an effect
+  subscriber owes and that is due. One call per task spreads the calls over every worker
+  process and lets a worker take reactions between them, so slow providers never hold up the
+  reactions.
 - `sweep()` (celery beat, every EVENTSTORE_SWEEP_INTERVAL seconds) wakes every partition with
   a backlog (wake-ups lost to a broker outage or a crash), makes the calls that are due
   (retries after their backoff) and runs the worker-pass housekeeping (overdue saga steps).
@@ -27,7 +29,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from eventstore import signals, sql
-from eventstore.effects import EffectSubscriber, run_due
+from eventstore.effects import EffectSubscriber, claim_next, due_calls, perform_claimed
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import (
     catch_up_partition as catch_up_one,
@@ -39,6 +41,9 @@ from eventstore.subscriptions import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Calls a sweep asks for per effect subscriber at most; the next sweep asks for more.
+SWEEP_CALLS = 100
 
 
 def _send(task, *args) -> bool:
@@ -75,8 +80,10 @@ def catch_up_partition(name: str, partition: int) -> dict:
     if partition >= partitions():  # sent before the partition count was lowered
         return {"handled": 0, "busy": False}
     result = catch_up_one(subscriber, partition, skip_locked=True)
-    if result.handled and isinstance(subscriber, EffectSubscriber):
-        _send(make_calls, name)
+    if isinstance(subscriber, EffectSubscriber):
+        for _ in range(result.handled):  # each event handled owes one call
+            if not _send(make_calls, name):
+                break
     if result.error:
         logger.error(
             "%s partition %d stopped before the event after position %d: %s",
@@ -90,9 +97,14 @@ def catch_up_partition(name: str, partition: int) -> dict:
 
 @shared_task(name="eventstore.tasks.make_calls")
 def make_calls(name: str) -> int:
-    """Make every due call to the outside world an effect subscriber owes; how many."""
+    """Make one due call to the outside world that an effect subscriber owes (none when every
+    due call is taken); how many (0 or 1)."""
     [subscriber] = get_subscribers([name])
-    return run_due(subscriber)
+    claim = claim_next(name)
+    if claim is None:
+        return 0
+    perform_claimed(subscriber, claim)
+    return 1
 
 
 @shared_task(name="eventstore.tasks.sweep")
@@ -105,8 +117,11 @@ def sweep() -> int:
         waiting = sql.partitions_with_backlog(subscriber.name, partitions(), subscriber.event_types)
         for partition in waiting:
             sent += _send(catch_up_partition, subscriber.name, partition)
-        if isinstance(subscriber, EffectSubscriber) and sql.effect_due(subscriber.name, now):
-            sent += _send(make_calls, subscriber.name)
+        if isinstance(subscriber, EffectSubscriber):
+            for _ in range(due_calls(subscriber.name, now, limit=SWEEP_CALLS)):
+                if not _send(make_calls, subscriber.name):
+                    break
+                sent += 1
     for receiver, outcome in signals.worker_pass.send_robust(sender=sweep):
         if isinstance(outcome, Exception):
             logger.error("worker_pass receiver %r failed", receiver, exc_info=outcome)
