@@ -170,6 +170,6 @@ def test_the_sweep_wakes_partitions_behind_and_due_calls_and_runs_the_housekeepi
         ("eventstore.tasks.catch_up_partition", (caller.name, p))
         for p in holding
         if p != events[0].partition(4)
-    ] + [("eventstore.tasks.make_calls", (caller.name,))]
+    ] + [("eventstore.tasks.make_calls", (caller.name,))] * owed
     assert count == len(sent)
     assert housekeeping == [tasks.sweep]
