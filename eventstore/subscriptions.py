@@ -195,6 +195,9 @@ def catch_up_partition(
             result.error = error
             return result
         if len(batch) < batch_size:
+            if not skip_locked:
+                # A wake-up meanwhile waits for the lock and handles its own events.
+                return result
             # Look once more after the commit: a wake-up that found this partition busy
             # meanwhile left its events to this worker.
             _, waiting = sql.checkpoint_and_backlog(name, partition, count, types)
