@@ -3,13 +3,15 @@
 #              worker loop beside it (honcho, Procfile)
 #   make test  run every check (ruff, import contracts, pytest with coverage)
 # and, to measure: make bench (SQLite; BENCH_ARGS=--postgres adds PostgreSQL, see BENCHMARKS.md)
+# With PostgreSQL and RabbitMQ at hand, `make cluster` runs the production-like topology of
+# celery mode (gunicorn, two Celery workers, beat; Procfile.cluster) instead of `make run`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint migrate clean bench
+.PHONY: run cluster test lint migrate clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,43 @@ migrate: $(VENV)/.installed-run
 run: migrate
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 	WEB_ADDRESS=$(HOST):$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --env /dev/null
+
+# The production-like topology of celery mode in one console, on PostgreSQL and RabbitMQ:
+# gunicorn (2 workers) on $(HOST):$(PORT), two Celery workers serving every queue, and beat
+# (Procfile.cluster, run by honcho; Ctrl+C stops every process). First config.services checks
+# that both services answer (naming the missing one and the variable that points at another)
+# and creates the database if the server has none of that name; then migrate and seed_demo, as
+# `make run` does. DATABASE_URL and CELERY_BROKER_URL come from the environment or the command
+# line (make cluster DATABASE_URL=postgres://... CELERY_BROKER_URL=amqp://...); the broker's
+# default is the settings' own (amqp://guest:guest@127.0.0.1:5672//).
+# DEBUG is off, as in production: errors answer the API's JSON 500 and never a debug page, and
+# Celery workers keep no log of every query (Celery warns against DEBUG in a worker). What that
+# asks for is set below for plain http on this machine: SECRET_KEY defaults to a fixed
+# development key (never use it, or this target, for a real deployment: set a secret one),
+# ALLOWED_HOSTS names $(HOST), and https is not required (no redirect, cookies sent over http,
+# as behind a proxy that ends TLS). Emails are printed in the console (no mail server).
+# gunicorn serves no static files: the admin and the API docs come unstyled; `make run` for those.
+# seed_demo --force: with DEBUG off it refuses to create the demo accounts (public passwords)
+# unless asked; a cluster on this machine is what they are for.
+# PYTHONPATH: the checkout's own code, even when VENV is another checkout's environment (celery
+# imports only `config` from the current folder, the rest from where the project is installed).
+cluster: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orders_cluster
+cluster: export EVENTSTORE_DISPATCH = celery
+cluster: export EVENTSTORE_PARTITIONS = 16
+cluster: export DEBUG ?= 0
+cluster: export SECRET_KEY ?= make-cluster-development-key-not-for-any-real-deployment
+cluster: export ALLOWED_HOSTS ?= $(HOST),localhost,127.0.0.1,[::1]
+cluster: export SECURE_SSL_REDIRECT ?= 0
+cluster: export SESSION_COOKIE_SECURE ?= 0
+cluster: export CSRF_COOKIE_SECURE ?= 0
+cluster: export EMAIL_BACKEND ?= django.core.mail.backends.console.EmailBackend
+cluster: export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+cluster: $(VENV)/.installed-run
+	$(BIN)/python -m config.services
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo --force
+	WEB_ADDRESS=$(HOST):$(PORT) PATH="$(abspath $(BIN)):$$PATH" \
+		$(BIN)/honcho -f Procfile.cluster start --env /dev/null
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -1,0 +1,126 @@
+"""`python -m config.services`: what `make cluster` runs before anything else. Celery mode needs a
+PostgreSQL server and a broker (RabbitMQ by default); this checks that both answer, with the
+settings' own DATABASE_URL and CELERY_BROKER_URL, and creates the database when the server has
+none of that name yet, so `make cluster` works on a fresh server with no management command.
+
+Exit status 0 when both answer; otherwise 1, with a message naming the missing service and the
+variable that points at another one. Runs without Django set up: it reads config.settings as a
+plain module (which needs SECRET_KEY, or DEBUG, like every process of the project).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+CONNECT_TIMEOUT = 3  # seconds, for each service
+MAINTENANCE_DATABASE = "postgres"  # where CREATE DATABASE is run, as `createdb` does
+
+
+class Missing(Exception):
+    """A service does not answer; the message says which one and how to point at another."""
+
+
+def _where(database: dict[str, Any]) -> str:
+    """host:port/name of a database, without its credentials."""
+    host = database.get("HOST") or "localhost"
+    port = database.get("PORT") or 5432
+    return f"{host}:{port}/{database['NAME']}"
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def ensure_database(database: dict[str, Any]) -> bool:
+    """Check that the PostgreSQL server of `database` (a DATABASES entry) answers and create the
+    database if it does not exist; whether it was created."""
+    import psycopg
+    from psycopg import sql
+
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        raise Missing(
+            f"DATABASE_URL names a {database['ENGINE'].rsplit('.', 1)[-1]} database, not "
+            "PostgreSQL, which make cluster runs on.\n"
+            "  Point DATABASE_URL at one: "
+            "make cluster DATABASE_URL=postgres://user@host:5432/orders_cluster"
+        )
+    try:
+        connection = psycopg.connect(
+            dbname=MAINTENANCE_DATABASE,
+            user=database.get("USER") or None,
+            password=database.get("PASSWORD") or None,
+            host=database.get("HOST") or None,
+            port=database.get("PORT") or None,
+            connect_timeout=CONNECT_TIMEOUT,
+            autocommit=True,
+        )
+    except psycopg.Error as error:
+        raise Missing(
+            f"PostgreSQL does not answer at {_where(database)}: {_one_line(error)}\n"
+            "  Start one, or point DATABASE_URL at one: "
+            "make cluster DATABASE_URL=postgres://user@host:5432/orders_cluster"
+        ) from error
+    with connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]
+        ).fetchone()
+        if exists:
+            return False
+        try:
+            connection.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database["NAME"]))
+            )
+        except psycopg.Error as error:
+            raise Missing(
+                f"PostgreSQL at {_where(database)} answers, but the database could not be "
+                f"created: {_one_line(error)}\n"
+                "  Create it, or point DATABASE_URL at one that exists."
+            ) from error
+        return True
+
+
+def check_broker(url: str) -> None:
+    """Check that the broker at `url` answers (and takes the credentials and virtual host)."""
+    from kombu import Connection
+
+    connection = Connection(url, connect_timeout=CONNECT_TIMEOUT)
+    name = "Redis" if str(connection.transport_cls).startswith("redis") else "RabbitMQ"
+    try:  # without kombu's back-off (2 s before trying again): a check answers at once
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+    except Exception as error:  # socket errors, and amqp's refusals of the login or vhost
+        raise Missing(
+            f"{name} does not answer at {connection.as_uri()}: {_one_line(error)}\n"
+            "  Start one, or point CELERY_BROKER_URL at one: "
+            "make cluster CELERY_BROKER_URL=amqp://user:password@host:5672/vhost "
+            "(or redis://host:6379/0)"
+        ) from error
+    finally:
+        connection.release()
+
+
+def main() -> int:
+    from config import settings
+
+    database = settings.DATABASES["default"]
+    problems = []
+    created = False
+    try:
+        created = ensure_database(database)
+    except Missing as missing:
+        problems.append(str(missing))
+    try:
+        check_broker(settings.CELERY_BROKER_URL)
+    except Missing as missing:
+        problems.append(str(missing))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    if created:
+        print(f"Created the database {_where(database)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
