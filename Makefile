@@ -55,6 +55,8 @@ run: migrate
 # gunicorn serves no static files: the admin and the API docs come unstyled; `make run` for those.
 # seed_demo --force: with DEBUG off it refuses to create the demo accounts (public passwords)
 # unless asked; a cluster on this machine is what they are for.
+# CONN_MAX_AGE: database connections are kept for a minute; otherwise every task and every
+# request would open its own.
 # PYTHONPATH: the checkout's own code, even when VENV is another checkout's environment (celery
 # imports only `config` from the current folder, the rest from where the project is installed).
 cluster: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orders_cluster
@@ -67,6 +69,7 @@ cluster: export SECURE_SSL_REDIRECT ?= 0
 cluster: export SESSION_COOKIE_SECURE ?= 0
 cluster: export CSRF_COOKIE_SECURE ?= 0
 cluster: export EMAIL_BACKEND ?= django.core.mail.backends.console.EmailBackend
+cluster: export CONN_MAX_AGE ?= 60
 cluster: export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 cluster: $(VENV)/.installed-run
 	$(BIN)/python -m config.services
