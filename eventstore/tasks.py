@@ -23,6 +23,7 @@ their partitions.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from celery import shared_task
@@ -46,13 +47,32 @@ logger = logging.getLogger(__name__)
 SWEEP_CALLS = 100
 
 
+# After a failure to reach the broker, this process stops trying for this many seconds: each
+# attempt can cost a request seconds of waiting, and the sweep wakes what is not sent.
+BROKER_PAUSE = 2.0
+_broker_paused_until = 0.0
+
+
 def _send(task, *args) -> bool:
-    """Enqueue a task without retrying a broker that does not answer; whether it was sent."""
+    """Enqueue a task without retrying a broker that does not answer; whether it was sent.
+
+    After a failure, sends in this process are skipped for BROKER_PAUSE seconds (logged once),
+    so a broker outage costs one request a connection timeout, not every request.
+    """
+    global _broker_paused_until
+    if time.monotonic() < _broker_paused_until:
+        return False
     try:
         task.apply_async(args, retry=False)
     except Exception as error:  # kombu's OperationalError and the socket errors under it
+        _broker_paused_until = time.monotonic() + BROKER_PAUSE
         logger.warning(
-            "Could not enqueue %s%r (%s); the next sweep will wake it", task.name, args, error
+            "Could not enqueue %s%r (%s); wake-ups are left to beat's sweep, and this process "
+            "tries the broker again in %.0f s",
+            task.name,
+            args,
+            error,
+            BROKER_PAUSE,
         )
         return False
     return True

@@ -38,6 +38,12 @@ class Caller(EffectSubscriber):
         self.called.append(event.position)
 
 
+@pytest.fixture(autouse=True)
+def broker_not_paused(monkeypatch):
+    """Each test starts with a broker this process has not given up on."""
+    monkeypatch.setattr(tasks, "_broker_paused_until", 0.0)
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """Every task sent to the broker, as (task name, args), instead of sending it."""
@@ -109,8 +115,28 @@ def test_a_broker_that_does_not_answer_leaves_the_wake_up_to_the_sweep(
         [event] = steps(store, ["order-1"])
         dispatch_committed(events=[event])
 
-    assert "the next sweep will wake it" in caplog.text
+    assert "left to beat's sweep" in caplog.text
     assert store.get(event.event_id) is not None, "the event stays committed"
+
+
+def test_after_a_failure_the_broker_is_left_alone_for_a_pause(subscribe, monkeypatch):
+    subscribe(Recorder())
+    attempts = []
+    now = [1000.0]
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: now[0])
+
+    def refuse(task, args=None, **options):
+        attempts.append(args)
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr("celery.app.task.Task.apply_async", refuse)
+    assert tasks.wake(None) == 0
+    assert tasks.wake(None) == 0
+    assert len(attempts) == 1, "no second attempt during the pause"
+
+    now[0] += tasks.BROKER_PAUSE + 0.1
+    assert tasks.wake(None) == 0
+    assert len(attempts) == 2, "tried again once the pause is over"
 
 
 def test_a_wake_up_task_catches_its_partition_up_and_asks_for_the_calls_owed(
@@ -164,12 +190,15 @@ def test_the_sweep_wakes_partitions_behind_and_due_calls_and_runs_the_housekeepi
         signals.worker_pass.disconnect(dispatch_uid="tests.sweep")
 
     holding = sorted({event.partition(4) for event in events})
-    assert sent == [
-        ("eventstore.tasks.catch_up_partition", (recorder.name, p)) for p in holding
-    ] + [
-        ("eventstore.tasks.catch_up_partition", (caller.name, p))
-        for p in holding
-        if p != events[0].partition(4)
-    ] + [("eventstore.tasks.make_calls", (caller.name,))] * owed
+    assert (
+        sent
+        == [("eventstore.tasks.catch_up_partition", (recorder.name, p)) for p in holding]
+        + [
+            ("eventstore.tasks.catch_up_partition", (caller.name, p))
+            for p in holding
+            if p != events[0].partition(4)
+        ]
+        + [("eventstore.tasks.make_calls", (caller.name,))] * owed
+    )
     assert count == len(sent)
     assert housekeeping == [tasks.sweep]
