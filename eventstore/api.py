@@ -1,4 +1,5 @@
-"""HTTP helpers every service's views share: input validation, who the caller is, idempotency keys.
+"""HTTP helpers every service's views share: input validation, who the caller is, idempotency
+keys, and the client's preferences (RFC 7240 `Prefer`).
 
 A customer is a non-staff user; their `customer_id` is their user's primary key as a string
 (stable for the life of the account, unlike a username). Staff act for any customer_id.
@@ -6,6 +7,7 @@ A customer is a non-staff user; their `customer_id` is their user's primary key 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +21,9 @@ IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 IDENTIFIER_HELP = "1 to 64 letters, digits, '-' or '_'."
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+PREFER_HEADER = "Prefer"
+# The longest `Prefer: wait=N` honoured, in seconds: a request holds a server worker that long.
+PREFER_WAIT_MAX = 10
 
 
 class StringField(serializers.RegexField):
@@ -155,6 +160,39 @@ idempotency_key_parameter = OpenApiParameter(
         f"1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters. Repeating a request with the same key "
         "returns the first answer and changes nothing; the same key with a different body "
         "answers 422."
+    ),
+)
+
+
+def prefer_wait(request) -> int | None:
+    """The seconds the request's `Prefer: wait=N` asks the server to wait, at most
+    PREFER_WAIT_MAX; None without one. As RFC 7240 says, a preference the server cannot read
+    (not a whole number of seconds over 0) is ignored, other preferences beside it do not
+    matter, and only the first `wait` counts."""
+    header = request.headers.get(PREFER_HEADER, "")
+    for preference in header.split(","):
+        # token [= word] followed by ;-separated parameters, which `wait` does not take.
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        seconds = value.strip().strip('"').lstrip("0")
+        if not re.fullmatch(r"[1-9][0-9]*", seconds):
+            return None
+        if len(seconds) > len(str(PREFER_WAIT_MAX)):
+            return PREFER_WAIT_MAX  # over the cap (and int() refuses thousands of digits)
+        return min(int(seconds), PREFER_WAIT_MAX)
+    return None
+
+
+prefer_parameter = OpenApiParameter(
+    PREFER_HEADER,
+    {"type": "string"},
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Preferences (RFC 7240). `wait=N` (N whole seconds over 0) asks the server to answer "
+        f"once the result is final or N seconds have passed, at most {PREFER_WAIT_MAX} (a larger "
+        "N waits that long); a preference that cannot be read is ignored."
     ),
 )
 

@@ -32,6 +32,11 @@ class OrderSummary(models.Model):
     def __str__(self) -> str:
         return f"{self.order_id} ({self.status})"
 
+    @property
+    def is_final(self) -> bool:
+        """Whether the order has reached a status it never leaves (completed or cancelled)."""
+        return self.status in Order.FINAL_STATUSES
+
 
 class SagaSummaryQuerySet(models.QuerySet):
     def waiting_since_before(self, cutoff):

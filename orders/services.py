@@ -1,4 +1,5 @@
-"""Orders' command handlers: place an order; expire and retry sagas (the saga decides the rest).
+"""Orders' command handlers: place an order; expire and retry sagas (the saga decides the rest);
+and wait for an order's outcome.
 
 An order is placed by appending its OrderCreated; the fulfilment saga (orders/saga.py) reacts
 to it after commit. With an idempotency key the order id is derived from the caller and the
@@ -7,6 +8,7 @@ key, so a repeated request finds the order it created the first time instead of 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,10 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventstore.aggregates import derived_event_id, retry_on_conflict
+from eventstore.effects import require_no_transaction
 from eventstore.vault import vault_erase, vault_put
 from orders import events
 from orders.aggregates import Order, OrderError, Saga
-from orders.models import CatalogProduct, SagaSummary
+from orders.models import CatalogProduct, OrderSummary, SagaSummary
 from orders.saga import orders
 from orders.saga import saga as fulfilment
 
@@ -30,6 +33,9 @@ Metadata = Mapping[str, Any] | None
 DEFAULT_PAYMENT_TOKEN = "tok_visa_success"
 MAX_LINES = 100
 MAX_QUANTITY = 1000
+# order_wait_final looks again after this many seconds, doubling the pause up to the longest.
+FIRST_LOOK_AFTER = 0.05
+LONGEST_PAUSE = 0.2
 
 
 class InvalidOrder(OrderError):
@@ -155,6 +161,23 @@ def _check_same_request(placed: Mapping[str, Any], asked: tuple, key: str, order
         raise IdempotencyKeyReused(
             f"Idempotency key {key!r} was used for a different order ({order_id})"
         )
+
+
+def order_wait_final(*, order_id: str, timeout: float) -> OrderSummary:
+    """The order as its read model stands once it is final, or once `timeout` seconds have run
+    out (at once when 0), whichever comes first. Each look is a query of its own, so the commits
+    of the processes running the saga show; inside a transaction it raises TransactionOpen, as
+    waiting would hold that transaction (and its locks) open."""
+    require_no_transaction("Waiting for an order to be final")
+    deadline = time.monotonic() + timeout
+    pause = FIRST_LOOK_AFTER
+    while True:
+        order = OrderSummary.objects.get(pk=order_id)
+        left = deadline - time.monotonic()
+        if order.is_final or left <= 0:
+            return order
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, LONGEST_PAUSE)
 
 
 def sagas_expire(*, now=None, limit: int = 500) -> list[str]:

@@ -1,6 +1,12 @@
 """The orders API: customers place and read their own orders; staff act for anyone."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from django.conf import settings
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -9,6 +15,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from eventstore.api import (
     NOT_FOUND,
+    PREFER_WAIT_MAX,
     VALIDATION_ERROR,
     CustomerScopedMixin,
     DetailOutputSerializer,
@@ -19,6 +26,8 @@ from eventstore.api import (
     customer_id_for,
     idempotency_key,
     idempotency_key_parameter,
+    prefer_parameter,
+    prefer_wait,
     validated,
 )
 from eventstore.models import Event
@@ -30,7 +39,13 @@ from orders.serializers import (
     PlaceOrderInputSerializer,
     SagaOutputSerializer,
 )
-from orders.services import IdempotencyKeyReused, InvalidOrder, UnknownProducts, order_place
+from orders.services import (
+    IdempotencyKeyReused,
+    InvalidOrder,
+    UnknownProducts,
+    order_place,
+    order_wait_final,
+)
 
 
 def _names_only(payload: object, customer_id: str) -> bool:
@@ -38,6 +53,35 @@ def _names_only(payload: object, customer_id: str) -> bool:
     if not isinstance(payload, dict) or "customer_id" not in payload:
         return True
     return str(payload["customer_id"]) == customer_id
+
+
+# The headers of a placement's answer (201 and 202).
+PLACED = [201, 202]
+placement_headers = [
+    OpenApiParameter(
+        "Location",
+        {"type": "string"},
+        OpenApiParameter.HEADER,
+        response=PLACED,
+        required=True,
+        description="The order's URL: poll it for the outcome.",
+    ),
+    OpenApiParameter(
+        "Idempotent-Replayed",
+        {"type": "string", "enum": ["true"]},
+        OpenApiParameter.HEADER,
+        response=PLACED,
+        description="The Idempotency-Key placed this order before: nothing new was created.",
+    ),
+    OpenApiParameter(
+        "Preference-Applied",
+        {"type": "string", "pattern": "^wait=[0-9]+$"},
+        OpenApiParameter.HEADER,
+        response=PLACED,
+        description="`wait=N` (celery dispatch only): the answer waited up to N seconds for the "
+        f"order to be final, as `Prefer: wait` asked (N at most {PREFER_WAIT_MAX}).",
+    ),
+]
 
 
 @extend_schema_view(
@@ -75,9 +119,20 @@ class OrderViewSet(
     @extend_schema(
         summary="Place an order",
         request=PlaceOrderInputSerializer,
-        parameters=[idempotency_key_parameter],
+        parameters=[idempotency_key_parameter, prefer_parameter, *placement_headers],
         responses={
-            201: OrderOutputSerializer,
+            201: OpenApiResponse(
+                OrderOutputSerializer,
+                description="The order, placed (or placed before, with Idempotent-Replayed). "
+                "Inline dispatch: as far as its saga got in this request, normally final. "
+                "Celery dispatch: final (completed or cancelled).",
+            ),
+            202: OpenApiResponse(
+                OrderOutputSerializer,
+                description="Celery dispatch only: the order is placed and its saga runs on the "
+                "workers; the body is the order as it stands (normally pending). Poll Location, "
+                "or send `Prefer: wait=N` to be answered once it is final.",
+            ),
             400: VALIDATION_ERROR,
             403: OpenApiResponse(
                 DetailOutputSerializer, description="A customer named another customer."
@@ -111,13 +166,23 @@ class OrderViewSet(
             raise UnprocessableInput("items", str(error)) from error
         except IdempotencyKeyReused as error:
             return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-        # The saga ran after the order committed; the read model shows where it got to.
-        order = OrderSummary.objects.get(pk=placed.order.id)
-        headers = {"Location": f"{request.path}{order.order_id}/"}
+        headers = {"Location": f"{request.path}{placed.order.id}/"}
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"
+        if settings.EVENTSTORE_DISPATCH == "celery":
+            # The saga runs on the workers: answer at once, or once the order is final if the
+            # client prefers to wait; 202 while it is still under way.
+            wait = prefer_wait(request)
+            order = order_wait_final(order_id=placed.order.id, timeout=wait or 0)
+            if wait:
+                headers["Preference-Applied"] = f"wait={wait}"
+            answer = status.HTTP_201_CREATED if order.is_final else status.HTTP_202_ACCEPTED
+        else:
+            # The saga ran after the order committed; the read model shows where it got to.
+            order = OrderSummary.objects.get(pk=placed.order.id)
+            answer = status.HTTP_201_CREATED
         body = OrderOutputSerializer(order).data
-        return Response(body, status=status.HTTP_201_CREATED, headers=headers)
+        return Response(body, status=answer, headers=headers)
 
     @extend_schema(
         summary="Every event of the order, from every service, in log order",

@@ -90,6 +90,20 @@ def test_the_limits_of_an_order_are_in_the_schema(schema):
     assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
 
 
+def test_placing_an_order_documents_202_and_the_prefer_wait_headers(schema):
+    place = schema["paths"]["/api/orders/"]["post"]
+    [prefer] = [p for p in place["parameters"] if p["name"] == "Prefer"]
+
+    assert prefer["in"] == "header"
+    assert "wait=N" in prefer["description"]
+    assert "pattern" not in prefer["schema"]  # a preference it cannot read is ignored, not a 400
+    for code in ("201", "202"):
+        answer = place["responses"][code]
+        assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/OrderOutput")
+        assert answer["headers"]["Location"]["required"] is True
+        assert {"Preference-Applied", "Idempotent-Replayed"} <= set(answer["headers"])
+
+
 def test_a_notifications_message_length_is_in_the_schema(schema):
     message = schema["components"]["schemas"]["SendInput"]["properties"]["message"]
 

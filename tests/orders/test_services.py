@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventstore.aggregates import derived_event_id
+from eventstore.effects import TransactionOpen
 from eventstore.models import Event
 from eventstore.store import event_store
 from eventstore.vault import vault_take
@@ -24,6 +25,7 @@ from orders.services import (
     UnknownProducts,
     order_id_for_key,
     order_place,
+    order_wait_final,
     saga_retry,
     sagas_expire,
 )
@@ -327,6 +329,37 @@ def test_a_placed_order_is_rebuilt_from_its_events(make_product, run_after_commi
         "c-1",
     )
     assert order.items == [{"product_id": "p1", "quantity": 3, "unit_price": "4.00"}]
+
+
+# --- order_wait_final ----------------------------------------------------------------------------
+
+
+def test_waiting_for_an_order_that_is_final_answers_at_once(make_product, place, monkeypatch):
+    make_product("p1")
+    order_id = place()
+    monkeypatch.setattr(services.time, "sleep", pytest.fail)
+
+    order = order_wait_final(order_id=order_id, timeout=5)
+
+    assert (order.order_id, order.status, order.is_final) == (order_id, "completed", True)
+
+
+def test_waiting_without_a_timeout_answers_the_order_as_it_stands(make_product, monkeypatch):
+    make_product("p1")
+    order_id = place_order().order.id
+    monkeypatch.setattr(services.time, "sleep", pytest.fail)
+
+    order = order_wait_final(order_id=order_id, timeout=0)
+
+    assert (order.status, order.is_final) == ("pending", False)
+
+
+def test_waiting_for_an_order_inside_a_transaction_is_refused(make_product):
+    make_product("p1")
+    order_id = place_order().order.id
+
+    with pytest.raises(TransactionOpen, match="Waiting for an order"), transaction.atomic():
+        order_wait_final(order_id=order_id, timeout=1)
 
 
 # --- sagas_expire --------------------------------------------------------------------------------
