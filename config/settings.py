@@ -319,6 +319,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 1.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# What a task prints (the console email backend's emails) is logged at INFO, not as a warning.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "eventstore.tasks.sweep", "schedule": EVENTSTORE_SWEEP_INTERVAL},
 }
