@@ -6,7 +6,9 @@
 
 Figures are percentages of one core over the window (a 2-core machine is busy at most 200%).
 Processes are told apart by name: PostgreSQL's backends, RabbitMQ's Erlang VM, gunicorn,
-Celery workers and beat, this process (the benchmark's clients), and everything else.
+Celery workers and beat, this process (the benchmark's clients), and everything else ("other":
+the machine's busy time the named processes do not account for, so that processes that started
+and ended between the samples, such as other people's test runs, are in it too).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def sample() -> Sample:
 
 def usage(before: Sample, after: Sample) -> dict[str, float]:
     """Per group, and for the whole machine ("machine"), the CPU used between two samples as
-    a percentage of one core. A process that ended between them is left out."""
+    a percentage of one core. "other" is what the machine spent beyond the named groups."""
     elapsed = after.at - before.at
     if elapsed <= 0:
         return {}
@@ -79,4 +81,6 @@ def usage(before: Sample, after: Sample) -> dict[str, float]:
         spent[group] += seconds - (earlier[1] if earlier else 0.0)
     result = {group: 100 * seconds / elapsed for group, seconds in spent.items()}
     result["machine"] = 100 * (after.busy - before.busy) / elapsed
+    named = sum(value for group, value in result.items() if group not in {"other", "machine"})
+    result["other"] = max(0.0, result["machine"] - named)
     return result

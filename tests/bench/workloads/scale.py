@@ -402,7 +402,12 @@ def _chart(medians: dict[str, float | None], path: Path) -> None:
     axes.plot(workers, completed, marker="o", label="celery: 2 gunicorn workers, 16 clients")
     for x, y in zip(workers, completed, strict=True):
         axes.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 8), ha="center")
-    axes.axhline(inline, color="grey", linestyle="--", label=f"inline, 1x1: {inline:.1f}")
+    axes.axhline(
+        inline,
+        color="grey",
+        linestyle="--",
+        label=f"inline: 1 gunicorn worker, 1 client ({inline:.1f})",
+    )
     axes.axhline(
         inline * TARGET_RATIO,
         color="tab:red",
