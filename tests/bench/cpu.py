@@ -5,10 +5,11 @@
     usage = cpu.usage(before, cpu.sample())  # {"machine": 187.0, "postgres": 61.2, ...}
 
 Figures are percentages of one core over the window (a 2-core machine is busy at most 200%).
-Processes are told apart by name: PostgreSQL's backends, RabbitMQ's Erlang VM, gunicorn,
-Celery workers and beat, this process (the benchmark's clients), and everything else ("other":
-the machine's busy time the named processes do not account for, so that processes that started
-and ended between the samples, such as other people's test runs, are in it too).
+Processes are told apart by name and parentage: PostgreSQL's backends and RabbitMQ's Erlang VM
+(whoever they serve: the servers are shared), the gunicorn and Celery processes this process
+started (other people's are "other"), this process (the benchmark's clients), and everything
+else ("other": the machine's busy time the groups above do not account for, so that processes
+that started and ended between the samples, such as other people's test runs, are in it too).
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ class Sample:
     by_pid: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> (group, s)
 
 
-def _group(pid: int, name: str) -> str:
+def _group(pid: int, name: str, ours: bool) -> str:
     if pid == os.getpid():
         return "clients"
     if name == "postgres":
         return "postgres"
     if name.startswith("beam"):
         return "rabbitmq"
+    if not ours:
+        return "other"
     try:
         command = (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
@@ -54,6 +57,7 @@ def sample() -> Sample:
     idle = ticks[3] + ticks[4]  # idle, iowait
     busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal
     result = Sample(at=time.monotonic(), busy=busy / TICKS)
+    processes = {}  # pid -> (name, parent, seconds)
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -64,9 +68,21 @@ def sample() -> Sample:
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         rest = stat[stat.rindex(")") + 2 :].split()
         seconds = (int(rest[11]) + int(rest[12])) / TICKS  # utime, stime
-        pid = int(entry.name)
-        result.by_pid[pid] = (_group(pid, name), seconds)
+        processes[int(entry.name)] = (name, int(rest[1]), seconds)
+    for pid, (name, _, seconds) in processes.items():
+        result.by_pid[pid] = (_group(pid, name, _descends_from_us(pid, processes)), seconds)
     return result
+
+
+def _descends_from_us(pid: int, processes: dict[int, tuple[str, int, float]]) -> bool:
+    """Whether this process started `pid` (directly or through its children)."""
+    seen = set()
+    while pid in processes and pid not in seen:
+        seen.add(pid)
+        pid = processes[pid][1]
+        if pid == os.getpid():
+            return True
+    return False
 
 
 def usage(before: Sample, after: Sample) -> dict[str, float]:
