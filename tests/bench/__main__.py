@@ -76,6 +76,12 @@ def run_backend(backend: str, options: argparse.Namespace) -> list[report.Worklo
     results = []
     for name in options.only or NAMES:
         workload = get_workload(name)
+        if backend not in workload.backends:
+            only = " and ".join(workload.backends)
+            print(f"[{backend}] {name}: skipped, it runs on {only} only", flush=True)
+            if "postgres" in workload.backends and not options.postgres:
+                print(f"  (add --postgres to run {name})", flush=True)
+            continue
         result = report.WorkloadResult(workload)
         for run in range(1, options.runs + 1):
             print(f"[{backend}] {name}: run {run} of {options.runs}", flush=True)
@@ -90,6 +96,22 @@ def run_backend(backend: str, options: argparse.Namespace) -> list[report.Worklo
             result.notes.extend(figures["notes"])
         results.append(result)
     return results
+
+
+def chart_path(output: Path, name: str) -> Path:
+    """Where a workload's chart goes: docs/bench/NAME.png beside the report."""
+    return output.parent / "docs" / "bench" / f"{name}.png"
+
+
+def draw_chart(result: report.WorkloadResult, output: Path) -> None:
+    """The workload's chart of its medians, when it draws one and a run reported figures."""
+    workload = result.workload
+    if workload.chart is None or not result.project_runs:
+        return
+    path = chart_path(output, workload.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workload.chart({figure.key: result.project(figure.key) for figure in workload.figures}, path)
+    print(f"Chart written to {path}")
 
 
 def postgres_version(url: str) -> str:
@@ -108,12 +130,23 @@ def main(argv: list[str] | None = None) -> int:
     for backend in backends:
         server = postgres_version(options.postgres) if backend == "postgres" else ""
         results = run_backend(backend, options)
-        text = report.section(backend, results, options.runs, options.scale, server)
-        print()
-        print(text)
+        # The backend's table, then each workload that keeps a section of its own: a section
+        # is written only when something ran for it, so a run of some workloads leaves the
+        # others' figures where they are.
+        sections = [(backend, [r for r in results if not r.workload.section])]
+        sections += [(r.workload.section, [r]) for r in results if r.workload.section]
+        for name, chosen in sections:
+            if not chosen:
+                continue
+            text = report.section(backend, chosen, options.runs, options.scale, server)
+            print()
+            print(text)
+            if not options.no_write:
+                report.write_section(options.output, name, text)
+                print(f"Written to {options.output}")
         if not options.no_write:
-            report.write_section(options.output, backend, text)
-            print(f"Written to {options.output}")
+            for result in results:
+                draw_chart(result, options.output)
         failed = failed or any(result.errors for result in results)
     return 1 if failed else 0
 

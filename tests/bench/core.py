@@ -61,6 +61,8 @@ class Context:
     workdir: Path
     database_url: str
     raw_log: Callable[[], Any]  # -> tests.bench.raw.RawLog
+    # PostgreSQL: the admin URL the run's databases were created from (for more of them).
+    admin_url: str | None = None
     progress: Callable[[str], None] = print
     notes: list[str] = field(default_factory=list)
 
@@ -79,6 +81,14 @@ class Workload:
     project: Callable[[Context], Figures]
     # The same work with the bare driver; it gets the project's figures of the same run.
     baseline: Callable[[Context, Figures], Figures] | None = None
+    # The backends it runs on; on any other it is skipped, with a message.
+    backends: tuple[str, ...] = ("sqlite", "postgres")
+    # A block of its own in BENCHMARKS.md (between <!-- bench:SECTION:begin/end --> markers)
+    # instead of a place in its backend's table, so that running it alone rewrites only it.
+    section: str | None = None
+    # Draws its chart from the medians of its figures (None for a figure no run reported)
+    # into the PNG file it is given.
+    chart: Callable[[dict[str, float | None], Path], None] | None = None
 
 
 class Stopwatch:

@@ -131,13 +131,14 @@ def section(
     return "\n".join(parts)
 
 
-def _markers(backend: str) -> tuple[str, str]:
-    return f"<!-- bench:{backend}:begin -->", f"<!-- bench:{backend}:end -->"
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
 
 
-def write_section(path: Path, backend: str, text: str) -> None:
-    """Put `text` between the backend's markers in `path` (added at the end when missing)."""
-    begin, end = _markers(backend)
+def write_section(path: Path, name: str, text: str) -> None:
+    """Put `text` between the markers of `name` (a backend's, or a workload's own section) in
+    `path` (added at the end when missing)."""
+    begin, end = _markers(name)
     block = f"{begin}\n{text.rstrip()}\n{end}"
     current = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)

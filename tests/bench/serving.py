@@ -47,21 +47,39 @@ def _healthy(port: int) -> bool:
         connection.close()
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a log file."""
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _stop(server: subprocess.Popen) -> None:
-    """Stop gunicorn gracefully; kill its process group (master and workers) if it lingers."""
-    if server.poll() is None:
-        server.terminate()
+def stop(process: subprocess.Popen) -> None:
+    """Stop a process started with `start_new_session` gracefully (SIGTERM); kill its process
+    group (gunicorn's master and workers, a Celery worker and its pool) if it lingers."""
+    if process.poll() is None:
+        process.terminate()
     with suppress(subprocess.TimeoutExpired):
-        server.wait(STOP_TIMEOUT)
-    # The master leads a process group of its own (start_new_session): a worker left behind by
-    # a master that died or hung is still in it. No such group: everything has exited.
+        process.wait(STOP_TIMEOUT)
+    # The process leads a process group of its own (start_new_session): a child left behind by
+    # a parent that died or hung is still in it. No such group: everything has exited.
     with suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGKILL)
-    server.wait()
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def environment_for(context: Context, environment: Mapping[str, str] | None = None) -> dict:
+    """The environment of a process serving the project on the run's database: the bench
+    settings, connections kept between requests (or tasks), then `environment` on top."""
+    return {
+        **os.environ,
+        **BENCH_ENVIRONMENT,
+        "DATABASE_URL": context.database_url,
+        "LOG_LEVEL": "WARNING",  # not a line per notification sent
+        # Each process keeps its database connection between requests, as a production
+        # deployment does: opening one per request (a new PostgreSQL backend process) would
+        # be measured as the project's work.
+        "CONN_MAX_AGE": "60",
+        **(environment or {}),
+    }
 
 
 @contextmanager
@@ -76,17 +94,7 @@ def served(
     """
     port = _free_port()
     log_path = context.workdir / f"gunicorn-{port}.log"
-    variables = {
-        **os.environ,
-        **BENCH_ENVIRONMENT,
-        "DATABASE_URL": context.database_url,
-        "LOG_LEVEL": "WARNING",  # not a line per notification sent
-        # Each worker keeps its database connection between requests, as a production
-        # deployment does: opening one per request (a new PostgreSQL backend process) would
-        # be measured as the project's work.
-        "CONN_MAX_AGE": "60",
-        **(environment or {}),
-    }
+    variables = environment_for(context, environment)
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
         "config.wsgi:application",
@@ -110,8 +118,8 @@ def served(
         deadline = time.monotonic() + START_TIMEOUT
         while not _healthy(port):
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start; its log ends:\n{_tail(log_path)}")
+                raise RuntimeError(f"gunicorn did not start; its log ends:\n{tail(log_path)}")
             time.sleep(0.1)
         yield port
     finally:
-        _stop(server)
+        stop(server)

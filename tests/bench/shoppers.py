@@ -6,6 +6,10 @@ until the run's time is up, and follows each created order until it is final (co
 cancelled): when the POST's answer is not final, as when processing runs in background workers,
 it polls GET /api/orders/{id}/. An order placed before the time is up is followed to its end, so
 `Tally.elapsed` covers every order counted.
+
+With a `Backlog`, customers do not follow their orders: each places its next order as soon as
+the POST is answered, as long as fewer than `Backlog.limit` of its orders are not final yet; the
+caller tells the backlog which orders became final (from the log, without asking the server).
 """
 
 from __future__ import annotations
@@ -78,6 +82,57 @@ class Tally:
             self.first_errors.append(text)
 
 
+class Backlog:
+    """The orders each customer placed that are not final yet, at most `limit` per customer.
+
+    A customer waits for its turn (`wait_turn`) while `limit` of its orders are open; whoever
+    learns that orders are final says so (`finished`). An order may be reported final before
+    its customer has read the POST's answer: it is then never counted open."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._owner: dict[str, int] = {}  # open order id -> its customer
+        self._open: dict[int, int] = {}  # customer -> its open orders
+        self._early: set[str] = set()  # reported final before they were placed
+        self._changed = threading.Condition()
+
+    def placed(self, customer: int, order_id: str, final: bool) -> None:
+        with self._changed:
+            if final or order_id in self._early:
+                self._early.discard(order_id)
+                return
+            self._owner[order_id] = customer
+            self._open[customer] = self._open.get(customer, 0) + 1
+
+    def finished(self, order_ids: Sequence[str]) -> None:
+        with self._changed:
+            for order_id in order_ids:
+                customer = self._owner.pop(order_id, None)
+                if customer is None:
+                    self._early.add(order_id)
+                else:
+                    self._open[customer] -= 1
+            self._changed.notify_all()
+
+    def open_orders(self) -> int:
+        with self._changed:
+            return len(self._owner)
+
+    def wait_turn(self, customer: int, until: float) -> None:
+        """Until the customer has fewer than `limit` open orders, or `until` (monotonic)."""
+        with self._changed:
+            while self._open.get(customer, 0) >= self.limit:
+                left = until - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(left)
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for every order to be final; whether they all are."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._owner, timeout)
+
+
 class _Session:
     """One customer's keep-alive connection; every request's outcome goes to the tally."""
 
@@ -135,9 +190,17 @@ def _follow(session: _Session, order: dict, sent: float) -> None:
 
 
 def _customer(
-    port: int, token: str, product_ids: Sequence[str], seed: int, until: float, tally: Tally
+    port: int,
+    token: str,
+    product_ids: Sequence[str],
+    seed: int,
+    until: float,
+    tally: Tally,
+    backlog: Backlog | None = None,
+    customer: int = 0,
 ) -> None:
-    """Place and follow orders one after another until `until` (time.monotonic)."""
+    """Place and follow orders one after another until `until` (time.monotonic); with a
+    backlog, place them without following them, `backlog.limit` open at most."""
     rng = random.Random(seed)
     session = _Session(port, token, tally)
     try:
@@ -158,21 +221,35 @@ def _customer(
                 continue
             with tally.lock:
                 tally.created += 1
-            _follow(session, json.loads(data), sent)
+            order = json.loads(data)
+            if backlog is None:
+                _follow(session, order, sent)
+                continue
+            backlog.placed(customer, order["order_id"], order.get("status") in FINAL_STATUSES)
+            backlog.wait_turn(customer, until)
     finally:
         session.close()
 
 
 def place_orders(
-    port: int, tokens: Sequence[str], product_ids: Sequence[str], seconds: float, seed: int
+    port: int,
+    tokens: Sequence[str],
+    product_ids: Sequence[str],
+    seconds: float,
+    seed: int,
+    backlog: Backlog | None = None,
 ) -> Tally:
-    """One customer thread per token placing orders for `seconds`, each followed to its end;
-    returns once every thread has finished."""
+    """One customer thread per token placing orders for `seconds`, each followed to its end
+    (with a backlog: not followed, the backlog's limit open per customer); returns once every
+    thread has finished."""
     tally = Tally()
     started = time.perf_counter()
     until = time.monotonic() + seconds
     threads = [
-        threading.Thread(target=_customer, args=(port, token, product_ids, seed + n, until, tally))
+        threading.Thread(
+            target=_customer,
+            args=(port, token, product_ids, seed + n, until, tally, backlog, n),
+        )
         for n, token in enumerate(tokens)
     ]
     for thread in threads:

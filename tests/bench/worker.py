@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir=Path(tmp),
             database_url=project_url,
             raw_log=lambda: RawLog(options.backend, baseline),
+            admin_url=options.postgres_url,
             progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True),
         )
         profiler = cProfile.Profile() if options.profile else None

@@ -15,6 +15,7 @@ _WORKLOADS = {
     "in-process": "inprocess:IN_PROCESS",
     "http": "http:HTTP",
     "http-latency": "http_latency:HTTP_LATENCY",
+    "scale": "scale:SCALE",
 }
 
 NAMES = tuple(_WORKLOADS)
