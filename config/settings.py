@@ -319,6 +319,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 1.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Database connections are closed by config/celery.py as CONN_MAX_AGE says; Celery's own
+# closing of every connection around every task is kept for every this-many tasks only.
+CELERY_DB_REUSE_MAX = 1000
 # What a task prints (the console email backend's emails) is logged at INFO, not as a warning.
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE = {
