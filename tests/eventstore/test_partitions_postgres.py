@@ -28,6 +28,7 @@ PARTITIONS = 4
 BATCH = 3  # events per batch: each catch-up takes several, so the workers' turns interleave
 ORDERS = 8  # correlation ids, spread over the partitions
 ROUNDS = 3  # races per test, each after more events were appended
+CREATION_RACES = 60  # subscribers whose checkpoint rows several workers create at once
 
 
 class SlowNoter(Noter):
@@ -129,3 +130,26 @@ def test_two_workers_on_one_partition_commit_each_events_effect_once(
         else (max(before) if before and partition == other else 0)
         for partition in range(PARTITIONS)
     }
+
+
+def test_workers_creating_a_subscribers_checkpoints_at_once_all_carry_on(settings):
+    """A subscriber's first catch-ups, on several workers at once, each for its own partition
+    (as the first commits of a fresh deployment wake them): every worker creates the missing
+    checkpoint rows, and none may fail because another created them at the same moment."""
+    settings.EVENTSTORE_PARTITIONS = PARTITIONS
+    names = [f"tests.first-{attempt}" for attempt in range(CREATION_RACES)]
+
+    def first_catch_up(index, name):
+        subscriber = Noter()
+        subscriber.name = name
+        catch_up_partition(subscriber, index % PARTITIONS, look_first=False)
+
+    for name in names:
+        run_threads(first_catch_up, PARTITIONS, name)
+
+    rows = Counter(
+        Checkpoint.objects.filter(subscriber__in=names, partitions=PARTITIONS).values_list(
+            "subscriber", flat=True
+        )
+    )
+    assert rows == Counter(dict.fromkeys(names, PARTITIONS))
