@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -128,6 +129,14 @@ class RabbitmqctlUnavailable(Exception):
     """rabbitmqctl is not installed, or cannot manage the broker from here."""
 
 
+RABBITMQCTL_MISSING = "rabbitmqctl is missing: it creates each test's own RabbitMQ vhost"
+
+
+def rabbitmqctl_missing() -> str | None:
+    """Why rabbitmqctl cannot be run (not on PATH), or None."""
+    return None if shutil.which("rabbitmqctl") else RABBITMQCTL_MISSING
+
+
 def _rabbitmqctl(*arguments: str) -> None:
     try:
         result = subprocess.run(
@@ -138,9 +147,7 @@ def _rabbitmqctl(*arguments: str) -> None:
             check=False,
         )
     except FileNotFoundError:
-        raise RabbitmqctlUnavailable(
-            "rabbitmqctl is missing: it creates each test's own RabbitMQ vhost"
-        ) from None
+        raise RabbitmqctlUnavailable(RABBITMQCTL_MISSING) from None
     if result.returncode != 0:
         raise RabbitmqctlUnavailable(
             f"rabbitmqctl {' '.join(arguments)} failed (exit {result.returncode}): "

@@ -74,6 +74,7 @@ from tests.processes import (
     postgres_server,
     rabbitmq_missing,
     rabbitmq_vhost,
+    rabbitmqctl_missing,
     tail,
     token_for,
 )
@@ -136,7 +137,11 @@ def services() -> Services:
     found = Services(postgres=postgres_server(), broker=settings.CELERY_BROKER_URL)
     missing = [
         problem
-        for problem in (postgres_missing(found.postgres), rabbitmq_missing(found.broker))
+        for problem in (
+            postgres_missing(found.postgres),
+            rabbitmq_missing(found.broker),
+            rabbitmqctl_missing(),
+        )
         if problem
     ]
     if missing:
