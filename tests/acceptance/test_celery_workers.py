@@ -826,6 +826,12 @@ def report(what: str, **figures: Any) -> None:
 @pytest.mark.processes
 @pytest.mark.postgres
 def test_three_workers_finish_every_order_with_each_effect_once_and_in_log_order(cluster):
+    """Three workers share eight partitions per subscriber (every one of them holds orders):
+    each order ends once, with every effect once (see `assert_end_state`), each worker did
+    part of the work, and each subscriber handled each order's events in log order, a check
+    that fails if a partition handles an order's events out of order (handling each batch in
+    reverse, for one, makes it report every completed order). Sending a placement again with
+    its Idempotency-Key names the same order and places none."""
     cluster.start()
     cluster.add_products()
 
@@ -859,6 +865,12 @@ KILL_EVERY = 4.0  # seconds between a restarted worker being ready and the next 
 @pytest.mark.processes
 @pytest.mark.postgres
 def test_a_worker_killed_mid_run_and_restarted_loses_nothing_and_charges_once(cluster):
+    """While the orders are placed and handled, the workers are killed in turn with SIGKILL
+    (the worker and its pool process at once, as a crash of its machine) every KILL_EVERY
+    seconds, and each is started again under its name. A wake-up it held goes back to the
+    queue (acks late), a call it had claimed is taken over once its lease (5 s) runs out, with
+    the same idempotency key. The end state holds as without the crashes; a call may have been
+    made twice, and then got the same answer."""
     cluster.start()
     cluster.add_products()
     kills: list[tuple[str, int]] = []
