@@ -317,6 +317,12 @@ CELERY_RESULT_BACKEND = None
 # A request's commit enqueues its wake-ups: a broker that does not answer costs the request at
 # most this many seconds (the wake-up is then left to beat's sweep, and the request succeeds).
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 1.0)
+# One attempt to connect per send. Without it kombu, after a refused connection (a broker that
+# is down or restarting), sleeps its first retry interval (2 s) before a second attempt,
+# whatever the timeout above: every request would then take over 2 s while the broker is down.
+# Celery's own reconnection loops (the workers' consumers, beat) pass their retry counts
+# explicitly (CELERY_BROKER_CONNECTION_MAX_RETRIES) and are not shortened by this.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 0}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Database connections are closed by config/celery.py as CONN_MAX_AGE says; Celery's own

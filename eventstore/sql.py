@@ -326,11 +326,15 @@ def ensure_partitions(subscriber: str, partitions: int) -> None:
             )
         now = db_datetime(timezone.now())
         for partition in sorted(set(range(partitions)) - have):
+            # Another worker may be creating the same rows right now. ON CONFLICT names no
+            # column on purpose: a row is unique by its name and by (subscriber, partitions,
+            # partition), and PostgreSQL skips a conflict only on the named index; a conflict on
+            # the other one, found while both inserts are in flight, was an IntegrityError.
             cursor.execute(
                 f"INSERT INTO {CHECKPOINTS} (name, subscriber, partition, partitions, position, "
                 "handled_before, last_error, updated_at) "
                 f"VALUES (%s, %s, %s, %s, %s, {_json_param()}, '', %s) "
-                "ON CONFLICT (name) DO NOTHING",
+                "ON CONFLICT DO NOTHING",
                 [
                     Checkpoint.name_for(subscriber, partition, partitions),
                     subscriber,
