@@ -237,26 +237,39 @@ def checkpoint_and_backlog(
 
 
 def partitions_with_backlog(
-    subscriber: str, partitions: int, event_types: Iterable[str] | None
+    subscriber: str,
+    partitions: int,
+    event_types: Iterable[str] | None,
+    *,
+    recorded_before: datetime | None = None,
 ) -> list[int]:
-    """The partitions of the subscriber with an event they read after their checkpoint, and
-    those that have no checkpoint yet: one lock-free query."""
-    types, params = types_condition(event_types)
-    hashed = "partition_hash %% %s = c.partition" if partitions > 1 else "1 = 1"
+    """The partitions of the subscriber with an event they read after their checkpoint (only
+    events recorded before `recorded_before`, when given): one lock-free query. The
+    subscriber's checkpoint rows are created first if they are missing (`ensure_partitions`)."""
     with _connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {CHECKPOINTS} WHERE subscriber = %s AND partitions = %s",
+            [subscriber, partitions],
+        )
+        if cursor.fetchone()[0] < partitions:
+            with transaction.atomic():
+                ensure_partitions(subscriber, partitions)
+        types, params = types_condition(event_types)
+        hashed = "partition_hash %% %s = c.partition" if partitions > 1 else "1 = 1"
+        recorded = " AND recorded_at < %s" if recorded_before is not None else ""
         cursor.execute(
             f"SELECT c.partition FROM {CHECKPOINTS} c WHERE c.subscriber = %s "
             f"AND c.partitions = %s AND EXISTS(SELECT 1 FROM {EVENTS} "
-            f"WHERE position > c.position AND {hashed}{types})",
-            [subscriber, partitions, *([partitions] if partitions > 1 else []), *params],
+            f"WHERE position > c.position AND {hashed}{types}{recorded}) ORDER BY c.partition",
+            [
+                subscriber,
+                partitions,
+                *([partitions] if partitions > 1 else []),
+                *params,
+                *([db_datetime(recorded_before)] if recorded_before is not None else []),
+            ],
         )
-        waiting = {row[0] for row in cursor.fetchall()}
-        cursor.execute(
-            f"SELECT partition FROM {CHECKPOINTS} WHERE subscriber = %s AND partitions = %s",
-            [subscriber, partitions],
-        )
-        known = {row[0] for row in cursor.fetchall()}
-    return sorted(waiting | (set(range(partitions)) - known))
+        return [row[0] for row in cursor.fetchall()]
 
 
 def lock_checkpoint(

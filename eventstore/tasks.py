@@ -11,8 +11,9 @@ costs time, never an event.
   process and lets a worker take reactions between them, so slow providers never hold up the
   reactions.
 - `sweep()` (celery beat, every EVENTSTORE_SWEEP_INTERVAL seconds) wakes every partition with
-  a backlog (wake-ups lost to a broker outage or a crash), makes the calls that are due
-  (retries after their backoff) and runs the worker-pass housekeeping (overdue saga steps).
+  a backlog older than one interval (wake-ups lost to a broker outage or a crash), asks for
+  the calls that have been due as long (retries after their backoff) and runs the worker-pass
+  housekeeping (overdue saga steps).
 
 After a commit, `wake` sends a `catch_up_partition` for each partition the commit touched of
 each subscriber that reads one of its events. A broker that does not answer is logged and the
@@ -25,8 +26,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from eventstore import signals, sql
@@ -129,16 +132,22 @@ def make_calls(name: str) -> int:
 
 @shared_task(name="eventstore.tasks.sweep")
 def sweep() -> int:
-    """Wake every partition with a backlog and every effect subscriber with a call due, then
-    run the worker-pass housekeeping; how many tasks were sent."""
+    """Wake every partition with a backlog and ask for every call that is due, then run the
+    worker-pass housekeeping; how many tasks were sent.
+
+    Only what has waited a sweep interval counts: newer events and calls have wake-ups of
+    their own on the way, and waking them again would only add tasks that find nothing to do.
+    """
     sent = 0
-    now = timezone.now()
+    stale = timezone.now() - timedelta(seconds=float(settings.EVENTSTORE_SWEEP_INTERVAL))
     for subscriber in get_subscribers():
-        waiting = sql.partitions_with_backlog(subscriber.name, partitions(), subscriber.event_types)
+        waiting = sql.partitions_with_backlog(
+            subscriber.name, partitions(), subscriber.event_types, recorded_before=stale
+        )
         for partition in waiting:
             sent += _send(catch_up_partition, subscriber.name, partition)
         if isinstance(subscriber, EffectSubscriber):
-            for _ in range(due_calls(subscriber.name, now, limit=SWEEP_CALLS)):
+            for _ in range(due_calls(subscriber.name, stale, limit=SWEEP_CALLS)):
                 if not _send(make_calls, subscriber.name):
                     break
                 sent += 1

@@ -195,6 +195,7 @@ def test_a_checkpoint_moved_by_another_worker_undoes_the_whole_batch(store, sett
 def test_the_backlog_query_names_the_partitions_behind_and_those_never_started(store, settings):
     settings.EVENTSTORE_PARTITIONS = 4
     place(store, orders=8, steps=1)
+    first = store.read_page()[0].recorded_at
     recorder = Recorder()
     catch_up_partition(recorder, 0)  # creates every partition's row, catches 0 up
     holding = {event.partition(4) for event in store.read_page()}
@@ -204,4 +205,7 @@ def test_the_backlog_query_names_the_partitions_behind_and_those_never_started(s
     assert behind == sorted(holding - {0})
     assert sql.partitions_with_backlog(recorder.name, 4, {"Other"}) == []
 
-    assert sql.partitions_with_backlog("tests.never", 4, None) == [0, 1, 2, 3]
+    assert sql.partitions_with_backlog(recorder.name, 4, None, recorded_before=first) == []
+    never = sql.partitions_with_backlog("tests.never", 4, recorder.event_types)
+    assert never == sorted(holding), "a subscriber's missing checkpoints start at 0"
+    assert Checkpoint.objects.filter(subscriber="tests.never").count() == 4

@@ -172,6 +172,7 @@ def test_the_sweep_wakes_partitions_behind_and_due_calls_and_runs_the_housekeepi
     store, subscribe, settings, sent
 ):
     settings.EVENTSTORE_PARTITIONS = 4
+    settings.EVENTSTORE_SWEEP_INTERVAL = 0  # everything recorded so far has waited long enough
     recorder = subscribe(Recorder())
     caller = subscribe(Caller())
     events = steps(store, [f"order-{n}" for n in range(8)])
@@ -202,3 +203,18 @@ def test_the_sweep_wakes_partitions_behind_and_due_calls_and_runs_the_housekeepi
     )
     assert count == len(sent)
     assert housekeeping == [tasks.sweep]
+
+
+def test_the_sweep_leaves_events_and_calls_newer_than_its_interval_to_their_wake_ups(
+    store, subscribe, settings, sent
+):
+    settings.EVENTSTORE_PARTITIONS = 4
+    settings.EVENTSTORE_SWEEP_INTERVAL = 60
+    subscribe(Recorder())
+    caller = subscribe(Caller())
+    events = steps(store, [f"order-{n}" for n in range(8)])
+    tasks.catch_up_partition(caller.name, events[0].partition(4))  # owes calls, due now
+    sent.clear()
+
+    assert tasks.sweep() == 0
+    assert sent == []
