@@ -24,6 +24,7 @@ their partitions.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -81,10 +82,19 @@ def _send(task, *args) -> bool:
     return True
 
 
+# Inside a catch-up task: the events its own commits wake, kept for the task to follow up.
+_local = threading.local()
+
+
 def wake(events: Iterable[RecordedEvent] | None) -> int:
     """Enqueue a catch-up of each partition that holds one of `events` (None: every partition)
     for each subscriber that reads it; how many were sent. Stops at the first failure to send:
-    the sweep wakes what is left."""
+    the sweep wakes what is left. Inside a catch-up task, the events are kept for that task to
+    follow up instead (see `catch_up_partition`)."""
+    following = getattr(_local, "following", None)
+    if following is not None and events is not None:
+        following.extend(events)
+        return 0
     events = None if events is None else list(events)
     sent = 0
     for subscriber in get_subscribers():
@@ -98,24 +108,55 @@ def wake(events: Iterable[RecordedEvent] | None) -> int:
 
 @shared_task(name="eventstore.tasks.catch_up_partition")
 def catch_up_partition(name: str, partition: int) -> dict:
-    """Catch one partition of one subscriber up; then, if it owes calls, ask for them."""
+    """Catch one partition of one subscriber up, then follow up what its commits woke.
+
+    The events a catch-up appends belong to the same keys as the events it handled (a saga's
+    request carries its order's correlation id), so they wake the same partition of other
+    subscribers: this task catches those up itself, in this process, instead of sending each
+    to the broker as a task of its own, and so on until nothing it woke is left. A partition
+    another worker holds is left to that worker, which looks again after its commit. Calls to
+    the outside world are still sent to their own queue, one `make_calls` per call owed.
+    """
     [subscriber] = get_subscribers([name])
     if partition >= partitions():  # sent before the partition count was lowered
         return {"handled": 0, "busy": False}
+    _local.following = woken = []
+    try:
+        result = _catch_up_and_ask_for_calls(subscriber, partition)
+        while woken:
+            events = list(woken)
+            woken.clear()
+            for other in get_subscribers():
+                for touched in sorted(touched_partitions(other, events)):
+                    try:
+                        _catch_up_and_ask_for_calls(other, touched)
+                    except Exception:
+                        logger.exception("Following up %s partition %d failed", other.name, touched)
+                        _send(catch_up_partition, other.name, touched)
+    finally:
+        _local.following = None
+        if woken:  # left behind by an error: the broker takes them
+            wake(woken)
+    return {"handled": result.handled, "busy": result.busy}
+
+
+def _catch_up_and_ask_for_calls(subscriber, partition: int):
+    """Catch one partition up, skipping it when another worker holds it; send one
+    `make_calls` per call an effect subscriber now owes."""
     result = catch_up_one(subscriber, partition, skip_locked=True)
     if isinstance(subscriber, EffectSubscriber):
         for _ in range(result.handled):  # each event handled owes one call
-            if not _send(make_calls, name):
+            if not _send(make_calls, subscriber.name):
                 break
     if result.error:
         logger.error(
             "%s partition %d stopped before the event after position %d: %s",
-            name,
+            subscriber.name,
             partition,
             result.position,
             result.error,
         )
-    return {"handled": result.handled, "busy": result.busy}
+    return result
 
 
 @shared_task(name="eventstore.tasks.make_calls")

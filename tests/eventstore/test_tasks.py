@@ -2,6 +2,7 @@
 wake-up, what beat's sweep sends, and a broker that does not answer."""
 
 import logging
+from unittest import mock
 
 import pytest
 from kombu.exceptions import OperationalError
@@ -218,3 +219,73 @@ def test_the_sweep_leaves_events_and_calls_newer_than_its_interval_to_their_wake
 
     assert tasks.sweep() == 0
     assert sent == []
+
+
+class Noter(Subscriber):
+    """Appends a Noted event, with the same correlation id, for each Step."""
+
+    name = "tests.tasks.noter"
+    event_types = frozenset({"Step"})
+
+    def handle(self, event):
+        from eventstore.store import event_store
+
+        event_store.append_to_stream(
+            "note",
+            f"n{event.position}",
+            [NewEvent("Noted", {}, metadata=event.caused_metadata("t"))],
+        )
+
+
+class NoteReader(Recorder):
+    name = "tests.tasks.note-reader"
+    event_types = frozenset({"Noted"})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wake_up_task_follows_up_what_its_own_commits_woke_in_this_process(
+    store, subscribe, settings, sent
+):
+    settings.EVENTSTORE_DISPATCH = "celery"
+    settings.EVENTSTORE_PARTITIONS = 4
+    subscribe(Noter())
+    reader = subscribe(NoteReader())
+    caller = subscribe(Caller())
+    caller.event_types = frozenset({"Noted"})
+    [step] = steps(store, ["order-1"])
+    sent.clear()  # the wake-ups of the Step's own commit
+
+    tasks.catch_up_partition(Noter.name, step.partition(4))
+
+    [noted] = store.read_page(event_types=["Noted"])
+    assert noted.partition(4) == step.partition(4), "a reaction stays in its cause's partition"
+    assert reader.handled == [noted.position], "followed up in this task"
+    assert Effect.objects.filter(subscriber=caller.name).count() == 1
+    assert sent == [("eventstore.tasks.make_calls", (caller.name,))], "only the call is sent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_follow_up_that_fails_is_sent_to_the_broker(store, subscribe, settings, sent, caplog):
+    settings.EVENTSTORE_DISPATCH = "celery"
+    subscribe(Noter())
+
+    class Broken(Recorder):
+        name = "tests.tasks.broken"
+        event_types = frozenset({"Noted"})
+
+    broken = subscribe(Broken())
+    steps(store, ["order-1"])
+    sent.clear()
+
+    original = tasks.catch_up_one
+
+    def catch_up_one(subscriber, partition, **kwargs):
+        if subscriber is broken:
+            raise RuntimeError("database went away")
+        return original(subscriber, partition, **kwargs)
+
+    with mock.patch.object(tasks, "catch_up_one", catch_up_one):
+        tasks.catch_up_partition(Noter.name, 0)
+
+    assert sent == [("eventstore.tasks.catch_up_partition", (broken.name, 0))]
+    assert "Following up tests.tasks.broken partition 0 failed" in caplog.text
