@@ -328,8 +328,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Database connections are closed by config/celery.py as CONN_MAX_AGE says; Celery's own
 # closing of every connection around every task is kept for every this-many tasks only.
 CELERY_DB_REUSE_MAX = 1000
-# What a task prints (the console email backend's emails) is logged at INFO, not as a warning.
-CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
+# What a task prints (the console email backend's emails) goes to the worker's output as it
+# is, not through a logger as warnings.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "eventstore.tasks.sweep", "schedule": EVENTSTORE_SWEEP_INTERVAL},
 }
