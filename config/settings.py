@@ -290,8 +290,9 @@ if EVENTSTORE_DISPATCH not in ("inline", "celery"):
     )
 if EVENTSTORE_PARTITIONS < 1:
     raise ImproperlyConfigured("EVENTSTORE_PARTITIONS must be at least 1")
-# Seconds between beat's sweeps: wake every partition with a backlog, make the calls to the
-# outside world that are due, and run the worker-pass housekeeping (overdue saga steps).
+# Seconds between beat's sweeps: wake every partition whose backlog has waited that long, ask
+# for the calls to the outside world due as long, and run the worker-pass housekeeping (overdue
+# saga steps).
 EVENTSTORE_SWEEP_INTERVAL = env_float("EVENTSTORE_SWEEP_INTERVAL", 5.0)
 
 # Celery (celery mode only; config/celery.py reads every CELERY_* setting).
