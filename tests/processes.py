@@ -309,3 +309,89 @@ def http_request(
     except ValueError:
         parsed = content.decode(errors="replace")
     return Answer(response.status, dict(response.getheaders()), parsed, time.monotonic() - started)
+
+
+# --- honcho's console: make run and make cluster ----------------------------------------------
+
+# honcho's line for each process it started: "HH:MM:SS name.1 | started (pid=123)".
+STARTED = re.compile(r"\| (\w+)(?:\.\d+)? started \(pid=(\d+)\)")
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Send `signum` to a process group that may be gone already."""
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass
+class Console:
+    """A command that runs honcho (honcho itself, or make), started in a session of its own as
+    the foreground job a terminal's Ctrl+C signals; its console (a file) and the server's port.
+    """
+
+    process: subprocess.Popen
+    console_path: Path
+    port: int
+
+    def console(self) -> str:
+        return self.console_path.read_text(errors="replace")
+
+    def children(self) -> dict[str, int]:
+        """Process name -> the pid honcho started it with. honcho starts each in a session of
+        its own, so the pid is also the process group of the process and its children
+        (gunicorn's workers, Celery's pool, runserver's autoreloaded child)."""
+        return {name: int(pid) for name, pid in STARTED.findall(self.console())}
+
+    def wait_for_console(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            match = re.search(pattern, self.console(), re.MULTILINE)
+            if match or time.monotonic() > deadline:
+                assert match, f"{pattern!r} not in the console:\n{self.console()}"
+                return match
+            time.sleep(0.1)
+
+    def request(self, method: str, path: str, token: str | None = None, body: Any = None):
+        """(status, JSON answer or None) of one request to the server."""
+        answer = http_request(self.port, method, path, token=token, body=body, timeout=10)
+        return answer.status, None if isinstance(answer.body, str) else answer.body
+
+    def get(self, path: str, token: str) -> Any:
+        status, answer = self.request("GET", path, token)
+        assert status == 200, (path, status, answer)
+        return answer
+
+    def wait_until_serving(self, timeout: float) -> None:
+        """Until /api/health/ answers 200; fails if the command stops first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, f"{self.process.args[0]} stopped:\n{self.console()}"
+            assert time.monotonic() < deadline, f"no answer in {timeout} s:\n{self.console()}"
+            with suppress(OSError):
+                if self.request("GET", "/api/health/")[0] == 200:
+                    return
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM the command's group (honcho stops its processes); SIGKILL after KILL_TIMEOUT,
+        and kill whatever is left of every process honcho started (orphans in groups of their
+        own once honcho is gone)."""
+        if self.process.poll() is None:
+            signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(KILL_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        signal_group(self.process.pid, signal.SIGKILL)  # honcho, had it outlived make
+        for pgid in self.children().values():
+            signal_group(pgid, signal.SIGKILL)

@@ -9,8 +9,6 @@ They need only SQLite: the database is a file in the test's temporary folder."""
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import re
 import signal
@@ -18,14 +16,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.processes import HOST, ROOT, free_port, manage, token_for
+from tests.processes import (
+    HOST,
+    ROOT,
+    Console,
+    free_port,
+    group_alive,
+    manage,
+    signal_group,
+    token_for,
+)
 
 pytestmark = pytest.mark.processes
 
@@ -37,9 +42,6 @@ CUSTOMER = "alice"  # seed_demo's accounts
 START_TIMEOUT = 60  # until the server answers /api/health/
 CANCEL_TIMEOUT = 60  # from placing the order until it is cancelled
 STOP_TIMEOUT = 15  # from SIGINT until honcho and both processes are gone
-KILL_TIMEOUT = 10  # clean-up: from SIGTERM until SIGKILL
-
-STARTED = re.compile(r"\| (\w+)(?:\.\d+)? started \(pid=(\d+)\)")
 
 
 def _environment(tmp_path: Path) -> dict[str, str]:
@@ -54,100 +56,8 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     return environment
 
 
-def _signal_group(pgid: int, signum: int) -> None:
-    """Send `signum` to a process group that may be gone already."""
-    with suppress(ProcessLookupError):
-        os.killpg(pgid, signum)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-@dataclass
-class Running:
-    """`make run`'s processes: honcho, its console (a file) and the server's port."""
-
-    honcho: subprocess.Popen
-    console_path: Path
-    port: int
-
-    def console(self) -> str:
-        return self.console_path.read_text(errors="replace")
-
-    def children(self) -> dict[str, int]:
-        """Process name (web, worker) -> the pid honcho started it with. honcho starts each in a
-        session of its own, so the pid is also its process group (the runserver autoreloader's
-        child included)."""
-        return {name: int(pid) for name, pid in STARTED.findall(self.console())}
-
-    def wait_for_console(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            match = re.search(pattern, self.console(), re.MULTILINE)
-            if match or time.monotonic() > deadline:
-                assert match, f"{pattern!r} not in the console:\n{self.console()}"
-                return match
-            time.sleep(0.1)
-
-    def request(self, method: str, path: str, token: str | None = None, body: Any = None):
-        """(status, JSON answer or None) of one request to the server."""
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Token {token}"
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=10)
-        try:
-            payload = None if body is None else json.dumps(body)
-            connection.request(method, path, payload, headers)
-            response = connection.getresponse()
-            content = response.read()
-        finally:
-            connection.close()
-        try:
-            return response.status, json.loads(content)
-        except ValueError:
-            return response.status, None
-
-    def get(self, path: str, token: str) -> Any:
-        status, answer = self.request("GET", path, token)
-        assert status == 200, (path, status, answer)
-        return answer
-
-
-def _wait_until_serving(running: Running) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        assert running.honcho.poll() is None, f"honcho stopped:\n{running.console()}"
-        assert time.monotonic() < deadline, f"no answer in {START_TIMEOUT} s:\n{running.console()}"
-        try:
-            if running.request("GET", "/api/health/")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-
-
-def _stop(running: Running) -> None:
-    """Stop honcho (it stops its processes); kill everything that is left after a while."""
-    honcho = running.honcho
-    if honcho.poll() is None:
-        _signal_group(honcho.pid, signal.SIGTERM)
-        try:
-            honcho.wait(KILL_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _signal_group(honcho.pid, signal.SIGKILL)
-            honcho.wait()
-    # honcho gone, its processes are orphans in groups of their own: kill whatever is left.
-    for pgid in running.children().values():
-        _signal_group(pgid, signal.SIGKILL)
-
-
 @contextmanager
-def _make_run(tmp_path: Path) -> Iterator[tuple[Running, dict[str, str]]]:
+def _make_run(tmp_path: Path) -> Iterator[tuple[Console, dict[str, str]]]:
     """What `make run` does, on a database of the test's own: migrate, seed_demo, then honcho
     with the project's Procfile, started as the Makefile starts it (WEB_ADDRESS, the scripts'
     folder first on PATH, no .env file). Yields the running processes and their environment;
@@ -172,12 +82,12 @@ def _make_run(tmp_path: Path) -> Iterator[tuple[Running, dict[str, str]]]:
             # A group of its own, as the foreground job a terminal's Ctrl+C signals.
             start_new_session=True,
         )
-    running = Running(honcho, console_path, port)
+    running = Console(honcho, console_path, port)
     try:
-        _wait_until_serving(running)
+        running.wait_until_serving(START_TIMEOUT)
         yield running, environment
     finally:
-        _stop(running)
+        running.stop()
 
 
 def test_make_run_cancels_an_unanswered_payment_emails_a_paid_one_and_stops_on_sigint(
@@ -206,7 +116,7 @@ def test_make_run_cancels_an_unanswered_payment_emails_a_paid_one_and_stops_on_s
         order_path = f"/api/orders/{order['order_id']}/"
         while order["status"] != "cancelled":
             assert time.monotonic() - placed_at < CANCEL_TIMEOUT, (order, running.console())
-            assert running.honcho.poll() is None, running.console()
+            assert running.process.poll() is None, running.console()
             time.sleep(0.2)
             order = running.get(order_path, token)
         waited = time.monotonic() - placed_at
@@ -236,14 +146,14 @@ def test_make_run_cancels_an_unanswered_payment_emails_a_paid_one_and_stops_on_s
 
         children = running.children()
         assert set(children) == {"web", "worker"}, running.console()
-        _signal_group(running.honcho.pid, signal.SIGINT)  # Ctrl+C in make run's terminal
-        running.honcho.wait(STOP_TIMEOUT)
+        signal_group(running.process.pid, signal.SIGINT)  # Ctrl+C in make run's terminal
+        running.process.wait(STOP_TIMEOUT)
 
         console = running.console()
         assert re.search(r"^.*worker\S* +\| Stopped\.$", console, re.MULTILINE), console
         for name in children:
             assert re.search(rf"\| {name}(\.\d+)? stopped", console), console
         deadline = time.monotonic() + STOP_TIMEOUT
-        while any(_group_alive(pgid) for pgid in children.values()):
+        while any(group_alive(pgid) for pgid in children.values()):
             assert time.monotonic() < deadline, (children, console)
             time.sleep(0.1)
