@@ -176,6 +176,16 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+# PostgreSQL: followers of the log wait for the oldest transaction still running anywhere in
+# the cluster (eventstore.sql.follow_condition), so a connection left idle inside a transaction
+# would hold every subscriber back: the server ends such a session after this many ms (0: never).
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS = env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = (
+        f"{_options.get('options', '')} "
+        f"-c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+    ).strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -262,8 +272,12 @@ EVENTSTORE_SNAPSHOT_EVERY = env_int("EVENTSTORE_SNAPSHOT_EVERY", 25)
 EVENTSTORE_BATCH_SIZE = env_int("EVENTSTORE_BATCH_SIZE", 500)
 # Wake subscribers after each commit; off, only `manage.py process_events` delivers.
 EVENTSTORE_DISPATCH_ON_COMMIT = env_flag("EVENTSTORE_DISPATCH_ON_COMMIT", True)
-# PostgreSQL: how long an append waits for the event table's lock before failing.
+# PostgreSQL: how long an append waits for a lock (a replay holding the log, another writer of
+# the same stream version) before failing with AppendTimeout.
 EVENTSTORE_LOCK_TIMEOUT_MS = env_int("EVENTSTORE_LOCK_TIMEOUT_MS", 5000)
+# PostgreSQL: every append takes the log table's EXCLUSIVE lock until commit, as before appends
+# ran concurrently. Off by default; the benchmark turns it on to compare the two designs.
+EVENTSTORE_APPEND_LOCK = env_flag("EVENTSTORE_APPEND_LOCK", False)
 # How many times a command handler reloads and decides again after a ConcurrencyError.
 EVENTSTORE_COMMAND_RETRIES = env_int("EVENTSTORE_COMMAND_RETRIES", 5)
 # Calls to the outside world (eventstore/effects.py): calls of one effect before it is parked,

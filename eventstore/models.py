@@ -48,6 +48,12 @@ class Event(models.Model):
     # partition_hash % N == p (eventstore.store.partition_hash).
     partition_hash = models.IntegerField(db_default=0, editable=False)
     recorded_at = models.DateTimeField()
+    # Followers read the log in (transaction_id, position) order, up to the oldest transaction
+    # still running (eventstore.sql.follow_condition). On PostgreSQL it is the appending
+    # transaction's id (pg_current_xact_id), raised to the stream's previous event's when that
+    # is higher, so a stream's events keep their order; 0 on SQLite, whose single writer
+    # commits positions in order, and for events stored before concurrent appends.
+    transaction_id = models.BigIntegerField(db_default=0, editable=False)
 
     objects = EventQuerySet.as_manager()
 
@@ -61,6 +67,7 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["event_type", "position"], name="eventstore_event_type_idx"),
             models.Index(fields=["correlation_id", "position"], name="eventstore_event_corr_idx"),
+            models.Index(fields=["transaction_id", "position"], name="eventstore_event_follow_idx"),
         ]
         ordering = ["position"]
 
@@ -120,11 +127,17 @@ class Checkpoint(models.Model):
     position = models.BigIntegerField(
         default=0, help_text="Position of the last event of this partition handled."
     )
+    transaction_id = models.BigIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Transaction id of the last event of this partition handled.",
+    )
     handled_before = models.JSONField(
         null=True,
         blank=True,
-        help_text="After a change of the partition count: the previous partitions' positions; "
-        "an event at or before its previous partition's position was handled already.",
+        help_text="After a change of the partition count: the previous partitions' "
+        "[transaction id, position] pairs; an event at or before its previous partition's "
+        "pair was handled already.",
     )
     last_error = models.TextField(blank=True, default="")
     failed_position = models.BigIntegerField(null=True, blank=True)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -33,8 +33,9 @@ COLUMNS = (
     "payload",
     "metadata",
     "recorded_at",
+    "transaction_id",
 )
-_INSERTED = (*COLUMNS[1:], "correlation_id", "partition_hash")
+_INSERTED = (*COLUMNS[1:-1], "correlation_id", "partition_hash", "transaction_id")
 _INSERT_CHUNK = 500  # rows per INSERT, well inside every backend's limit on parameters
 
 EVENTS = Event._meta.db_table
@@ -62,26 +63,68 @@ def db_datetime(value: datetime) -> Any:
     return _connection().ops.adapt_datetimefield_value(value)
 
 
+class LogPoint(NamedTuple):
+    """A place in the order followers read the log in: (transaction id, position).
+
+    On PostgreSQL, positions are handed out in insert order but become visible in commit order,
+    so a follower that only remembered a position could pass one whose transaction commits a
+    moment later. Followers read in (transaction_id, position) order instead, and only events
+    whose transaction id lies below every transaction still running (`follow_condition`): an
+    event that is not visible yet always sorts after every point a follower has reached. On
+    SQLite every transaction id is 0: the single writer commits positions in order.
+    """
+
+    transaction_id: int
+    position: int
+
+    def __str__(self) -> str:
+        if self.transaction_id:
+            return f"{self.position} (transaction {self.transaction_id})"
+        return str(self.position)
+
+    @classmethod
+    def of(cls, value: Any) -> LogPoint:
+        """A point from its stored form: [transaction id, position], or a bare position (the
+        form from before transaction ids, whose events all have transaction id 0)."""
+        if isinstance(value, int):
+            return cls(0, value)
+        transaction_id, position = value
+        return cls(int(transaction_id), int(position))
+
+
+START = LogPoint(0, 0)
+
+# The transaction id an appended row gets on PostgreSQL: its own transaction's (the top-level
+# one, also inside a savepoint), raised to the id its stream's previous event was stored with
+# when that is higher. Raising it keeps a stream's events in version order for followers, also
+# for a transaction that took its id before another writer appended to the stream and
+# committed (a subscriber's batch locks its checkpoint row first; a command retried inside an
+# outer transaction keeps that transaction's id). It never lowers it: an event always sorts at
+# or after its own transaction's id, so it stays behind the horizon of every follower until its
+# transaction has ended (see `follow_condition`).
+_TRANSACTION_ID = "GREATEST(pg_current_xact_id()::text::bigint, %s)"
+
+
 @cache
 def _insert_sql(vendor: str, rows: int) -> str:
-    values = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    values = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     if vendor == "postgresql":
-        values = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)"
+        values = f"(%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, {_TRANSACTION_ID})"
     return (
         f"INSERT INTO {EVENTS} ({', '.join(_INSERTED)}) VALUES "
         + ", ".join([values] * rows)
-        + " ON CONFLICT DO NOTHING RETURNING position, event_id"
+        + " ON CONFLICT DO NOTHING RETURNING position, event_id, transaction_id"
     )
 
 
-def insert(rows: Sequence[tuple[Any, ...]]) -> dict[Any, int]:
+def insert(rows: Sequence[tuple[Any, ...]]) -> dict[Any, LogPoint]:
     """Insert rows of (`event_id` as stored, aggregate_type, aggregate_id, version, event_type,
     schema_version, payload JSON text, metadata JSON text, recorded_at as stored,
-    correlation_id, partition_hash); return each inserted event id's position. A row that would
-    break a unique key (stream version or event id) is skipped, not an error: it is missing
-    from the result."""
+    correlation_id, partition_hash, the transaction id of the stream's previous event); return
+    each inserted event id's LogPoint. A row that would break a unique key (stream version or
+    event id) is skipped, not an error: it is missing from the result."""
     connection = _connection()
-    positions: dict[Any, int] = {}
+    points: dict[Any, LogPoint] = {}
     with connection.cursor() as cursor:
         for start in range(0, len(rows), _INSERT_CHUNK):
             chunk = rows[start : start + _INSERT_CHUNK]
@@ -89,65 +132,94 @@ def insert(rows: Sequence[tuple[Any, ...]]) -> dict[Any, int]:
                 _insert_sql(connection.vendor, len(chunk)),
                 [value for row in chunk for value in row],
             )
-            positions.update((event_id, position) for position, event_id in cursor.fetchall())
-    return positions
+            points.update(
+                (event_id, LogPoint(transaction_id, position))
+                for position, event_id, transaction_id in cursor.fetchall()
+            )
+    return points
+
+
+class StreamHead(NamedTuple):
+    """A stream's highest stored version and the transaction id its event was stored with
+    (0 and 0 for a stream with no events; the transaction id is always 0 on SQLite)."""
+
+    version: int
+    transaction_id: int
 
 
 # One row per stream: its highest version, by a scalar MAX that both databases answer with a
 # single seek at the end of the (aggregate_type, aggregate_id, version) index. (A GROUP BY over
 # several streams read every event of each, so appends slowed down as their streams grew.)
-_STREAM_VERSION = (
-    f"SELECT %s, %s, COALESCE((SELECT MAX(version) FROM {EVENTS} "
-    "WHERE aggregate_type = %s AND aggregate_id = %s), 0)"
-)
+# PostgreSQL also reads that event's transaction id, by the same seek.
+_STREAM_HEAD = {
+    "sqlite": (
+        f"SELECT %s, %s, COALESCE((SELECT MAX(version) FROM {EVENTS} "
+        "WHERE aggregate_type = %s AND aggregate_id = %s), 0), 0"
+    ),
+    "postgresql": (
+        f"SELECT %s, %s, head.version, head.transaction_id FROM (SELECT 0 AS version, "
+        f"0::bigint AS transaction_id UNION ALL (SELECT version, transaction_id FROM {EVENTS} "
+        "WHERE aggregate_type = %s AND aggregate_id = %s ORDER BY version DESC LIMIT 1) "
+        "ORDER BY version DESC LIMIT 1) head"
+    ),
+}
 
 
 # Streams per version query: SQLite allows at most 500 terms in one compound SELECT.
 _STREAMS_PER_QUERY = 200
 
 
-def _versions_sql(streams: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
-    sql = " UNION ALL ".join([_STREAM_VERSION] * len(streams))
+def _heads_sql(streams: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
+    head = _STREAM_HEAD["postgresql" if _connection().vendor == "postgresql" else "sqlite"]
+    sql = " UNION ALL ".join([head] * len(streams))
     return sql, [value for stream in streams for value in (*stream, *stream)]
 
 
-def stored_ids_and_versions(
+def stored_ids_and_heads(
     event_ids: Sequence[uuid.UUID], streams: Sequence[tuple[str, str]]
-) -> tuple[set[uuid.UUID], dict[tuple[str, str], int]]:
-    """Which of these event ids are stored already, and the highest stored version of each
-    (aggregate_type, aggregate_id) (0 for a stream with no events): one statement."""
+) -> tuple[set[uuid.UUID], dict[tuple[str, str], StreamHead]]:
+    """Which of these event ids are stored already, and the head of each
+    (aggregate_type, aggregate_id): one statement."""
     connection = _connection()
     stored_id = "CAST(event_id AS VARCHAR(36))" if connection.vendor == "postgresql" else "event_id"
     marks = ", ".join(["%s"] * len(event_ids))
-    ids_sql = f"SELECT {stored_id}, NULL, NULL FROM {EVENTS} WHERE event_id IN ({marks})"
+    ids_sql = f"SELECT {stored_id}, NULL, NULL, NULL FROM {EVENTS} WHERE event_id IN ({marks})"
     ids = [db_uuid(event_id) for event_id in event_ids]
-    if len(streams) > _STREAMS_PER_QUERY:  # rare: a statement for the ids, then the versions
+    if len(streams) > _STREAMS_PER_QUERY:  # rare: a statement for the ids, then the heads
         with connection.cursor() as cursor:
             cursor.execute(ids_sql, ids)
             stored = {_uuid(row[0]) for row in cursor.fetchall()}
-        return stored, current_versions(streams)
-    versions_sql, params = _versions_sql(streams)
+        return stored, stream_heads(streams)
+    heads_sql, params = _heads_sql(streams)
     with connection.cursor() as cursor:
-        cursor.execute(f"{versions_sql} UNION ALL {ids_sql}", params + ids)
+        cursor.execute(f"{heads_sql} UNION ALL {ids_sql}", params + ids)
         stored: set[uuid.UUID] = set()
-        versions: dict[tuple[str, str], int] = {}
-        for first, ident, version in cursor.fetchall():
+        heads: dict[tuple[str, str], StreamHead] = {}
+        for first, ident, version, transaction_id in cursor.fetchall():
             if version is None:
                 stored.add(_uuid(first))
             else:
-                versions[(first, ident)] = version
-    return stored, versions
+                heads[(first, ident)] = StreamHead(version, transaction_id)
+    return stored, heads
+
+
+def stream_heads(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StreamHead]:
+    """The head of each (aggregate_type, aggregate_id) (version 0: no events)."""
+    streams = list(streams)
+    heads = {}
+    with _connection().cursor() as cursor:
+        for start in range(0, len(streams), _STREAMS_PER_QUERY):
+            cursor.execute(*_heads_sql(streams[start : start + _STREAMS_PER_QUERY]))
+            heads.update(
+                ((kind, ident), StreamHead(version, transaction_id))
+                for kind, ident, version, transaction_id in cursor.fetchall()
+            )
+    return heads
 
 
 def current_versions(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """The highest stored version of each (aggregate_type, aggregate_id) (0: no events)."""
-    streams = list(streams)
-    versions = {}
-    with _connection().cursor() as cursor:
-        for start in range(0, len(streams), _STREAMS_PER_QUERY):
-            cursor.execute(*_versions_sql(streams[start : start + _STREAMS_PER_QUERY]))
-            versions.update(((kind, ident), version) for kind, ident, version in cursor.fetchall())
-    return versions
+    return {key: head.version for key, head in stream_heads(streams).items()}
 
 
 def select(where: str, params: Sequence[Any], order_by: str, limit: int | None = None) -> list:
@@ -170,6 +242,73 @@ def types_condition(event_types: Iterable[str] | None) -> tuple[str, list[str]]:
     return f" AND event_type IN ({', '.join(['%s'] * len(event_types))})", event_types
 
 
+# --- following the log --------------------------------------------------------------------------
+
+# PostgreSQL: an event is followed only once its transaction id lies below the oldest
+# transaction still running (the snapshot's xmin, cluster-wide): every transaction below it has
+# ended, so each event sorted before that point is visible, or never will be; an event appended
+# later sorts at or after its own transaction's id (`_TRANSACTION_ID`), which is at or above
+# that point. A transaction also follows the events it appended itself (a test runs in one
+# transaction): followers in production never read after appending in one transaction (a
+# batch reads before it handles; dispatch runs after commit), and must not, as an older writer
+# still running could commit events that sort before them.
+_HORIZON = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+_OWN = "(SELECT pg_current_xact_id_if_assigned()::text::bigint)"
+
+
+def follow_condition(transaction_id: str = "%s", position: str = "%s") -> str:
+    """An SQL condition on the events table: events a follower at the point
+    (`transaction_id`, `position`) (SQL expressions: parameters by default) reads next, in
+    `FOLLOW_ORDER`. On SQLite only `position` is used: give it alone as a parameter there
+    (`follow_params`)."""
+    if _connection().vendor != "postgresql":
+        return f"position > {position}"
+    return (
+        f"(transaction_id, position) > ({transaction_id}, {position}) "
+        f"AND (transaction_id < {_HORIZON} OR transaction_id = {_OWN})"
+    )
+
+
+def follow_params(point: LogPoint) -> list[int]:
+    """The parameters of `follow_condition()` for a follower at `point`."""
+    if _connection().vendor != "postgresql":
+        return [point.position]
+    return [point.transaction_id, point.position]
+
+
+def follow_order() -> str:
+    """The ORDER BY of the order followers read the log in."""
+    return "transaction_id, position" if _connection().vendor == "postgresql" else "position"
+
+
+def horizon() -> dict[str, Any] | None:
+    """How far followers are held back (PostgreSQL; None on SQLite): the age in seconds of
+    the oldest transaction still running that has written anything (anywhere in the cluster),
+    and how many committed events wait behind the horizon. A long or idle transaction holds
+    every follower back for as long as it runs."""
+    if _connection().vendor != "postgresql":
+        return None
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - MIN(xact_start)), 0) "
+            "FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+        )
+        (seconds,) = cursor.fetchone()
+        cursor.execute(
+            f"SELECT COUNT(*), COALESCE(MAX(transaction_id), 0), "
+            "(SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
+            f"FROM {EVENTS} WHERE transaction_id >= {_HORIZON}"
+        )
+        waiting, highest, next_id = cursor.fetchone()
+    return {
+        "oldest_transaction_seconds": round(float(seconds), 3),
+        "events_behind_horizon": waiting,
+        # Stored events whose transaction ids this cluster has not reached: a dump restored
+        # into a new cluster (see ARCHITECTURE.md, "Transaction ids after a restore").
+        "transaction_ids_ahead": highest >= next_id,
+    }
+
+
 def partition_condition(partition: int, partitions: int) -> str:
     """An `AND` clause that keeps the events of one partition (nothing when there is one)."""
     if partitions == 1:
@@ -186,7 +325,7 @@ def _json(value: Any) -> Any:
 
 
 def _decoded(row: Sequence[Any]) -> tuple[Any, ...]:
-    position, event_id, kind, ident, version, event_type, schema, payload, metadata, at = row
+    position, event_id, kind, ident, version, event_type, schema, payload, metadata, at, tx = row
     if at.tzinfo is None:  # SQLite stores UTC without an offset
         at = at.replace(tzinfo=UTC)
     return (
@@ -200,6 +339,7 @@ def _decoded(row: Sequence[Any]) -> tuple[Any, ...]:
         _json(payload),
         _json(metadata),
         at,
+        tx,
     )
 
 
@@ -220,20 +360,23 @@ def _for_update(skip_locked: bool = False) -> str:
 
 def checkpoint_and_backlog(
     subscriber: str, partition: int, partitions: int, event_types: Iterable[str] | None
-) -> tuple[int, bool]:
-    """The partition's checkpoint (0 before its first) and whether an event it reads lies
-    after it: one lock-free query."""
+) -> tuple[LogPoint, bool]:
+    """The partition's checkpoint (`START` before its first) and whether an event it reads
+    lies after it, within the followers' horizon: one lock-free query."""
     types, params = types_condition(event_types)
     name = Checkpoint.name_for(subscriber, partition, partitions)
-    checkpoint = f"COALESCE((SELECT position FROM {CHECKPOINTS} WHERE name = %s), 0)"
+    after = follow_condition("c.transaction_id", "c.position")
     with _connection().cursor() as cursor:
         cursor.execute(
-            f"SELECT {checkpoint}, EXISTS(SELECT 1 FROM {EVENTS} WHERE position > {checkpoint}"
-            f"{types}{partition_condition(partition, partitions)})",
-            [name, name, *params],
+            "SELECT c.transaction_id, c.position, "
+            f"EXISTS(SELECT 1 FROM {EVENTS} WHERE {after}{types}"
+            f"{partition_condition(partition, partitions)}) "
+            "FROM (SELECT COALESCE(MAX(transaction_id), 0) AS transaction_id, "
+            f"COALESCE(MAX(position), 0) AS position FROM {CHECKPOINTS} WHERE name = %s) c",
+            [*params, name],
         )
-        position, waiting = cursor.fetchone()
-    return position, bool(waiting)
+        transaction_id, position, waiting = cursor.fetchone()
+    return LogPoint(transaction_id, position), bool(waiting)
 
 
 def partitions_with_backlog(
@@ -255,12 +398,13 @@ def partitions_with_backlog(
             with transaction.atomic():
                 ensure_partitions(subscriber, partitions)
         types, params = types_condition(event_types)
-        hashed = "partition_hash %% %s = c.partition" if partitions > 1 else "1 = 1"
+        hashed = " AND partition_hash %% %s = c.partition" if partitions > 1 else ""
         recorded = " AND recorded_at < %s" if recorded_before is not None else ""
+        after = follow_condition("c.transaction_id", "c.position")
         cursor.execute(
             f"SELECT c.partition FROM {CHECKPOINTS} c WHERE c.subscriber = %s "
             f"AND c.partitions = %s AND EXISTS(SELECT 1 FROM {EVENTS} "
-            f"WHERE position > c.position AND {hashed}{types}{recorded}) ORDER BY c.partition",
+            f"WHERE {after}{hashed}{types}{recorded}) ORDER BY c.partition",
             [
                 subscriber,
                 partitions,
@@ -274,12 +418,13 @@ def partitions_with_backlog(
 
 def lock_checkpoint(
     subscriber: str, partition: int, partitions: int, *, skip_locked: bool = False
-) -> tuple[int, Any] | None:
-    """Inside a transaction, the partition's checkpoint (position, handled_before), its row
-    locked until the transaction ends. The subscriber's rows are created the first time (see
-    `ensure_partitions`). With `skip_locked`, None when another transaction holds the row."""
+) -> tuple[LogPoint, list[LogPoint] | None] | None:
+    """Inside a transaction, the partition's checkpoint and the previous partitions' points
+    (`handled_before`, or None), its row locked until the transaction ends. The subscriber's
+    rows are created the first time (see `ensure_partitions`). With `skip_locked`, None when
+    another transaction holds the row."""
     name = Checkpoint.name_for(subscriber, partition, partitions)
-    select = f"SELECT position, handled_before FROM {CHECKPOINTS} WHERE name = %s"
+    select = f"SELECT transaction_id, position, handled_before FROM {CHECKPOINTS} WHERE name = %s"
     with _connection().cursor() as cursor:
         cursor.execute(select + _for_update(skip_locked), [name])
         row = cursor.fetchone()
@@ -291,7 +436,15 @@ def lock_checkpoint(
             ensure_partitions(subscriber, partitions)
             cursor.execute(select + _for_update(), [name])
             row = cursor.fetchone()
-    return row[0], _json(row[1])
+    return LogPoint(row[0], row[1]), _handled_before(_json(row[2]))
+
+
+def _handled_before(value: dict[str, Any] | None) -> list[LogPoint] | None:
+    """The previous partitions' points, one per partition, from a checkpoint's
+    `handled_before` (None: none)."""
+    if not value:
+        return None
+    return [LogPoint.of(point) for point in value["positions"]]
 
 
 class RepartitionPending(Exception):
@@ -303,36 +456,36 @@ def ensure_partitions(subscriber: str, partitions: int) -> None:
 
     A subscriber's rows under another partition count (the one before a change of
     EVENTSTORE_PARTITIONS, or the single checkpoint of a database from before partitions) are
-    replaced: each new partition starts at the lowest of their positions and keeps them in
+    replaced: each new partition starts at the lowest of their points and keeps them in
     `handled_before`, so that no event is handled twice or skipped.
     """
     lock = _for_update()
     with _connection().cursor() as cursor:
         cursor.execute(
-            f"SELECT partitions, partition, position, handled_before FROM {CHECKPOINTS} "
-            f"WHERE subscriber = %s{lock}",
+            f"SELECT partitions, partition, transaction_id, position, handled_before "
+            f"FROM {CHECKPOINTS} WHERE subscriber = %s{lock}",
             [subscriber],
         )
         rows = cursor.fetchall()
         previous = [row for row in rows if row[0] != partitions]
         have = {row[1] for row in rows if row[0] == partitions}
-        start, handled_before = 0, None
+        start, handled_before = START, None
         if previous:
             counts = {row[0] for row in previous}
-            if len(counts) > 1 or any(_json(row[3]) for row in previous):
+            if len(counts) > 1 or any(_json(row[4]) for row in previous):
                 raise RepartitionPending(
                     f"{subscriber}: its partition count changed again before the previous "
                     "change was caught up; run every process with the previous "
                     "EVENTSTORE_PARTITIONS until its checkpoints show no handled_before"
                 )
             (count,) = counts
-            positions = [0] * count
-            for _, partition, position, _ in previous:
+            points = [START] * count
+            for _, partition, transaction_id, position, _ in previous:
                 if partition < count:
-                    positions[partition] = position
-            start = min(positions)
-            if max(positions) > start:
-                handled_before = {"partitions": count, "positions": positions}
+                    points[partition] = LogPoint(transaction_id, position)
+            start = min(points)
+            if max(points) > start:
+                handled_before = {"partitions": count, "positions": [list(p) for p in points]}
             cursor.execute(
                 f"DELETE FROM {CHECKPOINTS} WHERE subscriber = %s AND partitions <> %s",
                 [subscriber, partitions],
@@ -344,16 +497,17 @@ def ensure_partitions(subscriber: str, partitions: int) -> None:
             # partition), and PostgreSQL skips a conflict only on the named index; a conflict on
             # the other one, found while both inserts are in flight, was an IntegrityError.
             cursor.execute(
-                f"INSERT INTO {CHECKPOINTS} (name, subscriber, partition, partitions, position, "
-                "handled_before, last_error, updated_at) "
-                f"VALUES (%s, %s, %s, %s, %s, {_json_param()}, '', %s) "
+                f"INSERT INTO {CHECKPOINTS} (name, subscriber, partition, partitions, "
+                "transaction_id, position, handled_before, last_error, updated_at) "
+                f"VALUES (%s, %s, %s, %s, %s, %s, {_json_param()}, '', %s) "
                 "ON CONFLICT DO NOTHING",
                 [
                     Checkpoint.name_for(subscriber, partition, partitions),
                     subscriber,
                     partition,
                     partitions,
-                    start,
+                    start.transaction_id,
+                    start.position,
                     None if handled_before is None else json.dumps(handled_before),
                     now,
                 ],
@@ -369,29 +523,35 @@ def save_checkpoint(
     partition: int,
     partitions: int,
     *,
-    read_at: int,
-    position: int,
-    handled_before: Any,
+    read_at: LogPoint,
+    point: LogPoint,
+    handled_before: list[LogPoint] | None,
     error: str,
     failed_position: int | None,
     now: datetime,
 ) -> None:
-    """Move a locked checkpoint from `read_at` to `position`, recording the error that stopped
-    it (if any). Fenced: raises CheckpointMoved, so the caller's transaction rolls back with
-    every effect of the batch, when the row is gone or no longer at `read_at`."""
+    """Move a locked checkpoint from `read_at` to `point`, recording the error that stopped
+    it (if any) and what is left of `handled_before` (one point per previous partition).
+    Fenced: raises CheckpointMoved, so the caller's transaction rolls back with every effect of
+    the batch, when the row is gone or no longer at `read_at`."""
+    stored = None
+    if handled_before is not None:
+        stored = {"partitions": len(handled_before), "positions": [list(p) for p in handled_before]}
     with _connection().cursor() as cursor:
         cursor.execute(
-            f"UPDATE {CHECKPOINTS} SET position = %s, handled_before = {_json_param()}, "
-            "last_error = %s, "
-            "failed_position = %s, updated_at = %s WHERE name = %s AND position = %s",
+            f"UPDATE {CHECKPOINTS} SET transaction_id = %s, position = %s, "
+            f"handled_before = {_json_param()}, last_error = %s, failed_position = %s, "
+            "updated_at = %s WHERE name = %s AND transaction_id = %s AND position = %s",
             [
-                position,
-                None if handled_before is None else json.dumps(handled_before),
+                point.transaction_id,
+                point.position,
+                None if stored is None else json.dumps(stored),
                 error,
                 failed_position,
                 db_datetime(now),
                 Checkpoint.name_for(subscriber, partition, partitions),
-                read_at,
+                read_at.transaction_id,
+                read_at.position,
             ],
         )
         if cursor.rowcount != 1:

@@ -5,12 +5,16 @@ Guarantees:
   at and fails with `ConcurrencyError` (nothing written) when another writer got there first.
 - One `append` call is one transaction: every stream in it is written, or none.
 - Appending an event whose `event_id` is already stored writes nothing (safe retries).
-- Positions become visible in the order they were assigned: a reader that has seen position P
-  never later finds a committed event below P (SQLite serialises writers with IMMEDIATE
-  transactions; on PostgreSQL each append holds the log table's EXCLUSIVE lock until commit).
-  Positions may have gaps (a rolled-back insert), so never assume they are contiguous.
-- A writer that waits for its turn longer than the database allows (PostgreSQL's lock_timeout,
-  EVENTSTORE_LOCK_TIMEOUT_MS; SQLite's busy timeout) fails with `AppendTimeout`, nothing written.
+- Followers (`read_new`) read the log in `LogPoint` order, (transaction id, position), and
+  never later find a committed event before a point they have passed: on PostgreSQL appends
+  run concurrently and an event is read only once every transaction that could sort before it
+  has ended (see `sql.follow_condition`); SQLite serialises writers with IMMEDIATE
+  transactions, so there the order is the position's. A stream's events are read in version
+  order. Positions may have gaps (a rolled-back insert), so never assume they are contiguous,
+  and on PostgreSQL they are not commit order: follow by `LogPoint`, not by position.
+- A writer that waits longer than the database allows (PostgreSQL's lock_timeout,
+  EVENTSTORE_LOCK_TIMEOUT_MS: behind a replay holding the log, or another writer of the same
+  stream version; SQLite's busy timeout) fails with `AppendTimeout`, nothing written.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from eventstore import signals, sql
+from eventstore.sql import LogPoint
 from eventstore.models import Event
 from eventstore.upcasting import current_schema_version, upcast
 
@@ -133,15 +138,24 @@ class RecordedEvent(NamedTuple):
     payload: dict[str, Any]
     metadata: dict[str, Any]
     recorded_at: datetime
+    # With position, its place in the order followers read the log in (`log_point`).
+    transaction_id: int = 0
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RecordedEvent:
         """Build from a decoded row of `sql.COLUMNS`, upcasting an old payload on the way."""
-        position, event_id, kind, ident, version, event_type, schema, payload, metadata, at = row
+        position, event_id, kind, ident, version, event_type, schema, payload, metadata, at, tx = (
+            row
+        )
         schema, payload = upcast(event_type, schema, payload)
         return cls(
-            position, event_id, kind, ident, version, event_type, schema, payload, metadata, at
+            position, event_id, kind, ident, version, event_type, schema, payload, metadata, at, tx
         )
+
+    @property
+    def log_point(self) -> LogPoint:
+        """Where this event lies in the order followers read the log in."""
+        return LogPoint(self.transaction_id, self.position)
 
     def partition(self, partitions: int) -> int:
         """The partition this event falls in when a subscriber is split into `partitions`."""
@@ -200,12 +214,16 @@ class EventStore:
         """
         self._validate(streams)
         with transaction.atomic():
-            self.lock_appends()
+            if settings.EVENTSTORE_APPEND_LOCK:
+                self.lock_appends()
+            else:
+                self._limit_lock_waits()
             wanted_ids = [event.event_id for stream in streams for event in stream.events]
-            stored_ids, current = sql.stored_ids_and_versions(
+            stored_ids, heads = sql.stored_ids_and_heads(
                 wanted_ids,
                 [(stream.aggregate_type, str(stream.aggregate_id)) for stream in streams],
             )
+            current = {key: head.version for key, head in heads.items()}
             if stored_ids:
                 if stored_ids.issuperset(wanted_ids):
                     return self._read_ids(wanted_ids)
@@ -216,15 +234,15 @@ class EventStore:
                     raise ConcurrencyError(
                         stream.aggregate_type, stream.aggregate_id, stream.expected_version, actual
                     )
-            rows, recorded = self._rows(streams, current)
+            rows, recorded = self._rows(streams, heads)
             # A row that breaks a unique key is skipped, not an error, so no savepoint is
-            # needed to keep the transaction usable; only a writer that got past the lock and
-            # the checks above (one not using this API) can cause it.
-            positions = sql.insert(rows)
-            if len(positions) < len(rows):
-                self._raise_conflict(streams, current, rows, positions)
+            # needed to keep the transaction usable: another writer appended to the stream
+            # since it was read above, or stored one of these event ids.
+            points = sql.insert(rows)
+            if len(points) < len(rows):
+                self._raise_conflict(streams, current, rows, points)
             recorded = [
-                RecordedEvent(positions[row[0]], *values)
+                RecordedEvent(points[row[0]].position, *values, points[row[0]].transaction_id)
                 for row, values in zip(rows, recorded, strict=True)
             ]
             signals.events_recorded.send(sender=EventStore, events=recorded)
@@ -286,23 +304,42 @@ class EventStore:
     def lock_appends() -> None:
         """Inside a transaction, make every other appender wait until it ends.
 
-        Appends take this lock themselves (so positions commit in the order they are assigned);
-        a command takes it before loading to decide and append with no writer in between. On
-        PostgreSQL it is the log table's EXCLUSIVE lock, which readers pass; SQLite's IMMEDIATE
-        transactions hold the write lock from their start already.
+        A command retried after a ConcurrencyError takes it before loading, to decide and
+        append with no writer in between (`retry_on_conflict`). Appends run concurrently
+        otherwise; with EVENTSTORE_APPEND_LOCK each takes it too (the design before concurrent
+        appends, kept for the benchmark's comparison). On PostgreSQL it is the log table's
+        EXCLUSIVE lock, which readers pass; SQLite's IMMEDIATE transactions hold the write lock
+        from their start already.
         """
         connection = transaction.get_connection()
         if connection.vendor == "postgresql":
-            statements = [
-                f"SET LOCAL lock_timeout = {int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)}",
-                f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE",
-            ]
-            with connection.cursor() as cursor:
-                if connection.settings_dict["OPTIONS"].get("server_side_binding"):
-                    for statement in statements:  # one statement per execute on this protocol
-                        cursor.execute(statement)
-                else:  # one round trip for both
-                    cursor.execute("; ".join(statements))
+            EventStore._execute_all(
+                connection,
+                [
+                    f"SET LOCAL lock_timeout = {int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)}",
+                    f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE",
+                ],
+            )
+
+    @staticmethod
+    def _limit_lock_waits() -> None:
+        """Inside an append's transaction on PostgreSQL, give up on any lock wait (a replay
+        holding the log, another writer of the same stream version) after
+        EVENTSTORE_LOCK_TIMEOUT_MS, as `AppendTimeout`."""
+        connection = transaction.get_connection()
+        if connection.vendor == "postgresql":
+            EventStore._execute_all(
+                connection, [f"SET LOCAL lock_timeout = {int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)}"]
+            )
+
+    @staticmethod
+    def _execute_all(connection, statements: list[str]) -> None:
+        with connection.cursor() as cursor:
+            if connection.settings_dict["OPTIONS"].get("server_side_binding"):
+                for statement in statements:  # one statement per execute on this protocol
+                    cursor.execute(statement)
+            else:  # one round trip for all
+                cursor.execute("; ".join(statements))
 
     @staticmethod
     def _without_stored(
@@ -328,7 +365,7 @@ class EventStore:
 
     @staticmethod
     def _rows(
-        streams: Sequence[StreamAppend], current: dict[tuple[str, str], int]
+        streams: Sequence[StreamAppend], heads: dict[tuple[str, str], sql.StreamHead]
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """The rows to insert (as `sql.insert` takes them), and for each the `RecordedEvent`
         fields after its position, payload and metadata exactly as they will read back."""
@@ -338,7 +375,7 @@ class EventStore:
         recorded = []
         for stream in streams:
             kind, ident = stream.aggregate_type, str(stream.aggregate_id)
-            version = current.get((kind, ident), 0)
+            version, head_transaction_id = heads.get((kind, ident), (0, 0))
             for event in stream.events:
                 version += 1
                 payload_text = _json_text(event.payload, "payload")
@@ -358,6 +395,7 @@ class EventStore:
                         stored_now,
                         _correlation_id(metadata),
                         partition_hash(metadata, ident),
+                        head_transaction_id,
                     )
                 )
                 # What readers of the log will see: an event appended at an older schema
@@ -385,7 +423,7 @@ class EventStore:
         streams: Sequence[StreamAppend],
         assumed: dict[tuple[str, str], int],
         rows: Sequence[tuple[Any, ...]],
-        inserted: dict[Any, int],
+        inserted: dict[Any, LogPoint],
     ) -> None:
         """Raise for rows the insert skipped: the ConcurrencyError of the stream that moved on,
         else an IntegrityError (an event id stored meanwhile). The append's own transaction or
@@ -443,12 +481,38 @@ class EventStore:
         partition: tuple[int, int] | None = None,
     ) -> list[RecordedEvent]:
         """At most `limit` events after `after_position`, in position order; only those of
-        one partition when `partition` is (partition, partitions)."""
+        one partition when `partition` is (partition, partitions).
+
+        Position order is not commit order on PostgreSQL: paging by position is complete only
+        while appends are held (`hold_appends`, as replays do). A follower uses `read_new`."""
         limit = limit or settings.EVENTSTORE_BATCH_SIZE
         types, params = sql.types_condition(event_types)
         if partition is not None:
             types += sql.partition_condition(*partition)
         rows = sql.select(f"position > %s{types}", [after_position, *params], "position", limit)
+        return [RecordedEvent.from_row(row) for row in rows]
+
+    def read_new(
+        self,
+        after: LogPoint,
+        *,
+        limit: int | None = None,
+        event_types: Iterable[str] | None = None,
+        partition: tuple[int, int] | None = None,
+    ) -> list[RecordedEvent]:
+        """For a follower at `after`: at most `limit` events after it, in `LogPoint` order, that
+        no event committed later can sort before (see the module's guarantees); only those of
+        one partition when `partition` is (partition, partitions)."""
+        limit = limit or settings.EVENTSTORE_BATCH_SIZE
+        types, params = sql.types_condition(event_types)
+        if partition is not None:
+            types += sql.partition_condition(*partition)
+        rows = sql.select(
+            f"{sql.follow_condition()}{types}",
+            [*sql.follow_params(after), *params],
+            sql.follow_order(),
+            limit,
+        )
         return [RecordedEvent.from_row(row) for row in rows]
 
     def read_all(

@@ -1,6 +1,8 @@
 """Named subscribers with checkpoints: after-commit reactions that take effect exactly once.
 
-A subscriber handles events in position order. Each batch runs in one transaction that first
+A subscriber handles events in the order followers read the log (`sql.LogPoint`: position
+order on SQLite; on PostgreSQL, where appends run concurrently, (transaction id, position) up
+to the oldest transaction still running). Each batch runs in one transaction that first
 locks the subscriber's checkpoint row, then handles every event (each in a savepoint) and moves
 the checkpoint past it, so an event's effects and the checkpoint commit together: a redelivered
 event finds the checkpoint already past it, and a crash before commit leaves both undone.
@@ -24,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventstore import sql
+from eventstore.sql import LogPoint
 from eventstore.store import RecordedEvent, event_store
 
 logger = logging.getLogger(__name__)
@@ -158,7 +161,8 @@ def catch_up_partition(
     if look_first:
         # A lock-free look first, so idle subscribers never queue for the write lock. A stale
         # "no" is safe: an event committed after this read wakes subscribers after its commit.
-        result.position, waiting = sql.checkpoint_and_backlog(name, partition, count, types)
+        point, waiting = sql.checkpoint_and_backlog(name, partition, count, types)
+        result.position = point.position
         if not waiting:
             return result
     while True:
@@ -168,24 +172,23 @@ def catch_up_partition(
                 result.busy = True
                 return result
             read_at, handled_before = held
-            result.position = read_at
-            batch = event_store.read_page(
-                after_position=read_at,
-                limit=batch_size,
-                event_types=types,
-                partition=(partition, count),
+            result.position = read_at.position
+            batch = event_store.read_new(
+                read_at, limit=batch_size, event_types=types, partition=(partition, count)
             )
             if not batch:
                 return result
-            error, failed_position = _handle_batch(subscriber, batch, result, handled_before)
-            if handled_before and result.position >= max(handled_before["positions"]):
-                handled_before = None  # past every position the previous partitions reached
+            point, error, failed_position = _handle_batch(
+                subscriber, batch, result, read_at, handled_before
+            )
+            if handled_before and point >= max(handled_before):
+                handled_before = None  # past every point the previous partitions reached
             sql.save_checkpoint(
                 name,
                 partition,
                 count,
                 read_at=read_at,
-                position=result.position,
+                point=point,
                 handled_before=handled_before,
                 error=error,
                 failed_position=failed_position,
@@ -205,23 +208,27 @@ def catch_up_partition(
                 return result
 
 
-def _handled_before(event: RecordedEvent, handled_before: dict[str, Any] | None) -> bool:
-    """Whether the subscriber handled `event` before its partition count changed."""
+def _handled_before(event: RecordedEvent, handled_before: list[LogPoint] | None) -> bool:
+    """Whether the subscriber handled `event` before its partition count changed (one point
+    per previous partition)."""
     if not handled_before:
         return False
-    positions = handled_before["positions"]
-    return event.position <= positions[event.partition(handled_before["partitions"])]
+    return event.log_point <= handled_before[event.partition(len(handled_before))]
 
 
 def _handle_batch(
     subscriber: Subscriber,
     batch: list[RecordedEvent],
     result: CatchUpResult,
-    handled_before: dict[str, Any] | None = None,
-) -> tuple[str, int | None]:
-    """Handle the events in order, each in a savepoint; return the first error and its position."""
+    read_at: LogPoint,
+    handled_before: list[LogPoint] | None = None,
+) -> tuple[LogPoint, str, int | None]:
+    """Handle the events in order, each in a savepoint; return the point reached (the last
+    event handled), the first error and its position."""
+    point = read_at
     for event in batch:
         if _handled_before(event, handled_before):
+            point = event.log_point
             result.position = event.position
             continue
         try:
@@ -234,10 +241,11 @@ def _handle_batch(
                 event.position,
                 event.event_type,
             )
-            return f"{type(exc).__name__}: {exc}", event.position
+            return point, f"{type(exc).__name__}: {exc}", event.position
+        point = event.log_point
         result.position = event.position
         result.handled += 1
-    return "", None
+    return point, "", None
 
 
 def catch_up_all(names: Iterable[str] | None = None) -> list[CatchUpResult]:

@@ -300,9 +300,9 @@ def test_a_unique_key_violation_becomes_a_conflict_and_the_transaction_stays_usa
     store.append_to_stream("thing", "t1", [NewEventFactory()])
     with (
         transaction.atomic(),
-        # The look before the insert misses the stored event, as a writer not serialised by the
-        # lock would.
-        mock.patch("eventstore.sql.stored_ids_and_versions", return_value=(set(), {})),
+        # The look before the insert misses the stored event, as it does when another writer
+        # commits between the look and the insert.
+        mock.patch("eventstore.sql.stored_ids_and_heads", return_value=(set(), {})),
     ):
         with pytest.raises(ConcurrencyError) as caught:
             store.append_to_stream("thing", "t1", [NewEventFactory()])
@@ -319,7 +319,7 @@ def test_an_event_id_stored_behind_the_checks_back_fails_the_whole_append(store)
     with (
         transaction.atomic(),
         # The look before the insert misses the stored id, as a writer not using the API might.
-        mock.patch("eventstore.sql.stored_ids_and_versions", return_value=(set(), {})),
+        mock.patch("eventstore.sql.stored_ids_and_heads", return_value=(set(), {})),
     ):
         with pytest.raises(IntegrityError, match="event id"):
             store.append(StreamAppend("other", "o1", [fresh, again]))
