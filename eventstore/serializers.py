@@ -31,8 +31,25 @@ class EventOutputSerializer(serializers.ModelSerializer):
         return data
 
 
+class FollowersOutputSerializer(serializers.Serializer):
+    """How far subscribers are held back by running transactions (PostgreSQL only)."""
+
+    oldest_transaction_seconds = serializers.FloatField(
+        help_text="Age of the oldest transaction of the database still running that has "
+        "written anything: subscribers read no event committed after it started until it ends."
+    )
+    events_behind_horizon = serializers.IntegerField(
+        help_text="Committed events that subscribers cannot read yet for that reason."
+    )
+    transaction_ids_ahead = serializers.BooleanField(
+        help_text="The log holds transaction ids the database has not reached (a dump restored "
+        "into a new cluster): new events would sort before them. Answers 503."
+    )
+
+
 class HealthOutputSerializer(serializers.Serializer):
     """The health check's answer."""
 
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     database = serializers.CharField()
+    followers = FollowersOutputSerializer(required=False, help_text="PostgreSQL only.")

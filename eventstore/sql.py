@@ -244,15 +244,29 @@ def types_condition(event_types: Iterable[str] | None) -> tuple[str, list[str]]:
 
 # --- following the log --------------------------------------------------------------------------
 
-# PostgreSQL: an event is followed only once its transaction id lies below the oldest
-# transaction still running (the snapshot's xmin, cluster-wide): every transaction below it has
-# ended, so each event sorted before that point is visible, or never will be; an event appended
-# later sorts at or after its own transaction's id (`_TRANSACTION_ID`), which is at or above
-# that point. A transaction also follows the events it appended itself (a test runs in one
-# transaction): followers in production never read after appending in one transaction (a
-# batch reads before it handles; dispatch runs after commit), and must not, as an older writer
-# still running could commit events that sort before them.
-_HORIZON = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+# PostgreSQL: an event is followed only once its transaction id lies below the horizon: the
+# oldest transaction of this database still running (by the statement's snapshot), this
+# transaction's own id included. Every transaction below it has ended, so each event sorted
+# before it is visible, or never will be; an event appended later sorts at or after its own
+# transaction's id (`_TRANSACTION_ID`), which is at or above the horizon. Transactions of other
+# databases of the cluster write no events here: the snapshot lists their ids too, and those
+# that pg_stat_activity shows connected to another database are left out (an id it does not
+# show, such as a prepared transaction's, counts: the horizon errs towards waiting).
+# A transaction also follows the events it appended itself (a test runs in one transaction):
+# followers in production never read after appending in one transaction (a batch reads before
+# it handles; dispatch runs after commit), and must not, as an older writer still running could
+# commit events that sort before those.
+_OTHER_DATABASE = (
+    "EXISTS(SELECT 1 FROM pg_stat_get_activity(NULL) a "
+    "WHERE a.backend_xid::text::bigint = x::text::bigint %% 4294967296 "
+    "AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+_HORIZON = (
+    "(SELECT LEAST(pg_snapshot_xmax(s)::text::bigint, "
+    "pg_current_xact_id_if_assigned()::text::bigint, "
+    f"(SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(s) x WHERE NOT {_OTHER_DATABASE})) "
+    "FROM pg_current_snapshot() s)"
+)
 _OWN = "(SELECT pg_current_xact_id_if_assigned()::text::bigint)"
 
 
@@ -283,21 +297,23 @@ def follow_order() -> str:
 
 def horizon() -> dict[str, Any] | None:
     """How far followers are held back (PostgreSQL; None on SQLite): the age in seconds of
-    the oldest transaction still running that has written anything (anywhere in the cluster),
-    and how many committed events wait behind the horizon. A long or idle transaction holds
-    every follower back for as long as it runs."""
+    the oldest transaction of this database still running that has written anything, and how
+    many committed events wait behind the horizon. A long or idle transaction holds every
+    follower back for as long as it runs."""
     if _connection().vendor != "postgresql":
         return None
     with _connection().cursor() as cursor:
         cursor.execute(
             "SELECT COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - MIN(xact_start)), 0) "
-            "FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+            "FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() "
+            "AND datname = current_database()"
         )
         (seconds,) = cursor.fetchone()
         cursor.execute(
             f"SELECT COUNT(*), COALESCE(MAX(transaction_id), 0), "
             "(SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
-            f"FROM {EVENTS} WHERE transaction_id >= {_HORIZON}"
+            f"FROM {EVENTS} WHERE transaction_id >= {_HORIZON}",
+            [],  # with parameters, so that "%%" in the statement reads as "%"
         )
         waiting, highest, next_id = cursor.fetchone()
     return {

@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 
 
 class AppendTimeout(OperationalError):
-    """A writer waited for the event log's lock longer than the database allows; nothing was
-    written, and the same request may be made again."""
+    """A writer waited for a lock longer than the database allows; nothing was written, and the
+    same request may be made again."""
 
 
 # How many writes this process has seen give up on the lock (a metric, once there are metrics).
@@ -63,8 +63,8 @@ def _is_lock_timeout(vendor: str, error: OperationalError) -> bool:
 
 def raise_append_timeouts(execute, sql, params, many, context):
     """Execute wrapper: a statement the database gave up on after its lock timeout raises
-    `AppendTimeout`. Both databases time out only on the log's write lock (SQLite has no other;
-    PostgreSQL's lock_timeout is set only in transactions that take it)."""
+    `AppendTimeout`. Both databases time out only where events are written (SQLite on its write
+    lock; PostgreSQL's lock_timeout is set only in transactions that append)."""
     try:
         return execute(sql, params, many, context)
     except OperationalError as error:

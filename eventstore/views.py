@@ -6,6 +6,7 @@ from rest_framework import mixins, permissions, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from eventstore import sql
 from eventstore.filters import EventFilter
 from eventstore.models import Event
 from eventstore.pagination import PositionCursorPagination
@@ -25,7 +26,10 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 class HealthView(APIView):
-    """200 when the database answers, 503 when it does not."""
+    """200 when the database answers, 503 when it does not. On PostgreSQL it also shows how
+    far subscribers are held back by running transactions (`followers`), and answers 503 when
+    the log holds transaction ids the database has not reached (a dump restored into a new
+    cluster, ARCHITECTURE.md)."""
 
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
@@ -35,16 +39,32 @@ class HealthView(APIView):
     @extend_schema(
         responses={
             200: HealthOutputSerializer,
-            503: OpenApiResponse(HealthOutputSerializer, description="Database unreachable"),
+            503: OpenApiResponse(
+                HealthOutputSerializer,
+                description="Database unreachable, or its transaction ids behind the log's",
+            ),
         }
     )
     def get(self, request):
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
+            followers = sql.horizon()
         except DatabaseError as error:
             return Response(
                 {"status": "unavailable", "database": f"unreachable: {type(error).__name__}"},
                 status=503,
             )
-        return Response({"status": "ok", "database": "ok"})
+        if followers is None:
+            return Response({"status": "ok", "database": "ok"})
+        if followers["transaction_ids_ahead"]:
+            return Response(
+                {
+                    "status": "unavailable",
+                    "database": "transaction ids behind the log's: see ARCHITECTURE.md, "
+                    "Transaction ids after a restore",
+                    "followers": followers,
+                },
+                status=503,
+            )
+        return Response({"status": "ok", "database": "ok", "followers": followers})

@@ -3,6 +3,7 @@ written for, and the database triggers that keep the log append-only."""
 
 import importlib
 import uuid
+from contextlib import contextmanager
 from io import StringIO
 from types import SimpleNamespace
 
@@ -25,6 +26,18 @@ guard_migration = importlib.import_module("eventstore.migrations.0005_event_appe
 def _editor(cursor):
     """What the guard migration's functions use of a schema editor, on the test's transaction."""
     return SimpleNamespace(connection=connection, execute=cursor.execute)
+
+
+@contextmanager
+def unguarded_log():
+    """Within the block, the log takes raw updates (its append-only triggers are dropped), as a
+    migration that rewrites events sees it; the triggers are back after it."""
+    with connection.cursor() as cursor:
+        guard_migration.unguard_the_log(None, _editor(cursor))
+        try:
+            yield
+        finally:
+            guard_migration.guard_the_log(None, _editor(cursor))
 
 
 def test_the_correlation_id_migration_fills_the_column_of_events_stored_before_it():

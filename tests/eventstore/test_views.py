@@ -33,7 +33,39 @@ def test_health_answers_200_without_authentication(anonymous_client):
     response = anonymous_client.get("/api/health/")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    body = response.json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    if connection.vendor == "postgresql":
+        assert body["followers"] == {
+            "oldest_transaction_seconds": 0.0,
+            "events_behind_horizon": 0,
+            "transaction_ids_ahead": False,
+        }
+    else:
+        assert "followers" not in body
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_health_answers_503_when_the_log_holds_transaction_ids_the_database_has_not_reached(
+    anonymous_client,
+):
+    """As after a dump restored into a new cluster: a stored event's id lies ahead."""
+    from tests.eventstore.test_migrations import unguarded_log
+
+    event = append_event()
+    with unguarded_log(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE eventstore_event SET transaction_id = %s WHERE position = %s",
+            [2**40, event.position],
+        )
+    response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert "restore" in body["database"]
+    assert body["followers"]["transaction_ids_ahead"] is True
 
 
 @pytest.mark.django_db

@@ -1,0 +1,198 @@
+"""Appends without the log's table lock, on PostgreSQL: followers stay gap-free.
+
+Positions are handed out in insert order and become visible in commit order. Followers read in
+(transaction id, position) order, and only events below the oldest transaction still running
+(eventstore.sql.follow_condition), so a writer that has not committed holds every follower back
+instead of being passed; and an appended event's transaction id is raised to its stream's
+previous event's, so a stream's events are read in version order even from a transaction that
+took its id before the writer it follows.
+"""
+
+import random
+import threading
+import time
+from collections import Counter
+
+import pytest
+from django.db import connection, connections, transaction
+
+from eventstore import sql
+from eventstore.models import Checkpoint, Event
+from eventstore.sql import START
+from eventstore.store import ConcurrencyError, NewEvent, event_store
+from eventstore.subscriptions import Subscriber, catch_up
+from tests.threads import run_threads
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+class Follower(Subscriber):
+    """Remembers each event it handled, in order (one thread catches it up at a time)."""
+
+    event_types = None
+
+    def __init__(self, name: str):
+        self.name = name
+        self.handled: list = []
+
+    def handle(self, event):
+        self.handled.append(event)
+
+
+def checkpoint(name: str) -> sql.LogPoint:
+    row = Checkpoint.objects.get(subscriber=name)
+    return sql.LogPoint(row.transaction_id, row.position)
+
+
+class OpenWriter:
+    """A thread that appends in a transaction and keeps it open until `commit()`."""
+
+    def __init__(self, stream: str, event_type: str = "Early"):
+        self.inserted = threading.Event()
+        self.release = threading.Event()
+        self.recorded = []
+        self.thread = threading.Thread(
+            target=run_threads, args=(self._write, 1, stream, event_type)
+        )
+
+    def _write(self, index, stream, event_type):
+        with transaction.atomic():
+            self.recorded = event_store.append_to_stream(
+                "thing", stream, [NewEvent(event_type, {})]
+            )
+            self.inserted.set()
+            self.release.wait(timeout=30)
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.inserted.wait(timeout=30), "the writer never appended"
+        return self
+
+    def commit(self):
+        self.release.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+    def __exit__(self, *exc_info):
+        self.commit()
+
+
+def test_a_writer_that_has_not_committed_holds_every_follower_back(subscribe):
+    follower = subscribe(Follower("tests.follower"))
+    with OpenWriter("early") as writer:
+        [late] = event_store.append_to_stream("thing", "late", [NewEvent("Late", {})])
+        [early] = writer.recorded
+        assert early.position < late.position  # inserted first, committed last
+
+        # The late event is committed, but sorts behind the open transaction: nobody reads it.
+        assert event_store.read_new(START) == []
+        assert catch_up(follower).handled == 0
+        assert checkpoint(follower.name) == START
+        held = sql.horizon()
+        assert held["events_behind_horizon"] == 1
+        assert held["oldest_transaction_seconds"] > 0
+        assert held["transaction_ids_ahead"] is False
+
+    # Once it commits (its commit wakes the follower), the early event is delivered first, and
+    # the checkpoint never passed it.
+    catch_up(follower)
+    assert [event.event_type for event in follower.handled] == ["Early", "Late"]
+    assert checkpoint(follower.name) == follower.handled[-1].log_point
+    assert sql.horizon()["events_behind_horizon"] == 0
+
+
+def test_an_event_appended_from_an_older_transaction_stays_after_its_stream_predecessor():
+    """A transaction takes its id first (a batch locking its checkpoint row does), another
+    writer appends version 1 and commits, then the older transaction appends version 2 on top."""
+    appended = threading.Event()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+            (own,) = cursor.fetchone()
+
+        def append_first(index):
+            event_store.append_to_stream("thing", "s", [NewEvent("First", {})], expected_version=0)
+            appended.set()
+
+        run_threads(append_first, 1)
+        assert appended.is_set()
+        [second] = event_store.append_to_stream(
+            "thing", "s", [NewEvent("Second", {})], expected_version=1
+        )
+
+    [first] = event_store.read_stream("thing", "s")[:1]
+    assert own < first.transaction_id  # the other writer's id is the younger one
+    assert second.transaction_id == first.transaction_id  # raised to its predecessor's
+    read = event_store.read_new(START)
+    assert [(event.event_type, event.version) for event in read] == [("First", 1), ("Second", 2)]
+
+
+WRITERS = 8
+STREAMS = 6
+SECONDS = 3.0
+
+
+def test_eight_writers_on_overlapping_streams_and_two_followers_lose_and_repeat_nothing(subscribe):
+    followers = [subscribe(Follower(f"tests.follower-{n}")) for n in range(2)]
+    stop = threading.Event()
+    appended = Counter()
+    conflicts = Counter()
+
+    def write(index):
+        rng = random.Random(index)
+        while not stop.is_set():
+            stream = f"s{rng.randrange(STREAMS)}"
+            try:
+                with transaction.atomic():
+                    if rng.random() < 0.3:
+                        # Take a transaction id before appending, as a subscriber's batch does.
+                        with connection.cursor() as cursor:
+                            cursor.execute("SELECT pg_current_xact_id()")
+                        time.sleep(rng.random() / 200)
+                    version = event_store.stream_version("thing", stream)
+                    event_store.append_to_stream(
+                        "thing",
+                        stream,
+                        [NewEvent("Tick", {"by": index})],
+                        expected_version=version,
+                    )
+                appended[index] += 1
+            except ConcurrencyError:
+                conflicts[index] += 1
+
+    def follow(index):
+        follower = followers[index - WRITERS]
+        while True:
+            finished = stop.is_set()
+            catch_up(follower, batch_size=7)
+            if finished:
+                return
+            time.sleep(0.002)
+
+    def run(index):
+        if index < WRITERS:
+            write(index)
+        else:
+            follow(index)
+
+    timer = threading.Timer(SECONDS, stop.set)
+    timer.start()
+    try:
+        run_threads(run, WRITERS + 2)
+    finally:
+        stop.set()
+        timer.cancel()
+    for follower in followers:  # the writers are done: whatever is left is within the horizon
+        catch_up(follower)
+
+    stored = list(Event.objects.order_by("position").values_list("event_id", flat=True))
+    assert len(stored) == sum(appended.values()) > 100
+    versions = {}
+    for follower in followers:
+        assert sorted(e.event_id for e in follower.handled) == sorted(stored)  # each once
+        for event in follower.handled:  # a stream's versions arrive 1, 2, 3 ...
+            assert event.version == versions.get((follower.name, event.aggregate_id), 0) + 1
+            versions[(follower.name, event.aggregate_id)] = event.version
+        points = [event.log_point for event in follower.handled]
+        assert points == sorted(points)
+    connections.close_all()
