@@ -38,8 +38,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from eventstore import signals, sql
-from eventstore.sql import LogPoint
 from eventstore.models import Event
+from eventstore.sql import LogPoint
 from eventstore.upcasting import current_schema_version, upcast
 
 logger = logging.getLogger(__name__)
