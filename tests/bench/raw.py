@@ -4,8 +4,10 @@
 to a database of its own, with a table equivalent to the project's event table: the same
 columns, the same unique (aggregate_type, aggregate_id, version) key, the same unique event id
 and the same secondary indexes. Its append keeps the store's guarantees the cheapest way the
-driver allows: one transaction per call, the writers' lock (BEGIN IMMEDIATE on SQLite, the
-table's EXCLUSIVE lock on PostgreSQL), the expected-version check, JSON payloads.
+driver allows: one transaction per call, the expected-version check, JSON payloads, and a log
+that followers can read without skipping an event: SQLite's writers' lock (BEGIN IMMEDIATE);
+on PostgreSQL no lock, and each event's transaction id, raised to its stream's previous
+event's (eventstore/sql.py).
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ CREATE TABLE {TABLE} (
     payload JSONB NOT NULL,
     metadata JSONB NOT NULL,
     correlation_id VARCHAR(128) NOT NULL,
-    recorded_at TIMESTAMPTZ NOT NULL
+    recorded_at TIMESTAMPTZ NOT NULL,
+    transaction_id BIGINT NOT NULL DEFAULT 0
 );
+CREATE INDEX {TABLE}_follow ON {TABLE} (transaction_id, position);
 CREATE UNIQUE INDEX {TABLE}_stream_version ON {TABLE} (aggregate_type, aggregate_id, version);
 CREATE INDEX {TABLE}_type ON {TABLE} (event_type, position);
 CREATE INDEX {TABLE}_corr ON {TABLE} (correlation_id, position);
@@ -96,7 +100,6 @@ class RawLog:
             self.connection.execute(f"PRAGMA synchronous={synchronous}")
             self.connection.executescript(_SQLITE_DDL)
             self._begin = "BEGIN IMMEDIATE"
-            self._lock = None
             self._mark = "?"
         else:
             import psycopg
@@ -104,7 +107,6 @@ class RawLog:
             self.connection = psycopg.connect(target, autocommit=True)
             self.connection.execute(_POSTGRES_DDL)
             self._begin = "BEGIN"
-            self._lock = f"LOCK TABLE {TABLE} IN EXCLUSIVE MODE"
             self._mark = "%s"
 
     def close(self) -> None:
@@ -136,16 +138,21 @@ class RawLog:
         cursor = self.connection.cursor()
         cursor.execute(self._begin)
         try:
-            if self._lock:
-                cursor.execute(self._lock)
+            head = "0"
+            if self.backend != "sqlite":
+                head = (
+                    f"(SELECT transaction_id FROM {TABLE} WHERE aggregate_type = %s "
+                    "AND aggregate_id = %s ORDER BY version DESC LIMIT 1)"
+                )
             cursor.execute(
                 self._sql(
-                    f"SELECT MAX(version) FROM {TABLE} WHERE aggregate_type = %s "
-                    "AND aggregate_id = %s"
+                    f"SELECT MAX(version), COALESCE({head}, 0) FROM {TABLE} "
+                    "WHERE aggregate_type = %s AND aggregate_id = %s"
                 ),
-                (aggregate_type, aggregate_id),
+                (aggregate_type, aggregate_id) * (1 if self.backend == "sqlite" else 2),
             )
-            actual = cursor.fetchone()[0] or 0
+            actual, head_transaction_id = cursor.fetchone()
+            actual = actual or 0
             if actual != expected_version:
                 raise VersionConflict(f"expected {expected_version}, actual {actual}")
             meta = json.dumps(metadata or {})
@@ -166,10 +173,16 @@ class RawLog:
                 )
                 for offset, (event_type, payload) in enumerate(events, start=1)
             ]
-            cursor.executemany(
-                self._sql(f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})"),
-                rows,
-            )
+            if self.backend == "sqlite":
+                insert = f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})"
+            else:
+                insert = (
+                    f"INSERT INTO {TABLE} ({_COLUMNS}, transaction_id) VALUES "
+                    f"({', '.join(['%s'] * 10)}, "
+                    "GREATEST(pg_current_xact_id()::text::bigint, %s))"
+                )
+                rows = [(*row, head_transaction_id) for row in rows]
+            cursor.executemany(self._sql(insert), rows)
             cursor.execute("COMMIT")
         except BaseException:
             cursor.execute("ROLLBACK")

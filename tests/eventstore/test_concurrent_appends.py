@@ -196,3 +196,36 @@ def test_eight_writers_on_overlapping_streams_and_two_followers_lose_and_repeat_
         points = [event.log_point for event in follower.handled]
         assert points == sorted(points)
     connections.close_all()
+
+
+def test_events_stored_before_transaction_ids_are_followed_first_from_where_a_checkpoint_stood(
+    subscribe, settings
+):
+    """Migration 0007 leaves every stored event at transaction id 0 and every checkpoint at
+    (0, its position): they were written under the table lock, so position order is their
+    commit order, and a follower carries on exactly where it stood."""
+    from tests.eventstore.test_migrations import unguarded_log
+
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False  # only the catch-up below delivers
+    old = [
+        event_store.append_to_stream("thing", f"old-{n}", [NewEvent("Old", {})])[0]
+        for n in range(3)
+    ]
+    with unguarded_log(), connection.cursor() as cursor:
+        cursor.execute("UPDATE eventstore_event SET transaction_id = 0")
+    follower = subscribe(Follower("tests.follower"))
+    Checkpoint.objects.create(
+        name=Checkpoint.name_for(follower.name, 0, 1),
+        subscriber=follower.name,
+        position=old[0].position,
+    )
+    [new] = event_store.append_to_stream("thing", "new", [NewEvent("New", {})])
+    assert new.transaction_id > 0
+
+    catch_up(follower)
+
+    assert [(e.event_type, e.position) for e in follower.handled] == [
+        ("Old", old[1].position),
+        ("Old", old[2].position),
+        ("New", new.position),
+    ]
