@@ -15,6 +15,7 @@ from tests.bench.core import Figure, Workload, percentile
 from tests.bench.raw import RawLog, VersionConflict
 from tests.bench.setup import BENCH_ENVIRONMENT
 from tests.bench.workloads import NAMES, get_workload
+from tests.bench.workloads import concurrent as appends
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,6 +121,84 @@ def test_the_latency_workloads_headline_is_the_ratio_with_a_3x_target():
 
     assert headline.key == "ratio"
     assert (headline.meets(3.0, None), headline.meets(1.7, None)) == (True, False)
+
+
+def test_the_concurrent_append_workloads_headline_is_16_clients_concurrent_over_locked():
+    workload = get_workload("append-concurrent")
+    headline = workload.figures[0]
+
+    assert (workload.backends, workload.section, workload.baseline) == (
+        ("postgres",),
+        "append-concurrent",
+        None,
+    )
+    assert headline.key == "ratio"
+    assert (headline.meets(1.5, None), headline.meets(1.49, None)) == (True, False)
+    assert appends.ratio(900, 600) == 1.5
+    assert appends.ratio(900, 0) == 0
+    keys = {figure.key for figure in workload.figures}
+    assert {appends.figure_key(m, c) for m in appends.MODES for c in (1, 4, 16)} < keys
+
+
+def test_each_concurrent_client_appends_round_robin_to_streams_of_its_own():
+    streams = {
+        (mode, clients, thread): {
+            appends.stream_name(mode, clients, thread, call) for call in range(250)
+        }
+        for mode in appends.MODES
+        for clients in (1, 4, 16)
+        for thread in range(clients)
+    }
+
+    assert appends.stream_name("locked", 16, 3, 205) == "lock-c16-t3-s5"
+    assert appends.stream_name("concurrent", 16, 3, 205) == "free-c16-t3-s5"
+    assert {len(names) for names in streams.values()} == {appends.STREAMS_PER_CLIENT}
+    assert sum(map(len, streams.values())) == len(set().union(*streams.values()))
+    for (mode, clients, _), names in streams.items():  # a point's prefix finds only its own
+        prefix = appends.point_prefix(mode, clients)
+        assert all(name.startswith(prefix) for name in names)
+    assert not appends.stream_name("locked", 16, 0, 0).startswith(appends.point_prefix("locked", 1))
+
+
+def test_the_concurrent_appends_last_at_least_a_second_and_say_whether_they_locked():
+    assert appends.duration(1.0) == 5.0
+    assert appends.duration(0.001) == 1.0
+    assert appends.slice_seconds(5.0) == 1.25
+    assert sorted(appends.ORDER) == sorted(appends.MODES * 4)  # the same time for each mode
+    assert len(appends.lock_notes({"locked": True, "concurrent": False})) == 2
+    [*_, warning] = appends.lock_notes({"locked": True, "concurrent": True})
+    assert "does not read EVENTSTORE_APPEND_LOCK" in warning
+
+
+def test_the_concurrent_appends_check_finds_missing_extra_and_gapped_streams():
+    appended = {"a": 3, "b": 2, "c": 1}
+
+    stored = [("a", 3, 1, 3), ("b", 2, 1, 2), ("c", 1, 1, 1)]
+    assert appends.stream_problems(stored, appended) == []
+    problems = appends.stream_problems([("a", 3, 1, 4), ("b", 1, 1, 1), ("x", 1, 1, 1)], appended)
+    assert problems == [
+        "a: versions 1..4 for 3 events",
+        "b: 1 events stored, 2 appended",
+        "x: 1 events stored, none appended",
+        "c: nothing stored, 1 appended",
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_clients_appends_are_all_in_the_log_and_a_miscount_fails_the_check():
+    records = [appends._Client(index) for index in range(4)]
+
+    first = appends._run_slice("concurrent", records, seconds=0.2)
+    calls = [record.calls for record in records]
+    second = appends._run_slice("concurrent", records, seconds=0.2)  # goes on from the first
+
+    assert min(first, second) >= 0.2
+    assert all(record.calls > before > 0 for record, before in zip(records, calls, strict=True))
+    appends._verify("concurrent", 4, records)  # the log agrees with the counts
+    records[0].versions[appends.stream_name("concurrent", 4, 0, 0)] += 1
+    with pytest.raises(RuntimeError, match="the log disagrees"):
+        appends._verify("concurrent", 4, records)
 
 
 class FakeSession:

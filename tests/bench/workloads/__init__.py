@@ -10,6 +10,7 @@ from tests.bench.core import Workload
 _WORKLOADS = {
     "append-one": "append:APPEND_ONE",
     "append-ten": "append:APPEND_TEN",
+    "append-concurrent": "concurrent:APPEND_CONCURRENT",
     "load": "load:LOAD",
     "replay": "replay:REPLAY",
     "in-process": "inprocess:IN_PROCESS",
