@@ -278,6 +278,9 @@ EVENTSTORE_LOCK_TIMEOUT_MS = env_int("EVENTSTORE_LOCK_TIMEOUT_MS", 5000)
 # PostgreSQL: every append takes the log table's EXCLUSIVE lock until commit, as before appends
 # ran concurrently. Off by default; the benchmark turns it on to compare the two designs.
 EVENTSTORE_APPEND_LOCK = env_flag("EVENTSTORE_APPEND_LOCK", False)
+# PostgreSQL: how long a commit's wake-up waits, at most, for older transactions still running
+# to end, so that the subscribers it wakes can read its events (eventstore.subscriptions).
+EVENTSTORE_FOLLOW_WAIT = env_float("EVENTSTORE_FOLLOW_WAIT", 2.0)
 # How many times a command handler reloads and decides again after a ConcurrencyError.
 EVENTSTORE_COMMAND_RETRIES = env_int("EVENTSTORE_COMMAND_RETRIES", 5)
 # Calls to the outside world (eventstore/effects.py): calls of one effect before it is parked,

@@ -295,6 +295,16 @@ def follow_order() -> str:
     return "transaction_id, position" if _connection().vendor == "postgresql" else "position"
 
 
+def followable(transaction_id: int) -> bool:
+    """Whether followers can read events stored with `transaction_id` now (PostgreSQL: every
+    transaction of the database that could sort before them has ended; always on SQLite)."""
+    if _connection().vendor != "postgresql" or not transaction_id:
+        return True
+    with _connection().cursor() as cursor:
+        cursor.execute(f"SELECT %s < {_HORIZON} OR %s = {_OWN}", [transaction_id, transaction_id])
+        return bool(cursor.fetchone()[0])
+
+
 def horizon() -> dict[str, Any] | None:
     """How far followers are held back (PostgreSQL; None on SQLite): the age in seconds of
     the oldest transaction of this database still running that has written anything, and how

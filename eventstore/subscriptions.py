@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -263,6 +264,36 @@ def touched_partitions(
     return {event.partition(count) for event in events if subscriber.wants((event.event_type,))}
 
 
+def wait_until_followable(events: Iterable[RecordedEvent] | None) -> bool:
+    """Wait until followers can read `events` (at most EVENTSTORE_FOLLOW_WAIT seconds);
+    whether they can.
+
+    On PostgreSQL a committed event is read only once every transaction older than its own has
+    ended (`sql.follow_condition`). A subscriber woken by a commit while such a transaction
+    still runs would find nothing and stop, and nobody would look again for it: so the commit's
+    wake-up waits for them first (they are short: appends and batches). Past the wait, the
+    wake-up goes ahead; the events are delivered by the next wake-up of their partitions,
+    beat's sweep or `process_events`.
+    """
+    target = max((event.transaction_id for event in events or ()), default=0)
+    if sql.followable(target):
+        return True
+    deadline = time.monotonic() + float(settings.EVENTSTORE_FOLLOW_WAIT)
+    pause = 0.001
+    while time.monotonic() < deadline:
+        time.sleep(pause)
+        if sql.followable(target):
+            return True
+        pause = min(pause * 2, 0.05)
+    logger.warning(
+        "Events of transaction %s are still behind an older running transaction after %s s; "
+        "their subscribers are woken anyway and will read them later",
+        target,
+        settings.EVENTSTORE_FOLLOW_WAIT,
+    )
+    return False
+
+
 _dispatch = threading.local()
 
 
@@ -282,6 +313,7 @@ def dispatch_committed(
     if settings.EVENTSTORE_DISPATCH == "celery":
         from eventstore import tasks  # imports Celery: only in celery mode
 
+        wait_until_followable(events)
         tasks.wake(events)
         return
     if getattr(_dispatch, "running", False):
@@ -292,6 +324,7 @@ def dispatch_committed(
         return
     _dispatch.running = True
     try:
+        wait_until_followable(events)
         while True:
             _dispatch.woken = []
             for subscriber in get_subscribers():
@@ -306,6 +339,7 @@ def dispatch_committed(
                     # process_events (or the next wake-up) delivers them.
                     logger.exception("Catching up subscriber %s failed", subscriber.name)
             events = _dispatch.woken
+            wait_until_followable(events)
             if events is not None and not events:
                 # Nothing left to catch up. Work owed after a catch-up (calls to the outside
                 # world) may have been recorded by another thread or process that handled this

@@ -449,7 +449,8 @@ def backlog(cluster: Cluster) -> list[str]:
         types = sorted(subscriber.event_types) if subscriber.event_types is not None else None
         rows = cluster.query(
             "SELECT c.partition, c.partitions, EXISTS (SELECT 1 FROM eventstore_event e "
-            "WHERE e.position > c.position AND e.partition_hash %% c.partitions = c.partition "
+            "WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position) "
+            "AND e.partition_hash %% c.partitions = c.partition "
             "AND (%s::text[] IS NULL OR e.event_type = ANY(%s::text[]))) AS behind "
             "FROM eventstore_checkpoint c WHERE c.subscriber = %s",
             [types, types, subscriber.name],

@@ -61,7 +61,20 @@ def test_database_hosts_and_tuning_come_from_the_environment():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "False"
     assert "['api.example.com', 'admin.example.com']" in result.stdout
-    assert "django.db.backends.postgresql 25 {}" in result.stdout
+    # The server ends a connection left idle inside a transaction (it would hold followers back).
+    options = "{'options': '-c idle_in_transaction_session_timeout=60000'}"
+    assert f"django.db.backends.postgresql 25 {options}" in result.stdout
+
+
+def test_the_idle_in_transaction_timeout_comes_from_the_environment_and_0_turns_it_off():
+    result = load_settings(
+        SECRET_KEY="s",
+        DATABASE_URL="postgres://user@db.example:5432/orders?options=-c%20work_mem%3D8MB",
+        DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS="0",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "-c work_mem=8MB -c idle_in_transaction_session_timeout=0" in result.stdout
 
 
 @pytest.mark.parametrize("value", ["many", "1.5"])

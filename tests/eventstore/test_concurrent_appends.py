@@ -77,7 +77,8 @@ class OpenWriter:
         self.commit()
 
 
-def test_a_writer_that_has_not_committed_holds_every_follower_back(subscribe):
+def test_a_writer_that_has_not_committed_holds_every_follower_back(subscribe, settings, caplog):
+    settings.EVENTSTORE_FOLLOW_WAIT = 0.1  # the late commit's wake-up gives up waiting soon
     follower = subscribe(Follower("tests.follower"))
     with OpenWriter("early") as writer:
         [late] = event_store.append_to_stream("thing", "late", [NewEvent("Late", {})])
@@ -97,8 +98,25 @@ def test_a_writer_that_has_not_committed_holds_every_follower_back(subscribe):
     # the checkpoint never passed it.
     catch_up(follower)
     assert [event.event_type for event in follower.handled] == ["Early", "Late"]
+    assert "still behind an older running transaction" in caplog.text
     assert checkpoint(follower.name) == follower.handled[-1].log_point
     assert sql.horizon()["events_behind_horizon"] == 0
+
+
+def test_a_commit_wakes_its_subscribers_once_the_older_writers_it_waited_for_have_ended(
+    subscribe,
+):
+    """The late commit's wake-up waits for the open writer instead of finding nothing."""
+    follower = subscribe(Follower("tests.follower"))
+    with OpenWriter("early") as writer:
+        threading.Timer(0.3, writer.release.set).start()
+        started = time.monotonic()
+        event_store.append_to_stream("thing", "late", [NewEvent("Late", {})])
+        waited = time.monotonic() - started
+
+    # Delivered by the late commit's own wake-up, within the append call.
+    assert [event.event_type for event in follower.handled] == ["Early", "Late"]
+    assert waited >= 0.25
 
 
 def test_an_event_appended_from_an_older_transaction_stays_after_its_stream_predecessor():
