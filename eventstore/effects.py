@@ -174,47 +174,67 @@ def due_calls(subscriber_name: str, now, *, limit: int) -> int:
     return len(due.values_list("pk", flat=True)[:limit])
 
 
-# Calls one pass makes at once when several are due, each beyond the first on a thread (and
-# database connection) of its own: one slow provider call does not hold up the calls owed to
-# other orders (a request thread that handled several orders' events makes all their calls).
+# Calls one pass makes at once when several are due: one slow provider call does not hold up
+# the calls owed to other orders (a request thread that handled several orders' events makes
+# all their calls). Calls of one order (one correlation id) are still made in order, one after
+# the other: a customer's "confirmed" email goes out before the "complete" one.
 PARALLEL_CALLS = 8
 
 
 def run_due(subscriber: EffectSubscriber) -> int:
-    """Make every call of the subscriber that is due now, up to PARALLEL_CALLS at once; how
-    many calls were made, once all have returned. Safe to run in several processes at once:
-    each effect is claimed by one."""
+    """Make every call of the subscriber that is due now, up to PARALLEL_CALLS at once (see
+    above); how many calls were made, once all have returned. Safe to run in several processes
+    at once: each effect is claimed by one."""
     calls = 0
-    helpers: list[threading.Thread] = []
     # Inside a transaction (a test's own), other connections would not see what it wrote.
-    parallel = not transaction.get_connection().in_atomic_block
-    # A lock-free look first, so that a pass with nothing due takes no write lock.
+    at_once = 1 if transaction.get_connection().in_atomic_block else PARALLEL_CALLS
+    # A lock-free look before each claim, so that a pass with nothing due takes no write lock.
     while sql.effect_due(subscriber.name, timezone.now()):
-        claim = claim_next(subscriber.name)
-        if claim is None:  # taken by another worker since the look
-            break
-        calls += 1
-        if (
-            parallel
-            and len(helpers) < PARALLEL_CALLS - 1
-            and sql.effect_due(subscriber.name, timezone.now())
+        claims = []
+        while len(claims) < at_once and (
+            not claims or sql.effect_due(subscriber.name, timezone.now())
         ):
-            helper = threading.Thread(target=_perform_apart, args=(subscriber, claim), daemon=True)
-            helper.start()
-            helpers.append(helper)
-            continue
-        perform_claimed(subscriber, claim)
-    for helper in helpers:
-        helper.join()
+            claim = claim_next(subscriber.name)
+            if claim is None:  # taken by another worker since the look
+                break
+            claims.append(claim)
+        if not claims:
+            break
+        _perform_in_lanes(subscriber, claims)
+        calls += len(claims)
     return calls
 
 
-def _perform_apart(subscriber: EffectSubscriber, claim: Claim) -> None:
-    """`perform_claimed` on this thread's own connection, closed afterwards."""
-    try:
+def _perform_in_lanes(subscriber: EffectSubscriber, claims: list[Claim]) -> None:
+    """Make the claimed calls: those of one order in claim order, different orders at once,
+    each beyond the first on a thread (and database connection) of its own."""
+    lanes: dict[str, list[Claim]] = {}
+    for claim in claims:
+        event = event_store.get(claim.event_id) if len(claims) > 1 else None
+        key = str(claim.effect_id)
+        if event is not None:
+            key = event.correlation_id or f"{event.aggregate_type}/{event.aggregate_id}"
+        lanes.setdefault(key, []).append(claim)
+    first, *others = lanes.values()
+    helpers = [
+        threading.Thread(target=_perform_apart, args=(subscriber, lane), daemon=True)
+        for lane in others
+    ]
+    for helper in helpers:
+        helper.start()
+    for claim in first:
         perform_claimed(subscriber, claim)
+    for helper in helpers:
+        helper.join()
+
+
+def _perform_apart(subscriber: EffectSubscriber, claims: list[Claim]) -> None:
+    """`perform_claimed` for each claim in turn on this thread's own connection, closed after."""
+    try:
+        for claim in claims:
+            perform_claimed(subscriber, claim)
     except Exception:  # the claim's lease runs out and the call is made again
-        logger.exception("%s: a call for effect %s failed", subscriber.name, claim.effect_id)
+        logger.exception("%s: a call failed unrecorded", subscriber.name)
     finally:
         connections.close_all()
 

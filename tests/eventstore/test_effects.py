@@ -2,6 +2,7 @@
 retried with backoff, parked after the attempts setting, fenced by their claim."""
 
 import io
+import time
 import uuid
 from datetime import timedelta
 
@@ -310,3 +311,38 @@ def test_a_wake_up_for_other_events_makes_the_calls_another_thread_left_due(subs
 
     assert recorder.calls == [1]
     assert effect().status == "done"
+
+
+class Timed(EffectSubscriber):
+    """Records when each call (of an `Asked` event) starts and ends, taking a moment."""
+
+    name = "tests.timed"
+    event_types = frozenset({"Asked"})
+
+    def __init__(self):
+        self.spans = {}
+
+    def perform(self, event, *, attempt):
+        started = time.monotonic()
+        time.sleep(0.2)
+        self.spans[event.payload["n"]] = (event.correlation_id, started, time.monotonic())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_due_calls_of_different_orders_are_made_at_once_and_one_orders_in_turn(
+    subscribe, store, settings
+):
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False  # only the catch-up below calls
+    timed = subscribe(Timed())
+    for n, order in enumerate(["a", "b", "a", "b"]):
+        store.append_to_stream(
+            "thing", f"t-{n}", [NewEvent("Asked", {"n": n}, metadata={"correlation_id": order})]
+        )
+
+    assert catch_up(timed).calls == 4
+
+    spans = timed.spans
+    assert sorted(spans) == [0, 1, 2, 3]
+    assert spans[0][2] <= spans[2][1] and spans[1][2] <= spans[3][1]  # each order's in turn
+    assert spans[1][1] < spans[0][2]  # the other order's first call did not wait for it
+    assert Effect.objects.filter(status=Effect.Status.DONE).count() == 4
