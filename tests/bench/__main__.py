@@ -83,6 +83,8 @@ def run_backend(backend: str, options: argparse.Namespace) -> list[report.Worklo
                 print(f"  (add --postgres to run {name})", flush=True)
             continue
         result = report.WorkloadResult(workload)
+        if workload.prepare:
+            workload.prepare(lambda text: print(text, flush=True))
         for run in range(1, options.runs + 1):
             print(f"[{backend}] {name}: run {run} of {options.runs}", flush=True)
             figures, error = run_once(name, backend, options, run)
@@ -121,24 +123,47 @@ def postgres_version(url: str) -> str:
         return str(connection.execute("SHOW server_version").fetchone()[0])
 
 
+def sections(
+    backend: str,
+    server: str,
+    results: list[report.WorkloadResult],
+    rendered: dict[str, list[tuple[str, str, report.WorkloadResult]]],
+    options: argparse.Namespace,
+) -> list[tuple[str, str]]:
+    """(section name, text) to write after a backend's pass: the backend's table, then each
+    workload that keeps a section of its own. A section is written only when something ran for
+    it, so a run of some workloads leaves the others' figures where they are; one that renders
+    itself gets its results on every backend of this run so far."""
+    chosen = [(backend, [r for r in results if not r.workload.section])]
+    chosen += [(r.workload.section, [r]) for r in results if r.workload.section]
+    texts = []
+    for name, among in chosen:
+        if not among:
+            continue
+        render = among[0].workload.render if name != backend else None
+        if render:
+            text = render(rendered[among[0].workload.name], options.runs, options.scale)
+        else:
+            text = report.section(backend, among, options.runs, options.scale, server)
+        texts.append((name, text))
+    return texts
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     # Workload definitions import the project's models; nothing here touches this database.
     configure_django(f"sqlite:///{Path(tempfile.gettempdir()) / 'bench-unused.sqlite3'}")
     backends = ["sqlite"] + (["postgres"] if options.postgres else [])
     failed = False
+    # Workloads that render their section themselves: their results on every backend so far.
+    rendered: dict[str, list[tuple[str, str, report.WorkloadResult]]] = {}
     for backend in backends:
         server = postgres_version(options.postgres) if backend == "postgres" else ""
         results = run_backend(backend, options)
-        # The backend's table, then each workload that keeps a section of its own: a section
-        # is written only when something ran for it, so a run of some workloads leaves the
-        # others' figures where they are.
-        sections = [(backend, [r for r in results if not r.workload.section])]
-        sections += [(r.workload.section, [r]) for r in results if r.workload.section]
-        for name, chosen in sections:
-            if not chosen:
-                continue
-            text = report.section(backend, chosen, options.runs, options.scale, server)
+        for result in results:
+            if result.workload.render:
+                rendered.setdefault(result.workload.name, []).append((backend, server, result))
+        for name, text in sections(backend, server, results, rendered, options):
             print()
             print(text)
             if not options.no_write:

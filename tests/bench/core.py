@@ -89,6 +89,12 @@ class Workload:
     # Draws its chart from the medians of its figures (None for a figure no run reported)
     # into the PNG file it is given.
     chart: Callable[[dict[str, float | None], Path], None] | None = None
+    # Runs in the main process before the workload's runs on a backend (to install what it
+    # compares against, say), given a function that prints progress.
+    prepare: Callable[[Callable[[str], None]], None] | None = None
+    # Writes the text of its section itself, from its results on every backend of the run so
+    # far: [(backend, server version, report.WorkloadResult)], the runs and the scale.
+    render: Callable[[list[tuple[str, str, Any]], int, float], str] | None = None
 
 
 class Stopwatch:
@@ -115,3 +121,13 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def timed_ms(function: Callable[[], Any], repeats: int) -> float:
+    """The median of `repeats` timings of `function()`, in milliseconds."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)

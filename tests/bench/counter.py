@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from eventstore.aggregates import Aggregate, Repository, applies
+from tests.bench.payloads import AGGREGATE_TYPE, EVENT_TYPE, METADATA, fold, payload
 
-AGGREGATE_TYPE = "BenchCounter"
-EVENT_TYPE = "Counted"
+__all__ = ["AGGREGATE_TYPE", "EVENT_TYPE", "METADATA", "Counter", "fold", "payload", "repository"]
 
 
 class Counter(Aggregate):
@@ -27,23 +27,6 @@ class Counter(Aggregate):
     def _counted(self, data: dict[str, Any]) -> None:
         self.count += 1
         self.total += data["n"]
-
-
-def payload(number: int) -> dict[str, Any]:
-    """An event payload of a realistic size (about 100 bytes of JSON)."""
-    return {"n": number, "sku": f"sku-{number % 97:04d}", "note": "benchmark event"}
-
-
-METADATA = {"actor": "bench", "correlation_id": "bench"}
-
-
-def fold(payloads: list[dict[str, Any]]) -> tuple[int, int]:
-    """The baseline's version of replaying a counter: (count, total)."""
-    count = total = 0
-    for data in payloads:
-        count += 1
-        total += data["n"]
-    return count, total
 
 
 def repository(snapshot_every: int | None = None) -> Repository[Counter]:

@@ -1,6 +1,8 @@
 """The benchmark harness: targets, medians and ratios, the BENCHMARKS.md sections, the baseline
 log, the workload registry, how HTTP customers follow an order to its end, and one real (tiny)
-run of `python -m tests.bench` end to end, and the settings its server runs with."""
+run of `python -m tests.bench` end to end, and the settings its server runs with; the peers
+workload's pure parts (its runner's output, its marks and table, its environment's pins),
+none of which installs anything."""
 
 import json
 import os
@@ -10,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench import report, shoppers
+from tests.bench import __main__ as bench_main
+from tests.bench import peers_env, peers_runner, report, shoppers
 from tests.bench.core import Figure, Workload, percentile
 from tests.bench.raw import RawLog, VersionConflict
 from tests.bench.setup import BENCH_ENVIRONMENT
-from tests.bench.workloads import NAMES, get_workload
+from tests.bench.workloads import NAMES, get_workload, peers
 from tests.bench.workloads import concurrent as appends
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -279,3 +282,113 @@ def test_the_benchmarked_server_is_spoken_to_in_plain_http():
     )
 
     assert settings.stdout.split() == ["False", "False"], settings.stderr
+
+
+def test_the_peers_runners_result_is_its_last_line_and_its_figures_are_numbers():
+    line = {"system": "eventsourcing", "figures": {"append_per_s": 1234.5}, "checks": {}}
+    stdout = "  writing 20,000 more events\n" + json.dumps(line) + "\n\n"
+
+    assert peers_runner.parse_output(stdout) == line
+    for broken in ("", "Traceback (most recent call last):", '{"figures": {"x": "fast"}}'):
+        with pytest.raises(ValueError):
+            peers_runner.parse_output(broken)
+    with pytest.raises(ValueError):
+        peers_runner.parse_output('{"figures": {"x": true}}')
+
+
+def test_the_peers_spec_reaches_the_runner_unchanged():
+    spec = peers_runner.Spec(
+        append_events=5_000,
+        append_streams=1_000,
+        load_sizes=((1_000, 1_000), (10_000, 10_000)),
+        load_chunk=1_000,
+        load_repeats=5,
+        replay_sizes=((20_000, 20_000),),
+        replay_streams=1_000,
+        replay_streams_per_call=10,
+        replay_events_per_stream_per_call=100,
+        batch_size=500,
+    )
+
+    assert peers_runner.Spec.from_json(spec.to_json()) == spec
+
+
+def test_a_peers_column_is_met_only_when_the_project_is_ahead_of_the_peer():
+    throughput = Figure("append_per_s", "append", "events/s")
+    time = Figure("load_1k_ms", "load", "ms", higher_is_better=False)
+
+    assert peers.mark(throughput, 1_250, 1_000) == "met (1.25x)"
+    assert peers.mark(throughput, 800, 1_000) == "**missed** (0.80x)"
+    assert peers.mark(time, 8, 10) == "met (1.25x)"
+    assert peers.mark(time, 10, 10) == "**missed** (1.00x)"
+    assert peers.mark(time, None, 10) == "-"
+
+
+def test_the_peers_table_has_a_row_per_system_then_the_targets_marks():
+    figures = {
+        peers.figure_key(system, column): 100.0
+        for system in peers.SYSTEMS
+        for column in peers.COLUMNS
+    }
+    figures[peers.figure_key("project", peers.COLUMNS[0])] = 200.0
+    notes = ["project: synchronous=FULL"]
+    result = report.WorkloadResult(peers.PEERS_WORKLOAD, [figures], [], notes)
+
+    rows = peers.table_rows("sqlite", result)
+    text = peers.render([("sqlite", "", result)], runs=1, scale=1)
+
+    assert [row[1] for row in rows[:3]] == [peers.system_label(s) for s in peers.SYSTEMS]
+    assert rows[3][2:4] == ["met (2.00x)", "**missed** (1.00x)"]
+    assert "Target: the project ahead of eventsourcing-django on every column." in text
+    assert "- SQLite, project: synchronous=FULL" in text
+    failed = report.WorkloadResult(peers.PEERS_WORKLOAD, errors=["boom"])
+    dashes = ["-"] * len(peers.COLUMNS)
+    assert peers.table_rows("postgres", failed) == [["PostgreSQL", "failed", *dashes]]
+
+
+def test_a_workload_that_renders_itself_gets_its_results_on_every_backend_so_far():
+    workload = Workload(
+        name="w",
+        title="W",
+        figures=(),
+        project=lambda context: {},
+        section="w",
+        render=lambda results, runs, scale: ", ".join(backend for backend, _, _ in results),
+    )
+    result = report.WorkloadResult(workload, [{}])
+    rendered = {"w": [("sqlite", "", result), ("postgres", "15", result)]}
+    options = bench_main.parse(["--runs", "1"])
+
+    assert bench_main.sections("postgres", "15", [result], rendered, options) == [
+        ("w", "sqlite, postgres")
+    ]
+
+
+def test_the_peers_environment_is_reused_only_while_its_pins_are_todays(tmp_path):
+    venv = tmp_path / "peers-venv"
+    assert not peers_env.is_current(venv)
+
+    peers_env.python(venv).parent.mkdir(parents=True)
+    peers_env.python(venv).touch()
+    (venv / peers_env.STAMP).write_text(peers_env.pins())
+    assert peers_env.is_current(venv)
+
+    (venv / peers_env.STAMP).write_text("eventsourcing==9.0.0\n")
+    assert not peers_env.is_current(venv)
+    assert peers_env.pinned_version("django") == "5.2.19"
+    assert peers_env.pinned_version("eventsourcing_django") == "0.6"
+    assert peers_env.pinned_version("left-pad") is None
+
+
+def test_the_peers_runner_imports_nothing_of_the_project():
+    project = ["config", "eventstore", "orders", "inventory", "payments", "notifications", "django"]
+    code = (
+        "import sys, tests.bench.peers_runner; "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({project!r})))"
+    )
+
+    finished = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert finished.stdout.strip() == "[]", finished.stderr

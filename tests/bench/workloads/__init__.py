@@ -17,6 +17,7 @@ _WORKLOADS = {
     "http": "http:HTTP",
     "http-latency": "http_latency:HTTP_LATENCY",
     "scale": "scale:SCALE",
+    "peers": "peers:PEERS_WORKLOAD",
 }
 
 NAMES = tuple(_WORKLOADS)

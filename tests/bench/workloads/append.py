@@ -10,10 +10,10 @@ EVENTS = 20_000
 PER_CALL = 10
 
 
-def _one_per_call(context: Context) -> Figures:
+def one_per_call(events: int) -> float:
+    """`events` appends of one event each, round-robin over the streams; events/s."""
     from eventstore.store import NewEvent, event_store
 
-    events = context.size(EVENTS)
     versions = [0] * STREAMS
     with Stopwatch() as clock:
         for number in range(events):
@@ -25,7 +25,11 @@ def _one_per_call(context: Context) -> Figures:
                 expected_version=versions[stream],
             )
             versions[stream] += 1
-    return {"events_per_s": events / clock.seconds}
+    return events / clock.seconds
+
+
+def _one_per_call(context: Context) -> Figures:
+    return {"events_per_s": one_per_call(context.size(EVENTS))}
 
 
 def _one_per_call_baseline(context: Context, project: Figures) -> Figures:

@@ -7,11 +7,8 @@ events. "Full" loads ignore snapshots and replay the whole stream.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 from tests.bench import counter
-from tests.bench.core import Context, Figure, Figures, Workload
+from tests.bench.core import Context, Figure, Figures, Workload, timed_ms
 
 SIZES = (1_000, 10_000, 100_000)
 CHUNK = 1_000
@@ -21,16 +18,6 @@ REPEATS = 5
 
 def _label(size: int) -> str:
     return f"{size // 1000}k"
-
-
-def _timed_ms(load, repeats: int = REPEATS) -> float:
-    """The median of `repeats` timings of `load()`, in milliseconds."""
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        load()
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
 
 
 def _sizes(context: Context) -> list[tuple[int, int]]:
@@ -62,9 +49,11 @@ def _project(context: Context) -> Figures:
         loaded = repository.load(stream_id, use_snapshot=False)
         assert loaded.count == scaled, (loaded.count, scaled)
         assert repository.load(stream_id).total == loaded.total
-        figures[f"snapshot_{_label(size)}_ms"] = _timed_ms(lambda s=stream_id: repository.load(s))
-        figures[f"full_{_label(size)}_ms"] = _timed_ms(
-            lambda s=stream_id: repository.load(s, use_snapshot=False)
+        figures[f"snapshot_{_label(size)}_ms"] = timed_ms(
+            lambda s=stream_id: repository.load(s), REPEATS
+        )
+        figures[f"full_{_label(size)}_ms"] = timed_ms(
+            lambda s=stream_id: repository.load(s, use_snapshot=False), REPEATS
         )
     return figures
 
@@ -84,7 +73,7 @@ def _baseline(context: Context, project: Figures) -> Figures:
             return counter.fold(log.read_payloads(counter.AGGREGATE_TYPE, s))
 
         assert load()[0] == scaled
-        figures[f"full_{_label(size)}_ms"] = _timed_ms(load)
+        figures[f"full_{_label(size)}_ms"] = timed_ms(load, REPEATS)
     log.close()
     return figures
 
