@@ -310,6 +310,10 @@ def dispatch_committed(
     if not _subscribers:
         return
     events = None if events is None else list(events)
+    if events is not None and not any(
+        subscriber.wants(event.event_type for event in events) for subscriber in get_subscribers()
+    ):
+        return  # no subscriber reads any of them: nothing to wake, no call owed because of them
     if settings.EVENTSTORE_DISPATCH == "celery":
         from eventstore import tasks  # imports Celery: only in celery mode
 

@@ -8,14 +8,15 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from eventstore import effects
 from eventstore.effects import EffectSubscriber, TransactionOpen, require_no_transaction
 from eventstore.models import Effect
 from eventstore.store import NewEvent
-from eventstore.subscriptions import catch_up, dispatch_committed
+from eventstore.subscriptions import Subscriber, catch_up, dispatch_committed
 
 pytestmark = pytest.mark.django_db
 
@@ -300,17 +301,40 @@ def test_process_events_reports_the_calls_it_made(subscribe, ask):
     assert "tests.recorder: handled 1 event(s), made 1 outside call(s)" in out.getvalue()
 
 
+class Reader(Subscriber):
+    """Reads `Read` events and does nothing with them."""
+
+    name = "tests.reader"
+    event_types = frozenset({"Read"})
+
+    def handle(self, event):
+        pass
+
+
 def test_a_wake_up_for_other_events_makes_the_calls_another_thread_left_due(subscribe, ask, store):
     """Another request's thread handled this request's events first and is busy with a call of
-    its own: the wake-up of any commit takes the calls still due."""
+    its own: the wake-up of any commit that subscribers read takes the calls still due."""
     recorder = subscribe(Recorder())
+    subscribe(Reader())
     recorder.handle(ask())  # owed by "another thread", not made yet
-    unrelated = store.append_to_stream("thing", "t-9", [NewEvent("Unrelated", {})])
+    unrelated = store.append_to_stream("thing", "t-9", [NewEvent("Read", {})])
 
     dispatch_committed(events=unrelated)
 
     assert recorder.calls == [1]
     assert effect().status == "done"
+
+
+def test_a_commit_of_events_no_subscriber_reads_wakes_nothing(subscribe, ask, store):
+    recorder = subscribe(Recorder())
+    recorder.handle(ask())  # owed, due, not made yet
+    unread = store.append_to_stream("thing", "t-9", [NewEvent("Unread", {})])
+
+    with CaptureQueriesContext(connection) as queries:
+        dispatch_committed(events=unread)
+
+    assert recorder.calls == []
+    assert len(queries) == 0
 
 
 class Timed(EffectSubscriber):
