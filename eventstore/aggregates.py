@@ -268,6 +268,10 @@ def retry_on_conflict(
     load and its append: a command on a hot stream cannot lose the race for ever. Gives up after
     `attempts` calls (default: the EVENTSTORE_COMMAND_RETRIES setting) and re-raises the last
     ConcurrencyError.
+
+    A retry inside a caller's transaction keeps that transaction's id, older than the writer it
+    lost to; the store raises its events' transaction ids to their streams' previous ones, so
+    followers still read each stream in order (eventstore.sql._TRANSACTION_ID).
     """
 
     def decorate(handler: Callable[..., R]) -> Callable[..., R]:

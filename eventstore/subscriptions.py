@@ -168,6 +168,9 @@ def catch_up_partition(
             return result
     while True:
         with transaction.atomic():
+            # Locking the row gives this transaction its id before anything it appends: the
+            # store raises an appended event's transaction id to its stream's previous one's, so
+            # events appended here still follow their streams' order (sql._TRANSACTION_ID).
             held = sql.lock_checkpoint(name, partition, count, skip_locked=skip_locked)
             if held is None:
                 result.busy = True
