@@ -9,6 +9,7 @@ import pytest
 from django.db import IntegrityError, OperationalError, transaction
 
 from eventstore.models import AppendOnlyError, Event, Stream
+from eventstore.sql import START
 from eventstore.store import (
     AppendTimeout,
     ConcurrencyError,
@@ -402,3 +403,15 @@ def test_each_connection_maps_lock_timeouts_once():
     install_append_timeouts(sender=None, connection=connection)
 
     assert connection.execute_wrappers == [raise_append_timeouts]
+
+
+@pytest.mark.django_db
+def test_a_payload_with_an_integer_beyond_64_bits_reads_back_whole(store):
+    """Whatever parses the stored JSON must not turn such an integer into a float (orjson,
+    for one, does)."""
+    huge = 2**70 + 1
+    store.append_to_stream("thing", "big", [NewEvent("Counted", {"n": huge, "small": 1})])
+
+    [event] = store.read_stream("thing", "big")
+    assert event.payload == {"n": huge, "small": 1}
+    assert store.read_new(START)[-1].payload["n"] == huge
