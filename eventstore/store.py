@@ -216,12 +216,14 @@ class EventStore:
         with transaction.atomic():
             if settings.EVENTSTORE_APPEND_LOCK:
                 self.lock_appends()
-            else:
-                self._limit_lock_waits()
             wanted_ids = [event.event_id for stream in streams for event in stream.events]
+            # Any lock wait of this transaction (behind a replay holding the log, or another
+            # writer of the same stream version) gives up after EVENTSTORE_LOCK_TIMEOUT_MS as
+            # `AppendTimeout`: the look sets lock_timeout on PostgreSQL.
             stored_ids, heads = sql.stored_ids_and_heads(
                 wanted_ids,
                 [(stream.aggregate_type, str(stream.aggregate_id)) for stream in streams],
+                lock_timeout_ms=int(settings.EVENTSTORE_LOCK_TIMEOUT_MS),
             )
             current = {key: head.version for key, head in heads.items()}
             if stored_ids:
@@ -313,33 +315,16 @@ class EventStore:
         """
         connection = transaction.get_connection()
         if connection.vendor == "postgresql":
-            EventStore._execute_all(
-                connection,
-                [
-                    f"SET LOCAL lock_timeout = {int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)}",
-                    f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE",
-                ],
-            )
-
-    @staticmethod
-    def _limit_lock_waits() -> None:
-        """Inside an append's transaction on PostgreSQL, give up on any lock wait (a replay
-        holding the log, another writer of the same stream version) after
-        EVENTSTORE_LOCK_TIMEOUT_MS, as `AppendTimeout`."""
-        connection = transaction.get_connection()
-        if connection.vendor == "postgresql":
-            EventStore._execute_all(
-                connection, [f"SET LOCAL lock_timeout = {int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)}"]
-            )
-
-    @staticmethod
-    def _execute_all(connection, statements: list[str]) -> None:
-        with connection.cursor() as cursor:
-            if connection.settings_dict["OPTIONS"].get("server_side_binding"):
-                for statement in statements:  # one statement per execute on this protocol
-                    cursor.execute(statement)
-            else:  # one round trip for all
-                cursor.execute("; ".join(statements))
+            statements = [
+                f"SET LOCAL lock_timeout = {int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)}",
+                f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE",
+            ]
+            with connection.cursor() as cursor:
+                if connection.settings_dict["OPTIONS"].get("server_side_binding"):
+                    for statement in statements:  # one statement per execute on this protocol
+                        cursor.execute(statement)
+                else:  # one round trip for both
+                    cursor.execute("; ".join(statements))
 
     @staticmethod
     def _without_stored(

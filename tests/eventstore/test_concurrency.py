@@ -9,7 +9,14 @@ from django.db import connection, connections, transaction
 from eventstore.aggregates import Repository, retry_on_conflict
 from eventstore.models import Event
 from eventstore.sql import START
-from eventstore.store import AppendTimeout, ConcurrencyError, EventStore, NewEvent, event_store
+from eventstore.store import (
+    AppendTimeout,
+    ConcurrencyError,
+    EventStore,
+    NewEvent,
+    StreamAppend,
+    event_store,
+)
 from eventstore.subscriptions import catch_up
 from tests.eventstore.test_aggregates import Bin, NotEnoughStock
 from tests.eventstore.test_subscriptions import Noter, notes
@@ -152,3 +159,21 @@ def test_the_log_lock_and_its_timeout_hold_until_the_transaction_ends(
             "AND pid = pg_backend_pid()"
         )
         assert "ExclusiveLock" in {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("streams", [1, 250])  # 250: past the streams one look reads at once
+def test_an_append_sets_the_lock_timeout_for_the_rest_of_its_transaction(settings, streams):
+    settings.EVENTSTORE_LOCK_TIMEOUT_MS = 1234
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        event_store.append(
+            *[
+                StreamAppend("thing", f"t{n}", [NewEvent("Happened", {})], expected_version=0)
+                for n in range(streams)
+            ]
+        )
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "1234ms"
+    assert Event.objects.count() == streams
