@@ -453,6 +453,47 @@ def partitions_with_backlog(
         return [row[0] for row in cursor.fetchall()]
 
 
+def partition_lags(
+    subscriber: str, partitions: int, event_types: Iterable[str] | None
+) -> dict[int, tuple[int, str]]:
+    """For each partition of the subscriber: (how many events it reads lie after its
+    checkpoint, within the followers' horizon; the error its checkpoint records, "" for none).
+    A partition with no checkpoint row yet counts from the start of the log. Lock-free."""
+    types, params = types_condition(event_types)
+    hashed = " AND partition_hash %% %s = p.partition" if partitions > 1 else ""
+    after = follow_condition("p.transaction_id", "p.position")
+    with _connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT partition, transaction_id, position, last_error FROM {CHECKPOINTS} "
+            "WHERE subscriber = %s AND partitions = %s",
+            [subscriber, partitions],
+        )
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+        points = [(partition, *rows.get(partition, (0, 0, ""))) for partition in range(partitions)]
+        values = " UNION ALL ".join(
+            [
+                "SELECT CAST(%s AS BIGINT) AS partition, CAST(%s AS BIGINT) AS transaction_id, "
+                "CAST(%s AS BIGINT) AS position"
+            ]
+            * partitions
+        )
+        cursor.execute(
+            f"SELECT p.partition, (SELECT COUNT(*) FROM {EVENTS} WHERE {after}{hashed}{types}) "
+            f"FROM ({values}) p ORDER BY p.partition",
+            [
+                *([partitions] if partitions > 1 else []),
+                *params,
+                *[
+                    value
+                    for partition, tx, position, _ in points
+                    for value in (partition, tx, position)
+                ],
+            ],
+        )
+        counts = dict(cursor.fetchall())
+    return {partition: (counts[partition], error) for partition, _, _, error in points}
+
+
 def lock_checkpoint(
     subscriber: str, partition: int, partitions: int, *, skip_locked: bool = False
 ) -> tuple[LogPoint, list[LogPoint] | None] | None:

@@ -252,6 +252,30 @@ def _handle_batch(
     return point, "", None
 
 
+@dataclass(frozen=True)
+class PartitionLag:
+    """How far one partition of a subscriber is behind the log."""
+
+    subscriber: str
+    partition: int
+    partitions: int
+    events: int  # events it reads between its checkpoint and the followers' horizon
+    last_error: str  # what stopped its last catch-up ("" for none)
+
+
+def lags(names: Iterable[str] | None = None) -> list[PartitionLag]:
+    """Every partition of every registered (or named) subscriber with its lag: one cheap query
+    per subscriber, no lock (for metrics, the health check and the admin)."""
+    count = partitions()
+    return [
+        PartitionLag(subscriber.name, partition, count, events, error)
+        for subscriber in get_subscribers(names)
+        for partition, (events, error) in sql.partition_lags(
+            subscriber.name, count, subscriber.event_types
+        ).items()
+    ]
+
+
 def catch_up_all(names: Iterable[str] | None = None) -> list[CatchUpResult]:
     """Catch every registered (or every named) subscriber up with the log."""
     return [catch_up(subscriber) for subscriber in get_subscribers(names)]

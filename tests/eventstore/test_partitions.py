@@ -2,6 +2,7 @@
 fenced checkpoint moves, and changes of the partition count that neither skip nor repeat."""
 
 import zlib
+from collections import Counter
 
 import pytest
 from django.db import connection, transaction
@@ -9,7 +10,7 @@ from django.db import connection, transaction
 from eventstore import sql
 from eventstore.models import Checkpoint, Event
 from eventstore.store import NewEvent, partition_hash
-from eventstore.subscriptions import Subscriber, catch_up, catch_up_partition
+from eventstore.subscriptions import Subscriber, catch_up, catch_up_partition, lags
 
 pytestmark = pytest.mark.django_db
 
@@ -209,3 +210,26 @@ def test_the_backlog_query_names_the_partitions_behind_and_those_never_started(s
     never = sql.partitions_with_backlog("tests.never", 4, recorder.event_types)
     assert never == sorted(holding), "a subscriber's missing checkpoints start at 0"
     assert Checkpoint.objects.filter(subscriber="tests.never").count() == 4
+
+
+def test_lags_count_each_partitions_events_after_its_checkpoint_and_show_its_error(
+    store, subscribe, settings
+):
+    settings.EVENTSTORE_PARTITIONS = 4
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False
+    subscriber = subscribe(Recorder())
+    appended = [
+        store.append_to_stream(
+            "thing", f"t{n}", [NewEvent("Step", {}, metadata={"correlation_id": f"o{n}"})]
+        )[0]
+        for n in range(12)
+    ]
+    store.append_to_stream("thing", "x", [NewEvent("Unread", {})])
+    expected = Counter(event.partition(4) for event in appended)
+    before = {lag.partition: lag.events for lag in lags([subscriber.name])}
+    assert before == {partition: expected[partition] for partition in range(4)}
+
+    catch_up_partition(subscriber, 1)
+    after = {lag.partition: (lag.events, lag.last_error) for lag in lags([subscriber.name])}
+    assert after[1] == (0, "")
+    assert after[0] == (expected[0], "")
