@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from config.operations import operations_view
 from eventstore.urls import router as eventstore_router
 from eventstore.views import HealthView
 from inventory.urls import router as inventory_router
@@ -24,6 +25,8 @@ for app_router in (
     api.registry.extend(app_router.registry)
 
 urlpatterns = [
+    # Before the admin's own routes, which would otherwise take the path as an app label.
+    path("admin/operations/", admin.site.admin_view(operations_view), name="admin-operations"),
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

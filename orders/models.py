@@ -5,6 +5,25 @@ from django.db import models
 from orders.aggregates import Order, Saga
 
 
+class OrderSummaryQuerySet(models.QuerySet):
+    def outcome_counts(self) -> dict[str, int]:
+        """How many orders ended completed, were cancelled (per reason, "cancelled: <reason>")
+        or are still open, from one grouped query; outcomes with no orders are left out."""
+        counts: dict[str, int] = {}
+        grouped = (
+            self.order_by().values_list("status", "cancel_reason").annotate(count=models.Count("*"))
+        )
+        for status, reason, count in grouped:
+            if status == Order.COMPLETED:
+                outcome = "completed"
+            elif status == Order.CANCELLED:
+                outcome = f"cancelled: {reason or 'unknown'}"
+            else:
+                outcome = "open"
+            counts[outcome] = counts.get(outcome, 0) + count
+        return counts
+
+
 class OrderSummary(models.Model):
     """An order as GET /api/orders/ shows it."""
 
@@ -20,6 +39,8 @@ class OrderSummary(models.Model):
     version = models.PositiveIntegerField(help_text="Version of the order's stream applied.")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+
+    objects = OrderSummaryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "order_id"]
@@ -42,6 +63,12 @@ class SagaSummaryQuerySet(models.QuerySet):
     def waiting_since_before(self, cutoff):
         """Sagas waiting for a reply requested before `cutoff`, oldest first."""
         return self.filter(waiting_since__lt=cutoff).order_by("waiting_since")
+
+    def state_counts(self) -> dict[str, int]:
+        """How many sagas are in each state (every state, 0 for none), from one grouped query."""
+        counts = dict.fromkeys(Saga.STATES, 0)
+        counts.update(self.order_by().values_list("state").annotate(count=models.Count("*")))
+        return counts
 
 
 class SagaSummary(models.Model):
