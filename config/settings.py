@@ -314,6 +314,10 @@ if EVENTSTORE_PARTITIONS < 1:
 # saga steps).
 EVENTSTORE_SWEEP_INTERVAL = env_float("EVENTSTORE_SWEEP_INTERVAL", 5.0)
 
+# The health check (GET /api/health/) answers 503 when a subscriber partition is more than this
+# many events behind the log.
+HEALTH_MAX_LAG_EVENTS = env_int("HEALTH_MAX_LAG_EVENTS", 10000)
+
 # Celery (celery mode only; config/celery.py reads every CELERY_* setting).
 # Wake-ups travel over the broker, never events: the log stays the truth. RabbitMQ by default;
 # redis://127.0.0.1:6379/0 works too.
