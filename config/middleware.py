@@ -1,7 +1,12 @@
-"""Request limits under /api/, answered as JSON before any other work."""
+"""Request limits under /api/, answered as JSON before any other work; request ids for logs."""
+
+import re
+import uuid
 
 from django.conf import settings
 from django.http import JsonResponse
+
+from eventstore.logs import start_request
 
 
 class RequestLimitsMiddleware:
@@ -41,3 +46,28 @@ class RequestLimitsMiddleware:
                     status=431,
                 )
         return None
+
+
+# A request id a client sends is kept when it is this short and made of these characters;
+# anything else is replaced, so a header cannot forge log lines or bloat every record.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Gives each request an id: the client's X-Request-ID when it sends a sensible one, else a
+    new one. Every record logged while handling it carries the id (eventstore.logs), and the
+    response echoes it in X-Request-ID."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        sent = request.headers.get("X-Request-ID", "")
+        request_id = sent if REQUEST_ID_PATTERN.match(sent) else uuid.uuid4().hex
+        request.request_id = request_id
+        # Cleared again on request_finished (eventstore.apps), after Django's own log of the
+        # answer, which it writes once every middleware has returned.
+        start_request(request_id)
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response

@@ -121,7 +121,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: an over-long URL or header under /api/ is refused before any other work.
+    # Before all: every record of the request carries its id, every answer echoes it.
+    "config.middleware.RequestIdMiddleware",
+    # Then: an over-long URL or header under /api/ is refused before any other work.
     "config.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -313,6 +315,10 @@ if EVENTSTORE_PARTITIONS < 1:
 # saga steps).
 EVENTSTORE_SWEEP_INTERVAL = env_float("EVENTSTORE_SWEEP_INTERVAL", 5.0)
 
+# The health check (GET /api/health/) answers 503 when a subscriber partition is more than this
+# many events behind the log.
+HEALTH_MAX_LAG_EVENTS = env_int("HEALTH_MAX_LAG_EVENTS", 10000)
+
 # Celery (celery mode only; config/celery.py reads every CELERY_* setting).
 # Wake-ups travel over the broker, never events: the log stays the truth. RabbitMQ by default;
 # redis://127.0.0.1:6379/0 works too.
@@ -399,11 +405,33 @@ EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"
 # (<notification id@domain>).
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "orders@localhost")
 
+# Logs: one JSON object per record (json, for log collectors) or readable lines (text). Records
+# logged while a subscriber handles an event, or while a request is served, carry its fields
+# (eventstore.logs): correlation_id, causation_id, event_position, subscriber, request_id.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or ("text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "eventstore.logs.LogContextFilter"}},
+    "formatters": {
+        "text": {
+            "()": "eventstore.logs.TextFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # Django's own loggers print through the root handler only (not twice).
     "loggers": {"django": {"handlers": [], "propagate": True}},

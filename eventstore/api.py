@@ -17,6 +17,8 @@ from rest_framework import permissions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, ValidationError
 
+from eventstore.logs import set_correlation_id
+
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 IDENTIFIER_HELP = "1 to 64 letters, digits, '-' or '_'."
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -127,10 +129,12 @@ def actor_for(user) -> str:
 
 
 def command_metadata(request, correlation_id: str | None = None) -> dict[str, str]:
-    """Metadata for the events an API command appends: who asked, and for which order."""
+    """Metadata for the events an API command appends: who asked, and for which order (which
+    the request's log records then carry too)."""
     metadata = {"actor": actor_for(request.user)}
     if correlation_id:
         metadata["correlation_id"] = correlation_id
+        set_correlation_id(correlation_id)
     return metadata
 
 

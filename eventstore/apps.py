@@ -3,15 +3,18 @@ from django.apps import AppConfig
 
 class EventStoreConfig(AppConfig):
     """Connects the event store's own projection, the after-commit subscriber dispatch, the
-    vault's housekeeping, and the mapping of the database's lock timeouts to AppendTimeout."""
+    vault's housekeeping, the end of each request's log context, and the mapping of the
+    database's lock timeouts to AppendTimeout."""
 
     name = "eventstore"
     verbose_name = "Event store"
 
     def ready(self) -> None:
+        from django.core.signals import request_finished
         from django.db.backends.signals import connection_created
 
         from eventstore import signals
+        from eventstore.logs import end_request
         from eventstore.projections import StreamProjection, register_projection
         from eventstore.store import install_append_timeouts
         from eventstore.subscriptions import dispatch_committed
@@ -28,3 +31,4 @@ class EventStoreConfig(AppConfig):
         connection_created.connect(
             install_append_timeouts, dispatch_uid="eventstore.store.install_append_timeouts"
         )
+        request_finished.connect(end_request, dispatch_uid="eventstore.logs.end_request")

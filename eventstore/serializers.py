@@ -47,9 +47,34 @@ class FollowersOutputSerializer(serializers.Serializer):
     )
 
 
+class LagOutputSerializer(serializers.Serializer):
+    """The subscriber partition furthest behind the log."""
+
+    subscriber = serializers.CharField()
+    partition = serializers.IntegerField()
+    events = serializers.IntegerField(
+        help_text="Events it reads between its checkpoint and what followers can read now."
+    )
+
+
 class HealthOutputSerializer(serializers.Serializer):
     """The health check's answer."""
 
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
-    database = serializers.CharField()
+    database = serializers.CharField(help_text='"ok", or what is wrong with it (answers 503).')
     followers = FollowersOutputSerializer(required=False, help_text="PostgreSQL only.")
+    subscribers = serializers.CharField(
+        required=False,
+        help_text='"ok", or which partition is more than HEALTH_MAX_LAG_EVENTS events behind '
+        "(answers 503). Absent when the database is unreachable.",
+    )
+    largest_lag = LagOutputSerializer(
+        required=False,
+        allow_null=True,
+        help_text="The partition furthest behind (null with no subscriber registered). Absent "
+        "when the database is unreachable.",
+    )
+    broker = serializers.CharField(
+        required=False,
+        help_text='Celery mode only: "ok", or "unreachable: <error>" (answers 503).',
+    )

@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventstore import sql
+from eventstore.logs import event_log_context
 from eventstore.sql import LogPoint
 from eventstore.store import RecordedEvent, event_store
 
@@ -235,17 +236,19 @@ def _handle_batch(
             point = event.log_point
             result.position = event.position
             continue
-        try:
-            with transaction.atomic():
-                subscriber.handle(event)
-        except Exception as exc:
-            logger.exception(
-                "Subscriber %s failed on event #%s (%s)",
-                subscriber.name,
-                event.position,
-                event.event_type,
-            )
-            return point, f"{type(exc).__name__}: {exc}", event.position
+        # What the handler logs, and its failure, names the event and the subscriber.
+        with event_log_context(subscriber.name, event):
+            try:
+                with transaction.atomic():
+                    subscriber.handle(event)
+            except Exception as exc:
+                logger.exception(
+                    "Subscriber %s failed on event #%s (%s)",
+                    subscriber.name,
+                    event.position,
+                    event.event_type,
+                )
+                return point, f"{type(exc).__name__}: {exc}", event.position
         point = event.log_point
         result.position = event.position
         result.handled += 1

@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+# Readable log lines in failing tests (production defaults to JSON).
+os.environ.setdefault("LOG_FORMAT", "text")
 
 from config.settings import *  # noqa: F403
 from config.settings import BASE_DIR, DATABASES, REST_FRAMEWORK

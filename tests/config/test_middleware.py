@@ -1,11 +1,19 @@
 """Under /api/, a URL or a header too long is refused as JSON (414, 431) before any other work,
-below the limits of the gunicorn config the project ships, so gunicorn never answers first."""
+below the limits of the gunicorn config the project ships, so gunicorn never answers first.
+Every request gets an id its log records carry and its answer echoes."""
 
+import logging
+import re
 import runpy
 from pathlib import Path
+from types import SimpleNamespace
+from unittest.mock import patch
 
 import pytest
 from django.conf import settings
+
+from eventstore.api import command_metadata
+from eventstore.logs import LogContextFilter, current_context, end_request, start_request
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +68,62 @@ def test_the_shipped_gunicorn_config_lets_django_answer_first():
     # gunicorn's request line is "GET <url> HTTP/1.1"; its header limit counts "Name: value".
     assert gunicorn["limit_request_line"] >= settings.API_MAX_URL_LENGTH + len("OPTIONS  HTTP/1.1")
     assert gunicorn["limit_request_field_size"] > settings.API_MAX_HEADER_FIELD_SIZE
+
+
+# --- request ids ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def captured(caplog):
+    """caplog, its handler filtered as the project's console handler is."""
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(LogContextFilter())
+    return caplog
+
+
+def test_a_requests_records_carry_the_request_id_it_sent_and_the_answer_echoes_it(
+    anonymous_client, captured
+):
+    def log_inside():
+        logging.getLogger("tests.inside").info("inside the view")
+
+    with patch("eventstore.sql.horizon", side_effect=log_inside):
+        response = anonymous_client.get("/api/health/", headers={"X-Request-ID": "req-42"})
+
+    assert response["X-Request-ID"] == "req-42"
+    [inside] = [r for r in captured.records if r.name == "tests.inside"]
+    assert inside.request_id == "req-42"
+    assert current_context()["request_id"] == ""
+
+
+def test_a_request_without_an_id_gets_a_new_one_also_on_djangos_own_log_of_a_4xx(
+    anonymous_client, captured
+):
+    first = anonymous_client.get("/api/no-such-page/")
+    second = anonymous_client.get("/api/no-such-page/")
+
+    assert first.status_code == 404
+    assert re.fullmatch(r"[0-9a-f]{32}", first["X-Request-ID"])
+    assert first["X-Request-ID"] != second["X-Request-ID"]
+    not_found = [r for r in captured.records if r.name == "django.request"]
+    assert [r.request_id for r in not_found] == [first["X-Request-ID"], second["X-Request-ID"]]
+
+
+@pytest.mark.parametrize("sent", ["", "x" * 129, "two words", "line\nbreak"])
+def test_an_unusable_request_id_is_replaced(anonymous_client, sent):
+    response = anonymous_client.get("/api/health/", headers={"X-Request-ID": sent})
+
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+
+
+def test_a_command_that_names_its_order_puts_the_correlation_id_on_the_requests_records():
+    request = SimpleNamespace(user=SimpleNamespace(pk=7))
+    start_request("req-1")
+    try:
+        metadata = command_metadata(request, correlation_id="order-9")
+        assert current_context()["correlation_id"] == "order-9"
+    finally:
+        end_request()
+
+    assert metadata == {"actor": "user:7", "correlation_id": "order-9"}
+    assert current_context()["correlation_id"] == ""

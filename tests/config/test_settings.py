@@ -197,3 +197,32 @@ def test_the_health_check_is_not_redirected_to_https_in_production():
     production = load_settings(SECRET_KEY="s", code=code)
 
     assert production.stdout.split() == ["True", "True", "False"]
+
+
+LOG_FORMAT_SUMMARY = (
+    "from config import settings as s; "
+    "print(s.LOG_FORMAT, s.LOGGING['handlers']['console']['formatter'])"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SECRET_KEY": "x"}, "json json"),
+        ({"DEBUG": "1"}, "text text"),
+        ({"SECRET_KEY": "x", "LOG_FORMAT": "Text"}, "text text"),
+        ({"DEBUG": "1", "LOG_FORMAT": "json"}, "json json"),
+    ],
+)
+def test_logs_are_json_in_production_and_text_under_debug_unless_log_format_says(env, expected):
+    result = load_settings(code=LOG_FORMAT_SUMMARY, **env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_an_unknown_log_format_is_refused():
+    result = load_settings(DEBUG="1", LOG_FORMAT="xml")
+
+    assert result.returncode != 0
+    assert "LOG_FORMAT must be json or text" in result.stderr

@@ -1,0 +1,71 @@
+"""The health check's findings: the database, how far subscribers are behind, and in celery
+mode the broker. Cheap enough to poll: a few short queries and, in celery mode, one connection
+attempt bounded by CELERY_BROKER_CONNECTION_TIMEOUT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from eventstore import sql
+from eventstore.subscriptions import lags
+
+
+def health_check() -> tuple[dict[str, Any], bool]:
+    """The health check's answer and whether everything is healthy: the database answers (and
+    on PostgreSQL its transaction ids are not behind the log's), no subscriber partition is more
+    than HEALTH_MAX_LAG_EVENTS events behind, and in celery mode the broker accepts a
+    connection."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        followers = sql.horizon()
+        largest = max(lags(), key=lambda lag: lag.events, default=None)
+    except DatabaseError as error:
+        return {"status": "unavailable", "database": f"unreachable: {type(error).__name__}"}, False
+    body: dict[str, Any] = {"database": "ok"}
+    healthy = True
+    if followers is not None:
+        body["followers"] = followers
+        if followers["transaction_ids_ahead"]:
+            body["database"] = (
+                "transaction ids behind the log's: see ARCHITECTURE.md, "
+                "Transaction ids after a restore"
+            )
+            healthy = False
+    limit = int(settings.HEALTH_MAX_LAG_EVENTS)
+    body["subscribers"] = "ok"
+    body["largest_lag"] = None
+    if largest is not None:
+        body["largest_lag"] = {
+            "subscriber": largest.subscriber,
+            "partition": largest.partition,
+            "events": largest.events,
+        }
+        if largest.events > limit:
+            body["subscribers"] = (
+                f"behind: {largest.subscriber} partition {largest.partition} is "
+                f"{largest.events} events behind (limit {limit})"
+            )
+            healthy = False
+    if settings.EVENTSTORE_DISPATCH == "celery":
+        body["broker"] = broker_status()
+        healthy = healthy and body["broker"] == "ok"
+    return {"status": "ok" if healthy else "unavailable", **body}, healthy
+
+
+def broker_status() -> str:
+    """ "ok" when the broker accepts a connection, else "unreachable: <error>": one attempt, no
+    retry, at most CELERY_BROKER_CONNECTION_TIMEOUT seconds."""
+    timeout = float(settings.CELERY_BROKER_CONNECTION_TIMEOUT)
+    try:
+        with current_app.connection_for_write() as broker:
+            broker.ensure_connection(max_retries=0, timeout=timeout)
+    # Whatever stops the connection (refused, timed out, bad credentials, unknown host) means
+    # the same to a probe: wake-ups cannot be sent.
+    except Exception as error:
+        return f"unreachable: {type(error).__name__}"
+    return "ok"
