@@ -218,6 +218,8 @@ class EventStore:
         While a span is active (tracing on), each event's metadata carries its trace context.
         """
         self._validate(streams)
+        if not tracing.enabled():
+            return self._append(streams, {})
         attributes = {
             "eventstore.streams": [f"{s.aggregate_type}/{s.aggregate_id}" for s in streams],
             "eventstore.event_count": sum(len(stream.events) for stream in streams),

@@ -14,7 +14,7 @@ and nothing is written to metadata.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
@@ -40,27 +40,41 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-@contextmanager
+# What every helper returns when tracing is off: it costs next to nothing on hot paths (each
+# append, each event a subscriber handles).
+_OFF = nullcontext()
+
+
 def span(
     name: str,
     attributes: Mapping[str, Any] | None = None,
     *,
     parent: Mapping[str, Any] | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A span around the block (None when tracing is off), child of the active span, or of the
     trace context stored in `parent` (an event's metadata) when it holds one; then linked to
     the active span, so the work that picked the event up stays findable."""
     if _tracer is None:
-        yield None
-        return
+        return _OFF
+    return _span(_tracer, name, attributes, parent, kind)
+
+
+@contextmanager
+def _span(
+    tracer: trace.Tracer,
+    name: str,
+    attributes: Mapping[str, Any] | None,
+    parent: Mapping[str, Any] | None,
+    kind: SpanKind,
+) -> Iterator[Span]:
     context = None
     links = None
     if parent is not None and "traceparent" in parent:
         context = propagate.extract({key: parent[key] for key in TRACE_KEYS if key in parent})
         active = trace.get_current_span().get_span_context()
         links = [Link(active)] if active.is_valid else None
-    with _tracer.start_as_current_span(
+    with tracer.start_as_current_span(
         name, context=context, kind=kind, attributes=_clean(attributes), links=links
     ) as current:
         yield current
@@ -69,6 +83,8 @@ def span(
 def event_span(name: str, event: RecordedEvent, **attributes: Any):
     """`span` for work done because of `event`: a child of the trace context it was appended
     in, with the event's type, position and correlation id."""
+    if _tracer is None:
+        return _OFF
     return span(
         name,
         {

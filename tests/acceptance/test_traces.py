@@ -154,3 +154,25 @@ def test_without_tracing_no_trace_context_is_stored(shop, customer_client):
     assert len(history) > 10
     assert all(TRACE_KEYS.isdisjoint(event.metadata) for event in history)
     assert all(TRACE_KEYS.isdisjoint(event.metadata) for event in event_store.read_all())
+
+
+def test_a_declined_order_traces_its_failure_and_compensation_in_the_same_trace(
+    spans, shop, customer_client
+):
+    shop.add_product("sku-widget", price="9.99", stock=10)
+    spans.clear()
+    placed = shop.place_order(customer_client, {"sku-widget": 1}, payment_token="tok_decline")
+    assert placed["status"] == "cancelled"
+    finished = list(spans.get_finished_spans())
+
+    assert len({span.context.trace_id for span in finished}) == 1
+    charge = one(finished, "payments.gateway.charge")
+    assert charge.attributes["payments.approved"] is False
+    assert charge.attributes["payments.reason"] == "card_declined"
+    reply = one(finished, "saga.reply process_payment", **{"saga.succeeded": False})
+    failed = one(finished, "saga.failed process_payment", **{"saga.reason": "card_declined"})
+    assert parent_of(finished, failed) is reply
+    compensate = one(finished, "saga.compensate release_inventory")
+    assert parent_of(finished, compensate) is reply
+    released = one(finished, "handle InventoryReleased", **{"eventstore.subscriber": "orders.saga"})
+    assert parent_of(finished, one(finished, "saga.compensated release_inventory")) is released
