@@ -26,6 +26,7 @@ from django.db import transaction
 
 from eventstore import tracing
 from eventstore.aggregates import Repository, retry_on_conflict
+from eventstore.models import Event
 from eventstore.store import RecordedEvent
 from orders import events
 from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga
@@ -317,7 +318,10 @@ class OrderFulfillmentSaga:
         SAGA_COMPENSATION_ATTEMPTS times, then the saga is left in compensation_failed. Does
         nothing when the saga no longer waits for that reply.
         """
-        with transaction.atomic():
+        with (
+            self._in_order_trace("expire", waiting[1], order_id),
+            transaction.atomic(),
+        ):
             run = self._require(order_id, None)
             kind, name, attempt = waiting
             saga = run.saga
@@ -349,7 +353,7 @@ class OrderFulfillmentSaga:
 
         IllegalTransition unless the saga is in compensation_failed.
         """
-        with transaction.atomic():
+        with self._in_order_trace("retry", "compensations", order_id), transaction.atomic():
             run = self._require(order_id, None)
             if run.saga.state != Saga.COMPENSATION_FAILED:
                 raise IllegalTransition(
@@ -448,6 +452,24 @@ class OrderFulfillmentSaga:
         if run.order.status in (Order.INVENTORY_FAILED, Order.INVENTORY_RELEASED):
             run.order.cancel(reason=saga.failure_reason)
         saga.compensated()
+
+    @staticmethod
+    def _in_order_trace(action: str, name: str, order_id: str):
+        """A span for a decision no event caused (a timeout, staff's retry), in the trace of
+        the saga's last event, so it shows in the order's trace."""
+        if not tracing.enabled():
+            return tracing.span(action)
+        last = (
+            Event.objects.filter(aggregate_type=Saga.aggregate_type, aggregate_id=order_id)
+            .order_by("-version")
+            .values_list("metadata", flat=True)
+            .first()
+        )
+        return tracing.span(
+            f"saga.{action} {name}",
+            {"saga.order_id": order_id, "saga.action": action, "saga.step": name},
+            parent=last if isinstance(last, dict) else None,
+        )
 
     @staticmethod
     def _request(run: Run, compensation: Compensation) -> None:

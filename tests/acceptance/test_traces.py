@@ -2,6 +2,7 @@
 tracing off, no trace context is stored."""
 
 import pytest
+from django.core.management import call_command
 from opentelemetry.trace import SpanKind
 
 from eventstore.store import event_store
@@ -176,3 +177,22 @@ def test_a_declined_order_traces_its_failure_and_compensation_in_the_same_trace(
     assert parent_of(finished, compensate) is reply
     released = one(finished, "handle InventoryReleased", **{"eventstore.subscriber": "orders.saga"})
     assert parent_of(finished, one(finished, "saga.compensated release_inventory")) is released
+
+
+def test_a_timed_out_step_is_given_up_in_the_orders_trace(spans, shop, customer_client, settings):
+    shop.add_product("sku-widget", price="9.99", stock=10)
+    spans.clear()
+    placed = shop.place_order(customer_client, {"sku-widget": 1}, payment_token="tok_timeout")
+    [request] = [span for span in spans.get_finished_spans() if span.kind == SpanKind.SERVER]
+    spans.clear()
+
+    settings.SAGA_STEP_TIMEOUT = 0
+    call_command("expire_sagas", verbosity=0)
+
+    assert shop.order(customer_client, placed["order_id"])["status"] == "cancelled"
+    finished = list(spans.get_finished_spans())
+    expired = one(finished, "saga.expire process_payment")
+    assert expired.context.trace_id == request.context.trace_id
+    assert parent_of(finished, one(finished, "saga.failed process_payment")) is expired
+    compensated = one(finished, "saga.compensated release_inventory")
+    assert compensated.context.trace_id == request.context.trace_id
