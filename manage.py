@@ -10,6 +10,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
+    from config.telemetry import setup as setup_telemetry
+
+    setup_telemetry()  # traces, when the OTEL_* environment asks for them
+
     execute_from_command_line(sys.argv)
 
 

@@ -14,7 +14,7 @@ however short, would open a new one; CELERY_DB_REUSE_MAX in the settings turns t
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import beat_init, task_postrun, task_prerun, worker_init
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -22,6 +22,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+@beat_init.connect
+def setup_telemetry(**kwargs) -> None:
+    """Traces in workers and beat, when the OTEL_* environment asks for them (a prefork
+    worker's children inherit them; the SDK restarts its export thread in each)."""
+    from config.telemetry import setup
+
+    setup()
 
 
 @task_prerun.connect

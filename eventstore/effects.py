@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from eventstore import sql
+from eventstore import sql, tracing
 from eventstore.models import Effect
 from eventstore.store import RecordedEvent, event_store
 from eventstore.subscriptions import Subscriber
@@ -140,7 +140,12 @@ def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
         _finish(claim, PARKED, "the intent event is not in the log")
         return PARKED
     try:
-        subscriber.perform(event, attempt=claim.attempt)
+        with tracing.event_span(
+            f"perform {subscriber.name}",
+            event,
+            **{"eventstore.subscriber": subscriber.name, "eventstore.attempt": claim.attempt},
+        ):
+            subscriber.perform(event, attempt=claim.attempt)
     except Exception as error:
         limit = int(settings.EVENTSTORE_EFFECT_ATTEMPTS)
         parked = isinstance(error, subscriber.permanent_errors) or claim.attempt >= limit

@@ -37,7 +37,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from eventstore import signals, sql
+from eventstore import signals, sql, tracing
 from eventstore.models import Event
 from eventstore.sql import LogPoint
 from eventstore.upcasting import current_schema_version, upcast
@@ -167,10 +167,14 @@ class RecordedEvent(NamedTuple):
         return self.metadata.get("correlation_id")
 
     def caused_metadata(self, actor: str) -> dict[str, Any]:
-        """Metadata for an event this one caused: the same correlation, this event as the cause."""
+        """Metadata for an event this one caused: the same correlation (and trace, when this one
+        carries a trace context), this event as the cause."""
         metadata = {"causation_id": str(self.event_id), "actor": actor}
         if self.correlation_id:
             metadata["correlation_id"] = self.correlation_id
+        for key in tracing.TRACE_KEYS:
+            if key in self.metadata:
+                metadata[key] = self.metadata[key]
         return metadata
 
 
@@ -211,8 +215,21 @@ class EventStore:
 
         Returns the recorded events in position order. Events whose ids are already stored are
         not written again; when that leaves nothing to write, the stored events are returned.
+        While a span is active (tracing on), each event's metadata carries its trace context.
         """
         self._validate(streams)
+        if not tracing.enabled():
+            return self._append(streams, {})
+        attributes = {
+            "eventstore.streams": [f"{s.aggregate_type}/{s.aggregate_id}" for s in streams],
+            "eventstore.event_count": sum(len(stream.events) for stream in streams),
+        }
+        with tracing.span("eventstore.append", attributes):
+            return self._append(streams, tracing.trace_context())
+
+    def _append(
+        self, streams: Sequence[StreamAppend], trace_context: dict[str, str]
+    ) -> list[RecordedEvent]:
         with transaction.atomic():
             if settings.EVENTSTORE_APPEND_LOCK:
                 self.lock_appends()
@@ -236,7 +253,7 @@ class EventStore:
                     raise ConcurrencyError(
                         stream.aggregate_type, stream.aggregate_id, stream.expected_version, actual
                     )
-            rows, recorded = self._rows(streams, heads)
+            rows, recorded = self._rows(streams, heads, trace_context)
             # A row that breaks a unique key is skipped, not an error, so no savepoint is
             # needed to keep the transaction usable: another writer appended to the stream
             # since it was read above, or stored one of these event ids.
@@ -350,10 +367,13 @@ class EventStore:
 
     @staticmethod
     def _rows(
-        streams: Sequence[StreamAppend], heads: dict[tuple[str, str], sql.StreamHead]
+        streams: Sequence[StreamAppend],
+        heads: dict[tuple[str, str], sql.StreamHead],
+        trace_context: dict[str, str],
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """The rows to insert (as `sql.insert` takes them), and for each the `RecordedEvent`
-        fields after its position, payload and metadata exactly as they will read back."""
+        fields after its position, payload and metadata exactly as they will read back; the
+        metadata with `trace_context` (the appending span's, replacing one copied forward)."""
         now = timezone.now()
         stored_now = sql.db_datetime(now)
         rows = []
@@ -364,7 +384,10 @@ class EventStore:
             for event in stream.events:
                 version += 1
                 payload_text = _json_text(event.payload, "payload")
-                metadata_text = _json_text(event.metadata, "metadata")
+                metadata = event.metadata
+                if trace_context and isinstance(metadata, dict):
+                    metadata = {**metadata, **trace_context}
+                metadata_text = _json_text(metadata, "metadata")
                 metadata = json.loads(metadata_text)
                 schema_version = event.schema_version or current_schema_version(event.event_type)
                 rows.append(

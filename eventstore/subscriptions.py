@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore import sql
+from eventstore import sql, tracing
 from eventstore.logs import event_log_context
 from eventstore.sql import LogPoint
 from eventstore.store import RecordedEvent, event_store
@@ -183,22 +183,31 @@ def catch_up_partition(
             )
             if not batch:
                 return result
-            point, error, failed_position = _handle_batch(
-                subscriber, batch, result, read_at, handled_before
-            )
-            if handled_before and point >= max(handled_before):
-                handled_before = None  # past every point the previous partitions reached
-            sql.save_checkpoint(
-                name,
-                partition,
-                count,
-                read_at=read_at,
-                point=point,
-                handled_before=handled_before,
-                error=error,
-                failed_position=failed_position,
-                now=timezone.now(),
-            )
+            with tracing.span(
+                "eventstore.subscriber_batch",
+                {
+                    "eventstore.subscriber": name,
+                    "eventstore.partition": partition,
+                    "eventstore.events": len(batch),
+                },
+            ) as span:
+                point, error, failed_position = _handle_batch(
+                    subscriber, batch, result, read_at, handled_before
+                )
+                if handled_before and point >= max(handled_before):
+                    handled_before = None  # past every point the previous partitions reached
+                sql.save_checkpoint(
+                    name,
+                    partition,
+                    count,
+                    read_at=read_at,
+                    point=point,
+                    handled_before=handled_before,
+                    error=error,
+                    failed_position=failed_position,
+                    now=timezone.now(),
+                )
+                tracing.set_attributes(span, **{"eventstore.error": error or None})
         if error:
             result.error = error
             return result
@@ -239,7 +248,14 @@ def _handle_batch(
         # What the handler logs, and its failure, names the event and the subscriber.
         with event_log_context(subscriber.name, event):
             try:
-                with transaction.atomic():
+                with (
+                    tracing.event_span(
+                        f"handle {event.event_type}",
+                        event,
+                        **{"eventstore.subscriber": subscriber.name},
+                    ),
+                    transaction.atomic(),
+                ):
                     subscriber.handle(event)
             except Exception as exc:
                 logger.exception(

@@ -22,7 +22,9 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
+from opentelemetry.trace import SpanKind
 
+from eventstore import tracing
 from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict
 from eventstore.effects import require_no_transaction
 from eventstore.store import ConcurrencyError
@@ -220,7 +222,13 @@ def notification_deliver(
         headers={"Message-ID": message_id},
     )
     require_no_transaction("Sending an email")
-    if not email.send(fail_silently=False):
+    with tracing.span(
+        "notifications.email.send",
+        {"notifications.notification_id": notification.id, "notifications.attempt": attempt},
+        kind=SpanKind.CLIENT,
+    ):
+        sent = email.send(fail_silently=False)
+    if not sent:
         raise EmailNotAccepted(f"The email backend sent no message for {notification.id!r}")
     notification.delivered(message_id=message_id, attempt=attempt)
     try:

@@ -24,7 +24,9 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from eventstore import tracing
 from eventstore.aggregates import Repository, retry_on_conflict
+from eventstore.models import Event
 from eventstore.store import RecordedEvent
 from orders import events
 from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga
@@ -48,6 +50,15 @@ class Run:
     def save(self) -> None:
         """Append the saga's and the order's new events in one transaction."""
         sagas.save(self.order, self.saga, metadata=self.metadata)
+
+
+def traced(action: str, name: str, run: Run, **attributes: Any):
+    """A span around one saga step's action (its start, its reply, its failure) or one
+    compensation's (its request, its confirmation)."""
+    return tracing.span(
+        f"saga.{action} {name}",
+        {"saga.order_id": run.order.id, "saga.action": action, "saga.step": name, **attributes},
+    )
 
 
 class StepRefused(Exception):
@@ -307,7 +318,10 @@ class OrderFulfillmentSaga:
         SAGA_COMPENSATION_ATTEMPTS times, then the saga is left in compensation_failed. Does
         nothing when the saga no longer waits for that reply.
         """
-        with transaction.atomic():
+        with (
+            self._in_order_trace("expire", waiting[1], order_id),
+            transaction.atomic(),
+        ):
             run = self._require(order_id, None)
             kind, name, attempt = waiting
             saga = run.saga
@@ -329,7 +343,7 @@ class OrderFulfillmentSaga:
                         compensation=name, error=f"no reply after {entry['tries']} request(s)"
                     )
                 else:
-                    self._compensation(saga, name).request(run)
+                    self._request(run, self._compensation(saga, name))
             run.save()
         return run.saga
 
@@ -339,7 +353,7 @@ class OrderFulfillmentSaga:
 
         IllegalTransition unless the saga is in compensation_failed.
         """
-        with transaction.atomic():
+        with self._in_order_trace("retry", "compensations", order_id), transaction.atomic():
             run = self._require(order_id, None)
             if run.saga.state != Saga.COMPENSATION_FAILED:
                 raise IllegalTransition(
@@ -348,7 +362,7 @@ class OrderFulfillmentSaga:
                 )
             for name, entry in list(run.saga.compensations.items()):
                 if entry["status"] == Saga.FAILED:
-                    self._compensation(run.saga, name).request(run)
+                    self._request(run, self._compensation(run.saga, name))
             run.save()
         return run.saga
 
@@ -363,7 +377,8 @@ class OrderFulfillmentSaga:
             if status is not None:
                 return  # started and waiting, or failed (compensation took over)
             try:
-                step.start(run)
+                with traced("step", step.name, run):
+                    step.start(run)
             except StepRefused as refusal:
                 self._fail(run, step, error=refusal.error, reason=refusal.reason)
                 return
@@ -372,6 +387,12 @@ class OrderFulfillmentSaga:
         run.saga.completed()
 
     def _on_step_reply(self, run: Run, step: Step, succeeded: bool, reply: dict[str, Any]) -> None:
+        with traced("reply", step.name, run, **{"saga.succeeded": succeeded}):
+            self._apply_step_reply(run, step, succeeded, reply)
+
+    def _apply_step_reply(
+        self, run: Run, step: Step, succeeded: bool, reply: dict[str, Any]
+    ) -> None:
         saga = run.saga
         if saga.waiting_for() == ("step", step.name, 0):
             if succeeded:
@@ -393,29 +414,31 @@ class OrderFulfillmentSaga:
         ):
             # The step was given up on (timed out) and has succeeded after all: undo it.
             logger.info("Saga %s: late %s success is compensated", saga.id, step.name)
-            compensation.request(run)
+            self._request(run, compensation)
         # Anything else is a duplicate or a late refusal: nothing to do.
 
     def _on_compensation_reply(self, run: Run, name: str) -> None:
         entry = run.saga.compensations.get(name)
         if not entry or entry["status"] == Saga.SUCCEEDED:
             return  # not asked for by this saga, or already confirmed
-        self._compensation(run.saga, name).succeeded(run)
-        run.saga.compensation_succeeded(compensation=name)
+        with traced("compensated", name, run):
+            self._compensation(run.saga, name).succeeded(run)
+            run.saga.compensation_succeeded(compensation=name)
         self._continue_compensating(run)
 
     def _fail(self, run: Run, step: Step, *, error: str, reason: str) -> None:
         """Fail the step in progress and start undoing the steps done, last first."""
         definition = self.definition(run.saga.definition_version)
         done = [s for s in definition if s.name in run.saga.succeeded_steps]
-        run.saga.step_failed(
-            step=step.name,
-            error=error,
-            reason=reason,
-            compensations=[s.compensation.name for s in reversed(done) if s.compensation],
-        )
-        if step.failed:
-            step.failed(run, reason)
+        with traced("failed", step.name, run, **{"saga.reason": reason}):
+            run.saga.step_failed(
+                step=step.name,
+                error=error,
+                reason=reason,
+                compensations=[s.compensation.name for s in reversed(done) if s.compensation],
+            )
+            if step.failed:
+                step.failed(run, reason)
         self._continue_compensating(run)
 
     def _continue_compensating(self, run: Run) -> None:
@@ -424,11 +447,35 @@ class OrderFulfillmentSaga:
         if saga.state != Saga.COMPENSATING or saga.compensations_in_flight:
             return
         if saga.pending_compensations:
-            self._compensation(saga, saga.pending_compensations[0]).request(run)
+            self._request(run, self._compensation(saga, saga.pending_compensations[0]))
             return
         if run.order.status in (Order.INVENTORY_FAILED, Order.INVENTORY_RELEASED):
             run.order.cancel(reason=saga.failure_reason)
         saga.compensated()
+
+    @staticmethod
+    def _in_order_trace(action: str, name: str, order_id: str):
+        """A span for a decision no event caused (a timeout, staff's retry), in the trace of
+        the saga's last event, so it shows in the order's trace."""
+        if not tracing.enabled():
+            return tracing.span(action)
+        last = (
+            Event.objects.filter(aggregate_type=Saga.aggregate_type, aggregate_id=order_id)
+            .order_by("-version")
+            .values_list("metadata", flat=True)
+            .first()
+        )
+        return tracing.span(
+            f"saga.{action} {name}",
+            {"saga.order_id": order_id, "saga.action": action, "saga.step": name},
+            parent=last if isinstance(last, dict) else None,
+        )
+
+    @staticmethod
+    def _request(run: Run, compensation: Compensation) -> None:
+        """Send a compensation's request."""
+        with traced("compensate", compensation.name, run):
+            compensation.request(run)
 
     # --- lookups -----------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
+from eventstore import tracing
 from eventstore.aggregates import AggregateNotFound, Repository
 from eventstore.effects import require_no_transaction
 from eventstore.store import ConcurrencyError
@@ -59,9 +62,15 @@ def payment_charge(
         return payment
     amount = _valid_amount(amount)
     require_no_transaction("A payment gateway call")
-    result = get_gateway().charge(
-        idempotency_key=f"charge:{payment_id}", amount=amount, payment_token=payment_token
-    )
+    with tracing.span(
+        "payments.gateway.charge", {"payments.payment_id": payment_id}, kind=SpanKind.CLIENT
+    ) as span:
+        result = get_gateway().charge(
+            idempotency_key=f"charge:{payment_id}", amount=amount, payment_token=payment_token
+        )
+        tracing.set_attributes(
+            span, **{"payments.approved": result.approved, "payments.reason": result.reason or None}
+        )
     if result.approved:
         payment.processed(
             customer_id=customer_id, amount=amount, transaction_id=result.transaction_id
@@ -119,11 +128,14 @@ def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:
         return payment
     payment.refunded()  # raises PaymentNotRefundable unless processed, before the gateway call
     require_no_transaction("A payment gateway call")
-    get_gateway().refund(
-        idempotency_key=f"refund:{payment_id}",
-        transaction_id=payment.transaction_id,
-        amount=Decimal(payment.amount),
-    )
+    with tracing.span(
+        "payments.gateway.refund", {"payments.payment_id": payment_id}, kind=SpanKind.CLIENT
+    ):
+        get_gateway().refund(
+            idempotency_key=f"refund:{payment_id}",
+            transaction_id=payment.transaction_id,
+            amount=Decimal(payment.amount),
+        )
     return _save_outcome(payment, metadata)
 
 

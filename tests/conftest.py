@@ -97,3 +97,28 @@ def staff_client(staff_user):
 def customer_client(customer_user):
     """An API client authenticated with a customer's token."""
     return _client_for(customer_user)
+
+
+@pytest.fixture
+def spans():
+    """Trace this test: the event store's spans and Django's request spans go to an in-memory
+    exporter (the fixture's value), through a tracer provider installed for the test only."""
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from eventstore import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.configure(provider)
+    # Request spans: test clients load their middleware at their first request, after this.
+    DjangoInstrumentor().instrument(tracer_provider=provider)
+    try:
+        yield exporter
+    finally:
+        DjangoInstrumentor().uninstrument()
+        tracing.configure(None)
+        provider.shutdown()
