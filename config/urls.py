@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from eventstore.urls import router as eventstore_router
-from eventstore.views import HealthView
+from eventstore.views import HealthView, MetricsView
 from inventory.urls import router as inventory_router
 from notifications.urls import router as notifications_router
 from orders.urls import router as orders_router
@@ -26,6 +26,7 @@ for app_router in (
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore import sql
+from eventstore import metrics, sql
 from eventstore.sql import LogPoint
 from eventstore.store import RecordedEvent, event_store
 
@@ -239,6 +239,8 @@ def _handle_batch(
             with transaction.atomic():
                 subscriber.handle(event)
         except Exception as exc:
+            # Each failed attempt counts, whether or not the batch's transaction commits.
+            metrics.subscriber_errors.labels(subscriber=subscriber.name).inc()
             logger.exception(
                 "Subscriber %s failed on event #%s (%s)",
                 subscriber.name,
