@@ -19,6 +19,7 @@ from eventstore.store import ConcurrencyError
 from eventstore.vault import vault_erase, vault_take
 from payments.aggregates import Payment, PaymentError, PaymentNotFound
 from payments.gateway import DEFAULT_TOKEN, get_gateway
+from payments.metrics import gateway_timed
 
 payments: Repository[Payment] = Repository(Payment)
 
@@ -59,9 +60,11 @@ def payment_charge(
         return payment
     amount = _valid_amount(amount)
     require_no_transaction("A payment gateway call")
-    result = get_gateway().charge(
-        idempotency_key=f"charge:{payment_id}", amount=amount, payment_token=payment_token
-    )
+    with gateway_timed("charge") as call:
+        result = get_gateway().charge(
+            idempotency_key=f"charge:{payment_id}", amount=amount, payment_token=payment_token
+        )
+        call.outcome = "approved" if result.approved else "declined"
     if result.approved:
         payment.processed(
             customer_id=customer_id, amount=amount, transaction_id=result.transaction_id
@@ -119,11 +122,12 @@ def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:
         return payment
     payment.refunded()  # raises PaymentNotRefundable unless processed, before the gateway call
     require_no_transaction("A payment gateway call")
-    get_gateway().refund(
-        idempotency_key=f"refund:{payment_id}",
-        transaction_id=payment.transaction_id,
-        amount=Decimal(payment.amount),
-    )
+    with gateway_timed("refund"):
+        get_gateway().refund(
+            idempotency_key=f"refund:{payment_id}",
+            transaction_id=payment.transaction_id,
+            amount=Decimal(payment.amount),
+        )
     return _save_outcome(payment, metadata)
 
 
