@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
@@ -94,6 +94,10 @@ class FirstRendererNegotiation(BaseContentNegotiation):
         return None
 
 
+# What generate_latest writes: the classic text format every Prometheus version reads.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
 @extend_schema(exclude=True)
 class MetricsView(APIView):
     """GET /metrics: every Prometheus series in the text format (docs/OPERATIONS.md)."""
@@ -106,5 +110,5 @@ class MetricsView(APIView):
 
     def get(self, request):
         return HttpResponse(
-            generate_latest(metrics.scrape_registry()), content_type=CONTENT_TYPE_LATEST
+            generate_latest(metrics.scrape_registry()), content_type=PROMETHEUS_TEXT
         )

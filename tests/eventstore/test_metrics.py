@@ -1,5 +1,7 @@
 """The event store's Prometheus series, and GET /metrics."""
 
+from types import SimpleNamespace
+
 import pytest
 from django.db import transaction
 from prometheus_client import REGISTRY
@@ -139,3 +141,15 @@ def test_multiprocess_mode_sums_the_files_of_every_process(tmp_path, monkeypatch
 
     assert collectors == [registry]
     assert registry.get_sample_value("eventstore_subscribers_parked") is not None
+
+
+def test_gunicorn_forgets_an_exited_workers_live_gauges_in_multiprocess_mode(tmp_path, monkeypatch):
+    from config import gunicorn
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    (tmp_path / "gauge_livesum_4242.db").write_bytes(b"")
+    (tmp_path / "counter_4242.db").write_bytes(b"")
+
+    gunicorn.child_exit(None, SimpleNamespace(pid=4242))
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["counter_4242.db"]
