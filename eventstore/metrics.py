@@ -14,17 +14,21 @@ own default registry is exported.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from django.db import DatabaseError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from eventstore.store import RecordedEvent
+
+logger = logging.getLogger(__name__)
 
 events_appended = Counter(
     "eventstore_events_appended_total",
@@ -81,6 +85,21 @@ def register_collector(collector: Collector) -> Collector:
     return collector
 
 
+class _Guarded(Collector):
+    """A scrape-time collector whose database errors cost only its own series: the rest of the
+    scrape (HTTP traffic, counters) is what an operator needs most when the database is down."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator:
+        try:
+            return iter(list(self.collector.collect()))
+        except DatabaseError:
+            logger.exception("Metrics collector %s failed", type(self.collector).__name__)
+            return iter(())
+
+
 class _ProcessRegistry(Collector):
     """This process's default registry (the single-process case)."""
 
@@ -102,5 +121,5 @@ def scrape_registry() -> CollectorRegistry:
     else:
         registry.register(_ProcessRegistry())
     for collector in _collectors:
-        registry.register(collector)
+        registry.register(_Guarded(collector))
     return registry

@@ -153,3 +153,18 @@ def test_gunicorn_forgets_an_exited_workers_live_gauges_in_multiprocess_mode(tmp
     gunicorn.child_exit(None, SimpleNamespace(pid=4242))
 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["counter_4242.db"]
+
+
+@pytest.mark.django_db
+def test_a_database_error_at_scrape_time_costs_only_the_series_read_from_it(monkeypatch):
+    from django.db import OperationalError
+
+    def unreachable(names=None):
+        raise OperationalError("database unreachable")
+
+    monkeypatch.setattr("eventstore.subscriptions.lags", unreachable)
+
+    registry = scrape_registry()
+
+    assert registry.get_sample_value("eventstore_subscribers_parked") is None
+    assert registry.get_sample_value("saga_instances", {"state": "running"}) == 0

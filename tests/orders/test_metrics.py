@@ -2,9 +2,12 @@
 order placed through the API naming every series of the project."""
 
 import pytest
+from django.db import transaction
 from prometheus_client import REGISTRY
 
 from eventstore.metrics import scrape_registry
+from eventstore.store import NewEvent, event_store
+from orders import events
 from orders.models import SagaSummary
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +99,23 @@ def test_a_scrape_after_an_order_placed_through_the_api_names_every_series(
     assert missing == []
     assert 'orders_total{outcome="completed",reason=""}' in text
     assert 'saga_instances{state="completed"} 1.0' in text
+
+
+def test_a_final_event_counts_only_when_its_append_commits(
+    django_capture_on_commit_callbacks,
+):
+    completed = orders("completed")
+    final = NewEvent(events.ORDER_COMPLETED, {"order_id": "o-1"})
+
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        event_store.append_to_stream(events.ORDER, "o-1", [final])
+        raise RuntimeError("rolled back")
+    assert orders("completed") == completed
+
+    with django_capture_on_commit_callbacks(execute=True):
+        event_store.append_to_stream(events.ORDER, "o-1", [final])  # the retry commits
+    assert orders("completed") == completed + 1
