@@ -134,6 +134,16 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Prometheus (docs/OPERATIONS.md): django-prometheus's HTTP series, its middleware outermost.
+# GET /metrics answers staff only (session or token) unless METRICS_PUBLIC is on.
+INSTALLED_APPS += ["django_prometheus"]
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+METRICS_PUBLIC = env_flag("METRICS_PUBLIC")
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
@@ -189,6 +199,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         f"{_options.get('options', '')} "
         f"-c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
     ).strip()
+
+# METRICS_DATABASE: the database through django-prometheus's backend (query and error series).
+if env_flag("METRICS_DATABASE"):
+    DATABASES["default"]["ENGINE"] = {
+        "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+        "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    }.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from config.operations import operations_view
 from eventstore.urls import router as eventstore_router
-from eventstore.views import HealthView
+from eventstore.views import HealthView, MetricsView
 from inventory.urls import router as inventory_router
 from notifications.urls import router as notifications_router
 from orders.urls import router as orders_router
@@ -29,6 +29,7 @@ urlpatterns = [
     path("admin/operations/", admin.site.admin_view(operations_view), name="admin-operations"),
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

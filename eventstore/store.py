@@ -37,7 +37,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from eventstore import signals, sql, tracing
+from eventstore import metrics, signals, sql, tracing
 from eventstore.models import Event
 from eventstore.sql import LogPoint
 from eventstore.upcasting import current_schema_version, upcast
@@ -265,6 +265,8 @@ class EventStore:
                 for row, values in zip(rows, recorded, strict=True)
             ]
             signals.events_recorded.send(sender=EventStore, events=recorded)
+            # Counted once committed: a rolled-back append (and its retry) counts once.
+            transaction.on_commit(partial(metrics.count_appended, recorded), robust=True)
             if settings.EVENTSTORE_DISPATCH_ON_COMMIT:
                 transaction.on_commit(
                     partial(signals.events_committed.send, sender=EventStore, events=recorded),

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore import sql, tracing
+from eventstore import metrics, sql, tracing
 from eventstore.logs import event_log_context
 from eventstore.sql import LogPoint
 from eventstore.store import RecordedEvent, event_store
@@ -258,6 +258,8 @@ def _handle_batch(
                 ):
                     subscriber.handle(event)
             except Exception as exc:
+                # Each failed attempt counts, whether or not the batch's transaction commits.
+                metrics.subscriber_errors.labels(subscriber=subscriber.name).inc()
                 logger.exception(
                     "Subscriber %s failed on event #%s (%s)",
                     subscriber.name,

@@ -1,10 +1,16 @@
-"""The event log API (staff only) and the health check."""
+"""The event log API (staff only), the health check and the Prometheus metrics."""
 
+from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from prometheus_client import generate_latest
 from rest_framework import mixins, permissions, viewsets
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from eventstore import metrics
 from eventstore.filters import EventFilter
 from eventstore.health import health_check
 from eventstore.models import Event
@@ -49,3 +55,42 @@ class HealthView(APIView):
     def get(self, request):
         body, healthy = health_check()
         return Response(body, status=200 if healthy else 503)
+
+
+class MetricsPermission(permissions.BasePermission):
+    """Staff only (session or token), or anyone when METRICS_PUBLIC is on."""
+
+    def has_permission(self, request, view) -> bool:
+        if settings.METRICS_PUBLIC:
+            return True
+        return bool(request.user and request.user.is_staff)
+
+
+class FirstRendererNegotiation(BaseContentNegotiation):
+    """Whatever a scraper accepts, the answer is the Prometheus text format (errors as JSON)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request, parsers):
+        return None
+
+
+# What generate_latest writes: the classic text format every Prometheus version reads.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@extend_schema(exclude=True)
+class MetricsView(APIView):
+    """GET /metrics: every Prometheus series in the text format (docs/METRICS.md)."""
+
+    permission_classes = [MetricsPermission]
+    content_negotiation_class = FirstRendererNegotiation
+    renderer_classes = [JSONRenderer]
+    # Prometheus scrapes from one address every few seconds: never throttled.
+    throttle_classes = []
+
+    def get(self, request):
+        return HttpResponse(
+            generate_latest(metrics.scrape_registry()), content_type=PROMETHEUS_TEXT
+        )

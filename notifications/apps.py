@@ -7,11 +7,13 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
+        from eventstore import signals
         from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
         from eventstore.upcasting import current_schema_version, register_upcaster
         from notifications import events
         from notifications.handlers import NotificationDeliverer, OrderOutcomeNotifier
+        from notifications.metrics import count_deliveries
         from notifications.projections import OrderOwnerProjection, SentNotificationProjection
 
         if current_schema_version(events.NOTIFICATION_SENT) == 1:
@@ -20,3 +22,6 @@ class NotificationsConfig(AppConfig):
         register_projection(OrderOwnerProjection())
         register_subscriber(OrderOutcomeNotifier())
         register_subscriber(NotificationDeliverer())
+        signals.events_recorded.connect(
+            count_deliveries, dispatch_uid="notifications.metrics.count_deliveries"
+        )

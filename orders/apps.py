@@ -8,11 +8,13 @@ class OrdersConfig(AppConfig):
 
     def ready(self) -> None:
         from eventstore import signals
+        from eventstore.metrics import register_collector
         from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
         from eventstore.upcasting import current_schema_version, register_upcaster
         from orders import events
         from orders.handlers import FulfilmentSagaHandler, expire_sagas_on_worker_pass
+        from orders.metrics import SagaStateCollector, count_final_orders
         from orders.projections import CatalogProjection, OrderProjection, SagaProjection
 
         # Events stored before payment tokens were vaulted read with the token masked.
@@ -27,3 +29,7 @@ class OrdersConfig(AppConfig):
         signals.worker_pass.connect(
             expire_sagas_on_worker_pass, dispatch_uid="orders.handlers.expire_sagas"
         )
+        signals.events_recorded.connect(
+            count_final_orders, dispatch_uid="orders.metrics.count_final_orders"
+        )
+        register_collector(SagaStateCollector())

@@ -22,6 +22,7 @@ from eventstore.store import ConcurrencyError
 from eventstore.vault import vault_erase, vault_take
 from payments.aggregates import Payment, PaymentError, PaymentNotFound
 from payments.gateway import DEFAULT_TOKEN, get_gateway
+from payments.metrics import gateway_timed
 
 payments: Repository[Payment] = Repository(Payment)
 
@@ -62,12 +63,16 @@ def payment_charge(
         return payment
     amount = _valid_amount(amount)
     require_no_transaction("A payment gateway call")
-    with tracing.span(
-        "payments.gateway.charge", {"payments.payment_id": payment_id}, kind=SpanKind.CLIENT
-    ) as span:
+    with (
+        tracing.span(
+            "payments.gateway.charge", {"payments.payment_id": payment_id}, kind=SpanKind.CLIENT
+        ) as span,
+        gateway_timed("charge") as call,
+    ):
         result = get_gateway().charge(
             idempotency_key=f"charge:{payment_id}", amount=amount, payment_token=payment_token
         )
+        call.outcome = "approved" if result.approved else "declined"
         tracing.set_attributes(
             span, **{"payments.approved": result.approved, "payments.reason": result.reason or None}
         )
@@ -128,8 +133,11 @@ def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:
         return payment
     payment.refunded()  # raises PaymentNotRefundable unless processed, before the gateway call
     require_no_transaction("A payment gateway call")
-    with tracing.span(
-        "payments.gateway.refund", {"payments.payment_id": payment_id}, kind=SpanKind.CLIENT
+    with (
+        tracing.span(
+            "payments.gateway.refund", {"payments.payment_id": payment_id}, kind=SpanKind.CLIENT
+        ),
+        gateway_timed("refund"),
     ):
         get_gateway().refund(
             idempotency_key=f"refund:{payment_id}",

@@ -1,0 +1,125 @@
+"""The event store's Prometheus series, and the registry `GET /metrics` exports.
+
+Counters count what committed, never what rolled back: appended events are counted in an
+on-commit callback of the append, so an append whose transaction rolls back (and the retry
+that appends the same events again) is counted once. Gauges that describe stored state
+(subscriber lag, parked partitions, and the collectors service apps add with
+`register_collector`) are read from the database at scrape time, so every process reports the
+same figure and no process has to keep them up to date.
+
+With PROMETHEUS_MULTIPROC_DIR set (gunicorn, Celery: several processes), the counters and
+histograms of every process are summed by `MultiProcessCollector`; without it, the process's
+own default registry is exported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from django.db import DatabaseError
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from eventstore.store import RecordedEvent
+
+logger = logging.getLogger(__name__)
+
+events_appended = Counter(
+    "eventstore_events_appended_total",
+    "Events appended to the log (counted when their transaction commits).",
+    ["aggregate_type", "event_type"],
+)
+
+subscriber_errors = Counter(
+    "eventstore_subscriber_errors_total",
+    "Events a subscriber's handler raised on (each failed attempt counts).",
+    ["subscriber"],
+)
+
+
+def count_appended(events: Iterable[RecordedEvent]) -> None:
+    """Count committed events by aggregate type and event type (an on-commit callback)."""
+    for (aggregate_type, event_type), count in Tally(
+        (event.aggregate_type, event.event_type) for event in events
+    ).items():
+        events_appended.labels(aggregate_type=aggregate_type, event_type=event_type).inc(count)
+
+
+class SubscriberLagCollector(Collector):
+    """eventstore_subscriber_lag_events per subscriber partition and eventstore_subscribers_parked
+    (partitions whose last catch-up stopped on an error), from `lags()` at scrape time."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from eventstore.subscriptions import lags  # the store imports this module
+
+        lag = GaugeMetricFamily(
+            "eventstore_subscriber_lag_events",
+            "Events a subscriber partition has yet to handle.",
+            labels=["subscriber", "partition"],
+        )
+        parked = 0
+        for partition in lags():
+            lag.add_metric([partition.subscriber, str(partition.partition)], partition.events)
+            parked += bool(partition.last_error)
+        yield lag
+        yield GaugeMetricFamily(
+            "eventstore_subscribers_parked",
+            "Subscriber partitions whose last catch-up stopped on an error.",
+            value=parked,
+        )
+
+
+_collectors: list[Collector] = [SubscriberLagCollector()]
+
+
+def register_collector(collector: Collector) -> Collector:
+    """Add a scrape-time collector to what `GET /metrics` exports (call from a ready())."""
+    if not any(type(known) is type(collector) for known in _collectors):
+        _collectors.append(collector)
+    return collector
+
+
+class _Guarded(Collector):
+    """A scrape-time collector whose database errors cost only its own series: the rest of the
+    scrape (HTTP traffic, counters) is what an operator needs most when the database is down."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator:
+        try:
+            return iter(list(self.collector.collect()))
+        except DatabaseError:
+            logger.exception("Metrics collector %s failed", type(self.collector).__name__)
+            return iter(())
+
+
+class _ProcessRegistry(Collector):
+    """This process's default registry (the single-process case)."""
+
+    def collect(self) -> Iterator:
+        return REGISTRY.collect()
+
+
+def multiprocess_dir() -> str:
+    """The directory every process writes its series to ("" when each process reports alone)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+
+
+def scrape_registry() -> CollectorRegistry:
+    """A registry of every series: the processes' counters and histograms (summed over all of
+    them in multiprocess mode) and the scrape-time gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir():
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ProcessRegistry())
+    for collector in _collectors:
+        registry.register(_Guarded(collector))
+    return registry

@@ -1,0 +1,89 @@
+"""Orders' Prometheus series: orders by outcome, time to the final state, sagas by state.
+
+Orders are counted from their final events (OrderCompleted, OrderCancelled) as they are
+appended, in an on-commit callback: an append that rolls back counts nothing, and a saga
+step handled again after it rolled back appends (and counts) its final event once. Replays
+and projection rebuilds append nothing, so they count nothing either. Sagas by state are read
+from the saga read model at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from eventstore.store import RecordedEvent
+from orders import events
+from orders.models import OrderSummary, SagaSummary
+
+_ORDER, _CANCELLED = events.ORDER, events.ORDER_CANCELLED
+_OUTCOMES = {events.ORDER_COMPLETED: "completed", _CANCELLED: "cancelled"}
+
+orders_total = Counter(
+    "orders_total",
+    "Orders that reached their final state, by outcome (and a cancellation's reason).",
+    ["outcome", "reason"],
+)
+
+orders_seconds_to_final = Histogram(
+    "orders_seconds_to_final",
+    "Seconds from an order's OrderCreated to its final event.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 86400),
+)
+
+
+def count_final_orders(sender: Any = None, events: Iterable[RecordedEvent] = (), **kwargs):
+    """`events_recorded` receiver: once the append commits, count each order that reached its
+    final state and the time it took."""
+    final = [
+        event
+        for event in events
+        if event.aggregate_type == _ORDER and event.event_type in _OUTCOMES
+    ]
+    if not final:
+        return
+    created_at = dict(
+        OrderSummary.objects.filter(
+            order_id__in={event.aggregate_id for event in final}
+        ).values_list("order_id", "created_at")
+    )
+    outcomes = []
+    for event in final:
+        reason = str(event.payload.get("reason") or "") if event.event_type == _CANCELLED else ""
+        started = created_at.get(event.aggregate_id)
+        seconds = (event.recorded_at - started).total_seconds() if started else None
+        outcomes.append((_OUTCOMES[event.event_type], reason, seconds))
+    transaction.on_commit(partial(_count, outcomes), robust=True)
+
+
+def _count(outcomes: list[tuple[str, str, float | None]]) -> None:
+    for outcome, reason, seconds in outcomes:
+        orders_total.labels(outcome=outcome, reason=reason).inc()
+        if seconds is not None:
+            orders_seconds_to_final.observe(max(seconds, 0.0))
+
+
+class SagaStateCollector(Collector):
+    """saga_instances{state}: sagas in each state (every state, 0 included), one GROUP BY."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = dict.fromkeys(SagaSummary.State.values, 0)
+        counts.update(
+            SagaSummary.objects.order_by()
+            .values_list("state")
+            .annotate(count=Count("saga_id"))
+            .values_list("state", "count")
+        )
+        family = GaugeMetricFamily(
+            "saga_instances", "Fulfilment sagas in each state.", labels=["state"]
+        )
+        for state, count in counts.items():
+            family.add_metric([state], count)
+        yield family
