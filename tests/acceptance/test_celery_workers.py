@@ -860,7 +860,7 @@ def test_three_workers_finish_every_order_with_each_effect_once_and_in_log_order
 
 
 KILLS = 3
-KILL_EVERY = 4.0  # seconds between a restarted worker being ready and the next kill
+KILL_EVERY = 1.5  # seconds between a restarted worker being ready and the next kill
 
 
 @pytest.mark.processes
