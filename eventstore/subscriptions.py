@@ -167,6 +167,7 @@ def catch_up_partition(
         result.position = point.position
         if not waiting:
             return result
+    transient_retries = 0
     while True:
         with transaction.atomic():
             # Locking the row gives this transaction its id before anything it appends: the
@@ -191,8 +192,13 @@ def catch_up_partition(
                     "eventstore.events": len(batch),
                 },
             ) as span:
-                point, error, failed_position = _handle_batch(
-                    subscriber, batch, result, read_at, handled_before
+                point, error, failed_position, again = _handle_batch(
+                    subscriber,
+                    batch,
+                    result,
+                    read_at,
+                    handled_before,
+                    retry_transient=transient_retries < TRANSIENT_RETRIES,
                 )
                 if handled_before and point >= max(handled_before):
                     handled_before = None  # past every point the previous partitions reached
@@ -211,6 +217,10 @@ def catch_up_partition(
         if error:
             result.error = error
             return result
+        if again:
+            transient_retries += 1
+            continue
+        transient_retries = 0
         if len(batch) < batch_size:
             if not skip_locked:
                 # A wake-up meanwhile waits for the lock and handles its own events.
@@ -230,15 +240,32 @@ def _handled_before(event: RecordedEvent, handled_before: list[LogPoint] | None)
     return event.log_point <= handled_before[event.partition(len(handled_before))]
 
 
+# PostgreSQL's deadlock and serialization failures. Appends run concurrently, so two batches
+# that touch the same streams in different orders (each appending for several orders) can
+# deadlock; the database aborts one. The other goes on, and the aborted one succeeds when it
+# handles the event again in a new transaction.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+# Times in a row a catch-up starts a new transaction for an event that met one of them, before
+# it records the error and stops as for any other.
+TRANSIENT_RETRIES = 3
+
+
+def _transient(error: Exception) -> bool:
+    return getattr(error.__cause__, "sqlstate", None) in _TRANSIENT_SQLSTATES
+
+
 def _handle_batch(
     subscriber: Subscriber,
     batch: list[RecordedEvent],
     result: CatchUpResult,
     read_at: LogPoint,
     handled_before: list[LogPoint] | None = None,
-) -> tuple[LogPoint, str, int | None]:
+    *,
+    retry_transient: bool = False,
+) -> tuple[LogPoint, str, int | None, bool]:
     """Handle the events in order, each in a savepoint; return the point reached (the last
-    event handled), the first error and its position."""
+    event handled), the first error and its position, and whether the batch stopped before an
+    event to handle it again in a new transaction (a transient failure, `retry_transient`)."""
     point = read_at
     for event in batch:
         if _handled_before(event, handled_before):
@@ -260,17 +287,27 @@ def _handle_batch(
             except Exception as exc:
                 # Each failed attempt counts, whether or not the batch's transaction commits.
                 metrics.subscriber_errors.labels(subscriber=subscriber.name).inc()
+                if retry_transient and _transient(exc):
+                    logger.warning(
+                        "Subscriber %s met %s on event #%s (%s); it handles the event again in "
+                        "a new transaction",
+                        subscriber.name,
+                        type(exc).__name__,
+                        event.position,
+                        event.event_type,
+                    )
+                    return point, "", None, True
                 logger.exception(
                     "Subscriber %s failed on event #%s (%s)",
                     subscriber.name,
                     event.position,
                     event.event_type,
                 )
-                return point, f"{type(exc).__name__}: {exc}", event.position
+                return point, f"{type(exc).__name__}: {exc}", event.position, False
         point = event.log_point
         result.position = event.position
         result.handled += 1
-    return point, "", None
+    return point, "", None, False
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from eventstore import signals
 from eventstore.models import Checkpoint, Event
 from eventstore.store import NewEvent
 from eventstore.subscriptions import (
+    TRANSIENT_RETRIES,
     Subscriber,
     SubscriberError,
     catch_up,
@@ -264,3 +265,50 @@ def test_catch_up_all_reports_each_subscriber(store, subscribe):
     results = {result.name: result.handled for result in catch_up_all()}
 
     assert results == {"tests.noter": 2, "tests.echo": 2}
+
+
+class Deadlocked(Subscriber):
+    """Meets PostgreSQL's deadlock error (SQLSTATE 40P01) on its first `failures` attempts at
+    the second event, as a batch that lost a deadlock to another worker's does."""
+
+    name = "tests.deadlocked"
+    event_types = frozenset({"ThingHappened"})
+
+    def __init__(self, failures):
+        self.failures = failures
+        self.attempts = 0
+        self.handled = []
+
+    def handle(self, event):
+        if event.payload["n"] == 1 and self.attempts < self.failures:
+            self.attempts += 1
+            error = OperationalError("deadlock detected")
+            error.__cause__ = type("DeadlockDetected", (Exception,), {"sqlstate": "40P01"})()
+            raise error
+        self.handled.append(event.payload["n"])
+
+
+@pytest.mark.django_db
+def test_a_deadlocked_event_is_handled_again_in_a_new_transaction_without_an_error(
+    store, subscribe
+):
+    subscriber = subscribe(Deadlocked(failures=2))
+    happened(store, 3)
+
+    result = catch_up(subscriber)
+
+    assert subscriber.handled == [0, 1, 2]  # each once, in order
+    assert result.error == ""
+    assert Checkpoint.objects.get(subscriber=subscriber.name).last_error == ""
+
+
+@pytest.mark.django_db
+def test_an_event_that_keeps_deadlocking_stops_its_subscriber_with_the_error(store, subscribe):
+    subscriber = subscribe(Deadlocked(failures=TRANSIENT_RETRIES + 1))
+    happened(store, 3)
+
+    result = catch_up(subscriber)
+
+    assert subscriber.handled == [0]
+    assert "deadlock detected" in result.error
+    assert subscriber.attempts == TRANSIENT_RETRIES + 1
