@@ -190,8 +190,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
 # PostgreSQL: followers of the log wait for the oldest transaction still running anywhere in
-# the cluster (eventstore.sql.follow_condition), so a connection left idle inside a transaction
-# would hold every subscriber back: the server ends such a session after this many ms (0: never).
+# the cluster (eventstore.recorders.PostgresRecorder.follow_condition), so a connection left
+# idle inside a transaction would hold every subscriber back: the server ends such a session
+# after this many ms (0: never).
 DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS = env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options = DATABASES["default"].setdefault("OPTIONS", {})

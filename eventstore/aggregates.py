@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from eventstore import sql
+from eventstore.recorders import recorder
 from eventstore.store import (
     ConcurrencyError,
     EventStore,
@@ -244,7 +244,7 @@ class Repository(Generic[A]):
         due = [a for a in aggregates if a.version // every > a.loaded_version // every]
         if not due:
             return
-        sql.upsert_snapshots(
+        recorder().upsert_snapshots(
             [
                 (
                     a.aggregate_type,
@@ -271,7 +271,7 @@ def retry_on_conflict(
 
     A retry inside a caller's transaction keeps that transaction's id, older than the writer it
     lost to; the store raises its events' transaction ids to their streams' previous ones, so
-    followers still read each stream in order (eventstore.sql._TRANSACTION_ID).
+    followers still read each stream in order (`PostgresRecorder.transaction_id_mark`).
     """
 
     def decorate(handler: Callable[..., R]) -> Callable[..., R]:

@@ -31,8 +31,9 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from eventstore import sql, tracing
+from eventstore import tracing
 from eventstore.models import Effect
+from eventstore.recorders import recorder
 from eventstore.store import RecordedEvent, event_store
 from eventstore.subscriptions import Subscriber
 
@@ -84,7 +85,7 @@ class EffectSubscriber(Subscriber):
 
 def owe(subscriber: Subscriber, event: RecordedEvent) -> None:
     """Record that `subscriber` owes a call for `event` (once, however often it is handled)."""
-    sql.owe_effect(subscriber.name, event.event_id, event.position, event.event_type)
+    recorder().owe_effect(subscriber.name, event.event_id, event.position, event.event_type)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def claim_next(subscriber_name: str) -> Claim | None:
     now = timezone.now()
     lease = timedelta(seconds=float(settings.EVENTSTORE_EFFECT_LEASE))
     token = uuid.uuid4()
-    claimed = sql.claim_effect(subscriber_name, now, now + lease, token)
+    claimed = recorder().claim_effect(subscriber_name, now, now + lease, token)
     if claimed is None:
         return None
     effect_id, event_id, attempt = claimed
@@ -123,7 +124,7 @@ def backoff(attempt: int) -> timedelta:
 
 def _finish(claim: Claim, status: str, last_error: str = "", due_at=None) -> bool:
     """Record how the claimed call went, unless another worker has claimed it since."""
-    return sql.finish_effect(
+    return recorder().finish_effect(
         claim.effect_id,
         claim.token,
         status=status,
@@ -194,10 +195,10 @@ def run_due(subscriber: EffectSubscriber) -> int:
     # Inside a transaction (a test's own), other connections would not see what it wrote.
     at_once = 1 if transaction.get_connection().in_atomic_block else PARALLEL_CALLS
     # A lock-free look before each claim, so that a pass with nothing due takes no write lock.
-    while sql.effect_due(subscriber.name, timezone.now()):
+    while recorder().effect_due(subscriber.name, timezone.now()):
         claims = []
         while len(claims) < at_once and (
-            not claims or sql.effect_due(subscriber.name, timezone.now())
+            not claims or recorder().effect_due(subscriber.name, timezone.now())
         ):
             claim = claim_next(subscriber.name)
             if claim is None:  # taken by another worker since the look

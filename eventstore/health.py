@@ -10,7 +10,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from eventstore import sql
+from eventstore.recorders import recorder
 from eventstore.subscriptions import lags
 
 
@@ -22,7 +22,7 @@ def health_check() -> tuple[dict[str, Any], bool]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        followers = sql.horizon()
+        followers = recorder().horizon()
         largest = max(lags(), key=lambda lag: lag.events, default=None)
     except DatabaseError as error:
         return {"status": "unavailable", "database": f"unreachable: {type(error).__name__}"}, False

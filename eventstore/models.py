@@ -49,7 +49,7 @@ class Event(models.Model):
     partition_hash = models.IntegerField(db_default=0, editable=False)
     recorded_at = models.DateTimeField()
     # Followers read the log in (transaction_id, position) order, up to the oldest transaction
-    # still running (eventstore.sql.follow_condition). On PostgreSQL it is the appending
+    # still running (PostgresRecorder.follow_condition). On PostgreSQL it is the appending
     # transaction's id (pg_current_xact_id), raised to the stream's previous event's when that
     # is higher, so a stream's events keep their order; 0 on SQLite, whose single writer
     # commits positions in order, and for events stored before concurrent appends.

@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 
 from django.db import models
 
-from eventstore import signals, sql
+from eventstore import signals
 from eventstore.models import Stream
+from eventstore.recorders import recorder
 from eventstore.store import RecordedEvent
 
 
@@ -126,7 +127,7 @@ class StreamProjection(Projection):
         if not last:
             return
         # One upsert per batch; `first_recorded_at` is kept from the row's first insert.
-        sql.upsert_streams(
+        recorder().upsert_streams(
             [
                 (
                     event.aggregate_type,

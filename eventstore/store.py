@@ -8,7 +8,7 @@ Guarantees:
 - Followers (`read_new`) read the log in `LogPoint` order, (transaction id, position), and
   never later find a committed event before a point they have passed: on PostgreSQL appends
   run concurrently and an event is read only once every transaction that could sort before it
-  has ended (see `sql.follow_condition`); SQLite serialises writers with IMMEDIATE
+  has ended (see `PostgresRecorder.follow_condition`); SQLite serialises writers with IMMEDIATE
   transactions, so there the order is the position's. A stream's events are read in version
   order. Positions may have gaps (a rolled-back insert), so never assume they are contiguous,
   and on PostgreSQL they are not commit order: follow by `LogPoint`, not by position.
@@ -23,13 +23,11 @@ import itertools
 import json
 import logging
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -37,9 +35,10 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from eventstore import metrics, signals, sql, tracing
+from eventstore import metrics, signals, tracing
 from eventstore.models import Event
-from eventstore.sql import LogPoint
+from eventstore.recorders import EventRow, StreamHead, recorder
+from eventstore.records import LogPoint, RecordedEvent, partition_hash, stored_correlation_id
 from eventstore.upcasting import current_schema_version, upcast
 
 logger = logging.getLogger(__name__)
@@ -54,13 +53,6 @@ class AppendTimeout(OperationalError):
 _append_timeouts = itertools.count(1)
 
 
-def _is_lock_timeout(vendor: str, error: OperationalError) -> bool:
-    """Whether the database refused a statement because it waited too long for a lock."""
-    if vendor == "postgresql":  # psycopg's LockNotAvailable, SQLSTATE 55P03
-        return getattr(error.__cause__, "sqlstate", None) == "55P03"
-    return vendor == "sqlite" and "database is locked" in str(error)
-
-
 def raise_append_timeouts(execute, sql, params, many, context):
     """Execute wrapper: a statement the database gave up on after its lock timeout raises
     `AppendTimeout`. Both databases time out only where events are written (SQLite on its write
@@ -68,8 +60,8 @@ def raise_append_timeouts(execute, sql, params, many, context):
     try:
         return execute(sql, params, many, context)
     except OperationalError as error:
-        if isinstance(error, AppendTimeout) or not _is_lock_timeout(
-            context["connection"].vendor, error
+        if isinstance(error, AppendTimeout) or not recorder(context["connection"]).is_lock_timeout(
+            error
         ):
             raise
         logger.warning(
@@ -121,63 +113,6 @@ class StreamAppend:
     expected_version: int | None = None
 
 
-class RecordedEvent(NamedTuple):
-    """A stored event as readers see it: payload already upcast to the newest schema version.
-
-    A named tuple rather than a frozen dataclass: replays build one per event, and a tuple is
-    built four times faster.
-    """
-
-    position: int
-    event_id: uuid.UUID
-    aggregate_type: str
-    aggregate_id: str
-    version: int
-    event_type: str
-    schema_version: int
-    payload: dict[str, Any]
-    metadata: dict[str, Any]
-    recorded_at: datetime
-    # With position, its place in the order followers read the log in (`log_point`).
-    transaction_id: int = 0
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> RecordedEvent:
-        """Build from a decoded row of `sql.COLUMNS`, upcasting an old payload on the way."""
-        position, event_id, kind, ident, version, event_type, schema, payload, metadata, at, tx = (
-            row
-        )
-        schema, payload = upcast(event_type, schema, payload)
-        return cls(
-            position, event_id, kind, ident, version, event_type, schema, payload, metadata, at, tx
-        )
-
-    @property
-    def log_point(self) -> LogPoint:
-        """Where this event lies in the order followers read the log in."""
-        return LogPoint(self.transaction_id, self.position)
-
-    def partition(self, partitions: int) -> int:
-        """The partition this event falls in when a subscriber is split into `partitions`."""
-        return partition_hash(self.metadata, self.aggregate_id) % partitions
-
-    @property
-    def correlation_id(self) -> str | None:
-        """The id of the business transaction (the order) this event belongs to."""
-        return self.metadata.get("correlation_id")
-
-    def caused_metadata(self, actor: str) -> dict[str, Any]:
-        """Metadata for an event this one caused: the same correlation (and trace, when this one
-        carries a trace context), this event as the cause."""
-        metadata = {"causation_id": str(self.event_id), "actor": actor}
-        if self.correlation_id:
-            metadata["correlation_id"] = self.correlation_id
-        for key in tracing.TRACE_KEYS:
-            if key in self.metadata:
-                metadata[key] = self.metadata[key]
-        return metadata
-
-
 def as_json_data(value: dict[str, Any], what: str = "payload") -> dict[str, Any]:
     """Return `value` exactly as it will read back from the database (Decimal -> str, ...)."""
     return json.loads(_json_text(value, what))
@@ -188,21 +123,6 @@ def _json_text(value: dict[str, Any], what: str) -> str:
     if not isinstance(value, dict):
         raise TypeError(f"Event {what} must be a dict, got {type(value).__name__}")
     return json.dumps(value, cls=DjangoJSONEncoder)
-
-
-def _correlation_id(metadata: dict[str, Any]) -> str:
-    """The indexed copy of the metadata's correlation id ("" when there is none)."""
-    value = metadata.get("correlation_id")
-    return "" if value is None else str(value)[:128]
-
-
-def partition_hash(metadata: dict[str, Any], aggregate_id: str) -> int:
-    """The stored hash of an event's partition key: its correlation id (the order, for
-    everything a saga does), else its aggregate id. Events of one key share a partition, so a
-    partitioned subscriber handles them in log order. Stable across processes and versions
-    (CRC-32), non-negative and within a 32-bit signed integer column."""
-    key = _correlation_id(metadata) or str(aggregate_id)
-    return zlib.crc32(key.encode()) & 0x7FFFFFFF
 
 
 class EventStore:
@@ -237,7 +157,7 @@ class EventStore:
             # Any lock wait of this transaction (behind a replay holding the log, or another
             # writer of the same stream version) gives up after EVENTSTORE_LOCK_TIMEOUT_MS as
             # `AppendTimeout`: the look sets lock_timeout on PostgreSQL.
-            stored_ids, heads = sql.stored_ids_and_heads(
+            stored_ids, heads = recorder().stored_ids_and_heads(
                 wanted_ids,
                 [(stream.aggregate_type, str(stream.aggregate_id)) for stream in streams],
                 lock_timeout_ms=int(settings.EVENTSTORE_LOCK_TIMEOUT_MS),
@@ -245,7 +165,7 @@ class EventStore:
             current = {key: head.version for key, head in heads.items()}
             if stored_ids:
                 if stored_ids.issuperset(wanted_ids):
-                    return self._read_ids(wanted_ids)
+                    return recorder().read_ids(wanted_ids)
                 streams = self._without_stored(streams, stored_ids)
             for stream in streams:
                 actual = current.get((stream.aggregate_type, str(stream.aggregate_id)), 0)
@@ -257,12 +177,15 @@ class EventStore:
             # A row that breaks a unique key is skipped, not an error, so no savepoint is
             # needed to keep the transaction usable: another writer appended to the stream
             # since it was read above, or stored one of these event ids.
-            points = sql.insert(rows)
+            points = recorder().insert(rows)
             if len(points) < len(rows):
                 self._raise_conflict(streams, current, rows, points)
             recorded = [
-                RecordedEvent(points[row[0]].position, *values, points[row[0]].transaction_id)
-                for row, values in zip(rows, recorded, strict=True)
+                event._replace(
+                    position=points[row.event_id].position,
+                    transaction_id=points[row.event_id].transaction_id,
+                )
+                for row, event in zip(rows, recorded, strict=True)
             ]
             signals.events_recorded.send(sender=EventStore, events=recorded)
             # Counted once committed: a rolled-back append (and its retry) counts once.
@@ -292,10 +215,7 @@ class EventStore:
         SQLite's IMMEDIATE transactions already hold the write lock; PostgreSQL takes a SHARE
         lock on the log, which readers pass and appenders wait for.
         """
-        connection = transaction.get_connection()
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN SHARE MODE")
+        recorder().hold_appends()
 
     @staticmethod
     def _validate(streams: Sequence[StreamAppend]) -> None:
@@ -332,18 +252,7 @@ class EventStore:
         EXCLUSIVE lock, which readers pass; SQLite's IMMEDIATE transactions hold the write lock
         from their start already.
         """
-        connection = transaction.get_connection()
-        if connection.vendor == "postgresql":
-            statements = [
-                f"SET LOCAL lock_timeout = {int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)}",
-                f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE",
-            ]
-            with connection.cursor() as cursor:
-                if connection.settings_dict["OPTIONS"].get("server_side_binding"):
-                    for statement in statements:  # one statement per execute on this protocol
-                        cursor.execute(statement)
-                else:  # one round trip for both
-                    cursor.execute("; ".join(statements))
+        recorder().lock_appends(int(settings.EVENTSTORE_LOCK_TIMEOUT_MS))
 
     @staticmethod
     def _without_stored(
@@ -363,21 +272,24 @@ class EventStore:
 
     @staticmethod
     def _current_versions(streams: Iterable[StreamAppend]) -> dict[tuple[str, str], int]:
-        return sql.current_versions(
+        heads = recorder().stream_heads(
             (stream.aggregate_type, str(stream.aggregate_id)) for stream in streams
         )
+        return {key: head.version for key, head in heads.items()}
 
     @staticmethod
     def _rows(
         streams: Sequence[StreamAppend],
-        heads: dict[tuple[str, str], sql.StreamHead],
+        heads: dict[tuple[str, str], StreamHead],
         trace_context: dict[str, str],
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The rows to insert (as `sql.insert` takes them), and for each the `RecordedEvent`
-        fields after its position, payload and metadata exactly as they will read back; the
-        metadata with `trace_context` (the appending span's, replacing one copied forward)."""
+    ) -> tuple[list[EventRow], list[RecordedEvent]]:
+        """The rows to insert, and for each the event readers will see (its position and
+        transaction id still to come from the insert): payload and metadata exactly as they
+        will read back, the metadata with `trace_context` (the appending span's, replacing one
+        copied forward)."""
         now = timezone.now()
-        stored_now = sql.db_datetime(now)
+        stored_now = recorder().db_datetime(now)
+        db_uuid = recorder().db_uuid
         rows = []
         recorded = []
         for stream in streams:
@@ -393,19 +305,19 @@ class EventStore:
                 metadata = json.loads(metadata_text)
                 schema_version = event.schema_version or current_schema_version(event.event_type)
                 rows.append(
-                    (
-                        sql.db_uuid(event.event_id),
-                        kind,
-                        ident,
-                        version,
-                        event.event_type,
-                        schema_version,
-                        payload_text,
-                        metadata_text,
-                        stored_now,
-                        _correlation_id(metadata),
-                        partition_hash(metadata, ident),
-                        head_transaction_id,
+                    EventRow(
+                        event_id=db_uuid(event.event_id),
+                        aggregate_type=kind,
+                        aggregate_id=ident,
+                        version=version,
+                        event_type=event.event_type,
+                        schema_version=schema_version,
+                        payload=payload_text,
+                        metadata=metadata_text,
+                        recorded_at=stored_now,
+                        correlation_id=stored_correlation_id(metadata),
+                        partition_hash=partition_hash(metadata, ident),
+                        transaction_id=head_transaction_id,
                     )
                 )
                 # What readers of the log will see: an event appended at an older schema
@@ -414,16 +326,17 @@ class EventStore:
                     event.event_type, schema_version, json.loads(payload_text)
                 )
                 recorded.append(
-                    (
-                        event.event_id,
-                        kind,
-                        ident,
-                        version,
-                        event.event_type,
-                        read_schema,
-                        payload,
-                        metadata,
-                        now,
+                    RecordedEvent(
+                        position=0,
+                        event_id=event.event_id,
+                        aggregate_type=kind,
+                        aggregate_id=ident,
+                        version=version,
+                        event_type=event.event_type,
+                        schema_version=read_schema,
+                        payload=payload,
+                        metadata=metadata,
+                        recorded_at=now,
                     )
                 )
         return rows, recorded
@@ -432,13 +345,15 @@ class EventStore:
         self,
         streams: Sequence[StreamAppend],
         assumed: dict[tuple[str, str], int],
-        rows: Sequence[tuple[Any, ...]],
+        rows: Sequence[EventRow],
         inserted: dict[Any, LogPoint],
     ) -> None:
         """Raise for rows the insert skipped: the ConcurrencyError of the stream that moved on,
         else an IntegrityError (an event id stored meanwhile). The append's own transaction or
         savepoint undoes the rows that were inserted."""
-        ours = Counter((row[1], row[2]) for row in rows if row[0] in inserted)
+        ours = Counter(
+            (row.aggregate_type, row.aggregate_id) for row in rows if row.event_id in inserted
+        )
         now = self._current_versions(streams)
         for stream in streams:
             key = (stream.aggregate_type, str(stream.aggregate_id))
@@ -453,12 +368,7 @@ class EventStore:
         self, aggregate_type: str, aggregate_id: str, *, after_version: int = 0
     ) -> list[RecordedEvent]:
         """The events of one stream after `after_version`, in version order."""
-        rows = sql.select(
-            "aggregate_type = %s AND aggregate_id = %s AND version > %s",
-            [aggregate_type, str(aggregate_id), after_version],
-            "version",
-        )
-        return [RecordedEvent.from_row(row) for row in rows]
+        return recorder().read_stream(aggregate_type, str(aggregate_id), after_version)
 
     def read_for_load(
         self, aggregate_type: str, aggregate_id: str, *, state_version: int | None = None
@@ -466,7 +376,9 @@ class EventStore:
         """What loading an aggregate needs, in one query: its snapshot in `state_version`'s
         format ((version, state), or None; never looked for when `state_version` is None) and
         the (version, event_type, upcast payload) of every event after it."""
-        snapshot, rows = sql.stream_for_load(aggregate_type, str(aggregate_id), state_version)
+        snapshot, rows = recorder().stream_for_load(
+            aggregate_type, str(aggregate_id), state_version
+        )
         return snapshot, [
             (version, event_type, upcast(event_type, schema, payload)[1])
             for version, event_type, schema, payload in rows
@@ -496,11 +408,7 @@ class EventStore:
         Position order is not commit order on PostgreSQL: paging by position is complete only
         while appends are held (`hold_appends`, as replays do). A follower uses `read_new`."""
         limit = limit or settings.EVENTSTORE_BATCH_SIZE
-        types, params = sql.types_condition(event_types)
-        if partition is not None:
-            types += sql.partition_condition(*partition)
-        rows = sql.select(f"position > %s{types}", [after_position, *params], "position", limit)
-        return [RecordedEvent.from_row(row) for row in rows]
+        return recorder().read_page(after_position, limit, event_types, partition)
 
     def read_new(
         self,
@@ -514,16 +422,7 @@ class EventStore:
         no event committed later can sort before (see the module's guarantees); only those of
         one partition when `partition` is (partition, partitions)."""
         limit = limit or settings.EVENTSTORE_BATCH_SIZE
-        types, params = sql.types_condition(event_types)
-        if partition is not None:
-            types += sql.partition_condition(*partition)
-        rows = sql.select(
-            f"{sql.follow_condition()}{types}",
-            [*sql.follow_params(after), *params],
-            sql.follow_order(),
-            limit,
-        )
-        return [RecordedEvent.from_row(row) for row in rows]
+        return recorder().read_new(after, limit, event_types, partition)
 
     def read_all(
         self,
@@ -555,8 +454,7 @@ class EventStore:
     def read_correlated(self, correlation_id: str) -> list[RecordedEvent]:
         """Every event whose metadata names this correlation id (e.g. one order), in position
         order, across all streams."""
-        rows = sql.select("correlation_id = %s", [str(correlation_id)], "position")
-        return [RecordedEvent.from_row(row) for row in rows]
+        return recorder().read_correlated(str(correlation_id))
 
     def count(self, *, after_position: int = 0, event_types: Iterable[str] | None = None) -> int:
         """How many events `read_all` with the same arguments would yield."""
@@ -571,19 +469,12 @@ class EventStore:
 
     def get(self, event_id: uuid.UUID) -> RecordedEvent | None:
         """The stored event with this id, or None."""
-        rows = sql.select("event_id = %s", [sql.db_uuid(event_id)], "position")
-        return RecordedEvent.from_row(rows[0]) if rows else None
+        found = recorder().read_ids([event_id])
+        return found[0] if found else None
 
     def last_position(self) -> int:
         """The highest position stored (0 for an empty log)."""
         return Event.objects.aggregate(last=Max("position"))["last"] or 0
-
-    def _read_ids(self, event_ids: list[uuid.UUID]) -> list[RecordedEvent]:
-        marks = ", ".join(["%s"] * len(event_ids))
-        rows = sql.select(
-            f"event_id IN ({marks})", [sql.db_uuid(event_id) for event_id in event_ids], "position"
-        )
-        return [RecordedEvent.from_row(row) for row in rows]
 
 
 event_store = EventStore()

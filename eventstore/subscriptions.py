@@ -1,6 +1,6 @@
 """Named subscribers with checkpoints: after-commit reactions that take effect exactly once.
 
-A subscriber handles events in the order followers read the log (`sql.LogPoint`: position
+A subscriber handles events in the order followers read the log (`LogPoint`: position
 order on SQLite; on PostgreSQL, where appends run concurrently, (transaction id, position) up
 to the oldest transaction still running). Each batch runs in one transaction that first
 locks the subscriber's checkpoint row, then handles every event (each in a savepoint) and moves
@@ -26,9 +26,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore import metrics, sql, tracing
+from eventstore import metrics, tracing
 from eventstore.logs import event_log_context
-from eventstore.sql import LogPoint
+from eventstore.recorders import recorder
+from eventstore.records import LogPoint
 from eventstore.store import RecordedEvent, event_store
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def catch_up_partition(
     A failing event rolls back its own effects only; the checkpoint stays just before it, with
     the error recorded on the checkpoint, and the next catch-up tries it again.
     Each batch holds the partition's checkpoint row locked, and moves it only from where it
-    read it (`sql.save_checkpoint` is fenced), so two workers never both commit one event's
+    read it (`Recorder.save_checkpoint` is fenced), so two workers never both commit one event's
     effects. With `skip_locked`, a partition another worker holds is left to it (`busy`): that
     worker looks for new events once more after its last commit, so no wake-up is lost.
     """
@@ -163,7 +164,7 @@ def catch_up_partition(
     if look_first:
         # A lock-free look first, so idle subscribers never queue for the write lock. A stale
         # "no" is safe: an event committed after this read wakes subscribers after its commit.
-        point, waiting = sql.checkpoint_and_backlog(name, partition, count, types)
+        point, waiting = recorder().checkpoint_and_backlog(name, partition, count, types)
         result.position = point.position
         if not waiting:
             return result
@@ -172,8 +173,9 @@ def catch_up_partition(
         with transaction.atomic():
             # Locking the row gives this transaction its id before anything it appends: the
             # store raises an appended event's transaction id to its stream's previous one's, so
-            # events appended here still follow their streams' order (sql._TRANSACTION_ID).
-            held = sql.lock_checkpoint(name, partition, count, skip_locked=skip_locked)
+            # events appended here still follow their streams' order
+            # (`PostgresRecorder.transaction_id_mark`).
+            held = recorder().lock_checkpoint(name, partition, count, skip_locked=skip_locked)
             if held is None:
                 result.busy = True
                 return result
@@ -202,7 +204,7 @@ def catch_up_partition(
                 )
                 if handled_before and point >= max(handled_before):
                     handled_before = None  # past every point the previous partitions reached
-                sql.save_checkpoint(
+                recorder().save_checkpoint(
                     name,
                     partition,
                     count,
@@ -227,7 +229,7 @@ def catch_up_partition(
                 return result
             # Look once more after the commit: a wake-up that found this partition busy
             # meanwhile left its events to this worker.
-            _, waiting = sql.checkpoint_and_backlog(name, partition, count, types)
+            _, waiting = recorder().checkpoint_and_backlog(name, partition, count, types)
             if not waiting:
                 return result
 
@@ -328,9 +330,9 @@ def lags(names: Iterable[str] | None = None) -> list[PartitionLag]:
     return [
         PartitionLag(subscriber.name, partition, count, events, error)
         for subscriber in get_subscribers(names)
-        for partition, (events, error) in sql.partition_lags(
-            subscriber.name, count, subscriber.event_types
-        ).items()
+        for partition, (events, error) in recorder()
+        .partition_lags(subscriber.name, count, subscriber.event_types)
+        .items()
     ]
 
 
@@ -354,20 +356,20 @@ def wait_until_followable(events: Iterable[RecordedEvent] | None) -> bool:
     whether they can.
 
     On PostgreSQL a committed event is read only once every transaction older than its own has
-    ended (`sql.follow_condition`). A subscriber woken by a commit while such a transaction
-    still runs would find nothing and stop, and nobody would look again for it: so the commit's
-    wake-up waits for them first (they are short: appends and batches). Past the wait, the
-    wake-up goes ahead; the events are delivered by the next wake-up of their partitions,
-    beat's sweep or `process_events`.
+    ended (`PostgresRecorder.follow_condition`). A subscriber woken by a commit while such a
+    transaction still runs would find nothing and stop, and nobody would look again for it: so
+    the commit's wake-up waits for them first (they are short: appends and batches). Past the
+    wait, the wake-up goes ahead; the events are delivered by the next wake-up of their
+    partitions, beat's sweep or `process_events`.
     """
     target = max((event.transaction_id for event in events or ()), default=0)
-    if sql.followable(target):
+    if recorder().followable(target):
         return True
     deadline = time.monotonic() + float(settings.EVENTSTORE_FOLLOW_WAIT)
     pause = 0.001
     while time.monotonic() < deadline:
         time.sleep(pause)
-        if sql.followable(target):
+        if recorder().followable(target):
             return True
         pause = min(pause * 2, 0.05)
     logger.warning(

@@ -33,8 +33,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from eventstore import signals, sql
+from eventstore import signals
 from eventstore.effects import EffectSubscriber, claim_next, due_calls, perform_claimed
+from eventstore.recorders import recorder
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import (
     catch_up_partition as catch_up_one,
@@ -182,7 +183,7 @@ def sweep() -> int:
     sent = 0
     stale = timezone.now() - timedelta(seconds=float(settings.EVENTSTORE_SWEEP_INTERVAL))
     for subscriber in get_subscribers():
-        waiting = sql.partitions_with_backlog(
+        waiting = recorder().partitions_with_backlog(
             subscriber.name, partitions(), subscriber.event_types, recorded_before=stale
         )
         for partition in waiting:

@@ -87,7 +87,7 @@ def test_a_requests_records_carry_the_request_id_it_sent_and_the_answer_echoes_i
     def log_inside():
         logging.getLogger("tests.inside").info("inside the view")
 
-    with patch("eventstore.sql.horizon", side_effect=log_inside):
+    with patch("eventstore.recorders.Recorder.horizon", side_effect=log_inside):
         response = anonymous_client.get("/api/health/", headers={"X-Request-ID": "req-42"})
 
     assert response["X-Request-ID"] == "req-42"

@@ -8,7 +8,7 @@ from django.db import connection, connections, transaction
 
 from eventstore.aggregates import Repository, retry_on_conflict
 from eventstore.models import Event
-from eventstore.sql import START
+from eventstore.records import START
 from eventstore.store import (
     AppendTimeout,
     ConcurrencyError,

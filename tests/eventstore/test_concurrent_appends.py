@@ -2,10 +2,10 @@
 
 Positions are handed out in insert order and become visible in commit order. Followers read in
 (transaction id, position) order, and only events below the oldest transaction still running
-(eventstore.sql.follow_condition), so a writer that has not committed holds every follower back
-instead of being passed; and an appended event's transaction id is raised to its stream's
-previous event's, so a stream's events are read in version order even from a transaction that
-took its id before the writer it follows.
+(eventstore.recorders.PostgresRecorder.follow_condition), so a writer that has not committed
+holds every follower back instead of being passed; and an appended event's transaction id is
+raised to its stream's previous event's, so a stream's events are read in version order even
+from a transaction that took its id before the writer it follows.
 """
 
 import random
@@ -16,9 +16,9 @@ from collections import Counter
 import pytest
 from django.db import connection, connections, transaction
 
-from eventstore import sql
 from eventstore.models import Checkpoint, Event
-from eventstore.sql import START
+from eventstore.recorders import recorder
+from eventstore.records import START, LogPoint
 from eventstore.store import ConcurrencyError, NewEvent, event_store
 from eventstore.subscriptions import Subscriber, catch_up
 from tests.threads import run_threads
@@ -39,9 +39,9 @@ class Follower(Subscriber):
         self.handled.append(event)
 
 
-def checkpoint(name: str) -> sql.LogPoint:
+def checkpoint(name: str) -> LogPoint:
     row = Checkpoint.objects.get(subscriber=name)
-    return sql.LogPoint(row.transaction_id, row.position)
+    return LogPoint(row.transaction_id, row.position)
 
 
 class OpenWriter:
@@ -89,7 +89,7 @@ def test_a_writer_that_has_not_committed_holds_every_follower_back(subscribe, se
         assert event_store.read_new(START) == []
         assert catch_up(follower).handled == 0
         assert checkpoint(follower.name) == START
-        held = sql.horizon()
+        held = recorder().horizon()
         assert held["events_behind_horizon"] == 1
         assert held["oldest_transaction_seconds"] > 0
         assert held["transaction_ids_ahead"] is False
@@ -100,7 +100,7 @@ def test_a_writer_that_has_not_committed_holds_every_follower_back(subscribe, se
     assert [event.event_type for event in follower.handled] == ["Early", "Late"]
     assert "still behind an older running transaction" in caplog.text
     assert checkpoint(follower.name) == follower.handled[-1].log_point
-    assert sql.horizon()["events_behind_horizon"] == 0
+    assert recorder().horizon()["events_behind_horizon"] == 0
 
 
 def test_a_commit_wakes_its_subscribers_once_the_older_writers_it_waited_for_have_ended(

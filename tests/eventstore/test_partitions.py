@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from django.db import connection, transaction
 
-from eventstore import sql
+from eventstore import recorders
 from eventstore.models import Checkpoint, Event
 from eventstore.store import NewEvent, partition_hash
 from eventstore.subscriptions import Subscriber, catch_up, catch_up_partition, lags
@@ -158,12 +158,12 @@ def test_the_count_cannot_change_again_before_the_previous_change_is_caught_up(s
     catch_up_partition(recorder, 0)  # partition 1 stays behind
     settings.EVENTSTORE_PARTITIONS = 3
     with transaction.atomic():
-        sql.ensure_partitions(recorder.name, 3)
+        recorders.recorder().ensure_partitions(recorder.name, 3)
     assert any(row.handled_before for row in Checkpoint.objects.filter(subscriber=recorder.name))
 
     settings.EVENTSTORE_PARTITIONS = 5
-    with pytest.raises(sql.RepartitionPending, match="changed again"), transaction.atomic():
-        sql.ensure_partitions(recorder.name, 5)
+    with pytest.raises(recorders.RepartitionPending, match="changed again"), transaction.atomic():
+        recorders.recorder().ensure_partitions(recorder.name, 5)
 
 
 def test_a_checkpoint_moved_by_another_worker_undoes_the_whole_batch(store, settings):
@@ -184,9 +184,9 @@ def test_a_checkpoint_moved_by_another_worker_undoes_the_whole_batch(store, sett
                 )
 
     with transaction.atomic():
-        sql.ensure_partitions(Interloper.name, 1)
+        recorders.recorder().ensure_partitions(Interloper.name, 1)
 
-    with pytest.raises(sql.CheckpointMoved, match="moved from position 0"):
+    with pytest.raises(recorders.CheckpointMoved, match="moved from position 0"):
         catch_up(Interloper())
 
     assert not Event.objects.filter(event_type="Side").exists()
@@ -201,13 +201,16 @@ def test_the_backlog_query_names_the_partitions_behind_and_those_never_started(s
     catch_up_partition(recorder, 0)  # creates every partition's row, catches 0 up
     holding = {event.partition(4) for event in store.read_page()}
 
-    behind = sql.partitions_with_backlog(recorder.name, 4, recorder.event_types)
+    behind = recorders.recorder().partitions_with_backlog(recorder.name, 4, recorder.event_types)
 
     assert behind == sorted(holding - {0})
-    assert sql.partitions_with_backlog(recorder.name, 4, {"Other"}) == []
+    assert recorders.recorder().partitions_with_backlog(recorder.name, 4, {"Other"}) == []
 
-    assert sql.partitions_with_backlog(recorder.name, 4, None, recorded_before=first) == []
-    never = sql.partitions_with_backlog("tests.never", 4, recorder.event_types)
+    assert (
+        recorders.recorder().partitions_with_backlog(recorder.name, 4, None, recorded_before=first)
+        == []
+    )
+    never = recorders.recorder().partitions_with_backlog("tests.never", 4, recorder.event_types)
     assert never == sorted(holding), "a subscriber's missing checkpoints start at 0"
     assert Checkpoint.objects.filter(subscriber="tests.never").count() == 4
 

@@ -117,7 +117,9 @@ def test_a_crash_before_the_checkpoint_commits_undoes_the_effects_too(store, sub
     positions = happened(store, 3)
 
     with (
-        mock.patch("eventstore.sql.save_checkpoint", side_effect=SystemError("power cut")),
+        mock.patch(
+            "eventstore.recorders.Recorder.save_checkpoint", side_effect=SystemError("power cut")
+        ),
         pytest.raises(SystemError),
     ):
         catch_up(noter)
