@@ -103,6 +103,13 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+def _written_fields(model: type[models.Model]) -> list[models.Field]:
+    """The model's fields in declaration order, but for a surrogate key the database assigns."""
+    return [
+        field for field in model._meta.concrete_fields if not isinstance(field, models.AutoField)
+    ]
+
+
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite stores naive UTC
 
@@ -130,12 +137,7 @@ class Recorder:
         self._select_events = (
             f"SELECT {', '.join(events.columns(RecordedEvent._fields))} FROM {events}"
         )
-        marks = {name: "%s" for name in EventRow._fields}
-        marks.update(
-            (field.name, self.json_mark)
-            for field in Event._meta.concrete_fields
-            if field.name in marks and isinstance(field, models.JSONField)
-        )
+        marks = {name: self._mark(Event._meta.get_field(name)) for name in EventRow._fields}
         marks["transaction_id"] = self.transaction_id_mark
         self._insert_values = f"({', '.join(marks.values())})"
         self._insert_head = f"INSERT INTO {events} ({', '.join(events.columns(marks))}) VALUES "
@@ -147,6 +149,22 @@ class Recorder:
         self._stream_head = self._build_stream_head()
 
     # --- values as the columns store them ------------------------------------------------------
+
+    def _mark(self, field: models.Field) -> str:
+        """The placeholder of a value bound to the field's column."""
+        return self.json_mark if isinstance(field, models.JSONField) else "%s"
+
+    def _insert_row(self, model: type[models.Model], row: dict[str, Any]) -> tuple[str, list[Any]]:
+        """An INSERT of one row of the model from values by field name, and its parameters."""
+        fields = [model._meta.get_field(name) for name in row]
+        columns = ", ".join(field.column for field in fields)
+        sql = f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {self._values(fields, 1)}"
+        return sql, list(row.values())
+
+    def _values(self, fields: Sequence[models.Field], rows: int) -> str:
+        """The VALUES list of `rows` rows of these fields."""
+        row = f"({', '.join(self._mark(field) for field in fields)})"
+        return ", ".join([row] * rows)
 
     @staticmethod
     def db_uuid(value: uuid.UUID) -> Any:
@@ -275,10 +293,19 @@ class Recorder:
         )
 
     def _read(
-        self, where: str, params: Sequence[Any], order_by: str, limit: int | None = None
+        self,
+        where: str,
+        params: Sequence[Any],
+        order_by: str,
+        limit: int | None = None,
+        event_types: Iterable[str] | None = None,
+        partition: tuple[int, int] | None = None,
     ) -> list[RecordedEvent]:
-        """The events matching `where`, in `order_by` order."""
-        sql = f"{self._select_events} WHERE {where} ORDER BY {order_by}"
+        """The events matching `where` (and of these types, of this (partition, partitions)),
+        in `order_by` order."""
+        filters, filter_params = self._filters(event_types, partition)
+        params = [*params, *filter_params]
+        sql = f"{self._select_events} WHERE {where}{filters} ORDER BY {order_by}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with _connection().cursor() as cursor:
@@ -306,9 +333,9 @@ class Recorder:
         """At most `limit` events after `after_position` (of these types, of this
         (partition, partitions)), in position order."""
         e = self.events
-        filters, params = self._filters(event_types, partition)
+        position = e.position
         return self._read(
-            f"{e.position} > %s{filters}", [after_position, *params], e.position, limit
+            f"{position} > %s", [after_position], position, limit, event_types, partition
         )
 
     def read_new(
@@ -320,12 +347,13 @@ class Recorder:
     ) -> list[RecordedEvent]:
         """At most `limit` events a follower at `after` reads next (of these types, of this
         (partition, partitions)), in the order followers read the log in."""
-        filters, params = self._filters(event_types, partition)
         return self._read(
-            f"{self.follow_condition()}{filters}",
-            [*self.follow_params(after), *params],
+            self.follow_condition(),
+            self.follow_params(after),
             self.follow_order(),
             limit,
+            event_types,
+            partition,
         )
 
     def read_correlated(self, correlation_id: str) -> list[RecordedEvent]:
@@ -604,40 +632,29 @@ class Recorder:
                     [subscriber, partitions],
                 )
             now = self.db_datetime(timezone.now())
-            columns = c.columns(
-                (
-                    "name",
-                    "subscriber",
-                    "partition",
-                    "partitions",
-                    "transaction_id",
-                    "position",
-                    "handled_before",
-                    "last_error",
-                    "updated_at",
-                )
-            )
             for partition in sorted(set(range(partitions)) - have):
+                insert, params = self._insert_row(
+                    Checkpoint,
+                    {
+                        "name": Checkpoint.name_for(subscriber, partition, partitions),
+                        "subscriber": subscriber,
+                        "partition": partition,
+                        "partitions": partitions,
+                        "transaction_id": start.transaction_id,
+                        "position": start.position,
+                        "handled_before": (
+                            None if handled_before is None else json.dumps(handled_before)
+                        ),
+                        "last_error": "",
+                        "updated_at": now,
+                    },
+                )
                 # Another worker may be creating the same rows right now. ON CONFLICT names no
                 # column on purpose: a row is unique by its name and by (subscriber,
                 # partitions, partition), and PostgreSQL skips a conflict only on the named
                 # index; a conflict on the other one, found while both inserts are in flight,
                 # was an IntegrityError.
-                cursor.execute(
-                    f"INSERT INTO {c} ({', '.join(columns)}) "
-                    f"VALUES (%s, %s, %s, %s, %s, %s, {self.json_mark}, '', %s) "
-                    "ON CONFLICT DO NOTHING",
-                    [
-                        Checkpoint.name_for(subscriber, partition, partitions),
-                        subscriber,
-                        partition,
-                        partitions,
-                        start.transaction_id,
-                        start.position,
-                        None if handled_before is None else json.dumps(handled_before),
-                        now,
-                    ],
-                )
+                cursor.execute(f"{insert} ON CONFLICT DO NOTHING", params)
 
     def save_checkpoint(
         self,
@@ -702,36 +719,25 @@ class Recorder:
         """Record, inside the checkpoint's transaction, that `subscriber` owes a call for the
         event (due now); a second record of the same event is skipped."""
         f = self.effects
-        columns = f.columns(
-            (
-                "subscriber",
-                "event_id",
-                "position",
-                "event_type",
-                "status",
-                "attempts",
-                "due_at",
-                "last_error",
-                "created_at",
-                "updated_at",
-            )
-        )
         now = self.db_datetime(timezone.now())
+        insert, params = self._insert_row(
+            Effect,
+            {
+                "subscriber": subscriber,
+                "event_id": self.db_uuid(event_id),
+                "position": position,
+                "event_type": event_type,
+                "status": Effect.Status.PENDING.value,
+                "attempts": 0,
+                "due_at": now,
+                "last_error": "",
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
         with _connection().cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {f} ({', '.join(columns)}) "
-                "VALUES (%s, %s, %s, %s, %s, 0, %s, '', %s, %s) "
-                f"ON CONFLICT ({f.subscriber}, {f.event_id}) DO NOTHING",
-                [
-                    subscriber,
-                    self.db_uuid(event_id),
-                    position,
-                    event_type,
-                    Effect.Status.PENDING.value,
-                    now,
-                    now,
-                    now,
-                ],
+                f"{insert} ON CONFLICT ({f.subscriber}, {f.event_id}) DO NOTHING", params
             )
 
     def effect_due(self, subscriber: str, now: datetime) -> bool:
@@ -794,27 +800,18 @@ class Recorder:
     # --- the stream index and snapshots --------------------------------------------------------
 
     def upsert_streams(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert or move on stream index rows of (aggregate_type, aggregate_id, version,
-        last_event_type, last_position, first_recorded_at, last_recorded_at); an existing row
-        keeps its `first_recorded_at`."""
+        """Insert or move on stream index rows of `Stream`'s fields in their declared order
+        (aggregate_type, aggregate_id, version, last_event_type, last_position,
+        first_recorded_at, last_recorded_at); an existing row keeps its `first_recorded_at`."""
         s = self.streams
-        columns = s.columns(
-            (
-                "aggregate_type",
-                "aggregate_id",
-                "version",
-                "last_event_type",
-                "last_position",
-                "first_recorded_at",
-                "last_recorded_at",
-            )
-        )
+        fields = _written_fields(Stream)
+        columns = [field.column for field in fields]
         moved = [s.version, s.last_event_type, s.last_position, s.last_recorded_at]
         adapt = _connection().ops.adapt_datetimefield_value
         with _connection().cursor() as cursor:
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start : start + _INSERT_CHUNK]
-                values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                values = self._values(fields, len(chunk))
                 cursor.execute(
                     f"INSERT INTO {s} ({', '.join(columns)}) VALUES {values} "
                     f"ON CONFLICT ({s.aggregate_type}, {s.aggregate_id}) DO UPDATE SET "
@@ -835,14 +832,14 @@ class Recorder:
                 )
 
     def upsert_snapshots(self, rows: Sequence[tuple[str, str, int, int, str]]) -> None:
-        """Write snapshots of (aggregate_type, aggregate_id, version, state_version, state JSON
-        text), replacing each aggregate's previous one."""
+        """Write snapshots of `Snapshot`'s fields in their declared order but `taken_at` (now):
+        (aggregate_type, aggregate_id, version, state_version, state JSON text), replacing each
+        aggregate's previous one."""
         s = self.snapshots
-        columns = s.columns(
-            ("aggregate_type", "aggregate_id", "version", "state_version", "state", "taken_at")
-        )
+        fields = _written_fields(Snapshot)
+        columns = [field.column for field in fields]
         moved = [s.version, s.state_version, s.state, s.taken_at]
-        values = ", ".join([f"(%s, %s, %s, %s, {self.json_mark}, %s)"] * len(rows))
+        values = self._values(fields, len(rows))
         now = self.db_datetime(timezone.now())
         with _connection().cursor() as cursor:
             cursor.execute(

@@ -304,13 +304,16 @@ class EventStore:
                 metadata_text = _json_text(metadata, "metadata")
                 metadata = json.loads(metadata_text)
                 schema_version = event.schema_version or current_schema_version(event.event_type)
+                place = {
+                    "aggregate_type": kind,
+                    "aggregate_id": ident,
+                    "version": version,
+                    "event_type": event.event_type,
+                }
                 rows.append(
                     EventRow(
                         event_id=db_uuid(event.event_id),
-                        aggregate_type=kind,
-                        aggregate_id=ident,
-                        version=version,
-                        event_type=event.event_type,
+                        **place,
                         schema_version=schema_version,
                         payload=payload_text,
                         metadata=metadata_text,
@@ -329,10 +332,7 @@ class EventStore:
                     RecordedEvent(
                         position=0,
                         event_id=event.event_id,
-                        aggregate_type=kind,
-                        aggregate_id=ident,
-                        version=version,
-                        event_type=event.event_type,
+                        **place,
                         schema_version=read_schema,
                         payload=payload,
                         metadata=metadata,

@@ -4,6 +4,7 @@ import pytest
 
 from eventstore import subscriptions
 from eventstore.models import Stream
+from eventstore.projections import StreamProjection
 
 
 @pytest.fixture
@@ -11,17 +12,8 @@ def stream_rows():
     """A function giving the Stream read model without surrogate keys, in a stable order."""
 
     def rows():
-        return list(
-            Stream.objects.order_by("aggregate_type", "aggregate_id").values(
-                "aggregate_type",
-                "aggregate_id",
-                "version",
-                "last_event_type",
-                "last_position",
-                "first_recorded_at",
-                "last_recorded_at",
-            )
-        )
+        fields = StreamProjection().compared_fields(Stream)
+        return list(Stream.objects.order_by("aggregate_type", "aggregate_id").values(*fields))
 
     return rows
 
