@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from eventstore import effects
 from eventstore.models import Checkpoint, Effect, Event, Snapshot, Stream
+from eventstore.records import SHOWN_FIELDS
 
 
 def pretty_json(value) -> str:
@@ -27,6 +28,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# The admin's displays of the event fields readers see upcast (`Event.read_payload`).
+_AS_READ = {
+    "schema_version": "read_schema_version",
+    "payload": "payload_json",
+    "metadata": "metadata_json",
+}
+
+
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
     list_display = (
@@ -44,17 +53,13 @@ class EventAdmin(ReadOnlyAdmin):
     date_hierarchy = "recorded_at"
     ordering = ("-position",)
     show_full_result_count = False
-    fields = (
-        "position",
-        "event_id",
-        "aggregate_type",
-        "aggregate_id",
-        "version",
-        "event_type",
-        "read_schema_version",
-        "recorded_at",
-        "payload_json",
-        "metadata_json",
+    # The fields an API shows, those upcast for readers as readers see them; the long JSON ones
+    # last (a stable sort keeps the others in their order).
+    fields = tuple(
+        sorted(
+            (_AS_READ.get(name, name) for name in SHOWN_FIELDS),
+            key=lambda name: name.endswith("_json"),
+        )
     )
     readonly_fields = fields
 

@@ -94,6 +94,11 @@ class RecordedEvent(NamedTuple):
         return metadata
 
 
+# What an API or the admin shows of an event, in this order: every field readers see but the
+# transaction id, which only orders followers.
+SHOWN_FIELDS = tuple(name for name in RecordedEvent._fields if name != "transaction_id")
+
+
 def stored_correlation_id(metadata: dict[str, Any]) -> str:
     """The indexed copy of the metadata's correlation id ("" when there is none)."""
     value = metadata.get("correlation_id")

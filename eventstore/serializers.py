@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from eventstore.models import Event
+from eventstore.records import SHOWN_FIELDS
 
 
 class EventOutputSerializer(serializers.ModelSerializer):
@@ -11,18 +12,7 @@ class EventOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = (
-            "position",
-            "event_id",
-            "aggregate_type",
-            "aggregate_id",
-            "version",
-            "event_type",
-            "schema_version",
-            "payload",
-            "metadata",
-            "recorded_at",
-        )
+        fields = SHOWN_FIELDS
         read_only_fields = fields
 
     def to_representation(self, instance: Event) -> dict:
