@@ -112,14 +112,15 @@ def multiprocess_dir() -> str:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
 
 
-def scrape_registry() -> CollectorRegistry:
+def scrape_registry(collectors: Iterable[Collector] | None = None) -> CollectorRegistry:
     """A registry of every series: the processes' counters and histograms (summed over all of
-    them in multiprocess mode) and the scrape-time gauges."""
+    them in multiprocess mode) and the scrape-time gauges of `collectors` (default: every
+    registered one; none needs no database)."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir():
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessRegistry())
-    for collector in _collectors:
+    for collector in _collectors if collectors is None else collectors:
         registry.register(_Guarded(collector))
     return registry

@@ -16,6 +16,7 @@ from django.db import models
 from eventstore import signals
 from eventstore.models import Stream
 from eventstore.recorders import recorder
+from eventstore.registry import Registry
 from eventstore.store import RecordedEvent
 
 
@@ -78,15 +79,12 @@ class Projection:
         self.apply_batch(events)
 
 
-_projections: dict[str, Projection] = {}
+registry: Registry[Projection] = Registry("projection", ProjectionError)
 
 
 def register_projection(projection: Projection) -> Projection:
     """Register a projection and connect it to `events_recorded` (call from AppConfig.ready())."""
-    name = projection.name
-    if name in _projections and _projections[name] is not projection:
-        raise ProjectionError(f"A projection named {name!r} is already registered")
-    _projections[name] = projection
+    name = registry.add(projection).name
     signals.events_recorded.connect(
         projection.receive, weak=False, dispatch_uid=f"eventstore.projection.{name}"
     )
@@ -95,20 +93,13 @@ def register_projection(projection: Projection) -> Projection:
 
 def unregister_projection(name: str) -> None:
     """Disconnect and forget a projection (used by tests)."""
-    _projections.pop(name, None)
+    registry.remove(name)
     signals.events_recorded.disconnect(dispatch_uid=f"eventstore.projection.{name}")
 
 
 def get_projections(names: Iterable[str] | None = None) -> list[Projection]:
     """Registered projections, all or the named ones, in registration order."""
-    if names is None:
-        return list(_projections.values())
-    names = list(names)
-    unknown = [name for name in names if name not in _projections]
-    if unknown:
-        known = ", ".join(_projections) or "none"
-        raise ProjectionError(f"Unknown projection(s): {', '.join(unknown)} (known: {known})")
-    return [_projections[name] for name in names]
+    return registry.get(names)
 
 
 class StreamProjection(Projection):

@@ -30,6 +30,7 @@ from eventstore import metrics, tracing
 from eventstore.logs import event_log_context
 from eventstore.recorders import recorder
 from eventstore.records import LogPoint
+from eventstore.registry import Registry
 from eventstore.store import RecordedEvent, event_store
 
 logger = logging.getLogger(__name__)
@@ -61,32 +62,22 @@ class SubscriberError(Exception):
     """A subscriber is registered twice, or an unknown subscriber was asked for."""
 
 
-_subscribers: dict[str, Subscriber] = {}
+registry: Registry[Subscriber] = Registry("subscriber", SubscriberError)
 
 
 def register_subscriber(subscriber: Subscriber) -> Subscriber:
     """Add a subscriber to the registry (call from an AppConfig.ready())."""
-    name = subscriber.name
-    if name in _subscribers and _subscribers[name] is not subscriber:
-        raise SubscriberError(f"A subscriber named {name!r} is already registered")
-    _subscribers[name] = subscriber
-    return subscriber
+    return registry.add(subscriber)
 
 
 def unregister_subscriber(name: str) -> None:
     """Remove a subscriber from the registry (its checkpoint row stays)."""
-    _subscribers.pop(name, None)
+    registry.remove(name)
 
 
 def get_subscribers(names: Iterable[str] | None = None) -> list[Subscriber]:
     """Registered subscribers, all or the named ones, in registration order."""
-    if names is None:
-        return list(_subscribers.values())
-    unknown = [name for name in names if name not in _subscribers]
-    if unknown:
-        known = ", ".join(_subscribers) or "none"
-        raise SubscriberError(f"Unknown subscriber(s): {', '.join(unknown)} (known: {known})")
-    return [_subscribers[name] for name in names]
+    return registry.get(names)
 
 
 @dataclass
@@ -394,7 +385,7 @@ def dispatch_committed(
     are caught up in this thread; subscribers that append events cause further commits, and
     those wake-ups are folded into the running loop instead of recursing.
     """
-    if not _subscribers:
+    if not registry:
         return
     events = None if events is None else list(events)
     if events is not None and not any(

@@ -12,8 +12,9 @@ APPEND_ONE = (
     "count_appended([E(aggregate_type='thing', event_type='Measured')])"
 )
 SUM = (
-    "from eventstore import metrics; metrics._collectors.clear(); "
-    "print(metrics.scrape_registry().get_sample_value('eventstore_events_appended_total', "
+    "from eventstore import metrics; "
+    "print(metrics.scrape_registry(collectors=())"
+    ".get_sample_value('eventstore_events_appended_total', "
     "{'aggregate_type': 'thing', 'event_type': 'Measured'}))"
 )
 

@@ -19,7 +19,8 @@ def stream_rows():
 
 
 @pytest.fixture(autouse=True)
-def only_test_subscribers(monkeypatch):
+def only_test_subscribers():
     """Run each event store test with an empty subscriber registry, so the services'
     subscribers neither react to its made-up events nor show up in its results."""
-    monkeypatch.setattr(subscriptions, "_subscribers", {})
+    with subscriptions.registry.emptied():
+        yield

@@ -16,7 +16,7 @@ from eventstore import signals
 from eventstore.models import Checkpoint, Stream
 from eventstore.projections import get_projections
 from eventstore.store import event_store
-from eventstore.subscriptions import Subscriber, _subscribers
+from eventstore.subscriptions import Subscriber, registry
 from tests.factories import NewEventFactory, StreamAppendFactory
 
 REBUILT_LINE = re.compile(
@@ -317,7 +317,7 @@ def test_verify_projections_rejects_batch_size_zero(capsys):
 def test_process_events_without_subscribers_says_there_is_nothing_to_do():
     event_store.append(StreamAppendFactory())
 
-    with patch.dict(_subscribers, clear=True):
+    with registry.emptied():
         out, _ = run("process_events")
 
     assert "No subscribers are registered" in out
