@@ -7,7 +7,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from eventstore import signals
-from eventstore.subscriptions import SubscriberError, catch_up_all, get_subscribers
+from eventstore.management.helpers import selected
+from eventstore.subscriptions import catch_up_all, registry
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,7 @@ class Command(BaseCommand):
     def handle(self, *args, subscribers, follow, interval, verbosity, **options):
         if interval <= 0:
             raise CommandError("--interval must be greater than 0")
-        try:
-            names = [subscriber.name for subscriber in get_subscribers(subscribers or None)]
-        except SubscriberError as error:
-            raise CommandError(str(error)) from error
+        names = [subscriber.name for subscriber in selected(registry, subscribers)]
         if not names:
             self.stdout.write("No subscribers are registered; nothing to do.")
             return

@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from eventstore import effects
 from eventstore.effects import EffectSubscriber
+from eventstore.management.helpers import add_dry_run, selected, write_dry_run
 from eventstore.models import Effect
-from eventstore.subscriptions import SubscriberError, get_subscribers
+from eventstore.subscriptions import registry
 
 
 class Command(BaseCommand):
@@ -22,25 +23,26 @@ class Command(BaseCommand):
             metavar="NAME",
             help="Only the parked calls of these subscribers (default: all).",
         )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="List the parked calls that would be retried."
-        )
+        add_dry_run(parser, "List the parked calls that would be retried.")
 
     def handle(self, *args, subscribers, dry_run, **options):
-        try:
-            chosen = get_subscribers(subscribers or None)
-        except SubscriberError as error:
-            raise CommandError(str(error)) from error
-        chosen = [subscriber for subscriber in chosen if isinstance(subscriber, EffectSubscriber)]
+        chosen = [
+            subscriber
+            for subscriber in selected(registry, subscribers)
+            if isinstance(subscriber, EffectSubscriber)
+        ]
         names = [subscriber.name for subscriber in chosen]
         if dry_run:
             parked = Effect.objects.filter(status=effects.PARKED, subscriber__in=names)
-            for effect in parked:
-                self.stdout.write(
+            write_dry_run(
+                self,
+                (
                     f"would retry: {effect.subscriber} #{effect.position} {effect.event_type} "
                     f"({effect.attempts} attempt(s): {effect.last_error})"
-                )
-            self.stdout.write(f"{parked.count()} parked call(s) would be retried.")
+                    for effect in parked
+                ),
+                f"{parked.count()} parked call(s) would be retried.",
+            )
             return
         count = effects.retry_parked(names)
         self.stdout.write(f"{count} parked call(s) are pending again.")

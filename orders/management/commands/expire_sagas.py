@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from eventstore.management.helpers import add_dry_run, write_dry_run
 from orders.models import SagaSummary
 from orders.services import sagas_expire
 
@@ -19,21 +20,22 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--dry-run", action="store_true", help="List the overdue sagas; change nothing."
-        )
+        add_dry_run(parser, "List the overdue sagas; change nothing.")
 
     def handle(self, *args, dry_run, verbosity, **options):
         timeout = float(settings.SAGA_STEP_TIMEOUT)
         cutoff = timezone.now() - timedelta(seconds=timeout)
         if dry_run:
             overdue = SagaSummary.objects.waiting_since_before(cutoff)
-            for saga in overdue:
-                self.stdout.write(
+            write_dry_run(
+                self,
+                (
                     f"{saga.order_id}: {saga.waiting_kind} {saga.waiting_for} waiting since "
                     f"{saga.waiting_since:%Y-%m-%d %H:%M:%S}"
-                )
-            self.stdout.write(f"{overdue.count()} saga(s) overdue (timeout {timeout:g} s).")
+                    for saga in overdue
+                ),
+                f"{overdue.count()} saga(s) overdue (timeout {timeout:g} s).",
+            )
             return
         expired = sagas_expire()
         if verbosity >= 2:

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from eventstore.management.helpers import add_dry_run, write_dry_run
 from orders.aggregates import IllegalTransition, OrderNotFound
 from orders.models import SagaSummary
 from orders.services import saga_retry
@@ -18,9 +19,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--all", action="store_true", help="Retry every saga in compensation_failed."
         )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="List the sagas that would be retried."
-        )
+        add_dry_run(parser, "List the sagas that would be retried.")
 
     def handle(self, *args, order_ids, all, dry_run, **options):
         if bool(order_ids) == bool(all):
@@ -32,9 +31,11 @@ class Command(BaseCommand):
                 )
             )
         if dry_run:
-            for order_id in order_ids:
-                self.stdout.write(f"would retry: {order_id}")
-            self.stdout.write(f"{len(order_ids)} saga(s) would be retried.")
+            write_dry_run(
+                self,
+                (f"would retry: {order_id}" for order_id in order_ids),
+                f"{len(order_ids)} saga(s) would be retried.",
+            )
             return
         errors = []
         for order_id in order_ids:

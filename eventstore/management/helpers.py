@@ -1,0 +1,68 @@
+"""What management commands share: picking registered parts by name, progress on long replays,
+and listing what a --dry-run would do."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TypeVar
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from eventstore import projections
+from eventstore.projections import Projection
+from eventstore.registry import Registry
+
+T = TypeVar("T")
+
+
+def selected(registry: Registry[T], names: Iterable[str] | None) -> list[T]:
+    """The named parts of the registry (all when none are named), or a CommandError naming
+    the unknown ones."""
+    try:
+        return registry.get(names or None)
+    except registry.error as error:
+        raise CommandError(str(error)) from error
+
+
+def add_dry_run(parser, help: str) -> None:
+    """Add --dry-run: list what the command would change, change nothing."""
+    parser.add_argument("--dry-run", action="store_true", help=help)
+
+
+def write_dry_run(command: BaseCommand, lines: Iterable[str], summary: str) -> None:
+    """Write what a --dry-run would change, one line each, then the summary line."""
+    for line in lines:
+        command.stdout.write(line)
+    command.stdout.write(summary)
+
+
+def progress_bar(total: int, verbosity: int, description: str) -> tqdm:
+    """A tqdm bar on stderr, hidden at verbosity 0."""
+    return tqdm(
+        total=total,
+        unit="ev",
+        desc=description,
+        file=sys.stderr,
+        disable=verbosity == 0,
+        dynamic_ncols=True,
+    )
+
+
+class ProjectionsCommand(BaseCommand):
+    """A command that replays the log into the projections it names (default: all), reading
+    --batch-size events per query."""
+
+    def add_arguments(self, parser):
+        parser.add_argument("projections", nargs="*", metavar="NAME", help="Projection names.")
+        parser.add_argument(
+            "--batch-size", type=int, default=None, help="Events read per query (default: setting)."
+        )
+
+    @staticmethod
+    def chosen(names: Iterable[str], batch_size: int | None) -> list[Projection]:
+        """The named projections, once the options are checked (CommandError otherwise)."""
+        if batch_size is not None and batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        return selected(projections.registry, names)
