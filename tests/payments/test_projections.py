@@ -22,18 +22,8 @@ def projection():
 
 def summary_rows():
     """Every PaymentSummary row as plain values, in a stable order."""
-    return list(
-        PaymentSummary.objects.order_by("payment_id").values(
-            "payment_id",
-            "customer_id",
-            "amount",
-            "status",
-            "transaction_id",
-            "reason",
-            "created_at",
-            "updated_at",
-        )
-    )
+    fields = get_projections(["payments.payments"])[0].compared_fields(PaymentSummary)
+    return list(PaymentSummary.objects.order_by("payment_id").values(*fields))
 
 
 @pytest.fixture
