@@ -148,3 +148,32 @@ def in_bulk(model: type[models.Model], pks: Iterable[Any]) -> dict[Any, models.M
         instance = model.from_db(connection.alias, names, values)
         found[instance.pk] = instance
     return found
+
+
+class RowBatch:
+    """The writes of one projection batch to one model, merged by primary key: a row inserted
+    in the batch takes later changes into its insert; `flush` writes each row once (inserts
+    first, then updates)."""
+
+    def __init__(self, model: type[models.Model]):
+        self.model = model
+        self._new: dict[Any, dict[str, Any]] = {}
+        self._changed: dict[Any, dict[str, Any]] = {}
+
+    def insert(self, pk: Any, values: dict[str, Any]) -> None:
+        """Insert a new row with primary key `pk` (see `insert`)."""
+        self._new[pk] = values
+
+    def change(self, pk: Any, values: Mapping[str, Any]) -> None:
+        """Set `values` on the row with primary key `pk`, new in this batch or stored."""
+        row = self._new.get(pk)
+        if row is None:
+            row = self._changed.setdefault(pk, {})
+        row.update(values)
+
+    def flush(self) -> None:
+        """Write every insert, then every update, once each."""
+        for values in self._new.values():
+            insert(self.model, **values)
+        for pk, values in self._changed.items():
+            update(self.model, pk, **values)

@@ -44,7 +44,7 @@ class SentNotificationProjection(Projection):
         stored = rows.in_bulk(
             SentNotification, {e.aggregate_id for e in handled if e.aggregate_id not in recorded}
         )
-        new: dict[str, dict[str, Any]] = {}
+        writes = rows.RowBatch(SentNotification)
         current = {
             notification_id: {
                 "delivery_status": row.delivery_status,
@@ -53,11 +53,11 @@ class SentNotificationProjection(Projection):
             }
             for notification_id, row in stored.items()
         }
-        changed: dict[str, dict[str, Any]] = {}
         for event in handled:
             notification_id = event.aggregate_id
             if event.event_type == events.NOTIFICATION_SENT:
-                new[notification_id] = current[notification_id] = self._recorded(event)
+                current[notification_id] = self._recorded(event)
+                writes.insert(notification_id, dict(current[notification_id]))
                 continue
             row = current.get(notification_id)
             if row is None:  # pragma: no cover - a delivery always follows its recording
@@ -70,13 +70,9 @@ class SentNotificationProjection(Projection):
             }
             if event.event_type == events.NOTIFICATION_DELIVERED:
                 changes["delivered_at"] = event.recorded_at
-            row.update(changes)
-            if notification_id not in new:
-                changed.setdefault(notification_id, {}).update(changes)
-        for fields in new.values():
-            rows.insert(SentNotification, **fields)
-        for notification_id, changes in changed.items():
-            rows.update(SentNotification, notification_id, **changes)
+            row.update(changes)  # the next event's delivery starts from it
+            writes.change(notification_id, changes)
+        writes.flush()
 
     @staticmethod
     def _recorded(event: RecordedEvent) -> dict[str, Any]:

@@ -44,22 +44,15 @@ class OrderProjection(Projection):
     def apply_batch(self, batch: Iterable[RecordedEvent]) -> None:
         """One write per order per batch: its events' changes are merged first (an order's
         payment, confirmation and completion arrive in one append)."""
-        created: dict[str, dict[str, Any]] = {}
-        changed: dict[str, dict[str, Any]] = {}
+        writes = rows.RowBatch(OrderSummary)
         for event in batch:
             if not self.handles(event):
                 continue
             if event.event_type == events.ORDER_CREATED:
-                created[event.aggregate_id] = self._created(event)
+                writes.insert(event.aggregate_id, self._created(event))
             else:
-                fields = created.get(event.aggregate_id)
-                if fields is None:
-                    fields = changed.setdefault(event.aggregate_id, {})
-                fields.update(self._changes(event))
-        for fields in created.values():
-            rows.insert(OrderSummary, **fields)
-        for order_id, changes in changed.items():
-            rows.update(OrderSummary, order_id, **changes)
+                writes.change(event.aggregate_id, self._changes(event))
+        writes.flush()
 
     @staticmethod
     def _created(event: RecordedEvent) -> dict[str, Any]:

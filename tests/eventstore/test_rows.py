@@ -126,3 +126,28 @@ def test_rows_read_by_key_equal_what_the_orm_reads():
         assert not row._state.adding  # a loaded row: saving it updates
     assert found["r2"].total_amount == Decimal("39.96")
     assert rows.in_bulk(ReservationSummary, []) == {}
+
+
+@pytest.mark.django_db
+def test_a_row_batch_writes_each_row_once_with_every_change_of_the_batch(
+    django_assert_num_queries,
+):
+    reserved = {
+        "status": ReservationSummary.Status.RESERVED,
+        "total_amount": Decimal("1.00"),
+        "created_at": AT,
+        "updated_at": AT,
+    }
+    rows.insert(ReservationSummary, reservation_id="stored", **reserved)
+    batch = rows.RowBatch(ReservationSummary)
+
+    batch.insert("new", {"reservation_id": "new", **reserved})
+    batch.change("new", {"status": ReservationSummary.Status.RELEASED})
+    batch.change("stored", {"status": ReservationSummary.Status.COMMITTED})
+    batch.change("stored", {"updated_at": LATER})
+    with django_assert_num_queries(2):
+        batch.flush()
+
+    statuses = dict(ReservationSummary.objects.values_list("reservation_id", "status"))
+    assert statuses == {"new": "released", "stored": "committed"}
+    assert ReservationSummary.objects.get(pk="stored").updated_at == LATER
