@@ -1,0 +1,183 @@
+"""The health check over HTTP: the database, how far subscribers are behind, and in celery mode
+the broker."""
+
+import functools
+import time
+from unittest.mock import patch
+
+import pytest
+from django.db import DatabaseError, connection
+from kombu.exceptions import OperationalError
+
+from config.celery import app as celery_app
+from eventstore.subscriptions import Subscriber, catch_up
+from tests.factories import append_event
+from tests.processes import HOST, free_port, rabbitmq_missing
+
+
+@pytest.mark.django_db
+def test_health_answers_200_without_authentication(anonymous_client):
+    response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    if connection.vendor == "postgresql":
+        assert body["followers"] == {
+            "oldest_transaction_seconds": 0.0,
+            "events_behind_horizon": 0,
+            "transaction_ids_ahead": False,
+        }
+    else:
+        assert "followers" not in body
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_health_answers_503_when_the_log_holds_transaction_ids_the_database_has_not_reached(
+    anonymous_client,
+):
+    """As after a dump restored into a new cluster: a stored event's id lies ahead."""
+    from tests.eventstore.test_migrations import unguarded_log
+
+    event = append_event()
+    with unguarded_log(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE eventstore_event SET transaction_id = %s WHERE position = %s",
+            [2**40, event.position],
+        )
+    response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert "restore" in body["database"]
+    assert body["followers"]["transaction_ids_ahead"] is True
+
+
+@pytest.mark.django_db
+def test_health_answers_503_when_the_database_is_unreachable(anonymous_client):
+    with patch.object(connection, "cursor", side_effect=DatabaseError("connection refused")):
+        response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert "DatabaseError" in body["database"]
+
+
+class Lagging(Subscriber):
+    """Reads ThingHappened and is never caught up in these tests: its lag is what was appended."""
+
+    name = "tests.lagging"
+    event_types = frozenset({"ThingHappened"})
+
+    def handle(self, event):
+        pass
+
+
+@pytest.mark.django_db
+def test_health_reports_the_largest_lag_and_stays_200_up_to_the_limit(
+    anonymous_client, subscribe, settings
+):
+    subscribe(Lagging())
+    for _ in range(3):
+        append_event()
+    settings.HEALTH_MAX_LAG_EVENTS = 3
+
+    response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["subscribers"]) == ("ok", "ok")
+    assert body["largest_lag"] == {"subscriber": "tests.lagging", "partition": 0, "events": 3}
+    assert "broker" not in body
+
+
+@pytest.mark.django_db
+def test_health_answers_503_naming_the_partition_when_a_lag_exceeds_the_limit(
+    anonymous_client, subscribe, settings
+):
+    subscribe(Lagging())
+    for _ in range(3):
+        append_event()
+    settings.HEALTH_MAX_LAG_EVENTS = 2
+
+    response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["database"]) == ("unavailable", "ok")
+    assert body["subscribers"] == "behind: tests.lagging partition 0 is 3 events behind (limit 2)"
+    assert body["largest_lag"]["events"] == 3
+
+
+@pytest.mark.django_db
+def test_health_shows_no_lag_once_subscribers_caught_up(anonymous_client, subscribe):
+    subscriber = subscribe(Lagging())
+    append_event()
+    catch_up(subscriber)
+
+    body = anonymous_client.get("/api/health/").json()
+
+    assert body["largest_lag"]["events"] == 0
+
+
+@pytest.mark.django_db
+def test_health_in_celery_mode_answers_200_when_the_broker_accepts_a_connection(
+    anonymous_client, settings
+):
+    settings.EVENTSTORE_DISPATCH = "celery"
+    with patch.object(celery_app, "connection_for_write") as connection_for_write:
+        response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 200
+    assert response.json()["broker"] == "ok"
+    broker = connection_for_write.return_value.__enter__.return_value
+    broker.ensure_connection.assert_called_once_with(
+        max_retries=0, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT
+    )
+
+
+@pytest.mark.django_db
+def test_health_in_celery_mode_answers_503_naming_an_unreachable_broker(anonymous_client, settings):
+    settings.EVENTSTORE_DISPATCH = "celery"
+    with patch.object(celery_app, "connection_for_write") as connection_for_write:
+        broker = connection_for_write.return_value.__enter__.return_value
+        broker.ensure_connection.side_effect = OperationalError("connection refused")
+        response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["database"]) == ("unavailable", "ok")
+    assert body["broker"] == "unreachable: OperationalError"
+
+
+@pytest.mark.django_db
+def test_health_gives_up_on_a_broker_that_refuses_connections_within_the_timeout(
+    anonymous_client, settings
+):
+    """A real kombu connection to a port nothing listens on: one attempt, no retry sleep."""
+    settings.EVENTSTORE_DISPATCH = "celery"
+    nothing_listens = f"amqp://guest:guest@{HOST}:{free_port()}//"
+    to_nothing = functools.partial(celery_app.connection_for_write, nothing_listens)
+    with patch.object(celery_app, "connection_for_write", to_nothing):
+        started = time.monotonic()
+        response = anonymous_client.get("/api/health/")
+        waited = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.json()["broker"].startswith("unreachable: ")
+    assert waited < settings.CELERY_BROKER_CONNECTION_TIMEOUT + 0.5
+
+
+@pytest.mark.django_db
+def test_health_in_celery_mode_reaches_a_running_rabbitmq(anonymous_client, settings):
+    missing = rabbitmq_missing(settings.CELERY_BROKER_URL)
+    if missing:
+        pytest.skip(missing)
+    settings.EVENTSTORE_DISPATCH = "celery"
+
+    response = anonymous_client.get("/api/health/")
+
+    assert response.json()["broker"] == "ok"
