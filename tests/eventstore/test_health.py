@@ -76,13 +76,18 @@ class Lagging(Subscriber):
         pass
 
 
-@pytest.mark.django_db
-def test_health_reports_the_largest_lag_and_stays_200_up_to_the_limit(
-    anonymous_client, subscribe, settings
-):
+@pytest.fixture
+def three_events_behind(subscribe):
+    """A subscriber of the events appended here, three events behind the log."""
     subscribe(Lagging())
     for _ in range(3):
         append_event()
+
+
+@pytest.mark.django_db
+def test_health_reports_the_largest_lag_and_stays_200_up_to_the_limit(
+    anonymous_client, three_events_behind, settings
+):
     settings.HEALTH_MAX_LAG_EVENTS = 3
 
     response = anonymous_client.get("/api/health/")
@@ -96,11 +101,8 @@ def test_health_reports_the_largest_lag_and_stays_200_up_to_the_limit(
 
 @pytest.mark.django_db
 def test_health_answers_503_naming_the_partition_when_a_lag_exceeds_the_limit(
-    anonymous_client, subscribe, settings
+    anonymous_client, three_events_behind, settings
 ):
-    subscribe(Lagging())
-    for _ in range(3):
-        append_event()
     settings.HEALTH_MAX_LAG_EVENTS = 2
 
     response = anonymous_client.get("/api/health/")

@@ -88,15 +88,7 @@ def test_rebuild_projections_repairs_a_tampered_read_model(capsys, stream_rows, 
 def test_rebuild_projections_drops_rows_no_event_explains(capsys, stream_rows, run, populate):
     populate()
     before = stream_rows()
-    Stream.objects.create(
-        aggregate_type="ghost",
-        aggregate_id="nobody",
-        version=1,
-        last_event_type="Nothing",
-        last_position=10_000,
-        first_recorded_at=before[0]["first_recorded_at"],
-        last_recorded_at=before[0]["last_recorded_at"],
-    )
+    Stream.objects.create(**{**before[0], "aggregate_type": "ghost", "aggregate_id": "nobody"})
 
     run("rebuild_projections")
 
