@@ -213,7 +213,9 @@ class Recorder:
         sql = " UNION ALL ".join([self._stream_head] * len(streams))
         return sql, [value for stream in streams for value in (*stream, *stream)]
 
-    def _ids_sql(self, event_ids: Sequence[uuid.UUID], lock_timeout_ms: int | None):
+    def _ids_sql(
+        self, event_ids: Sequence[uuid.UUID], lock_timeout_ms: int | None
+    ) -> tuple[str, list[Any]]:
         """The statement that reads which of these ids are stored, in the four columns of the
         heads statement, and its parameters."""
         e = self.events
@@ -927,7 +929,9 @@ class PostgresRecorder(Recorder):
             f"ORDER BY {e.version} DESC LIMIT 1) head"
         )
 
-    def _ids_sql(self, event_ids: Sequence[uuid.UUID], lock_timeout_ms: int | None):
+    def _ids_sql(
+        self, event_ids: Sequence[uuid.UUID], lock_timeout_ms: int | None
+    ) -> tuple[str, list[Any]]:
         sql, params = super()._ids_sql(event_ids, lock_timeout_ms)
         if lock_timeout_ms is not None:
             # A branch that returns no row; set_config(..., true) lasts until the transaction
