@@ -14,6 +14,7 @@ from django.conf import settings
 
 from eventstore.api import command_metadata
 from eventstore.logs import LogContextFilter, current_context, end_request, start_request
+from eventstore.recorders import recorder
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +88,7 @@ def test_a_requests_records_carry_the_request_id_it_sent_and_the_answer_echoes_i
     def log_inside():
         logging.getLogger("tests.inside").info("inside the view")
 
-    with patch("eventstore.recorders.Recorder.horizon", side_effect=log_inside):
+    with patch.object(recorder(), "horizon", side_effect=log_inside):
         response = anonymous_client.get("/api/health/", headers={"X-Request-ID": "req-42"})
 
     assert response["X-Request-ID"] == "req-42"

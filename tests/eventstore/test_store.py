@@ -9,6 +9,7 @@ import pytest
 from django.db import IntegrityError, OperationalError, transaction
 
 from eventstore.models import AppendOnlyError, Event, Stream
+from eventstore.recorders import recorder
 from eventstore.records import START
 from eventstore.store import (
     AppendTimeout,
@@ -303,7 +304,7 @@ def test_a_unique_key_violation_becomes_a_conflict_and_the_transaction_stays_usa
         transaction.atomic(),
         # The look before the insert misses the stored event, as it does when another writer
         # commits between the look and the insert.
-        mock.patch("eventstore.recorders.Recorder.stored_ids_and_heads", return_value=(set(), {})),
+        mock.patch.object(recorder(), "stored_ids_and_heads", return_value=(set(), {})),
     ):
         with pytest.raises(ConcurrencyError) as caught:
             store.append_to_stream("thing", "t1", [NewEventFactory()])
@@ -320,7 +321,7 @@ def test_an_event_id_stored_behind_the_checks_back_fails_the_whole_append(store)
     with (
         transaction.atomic(),
         # The look before the insert misses the stored id, as a writer not using the API might.
-        mock.patch("eventstore.recorders.Recorder.stored_ids_and_heads", return_value=(set(), {})),
+        mock.patch.object(recorder(), "stored_ids_and_heads", return_value=(set(), {})),
     ):
         with pytest.raises(IntegrityError, match="event id"):
             store.append(StreamAppend("other", "o1", [fresh, again]))

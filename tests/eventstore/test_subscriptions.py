@@ -8,6 +8,7 @@ from django.db import OperationalError, transaction
 
 from eventstore import signals
 from eventstore.models import Checkpoint, Event
+from eventstore.recorders import recorder
 from eventstore.store import NewEvent
 from eventstore.subscriptions import (
     TRANSIENT_RETRIES,
@@ -117,9 +118,7 @@ def test_a_crash_before_the_checkpoint_commits_undoes_the_effects_too(store, sub
     positions = happened(store, 3)
 
     with (
-        mock.patch(
-            "eventstore.recorders.Recorder.save_checkpoint", side_effect=SystemError("power cut")
-        ),
+        mock.patch.object(recorder(), "save_checkpoint", side_effect=SystemError("power cut")),
         pytest.raises(SystemError),
     ):
         catch_up(noter)
