@@ -13,7 +13,10 @@ PAGES = sorted([*ROOT.glob("*.md"), *ROOT.glob("docs/*.md")])
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 # A citation: a link to a test module, then the tests it names, e.g.
 # ([tests](../tests/eventstore/test_store.py) `test_a`, `test_b`)
-CITATION = re.compile(r"\[[^\]]*\]\(([^)\s#]*tests/[^)\s#]+\.py)\)((?:[\s,]*(?:and\s+)?`test_\w+`)+)")
+CITATION = re.compile(
+    r"\[[^\]]*\]\(([^)\s#]*tests/[^)\s#]+\.py)\)"  # the link to the module
+    r"((?:[\s,]*(?:and\s+)?`test_\w+`)+)"  # the names after it
+)
 TEST_NAME = re.compile(r"`(test_\w+)`")
 FENCE = re.compile(r"^(```|~~~)")
 
