@@ -343,7 +343,7 @@ def horizon() -> dict[str, Any] | None:
         "oldest_transaction_seconds": round(float(seconds), 3),
         "events_behind_horizon": waiting,
         # Stored events whose transaction ids this cluster has not reached: a dump restored
-        # into a new cluster (see docs/OPERATIONS.md, "Transaction ids after a restore").
+        # into a new cluster (see ARCHITECTURE.md, "Transaction ids after a restore").
         "transaction_ids_ahead": highest >= next_id,
     }
 
