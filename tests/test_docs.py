@@ -49,7 +49,23 @@ def anchors(page: Path) -> set[str]:
     return found
 
 
+def defines(source: str, test: str) -> bool:
+    """Whether the module's source defines that test function."""
+    return re.search(rf"^\s*(async\s+)?def {test}\(", source, re.MULTILINE) is not None
+
+
+def found_in(test: str) -> str:
+    """Where a test cited in the wrong file is defined, to make the fix obvious."""
+    modules = [
+        str(module.relative_to(ROOT))
+        for module in sorted((ROOT / "tests").rglob("test_*.py"))
+        if defines(module.read_text(encoding="utf-8"), test)
+    ]
+    return f" (defined in {', '.join(modules)})" if modules else " (defined nowhere)"
+
+
 def name(page: Path) -> str:
+    """The page's path from the project's root, as the tests' ids show it."""
     return str(page.relative_to(ROOT))
 
 
@@ -77,8 +93,8 @@ def test_every_cited_test_is_defined_in_the_file_it_links_to(page):
         source = module.read_text(encoding="utf-8") if module.exists() else ""
         for test in TEST_NAME.findall(names):
             cited += 1
-            if not re.search(rf"^\s*(async\s+)?def {test}\(", source, re.MULTILINE):
-                missing.append(f"{target} `{test}`")
+            if not defines(source, test):
+                missing.append(f"{target} `{test}`{found_in(test)}")
     assert not missing, f"{name(page)}: " + "; ".join(missing)
     # A test named without the link to its file cannot be checked: every name is cited.
     assert len(TEST_NAME.findall(text)) == cited, f"{name(page)}: a test named without its file"
