@@ -13,25 +13,19 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from eventstore.api import (
-    NOT_FOUND,
+from eventstore.models import Event
+from eventstore.serializers import EventOutputSerializer
+from httpapi.caller import CustomerScopedMixin, actor_for, command_metadata, customer_id_for
+from httpapi.errors import ErrorAnswer, answer_errors
+from httpapi.fields import IDENTIFIER_LOOKUP, InputSerializersMixin, validated
+from httpapi.headers import (
     PREFER_WAIT_MAX,
-    VALIDATION_ERROR,
-    CustomerScopedMixin,
-    DetailOutputSerializer,
-    InputSerializersMixin,
-    UnprocessableInput,
-    actor_for,
-    command_metadata,
-    customer_id_for,
     idempotency_key,
     idempotency_key_parameter,
     prefer_parameter,
     prefer_wait,
-    validated,
 )
-from eventstore.models import Event
-from eventstore.serializers import EventOutputSerializer
+from httpapi.schema import NOT_FOUND, VALIDATION_ERROR, DetailOutputSerializer
 from orders.filters import OrderFilter
 from orders.models import OrderSummary, SagaSummary
 from orders.serializers import (
@@ -45,6 +39,16 @@ from orders.services import (
     UnknownProducts,
     order_place,
     order_wait_final,
+)
+
+answer_errors(
+    {
+        # Lines the schema allows but the order cannot take: a product on two lines, or one
+        # the catalogue does not know.
+        InvalidOrder: ErrorAnswer(422, field="items"),
+        UnknownProducts: ErrorAnswer(422, field="items"),
+        IdempotencyKeyReused: ErrorAnswer(422),
+    }
 )
 
 
@@ -86,10 +90,7 @@ placement_headers = [
 
 @extend_schema_view(
     list=extend_schema(summary="List orders (customers: their own; staff: everyone's)"),
-    retrieve=extend_schema(
-        summary="One order",
-        responses={200: OrderOutputSerializer, 404: NOT_FOUND},
-    ),
+    retrieve=extend_schema(summary="One order"),
 )
 class OrderViewSet(
     CustomerScopedMixin,
@@ -106,7 +107,7 @@ class OrderViewSet(
     filterset_class = OrderFilter
     input_serializers = {"create": PlaceOrderInputSerializer}
     lookup_field = "order_id"
-    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
+    lookup_value_regex = IDENTIFIER_LOOKUP
     # Placing an order runs a saga: it has its own budget (THROTTLE_ORDERS) besides the user's.
     throttle_scope = "orders"
 
@@ -151,21 +152,14 @@ class OrderViewSet(
         customer_id = data.get("customer_id") or own_id
         if not request.user.is_staff and customer_id != own_id:
             raise PermissionDenied("Customers place orders for themselves only.")
-        try:
-            placed = order_place(
-                customer_id=customer_id,
-                items=data["items"],
-                payment_token=data["payment_token"],
-                idempotency_key=key,
-                idempotency_scope=actor_for(request.user),
-                metadata=command_metadata(request),
-            )
-        except (InvalidOrder, UnknownProducts) as error:
-            # Lines the schema allows but the order cannot take: a product on two lines, or
-            # one the catalogue does not know.
-            raise UnprocessableInput("items", str(error)) from error
-        except IdempotencyKeyReused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        placed = order_place(
+            customer_id=customer_id,
+            items=data["items"],
+            payment_token=data["payment_token"],
+            idempotency_key=key,
+            idempotency_scope=actor_for(request.user),
+            metadata=command_metadata(request),
+        )
         headers = {"Location": f"{request.path}{placed.order.id}/"}
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"

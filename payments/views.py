@@ -2,17 +2,16 @@
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
-from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from eventstore.api import (
+from httpapi.caller import command_metadata
+from httpapi.errors import ErrorAnswer, answer_errors
+from httpapi.fields import IDENTIFIER_LOOKUP, InputSerializersMixin, validated
+from httpapi.schema import (
     NOT_FOUND,
     STAFF_ONLY,
-    VALIDATION_ERROR,
-    InputSerializersMixin,
     SuccessOutputSerializer,
-    command_metadata,
-    validated,
+    staff_command,
 )
 from payments.aggregates import Payment
 from payments.filters import PaymentFilter
@@ -27,6 +26,11 @@ from payments.serializers import (
 )
 from payments.services import payment_charge, payment_refund
 
+# The gateway did not answer: nothing was recorded, and the charge may be retried later.
+answer_errors(
+    {GatewayTimeout: ErrorAnswer(504, body={"success": False, "reason": "gateway_timeout"})}
+)
+
 
 @extend_schema_view(
     list=extend_schema(
@@ -35,7 +39,7 @@ from payments.services import payment_charge, payment_refund
     ),
     retrieve=extend_schema(
         summary="One payment (staff)",
-        responses={200: PaymentOutputSerializer, 403: STAFF_ONLY, 404: NOT_FOUND},
+        responses={200: PaymentOutputSerializer, 403: STAFF_ONLY},
     ),
 )
 class PaymentViewSet(
@@ -50,46 +54,33 @@ class PaymentViewSet(
     filterset_class = PaymentFilter
     input_serializers = {"charge": ChargeInputSerializer, "refund": RefundInputSerializer}
     lookup_field = "payment_id"
-    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
+    lookup_value_regex = IDENTIFIER_LOOKUP
 
-    @extend_schema(
+    @staff_command(
         summary="Charge a customer once per payment_id (staff)",
         request=ChargeInputSerializer,
         responses={
             200: ChargeOutputSerializer,
-            400: VALIDATION_ERROR,
             402: ChargeFailedOutputSerializer,
-            403: STAFF_ONLY,
             504: OpenApiResponse(
                 ChargeFailedOutputSerializer,
                 description="The gateway did not answer; nothing was recorded, retry later.",
             ),
         },
     )
-    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def charge(self, request):
         data = validated(ChargeInputSerializer, request.data)
-        try:
-            payment = payment_charge(**data, metadata=command_metadata(request, data["payment_id"]))
-        except GatewayTimeout:
-            body = {"success": False, "reason": "gateway_timeout"}
-            return Response(body, status=status.HTTP_504_GATEWAY_TIMEOUT)
+        payment = payment_charge(**data, metadata=command_metadata(request, data["payment_id"]))
         if payment.status == Payment.FAILED:
             body = {"success": False, "reason": payment.reason}
             return Response(body, status=status.HTTP_402_PAYMENT_REQUIRED)
         return Response({"success": True, "transaction_id": payment.transaction_id})
 
-    @extend_schema(
+    @staff_command(
         summary="Refund a charge once (staff)",
         request=RefundInputSerializer,
-        responses={
-            200: SuccessOutputSerializer,
-            400: VALIDATION_ERROR,
-            403: STAFF_ONLY,
-            404: NOT_FOUND,
-        },
+        responses={200: SuccessOutputSerializer, 404: NOT_FOUND},
     )
-    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def refund(self, request):
         data = validated(RefundInputSerializer, request.data)
         payment_id = (

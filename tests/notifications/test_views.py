@@ -2,9 +2,9 @@
 
 import pytest
 
-from eventstore.api import customer_id_for
 from eventstore.models import Event
 from eventstore.store import NewEvent
+from httpapi.caller import customer_id_for
 from notifications import events
 from notifications.models import SentNotification
 from notifications.services import (
