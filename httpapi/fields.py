@@ -1,5 +1,4 @@
-"""Input validation: the fields a request's body is read with, and the viewset mixin that
-offers each action's input form."""
+"""The fields a request's body is read with."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from rest_framework import serializers
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 IDENTIFIER_HELP = "1 to 64 letters, digits, '-' or '_'."
-# An identifier in a URL path (the router anchors it itself).
+# An identifier in a URL path (the router anchors the pattern itself).
 IDENTIFIER_LOOKUP = IDENTIFIER_PATTERN.removeprefix("^").removesuffix("$")
 
 
@@ -74,20 +73,3 @@ class AmountField(serializers.DecimalField):
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
-
-
-class InputSerializersMixin:
-    """Viewset mixin: an action listed in `input_serializers` uses that serializer, so the
-    browsable API offers a form with the fields the action takes."""
-
-    input_serializers: dict[str, type[serializers.Serializer]] = {}
-
-    def get_serializer_class(self):
-        return self.input_serializers.get(self.action) or super().get_serializer_class()
-
-
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> Any:
-    """The validated data of `data`, or a 400 naming each bad field (ValidationError)."""
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data

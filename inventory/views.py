@@ -1,12 +1,11 @@
 """The inventory API: products and stock for everyone signed in; commands for staff."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, status
 from rest_framework.response import Response
 
 from httpapi.caller import command_metadata
 from httpapi.errors import ErrorAnswer, answer_errors
-from httpapi.fields import IDENTIFIER_LOOKUP, InputSerializersMixin, validated
 from httpapi.headers import idempotency_key, idempotency_key_parameter
 from httpapi.schema import (
     NOT_FOUND,
@@ -17,6 +16,7 @@ from httpapi.schema import (
     SuccessOutputSerializer,
     staff_command,
 )
+from httpapi.viewsets import ServiceViewSet
 from inventory.aggregates import (
     ProductAlreadyExists,
     ProductNotFound,
@@ -63,9 +63,7 @@ def _product_answer(product_id: str, status_code: int = status.HTTP_200_OK) -> R
     list=extend_schema(summary="List products with their stock"),
     retrieve=extend_schema(summary="One product with its stock"),
 )
-class InventoryViewSet(
-    InputSerializersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     """Products with their price and stock. Staff create and restock products, and reserve and
     release stock for orders (the order saga does the same through events)."""
 
@@ -79,7 +77,6 @@ class InventoryViewSet(
         "release": ReleaseInputSerializer,
     }
     lookup_field = "product_id"
-    lookup_value_regex = IDENTIFIER_LOOKUP
 
     def get_permissions(self):
         if self.action == "create":
@@ -88,7 +85,6 @@ class InventoryViewSet(
 
     @extend_schema(
         summary="Create a product (staff)",
-        request=ProductCreateInputSerializer,
         responses={
             201: ProductOutputSerializer,
             400: VALIDATION_ERROR,
@@ -97,14 +93,13 @@ class InventoryViewSet(
         },
     )
     def create(self, request):
-        data = validated(ProductCreateInputSerializer, request.data)
+        data = self.validated_input()
         product_create(**data, metadata=command_metadata(request))
         return _product_answer(data["product_id"], status.HTTP_201_CREATED)
 
     @staff_command(
         detail=True,
         summary="Add received units to a product (staff)",
-        request=RestockInputSerializer,
         parameters=[idempotency_key_parameter],
         responses={
             200: ProductOutputSerializer,
@@ -116,7 +111,7 @@ class InventoryViewSet(
         },
     )
     def restock(self, request, product_id=None):
-        data = validated(RestockInputSerializer, request.data)
+        data = self.validated_input()
         stock_add(
             product_id=product_id,
             quantity=data["quantity"],
@@ -127,7 +122,6 @@ class InventoryViewSet(
 
     @staff_command(
         summary="Reserve stock for an order, all lines or none (staff)",
-        request=ReserveInputSerializer,
         responses={
             200: ReservationOutputSerializer,
             409: ReservationFailedOutputSerializer,
@@ -135,7 +129,7 @@ class InventoryViewSet(
         },
     )
     def reserve(self, request):
-        data = validated(ReserveInputSerializer, request.data)
+        data = self.validated_input()
         reservation = stock_reserve(
             reservation_id=data["reservation_id"],
             items=data["items"],
@@ -153,7 +147,6 @@ class InventoryViewSet(
 
     @staff_command(
         summary="Release a reservation's stock (staff)",
-        request=ReleaseInputSerializer,
         responses={
             200: SuccessOutputSerializer,
             404: NOT_FOUND,
@@ -163,7 +156,7 @@ class InventoryViewSet(
         },
     )
     def release(self, request):
-        data = validated(ReleaseInputSerializer, request.data)
+        data = self.validated_input()
         stock_release(
             reservation_id=data["reservation_id"],
             metadata=command_metadata(request, data["reservation_id"]),

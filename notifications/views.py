@@ -1,19 +1,19 @@
 """The notifications API: customers read their own; staff read all and send."""
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from httpapi.caller import CustomerScopedMixin, command_metadata, customer_id_for
 from httpapi.errors import ErrorAnswer, answer_errors
-from httpapi.fields import IDENTIFIER_LOOKUP, InputSerializersMixin, validated
 from httpapi.schema import (
     NOT_FOUND,
     UNPROCESSABLE,
     ApiSchema,
     staff_command,
 )
+from httpapi.viewsets import ServiceViewSet
 from notifications.filters import SentNotificationFilter
 from notifications.models import SentNotification
 from notifications.serializers import (
@@ -42,9 +42,7 @@ class CustomerListSchema(ApiSchema):
         summary="List notifications (customers: their own; staff: everyone's)",
     ),
 )
-class NotificationViewSet(
-    CustomerScopedMixin, InputSerializersMixin, mixins.ListModelMixin, viewsets.GenericViewSet
-):
+class NotificationViewSet(CustomerScopedMixin, mixins.ListModelMixin, ServiceViewSet):
     """Notifications sent to customers, newest first. A customer sees only their own."""
 
     queryset = SentNotification.objects.all()
@@ -52,7 +50,6 @@ class NotificationViewSet(
     filterset_class = SentNotificationFilter
     input_serializers = {"send": SendInputSerializer}
     lookup_field = "customer_id"
-    lookup_value_regex = IDENTIFIER_LOOKUP
     schema = CustomerListSchema()
 
     @extend_schema(
@@ -70,11 +67,10 @@ class NotificationViewSet(
 
     @staff_command(
         summary="Send a notification to a customer (staff)",
-        request=SendInputSerializer,
         responses={201: SendOutputSerializer, 422: UNPROCESSABLE},
     )
     def send(self, request):
-        data = validated(SendInputSerializer, request.data)
+        data = self.validated_input()
         notification = notification_send_checked(
             **data, metadata=command_metadata(request, data["order_id"])
         )

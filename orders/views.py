@@ -7,7 +7,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
@@ -17,7 +17,6 @@ from eventstore.models import Event
 from eventstore.serializers import EventOutputSerializer
 from httpapi.caller import CustomerScopedMixin, actor_for, command_metadata, customer_id_for
 from httpapi.errors import ErrorAnswer, answer_errors
-from httpapi.fields import IDENTIFIER_LOOKUP, InputSerializersMixin, validated
 from httpapi.headers import (
     PREFER_WAIT_MAX,
     idempotency_key,
@@ -26,6 +25,7 @@ from httpapi.headers import (
     prefer_wait,
 )
 from httpapi.schema import NOT_FOUND, VALIDATION_ERROR, DetailOutputSerializer
+from httpapi.viewsets import ServiceViewSet
 from orders.filters import OrderFilter
 from orders.models import OrderSummary, SagaSummary
 from orders.serializers import (
@@ -94,10 +94,9 @@ placement_headers = [
 )
 class OrderViewSet(
     CustomerScopedMixin,
-    InputSerializersMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
+    ServiceViewSet,
 ):
     """Orders, newest first. Placing one runs its fulfilment saga: stock is reserved, the
     customer charged and the order completed, or every step undone and the order cancelled."""
@@ -107,7 +106,6 @@ class OrderViewSet(
     filterset_class = OrderFilter
     input_serializers = {"create": PlaceOrderInputSerializer}
     lookup_field = "order_id"
-    lookup_value_regex = IDENTIFIER_LOOKUP
     # Placing an order runs a saga: it has its own budget (THROTTLE_ORDERS) besides the user's.
     throttle_scope = "orders"
 
@@ -119,7 +117,6 @@ class OrderViewSet(
 
     @extend_schema(
         summary="Place an order",
-        request=PlaceOrderInputSerializer,
         parameters=[idempotency_key_parameter, prefer_parameter, *placement_headers],
         responses={
             201: OpenApiResponse(
@@ -146,7 +143,7 @@ class OrderViewSet(
         },
     )
     def create(self, request):
-        data = validated(PlaceOrderInputSerializer, request.data)
+        data = self.validated_input()
         key = idempotency_key(request)
         own_id = customer_id_for(request.user)
         customer_id = data.get("customer_id") or own_id

@@ -1,18 +1,18 @@
 """The payments API: staff only (customers see their payments through their orders)."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, status
 from rest_framework.response import Response
 
 from httpapi.caller import command_metadata
 from httpapi.errors import ErrorAnswer, answer_errors
-from httpapi.fields import IDENTIFIER_LOOKUP, InputSerializersMixin, validated
 from httpapi.schema import (
     NOT_FOUND,
     STAFF_ONLY,
     SuccessOutputSerializer,
     staff_command,
 )
+from httpapi.viewsets import ServiceViewSet
 from payments.aggregates import Payment
 from payments.filters import PaymentFilter
 from payments.gateway import GatewayTimeout
@@ -42,9 +42,7 @@ answer_errors(
         responses={200: PaymentOutputSerializer, 403: STAFF_ONLY},
     ),
 )
-class PaymentViewSet(
-    InputSerializersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     """Payments and their outcomes; staff charge and refund (the order saga does the same
     through events)."""
 
@@ -54,11 +52,9 @@ class PaymentViewSet(
     filterset_class = PaymentFilter
     input_serializers = {"charge": ChargeInputSerializer, "refund": RefundInputSerializer}
     lookup_field = "payment_id"
-    lookup_value_regex = IDENTIFIER_LOOKUP
 
     @staff_command(
         summary="Charge a customer once per payment_id (staff)",
-        request=ChargeInputSerializer,
         responses={
             200: ChargeOutputSerializer,
             402: ChargeFailedOutputSerializer,
@@ -69,7 +65,7 @@ class PaymentViewSet(
         },
     )
     def charge(self, request):
-        data = validated(ChargeInputSerializer, request.data)
+        data = self.validated_input()
         payment = payment_charge(**data, metadata=command_metadata(request, data["payment_id"]))
         if payment.status == Payment.FAILED:
             body = {"success": False, "reason": payment.reason}
@@ -78,11 +74,10 @@ class PaymentViewSet(
 
     @staff_command(
         summary="Refund a charge once (staff)",
-        request=RefundInputSerializer,
         responses={200: SuccessOutputSerializer, 404: NOT_FOUND},
     )
     def refund(self, request):
-        data = validated(RefundInputSerializer, request.data)
+        data = self.validated_input()
         payment_id = (
             PaymentSummary.objects.filter(transaction_id=data["transaction_id"])
             .values_list("payment_id", flat=True)
