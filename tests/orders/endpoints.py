@@ -23,3 +23,12 @@ def post(client, key=None, prefer=None, **overrides):
 def listed(response):
     assert response.status_code == 200
     return [order["order_id"] for order in response.json()["results"]]
+
+
+def assert_replayed(first, again, status):
+    """`again`, a placement repeated with the same Idempotency-Key, answers `status` as the
+    first did, with the same order and location, and says it is a replay."""
+    assert first.status_code == again.status_code == status
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert again["Idempotent-Replayed"] == "true"
+    assert again["Location"] == first["Location"]

@@ -6,7 +6,7 @@ import pytest
 
 from eventstore.subscriptions import catch_up_all
 from orders import services as order_services
-from tests.orders.endpoints import post
+from tests.orders.endpoints import assert_replayed, post
 
 pytestmark = pytest.mark.django_db
 
@@ -79,10 +79,7 @@ def test_with_celery_dispatch_a_replay_answers_202_and_says_it_is_one(
 
     again = post(customer_client, key="order-1")
 
-    assert first.status_code == again.status_code == 202
-    assert again.json()["order_id"] == first.json()["order_id"]
-    assert again["Idempotent-Replayed"] == "true"
-    assert again["Location"] == first["Location"]
+    assert_replayed(first, again, 202)
     assert event_count() == before
 
 

@@ -6,7 +6,7 @@ import pytest
 from eventstore.models import Event
 from orders import events
 from orders.services import order_id_for_key
-from tests.orders.endpoints import LIST_URL, detail_url, post
+from tests.orders.endpoints import LIST_URL, assert_replayed, detail_url, post
 
 pytestmark = pytest.mark.django_db
 
@@ -191,10 +191,7 @@ def test_the_same_key_and_body_again_answers_201_with_the_same_order_and_writes_
 
     again = post(customer_client, key="order-1")
 
-    assert first.status_code == again.status_code == 201
-    assert again.json()["order_id"] == first.json()["order_id"]
-    assert again["Idempotent-Replayed"] == "true"
-    assert again["Location"] == first["Location"]
+    assert_replayed(first, again, 201)
     assert event_count() == before
 
 

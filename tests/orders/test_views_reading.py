@@ -165,18 +165,22 @@ def test_events_lists_every_services_events_of_the_order_in_log_order(
     assert listed_events[0]["event_type"] == events.ORDER_CREATED
 
 
-def test_events_hide_from_the_customer_what_names_another_customer(customer_client, product, place):
-    own = str(customer_client.user.pk)
-    order_id = place(customer_id=own)
-    # A notification to someone else that names this order (recorded before senders were
-    # checked, or by a bug) carries the order as its correlation.
+def misdirect(order_id, *, to, message):
+    """Send `to` another customer a notification that names the order as its correlation (as
+    one recorded before senders were checked, or by a bug, would)."""
     notification_send(
-        customer_id="someone-else",
+        customer_id=to,
         type="promotion",
-        message="Not for the order's customer",
+        message=message,
         order_id=order_id,
         metadata={"correlation_id": order_id},
     )
+
+
+def test_events_hide_from_the_customer_what_names_another_customer(customer_client, product, place):
+    own = str(customer_client.user.pk)
+    order_id = place(customer_id=own)
+    misdirect(order_id, to="someone-else", message="Not for the order's customer")
 
     listed_events = customer_client.get(detail_url(order_id, "events")).json()
 
@@ -189,13 +193,7 @@ def test_events_hide_from_the_customer_what_names_another_customer(customer_clie
 
 def test_staff_see_every_event_correlated_with_the_order(staff_client, product, place):
     order_id = place(customer_id="c1")
-    notification_send(
-        customer_id="c2",
-        type="promotion",
-        message="Misdirected",
-        order_id=order_id,
-        metadata={"correlation_id": order_id},
-    )
+    misdirect(order_id, to="c2", message="Misdirected")
 
     listed_events = staff_client.get(detail_url(order_id, "events")).json()
 
