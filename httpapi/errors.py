@@ -1,5 +1,6 @@
-"""One exception handler for the whole API: DRF's answers, plus the answer each service
-declared for its own domain errors (answer_errors), so no view catches them itself."""
+"""One exception handler for the whole API: the answer a viewset declares for a domain error
+(its `error_answers`), the event store's own errors' answers, else DRF's; so no view action
+catches a domain error itself."""
 
 from __future__ import annotations
 
@@ -48,50 +49,45 @@ class ErrorAnswer:
         return Response(body, status=self.status, headers=dict(self.headers))
 
 
-_answers: dict[type[Exception], ErrorAnswer] = {}
+# Seconds a client is asked to wait before repeating a write that timed out on the log's lock.
+APPEND_RETRY_AFTER_SECONDS = 3
+
+# The event store's errors, which any command may meet: declared here, as no service owns them.
+STORE_ANSWERS: Mapping[type[Exception], ErrorAnswer] = {
+    # Every retry found the stream moved on: the request changed nothing and may be repeated.
+    ConcurrencyError: ErrorAnswer(
+        409,
+        body={"detail": "The resource was changed by concurrent requests; retry the request."},
+    ),
+    # Other writers held the log's lock for longer than the lock timeout: a load spike, not
+    # a fault of the request, which wrote nothing and may be repeated as it is.
+    AppendTimeout: ErrorAnswer(
+        503,
+        body={
+            "detail": "The service is busy and nothing was written; "
+            f"retry the request in {APPEND_RETRY_AFTER_SECONDS} seconds."
+        },
+        headers={"Retry-After": str(APPEND_RETRY_AFTER_SECONDS)},
+    ),
+}
 
 
-def answer_errors(answers: Mapping[type[Exception], ErrorAnswer]) -> None:
-    """Declare how the API answers these errors, wherever a view lets them out. A subclass
-    without an answer of its own gets its nearest base class's."""
-    _answers.update(answers)
-
-
-def answer_for(error: Exception) -> ErrorAnswer | None:
-    """The answer declared for `error`'s class or its nearest base class; None without one."""
+def answer_for(
+    error: Exception, answers: Mapping[type[Exception], ErrorAnswer] = STORE_ANSWERS
+) -> ErrorAnswer | None:
+    """The answer declared in `answers` for `error`'s class or its nearest base class; None
+    without one."""
     for cls in type(error).__mro__:
-        if cls in _answers:
-            return _answers[cls]
+        if cls in answers:
+            return answers[cls]
     return None
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """The API's exception handler: the declared answer to a domain error, else DRF's."""
-    answer = answer_for(exc)
+    """The API's exception handler: the answer the view's `error_answers` (or STORE_ANSWERS)
+    declares for a domain error, else DRF's."""
+    declared = getattr(context.get("view"), "error_answers", {})
+    answer = answer_for(exc, {**STORE_ANSWERS, **declared})
     if answer is not None:
         return answer.response(exc)
     return drf_exception_handler(exc, context)
-
-
-# Seconds a client is asked to wait before repeating a write that timed out on the log's lock.
-APPEND_RETRY_AFTER_SECONDS = 3
-
-answer_errors(
-    {
-        # Every retry found the stream moved on: the request changed nothing and may be repeated.
-        ConcurrencyError: ErrorAnswer(
-            409,
-            body={"detail": "The resource was changed by concurrent requests; retry the request."},
-        ),
-        # Other writers held the log's lock for longer than the lock timeout: a load spike, not
-        # a fault of the request, which wrote nothing and may be repeated as it is.
-        AppendTimeout: ErrorAnswer(
-            503,
-            body={
-                "detail": "The service is busy and nothing was written; "
-                f"retry the request in {APPEND_RETRY_AFTER_SECONDS} seconds."
-            },
-            headers={"Retry-After": str(APPEND_RETRY_AFTER_SECONDS)},
-        ),
-    }
-)

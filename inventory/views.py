@@ -5,7 +5,7 @@ from rest_framework import mixins, permissions, status
 from rest_framework.response import Response
 
 from httpapi.caller import command_metadata
-from httpapi.errors import ErrorAnswer, answer_errors
+from httpapi.errors import ErrorAnswer
 from httpapi.headers import idempotency_key, idempotency_key_parameter
 from httpapi.schema import (
     NOT_FOUND,
@@ -43,16 +43,6 @@ from inventory.services import (
     stock_reserve,
 )
 
-answer_errors(
-    {
-        ProductAlreadyExists: ErrorAnswer(409, field="product_id"),
-        ProductNotFound: ErrorAnswer(404),
-        IdempotencyKeyReused: ErrorAnswer(422),
-        ReservationNotFound: ErrorAnswer(404),
-        ReservationStateError: ErrorAnswer(409),
-    }
-)
-
 
 def _product_answer(product_id: str, status_code: int = status.HTTP_200_OK) -> Response:
     product = ProductStock.objects.get(pk=product_id)
@@ -66,6 +56,14 @@ def _product_answer(product_id: str, status_code: int = status.HTTP_200_OK) -> R
 class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     """Products with their price and stock. Staff create and restock products, and reserve and
     release stock for orders (the order saga does the same through events)."""
+
+    error_answers = {
+        ProductAlreadyExists: ErrorAnswer(409, field="product_id"),
+        ProductNotFound: ErrorAnswer(404),
+        IdempotencyKeyReused: ErrorAnswer(422),
+        ReservationNotFound: ErrorAnswer(404),
+        ReservationStateError: ErrorAnswer(409),
+    }
 
     queryset = ProductStock.objects.all()
     serializer_class = ProductOutputSerializer

@@ -6,7 +6,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from httpapi.caller import CustomerScopedMixin, command_metadata, customer_id_for
-from httpapi.errors import ErrorAnswer, answer_errors
+from httpapi.errors import ErrorAnswer
 from httpapi.schema import (
     NOT_FOUND,
     UNPROCESSABLE,
@@ -23,8 +23,6 @@ from notifications.serializers import (
     SendOutputSerializer,
 )
 from notifications.services import OrderNotOfCustomer, notification_send_checked
-
-answer_errors({OrderNotOfCustomer: ErrorAnswer(422, field="order_id")})
 
 
 class CustomerListSchema(ApiSchema):
@@ -44,6 +42,8 @@ class CustomerListSchema(ApiSchema):
 )
 class NotificationViewSet(CustomerScopedMixin, mixins.ListModelMixin, ServiceViewSet):
     """Notifications sent to customers, newest first. A customer sees only their own."""
+
+    error_answers = {OrderNotOfCustomer: ErrorAnswer(422, field="order_id")}
 
     queryset = SentNotification.objects.all()
     serializer_class = NotificationListOutputSerializer

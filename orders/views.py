@@ -16,7 +16,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from eventstore.models import Event
 from eventstore.serializers import EventOutputSerializer
 from httpapi.caller import CustomerScopedMixin, actor_for, command_metadata, customer_id_for
-from httpapi.errors import ErrorAnswer, answer_errors
+from httpapi.errors import ErrorAnswer
 from httpapi.headers import (
     PREFER_WAIT_MAX,
     idempotency_key,
@@ -39,16 +39,6 @@ from orders.services import (
     UnknownProducts,
     order_place,
     order_wait_final,
-)
-
-answer_errors(
-    {
-        # Lines the schema allows but the order cannot take: a product on two lines, or one
-        # the catalogue does not know.
-        InvalidOrder: ErrorAnswer(422, field="items"),
-        UnknownProducts: ErrorAnswer(422, field="items"),
-        IdempotencyKeyReused: ErrorAnswer(422),
-    }
 )
 
 
@@ -100,6 +90,14 @@ class OrderViewSet(
 ):
     """Orders, newest first. Placing one runs its fulfilment saga: stock is reserved, the
     customer charged and the order completed, or every step undone and the order cancelled."""
+
+    error_answers = {
+        # Lines the schema allows but the order cannot take: a product on two lines, or one
+        # the catalogue does not know.
+        InvalidOrder: ErrorAnswer(422, field="items"),
+        UnknownProducts: ErrorAnswer(422, field="items"),
+        IdempotencyKeyReused: ErrorAnswer(422),
+    }
 
     queryset = OrderSummary.objects.all()
     serializer_class = OrderOutputSerializer

@@ -5,7 +5,7 @@ from rest_framework import mixins, permissions, status
 from rest_framework.response import Response
 
 from httpapi.caller import command_metadata
-from httpapi.errors import ErrorAnswer, answer_errors
+from httpapi.errors import ErrorAnswer
 from httpapi.schema import (
     NOT_FOUND,
     STAFF_ONLY,
@@ -26,11 +26,6 @@ from payments.serializers import (
 )
 from payments.services import payment_charge, payment_refund
 
-# The gateway did not answer: nothing was recorded, and the charge may be retried later.
-answer_errors(
-    {GatewayTimeout: ErrorAnswer(504, body={"success": False, "reason": "gateway_timeout"})}
-)
-
 
 @extend_schema_view(
     list=extend_schema(
@@ -45,6 +40,11 @@ answer_errors(
 class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     """Payments and their outcomes; staff charge and refund (the order saga does the same
     through events)."""
+
+    # The gateway did not answer: nothing was recorded, and the charge may be retried later.
+    error_answers = {
+        GatewayTimeout: ErrorAnswer(504, body={"success": False, "reason": "gateway_timeout"})
+    }
 
     queryset = PaymentSummary.objects.all()
     serializer_class = PaymentOutputSerializer
