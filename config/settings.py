@@ -9,12 +9,16 @@ ALLOWED_HOSTS comma-separated host names (default: localhost names when DEBUG)
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+Parsed = TypeVar("Parsed")  # not upper case: Django would take it for a setting
 
 
 def env_flag(name: str, default: bool = False) -> bool:
@@ -25,26 +29,26 @@ def env_flag(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def env_float(name: str, default: float) -> float:
-    """Read a decimal number from the environment, failing loudly on anything else."""
+def _env_parsed(name: str, default: Parsed, parse: Callable[[str], Parsed], kind: str) -> Parsed:
+    """`parse` of an environment variable (`default` when unset or empty), failing loudly with
+    "<name> must be <kind>" on a value it refuses."""
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        return parse(value)
     except ValueError as error:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from error
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}") from error
+
+
+def env_float(name: str, default: float) -> float:
+    """Read a decimal number from the environment, failing loudly on anything else."""
+    return _env_parsed(name, default, float, "a number")
 
 
 def env_int(name: str, default: int) -> int:
     """Read an integer environment variable, failing loudly on a non-integer."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from error
+    return _env_parsed(name, default, int, "an integer")
 
 
 # What DRF's throttles accept: requests per second, minute, hour or day ("60/min").
@@ -232,7 +236,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # gunicorn's own limits (config/gunicorn.py) are higher, so these answer first.
 API_MAX_URL_LENGTH = 4094
 API_MAX_HEADER_FIELD_SIZE = 8190
-# Deepest nesting of objects and arrays in a JSON body; deeper answers 400 (config.api). Every
+# Deepest nesting of objects and arrays in a JSON body; deeper answers 400 (httpapi.parsers). Every
 # request the API takes nests a few levels, and Python's parser and encoder recurse per level.
 API_MAX_JSON_DEPTH = 32
 
@@ -244,13 +248,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON bodies only: form and multipart bodies cannot carry the lists commands take (the
     # browsable API offers its raw-data form, which posts JSON). The parser refuses deep
-    # nesting with a 400 (config.api).
-    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser"],
+    # nesting with a 400 (httpapi.parsers).
+    "DEFAULT_PARSER_CLASSES": ["httpapi.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "eventstore.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "eventstore.api.ApiSchema",
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "httpapi.schema.ApiSchema",
+    "EXCEPTION_HANDLER": "httpapi.errors.exception_handler",
     # Too many requests answer 429 with Retry-After. Anonymous callers are counted by address,
     # users by account; placing orders has its own, stricter budget. The counts live in the
     # default cache: LocMemCache (Django's default) counts per process, so with N processes a

@@ -12,9 +12,9 @@ from unittest.mock import patch
 import pytest
 from django.conf import settings
 
-from eventstore.api import command_metadata
 from eventstore.logs import LogContextFilter, current_context, end_request, start_request
 from eventstore.recorders import recorder
+from httpapi.caller import command_metadata
 
 pytestmark = pytest.mark.django_db
 

@@ -176,3 +176,9 @@ def order_row(db):
         )
 
     return make
+
+
+@pytest.fixture
+def product(make_product):
+    """Product p1, with 100 units in stock at 12.50."""
+    return make_product("p1", stock=100, price="12.50")
