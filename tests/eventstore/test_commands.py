@@ -1,4 +1,5 @@
-"""The replay commands: rebuild_projections and verify_projections."""
+"""The replay commands: rebuild_projections and verify_projections (process_events:
+test_process_events.py)."""
 
 import re
 
