@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from orders.models import SagaSummary
-from orders.services import sagas_expire
+from orders.saga import sagas_expire
 
 
 class Command(BaseCommand):
