@@ -138,6 +138,10 @@ class SagaProjection(Projection):
 
     @staticmethod
     def _apply_to(row: SagaSummary, event: RecordedEvent) -> None:
+        row.version = event.version
+        row.updated_at = event.recorded_at
+        if not _names_what_it_starts(event):
+            return
         at = event.recorded_at.isoformat()
         payload = event.payload
         kind = event.event_type
@@ -173,8 +177,6 @@ class SagaProjection(Projection):
             row.state, kind, [entry["status"] for entry in row.compensations]
         )
         _set_waiting(row)
-        row.version = event.version
-        row.updated_at = event.recorded_at
 
     @staticmethod
     def _started(event: RecordedEvent) -> SagaSummary:
@@ -199,6 +201,16 @@ class SagaProjection(Projection):
             started_at=event.recorded_at,
             updated_at=event.recorded_at,
         )
+
+
+def _names_what_it_starts(event: RecordedEvent) -> bool:
+    """Whether a request names the step, or the compensation and attempt, it starts (one that
+    was appended by other means, e.g. a staff script, may not: the log cannot place it)."""
+    if event.event_type in Saga.STEP_REQUESTS:
+        return "step" in event.payload
+    if event.event_type in Saga.COMPENSATION_REQUESTS:
+        return "compensation" in event.payload and "attempt" in event.payload
+    return True
 
 
 def _entry(entries: list[dict[str, Any]], name: str, **new: Any) -> dict[str, Any]:
