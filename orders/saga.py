@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -71,41 +71,76 @@ class StepRefused(Exception):
         self.error = error
 
 
+# Builds a request's payload from the run; raises StepRefused when the step cannot start.
+Payload = Callable[[Run], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Request:
     """A request the saga sends (an event on its own stream, its payload built from the run)
     and the replies that answer it, which name the order under `order_key`."""
 
     event_type: str
-    payload: Callable[[Run], dict[str, Any]]
+    payload: Payload
     order_key: str
-    succeeded_by: str
+    succeeded_by: str = ""
     failed_by: str = ""
 
 
 @dataclass(frozen=True)
 class Compensation:
     """How a step is undone: send `request`; its confirmation applies `succeeded` (if any) to
-    the order."""
+    the order. Declared as `Compensation(name).invoke(...).on_reply(...)`."""
 
     name: str
-    request: Request
     succeeded: Callable[[Run], None] | None = None
+    request: Request | None = None
+
+    def invoke(self, event_type: str, payload: Payload, *, key: str) -> Compensation:
+        """Undone by sending `event_type` (payload from `payload`); replies name the order
+        under `key`."""
+        return replace(self, request=Request(event_type, payload, key))
+
+    def on_reply(self, event_type: str) -> Compensation:
+        """Confirmed by `event_type`."""
+        return replace(self, request=replace(self.request, succeeded_by=event_type))
 
 
 @dataclass(frozen=True)
 class Step:
-    """One step: a remote one sends `request` and its reply applies `succeeded` or `failed` to
-    the order (`timeout_reason` when none comes), `compensation` undoes it; a local one runs
-    `local` at once and cannot fail."""
+    """One step. A local one runs `local` at once and cannot fail. A remote one sends its
+    request, and its reply applies `succeeded` or `failed` to the order (`timeout_reason` when
+    none comes); its compensation undoes it. Declared as
+    `Step(name).invoke(...).on_reply(...).on_refusal(...).with_compensation(...)`."""
 
     name: str
+    timeout_reason: str = ""
+    local: Callable[[Run], None] | None = None
     request: Request | None = None
     succeeded: Callable[[Run, dict[str, Any]], None] | None = None
     failed: Callable[[Run, str], None] | None = None
     compensation: Compensation | None = None
-    timeout_reason: str = ""
-    local: Callable[[Run], None] | None = None
+
+    def invoke(self, event_type: str, payload: Payload, *, key: str) -> Step:
+        """Done by sending `event_type` (payload from `payload`) to a service whose replies
+        name the order under `key`."""
+        return replace(self, request=Request(event_type, payload, key))
+
+    def on_reply(
+        self, event_type: str, succeeded: Callable[[Run, dict[str, Any]], None] | None = None
+    ) -> Step:
+        """Succeeds on `event_type`, which `succeeded` (if any) applies to the order."""
+        return replace(
+            self, request=replace(self.request, succeeded_by=event_type), succeeded=succeeded
+        )
+
+    def on_refusal(self, event_type: str, failed: Callable[[Run, str], None] | None = None) -> Step:
+        """Fails on `event_type`; `failed` (if any) records its reason on the order."""
+        return replace(self, request=replace(self.request, failed_by=event_type), failed=failed)
+
+    def with_compensation(self, compensation: Compensation) -> Step:
+        """Undone by `compensation` when a later step fails."""
+        return replace(self, compensation=compensation)
 
 
 @dataclass(frozen=True)
@@ -194,50 +229,23 @@ def complete_order(run: Run) -> None:
 # Version 1, the whole saga: each step with its request, replies and compensation, in order.
 # Payment is the pivot: the steps after it are local and never undone.
 FULFILMENT_V1: tuple[Step, ...] = (
-    Step(
-        "reserve_inventory",
-        Request(
-            events.INVENTORY_RESERVATION_REQUESTED,
-            reservation_request,
-            order_key="reservation_id",
-            succeeded_by=events.INVENTORY_RESERVED,
-            failed_by=events.INVENTORY_RESERVATION_FAILED,
-        ),
-        succeeded=reservation_succeeded,
-        failed=reservation_failed,
-        timeout_reason="inventory_timeout",
-        compensation=Compensation(
-            "release_inventory",
-            Request(
-                events.INVENTORY_RELEASE_REQUESTED,
-                release_request,
-                order_key="reservation_id",
-                succeeded_by=events.INVENTORY_RELEASED,
-            ),
-            succeeded=inventory_released,
-        ),
+    Step("reserve_inventory", timeout_reason="inventory_timeout")
+    .invoke(events.INVENTORY_RESERVATION_REQUESTED, reservation_request, key="reservation_id")
+    .on_reply(events.INVENTORY_RESERVED, reservation_succeeded)
+    .on_refusal(events.INVENTORY_RESERVATION_FAILED, reservation_failed)
+    .with_compensation(
+        Compensation("release_inventory", succeeded=inventory_released)
+        .invoke(events.INVENTORY_RELEASE_REQUESTED, release_request, key="reservation_id")
+        .on_reply(events.INVENTORY_RELEASED)
     ),
-    Step(
-        "process_payment",
-        Request(
-            events.PAYMENT_REQUESTED,
-            payment_request,
-            order_key="payment_id",
-            succeeded_by=events.PAYMENT_PROCESSED,
-            failed_by=events.PAYMENT_FAILED,
-        ),
-        succeeded=payment_succeeded,
-        failed=payment_failed,
-        timeout_reason="payment_timeout",
-        compensation=Compensation(
-            "refund_payment",
-            Request(
-                events.PAYMENT_REFUND_REQUESTED,
-                refund_request,
-                order_key="payment_id",
-                succeeded_by=events.PAYMENT_REFUNDED,
-            ),
-        ),
+    Step("process_payment", timeout_reason="payment_timeout")
+    .invoke(events.PAYMENT_REQUESTED, payment_request, key="payment_id")
+    .on_reply(events.PAYMENT_PROCESSED, payment_succeeded)
+    .on_refusal(events.PAYMENT_FAILED, payment_failed)
+    .with_compensation(
+        Compensation("refund_payment")
+        .invoke(events.PAYMENT_REFUND_REQUESTED, refund_request, key="payment_id")
+        .on_reply(events.PAYMENT_REFUNDED)
     ),
     Step("confirm_order", local=confirm_order),
     Step("complete_order", local=complete_order),
