@@ -31,6 +31,26 @@ RELEASED_SAGA = [
     events.SAGA_COMPENSATION_SUCCEEDED,
     events.SAGA_COMPENSATED,
 ]
+# The order's stream of a paid order, and of one whose payment failed and stock was released.
+COMPLETED_ORDER = [
+    events.ORDER_CREATED,
+    events.ORDER_INVENTORY_RESERVED,
+    events.ORDER_PAYMENT_PROCESSED,
+    events.ORDER_CONFIRMED,
+    events.ORDER_COMPLETED,
+]
+RELEASED_ORDER = [
+    events.ORDER_CREATED,
+    events.ORDER_INVENTORY_RESERVED,
+    events.ORDER_PAYMENT_FAILED,
+    events.ORDER_INVENTORY_RELEASED,
+    events.ORDER_CANCELLED,
+]
+
+
+def compensation_entry(status, *, attempt, tries, error=""):
+    """A compensation's bookkeeping in the Saga aggregate."""
+    return {"status": status, "attempt": attempt, "tries": tries, "error": error}
 
 
 def saga_of(order_id):

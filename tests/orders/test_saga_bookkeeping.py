@@ -5,6 +5,7 @@ import pytest
 
 from orders import events
 from orders.aggregates import IllegalTransition, Saga, Waiting
+from tests.orders.sagas import compensation_entry
 
 ORDER_ID = "o-1"
 ITEMS = [{"product_id": "p1", "quantity": 2}, {"product_id": "p2", "quantity": 1}]
@@ -53,6 +54,11 @@ def request_release(saga):
         event_type=events.INVENTORY_RELEASE_REQUESTED,
         payload={"order_id": saga.id},
     )
+
+
+def release(saga):
+    """The bookkeeping of the saga's stock release."""
+    return saga.compensations["release_inventory"]
 
 
 def request_refund(saga):
@@ -161,7 +167,7 @@ def test_a_requested_compensation_leaves_the_pending_list_and_is_waited_for():
 
     assert saga.pending_compensations == []
     assert saga.compensations == {
-        "release_inventory": {"status": Saga.STARTED, "attempt": 1, "tries": 1, "error": ""}
+        "release_inventory": compensation_entry(Saga.STARTED, attempt=1, tries=1)
     }
     assert saga.compensations_in_flight == ["release_inventory"]
     assert saga.waiting_for() == Waiting("compensation", "release_inventory", 1)
@@ -177,12 +183,7 @@ def test_sending_a_compensation_again_counts_its_attempts_and_tries():
 
     request_release(saga)
 
-    assert saga.compensations["release_inventory"] == {
-        "status": Saga.STARTED,
-        "attempt": 2,
-        "tries": 2,
-        "error": "",
-    }
+    assert release(saga) == compensation_entry(Saga.STARTED, attempt=2, tries=2)
     assert saga.waiting_for() == Waiting("compensation", "release_inventory", 2)
 
 
@@ -196,12 +197,7 @@ def test_a_compensation_retried_after_giving_up_gets_a_fresh_allowance_of_tries(
     request_release(saga)
 
     assert saga.state == Saga.COMPENSATING
-    assert saga.compensations["release_inventory"] == {
-        "status": Saga.STARTED,
-        "attempt": 3,
-        "tries": 1,
-        "error": "",
-    }
+    assert release(saga) == compensation_entry(Saga.STARTED, attempt=3, tries=1)
 
 
 def test_the_oldest_compensation_in_flight_is_waited_for_first():
@@ -238,12 +234,7 @@ def test_a_late_answer_to_the_only_given_up_compensation_resumes_compensating():
     saga.compensation_succeeded(compensation="release_inventory")
 
     assert saga.state == Saga.COMPENSATING
-    assert saga.compensations["release_inventory"] == {
-        "status": Saga.SUCCEEDED,
-        "attempt": 1,
-        "tries": 1,
-        "error": "",
-    }
+    assert release(saga) == compensation_entry(Saga.SUCCEEDED, attempt=1, tries=1)
 
 
 def test_a_late_answer_leaves_the_saga_failed_while_another_compensation_is_given_up():

@@ -12,7 +12,7 @@ from orders.aggregates import Order, Saga, Waiting
 from orders.models import SagaSummary
 from orders.saga import fulfilment, sagas_expire
 from orders.services import orders
-from tests.orders.sagas import RELEASED_SAGA, order_of, saga_of
+from tests.orders.sagas import RELEASED_SAGA, compensation_entry, order_of, saga_of
 
 pytestmark = pytest.mark.django_db
 
@@ -117,12 +117,9 @@ def test_an_unanswered_compensation_is_sent_again_then_given_up(
     assert attempts == [1, 2, 3]
     saga = saga_of(order_id)
     assert saga.state == Saga.COMPENSATION_FAILED
-    assert saga.compensations["release_inventory"] == {
-        "status": Saga.FAILED,
-        "attempt": 3,
-        "tries": 3,
-        "error": "no reply after 3 request(s)",
-    }
+    assert saga.compensations["release_inventory"] == compensation_entry(
+        Saga.FAILED, attempt=3, tries=3, error="no reply after 3 request(s)"
+    )
     assert saga.waiting_for() is None
     assert order_of(order_id).status == Order.PAYMENT_FAILED
 
