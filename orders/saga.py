@@ -1,4 +1,5 @@
-"""OrderFulfillmentSaga: reserve stock, charge, confirm, complete; undo what was done on failure.
+"""The order fulfilment saga: reserve stock, charge, confirm, complete; undo what was done on
+failure. FULFILMENT_V1 is the whole definition; `fulfilment` runs it.
 
 The saga is driven by events. It sends each remote step's request as an event on its own
 stream (`saga/<order_id>`) and moves on when the service's reply arrives, matched by order id
@@ -11,7 +12,8 @@ of the steps already done run in reverse order, then the order is cancelled. Pay
 pivot: once it succeeds, the remaining local steps always succeed and are never undone. A reply
 that arrives after its step was given up is still handled: a late reservation is released and
 a late payment refunded. A compensation unanswered SAGA_COMPENSATION_ATTEMPTS times leaves the
-saga in `compensation_failed` until `manage.py retry_sagas` sends it again.
+saga in `compensation_failed` until `manage.py retry_sagas` sends it again (`sagas_expire` and
+`saga_retry`, at the bottom, are what the commands and the worker call).
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ def reservation_succeeded(run: Run, reply: dict[str, Any]) -> None:
 
 
 def reservation_failed(run: Run, reason: str) -> None:
+    """The order records why its stock could not be held."""
     run.order.inventory_failed(reason=reason)
 
 
@@ -177,6 +180,8 @@ def release_request(run: Run) -> dict[str, Any]:
 
 
 def inventory_released(run: Run) -> None:
+    """The order notes its stock is back, when a failed payment was the reason to release it
+    (a late reservation's release leaves the cancelled order as it is)."""
     if run.order.status == Order.PAYMENT_FAILED:
         run.order.inventory_released()
 
@@ -201,10 +206,12 @@ def payment_request(run: Run) -> dict[str, Any]:
 
 
 def payment_succeeded(run: Run, reply: dict[str, Any]) -> None:
+    """The order records the charge."""
     run.order.payment_processed(transaction_id=reply["transaction_id"], amount=reply["amount"])
 
 
 def payment_failed(run: Run, reason: str) -> None:
+    """The order records why the charge failed."""
     run.order.payment_failed(reason=reason)
 
 
