@@ -254,11 +254,8 @@ def _set_waiting(row: SagaSummary) -> None:
         since = current["started_at"]
     else:
         since = _entry(row.compensations, waiting.name)["requested_at"]
-    row.waiting_kind, row.waiting_for, row.waiting_attempt = (
-        waiting.kind,
-        waiting.name,
-        waiting.attempt,
-    )
+    row.waiting_kind, row.waiting_for = waiting.kind, waiting.name
+    row.waiting_attempt = waiting.attempt
     row.waiting_since = datetime.fromisoformat(since)
 
 
