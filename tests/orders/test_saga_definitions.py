@@ -9,7 +9,6 @@ from eventstore.models import Event
 from eventstore.store import event_store
 from orders import events
 from orders.aggregates import IllegalTransition, Order, Saga
-from orders.handlers import FulfilmentSagaHandler
 from orders.saga import FULFILMENT_V1, fulfilment
 from tests.orders.sagas import order_of, saga_of
 
@@ -24,18 +23,6 @@ def test_the_tables_requests_are_the_ones_the_saga_aggregate_applies():
     undos = {step.compensation.request.event_type for step in FULFILMENT_V1 if step.compensation}
 
     assert (steps, undos) == (Saga.STEP_REQUESTS, Saga.COMPENSATION_REQUESTS)
-
-
-def test_the_saga_subscriber_reads_order_created_and_every_reply_the_table_waits_for():
-    assert FulfilmentSagaHandler.event_types == {
-        events.ORDER_CREATED,
-        events.INVENTORY_RESERVED,
-        events.INVENTORY_RESERVATION_FAILED,
-        events.INVENTORY_RELEASED,
-        events.PAYMENT_PROCESSED,
-        events.PAYMENT_FAILED,
-        events.PAYMENT_REFUNDED,
-    }
 
 
 def test_replies_name_the_order_by_the_services_own_id():
