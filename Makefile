@@ -26,7 +26,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-run
 
 migrate: $(VENV)/.installed-run
-	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py migrate --noinput
 
 # seed_demo is idempotent: it prints the demo accounts' tokens and adds only what is missing.
 # Then honcho runs the Procfile: the development server on $(HOST):$(PORT) and the worker loop
@@ -35,7 +35,7 @@ migrate: $(VENV)/.installed-run
 # the environment alone configures all three. tests/acceptance/test_make_run.py starts honcho
 # the same way: keep the two in step.
 run: migrate
-	DEBUG=1 $(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo
 	WEB_ADDRESS=$(HOST):$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --env /dev/null
 
 # The production-like topology of celery mode in one console, on PostgreSQL and RabbitMQ:
@@ -46,7 +46,8 @@ run: migrate
 # `make run` does. DATABASE_URL and CELERY_BROKER_URL come from the environment or the command
 # line (make cluster DATABASE_URL=postgres://... CELERY_BROKER_URL=amqp://...); the broker's
 # default is the settings' own (amqp://guest:guest@127.0.0.1:5672//).
-# DEBUG is off, as in production: errors answer the API's JSON 500 and never a debug page, and
+# The production settings (config.settings, not manage.py's development ones) with DEBUG off,
+# as in production: errors answer the API's JSON 500 and never a debug page, and
 # Celery workers keep no log of every query (Celery warns against DEBUG in a worker). What that
 # asks for is set below for plain http on this machine: SECRET_KEY defaults to a fixed
 # development key (never use it, or this target, for a real deployment: set a secret one),
@@ -62,6 +63,7 @@ run: migrate
 cluster: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orders_cluster
 cluster: export EVENTSTORE_DISPATCH = celery
 cluster: export EVENTSTORE_PARTITIONS = 16
+cluster: export DJANGO_SETTINGS_MODULE := config.settings
 cluster: export DEBUG ?= 0
 cluster: export SECRET_KEY ?= make-cluster-development-key-not-for-any-real-deployment
 cluster: export ALLOWED_HOSTS ?= $(HOST),localhost,127.0.0.1,[::1]

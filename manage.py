@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Django's command-line utility for administrative tasks."""
+"""Django's command-line utility for administrative tasks, on the development settings
+(config/settings_dev.py) unless DJANGO_SETTINGS_MODULE names others."""
 
 import os
 import sys
@@ -7,7 +8,7 @@ import sys
 
 def main() -> None:
     """Run a management command."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_dev")
     from django.core.management import execute_from_command_line
 
     from config.telemetry import setup as setup_telemetry

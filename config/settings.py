@@ -231,7 +231,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # gunicorn's own limits (config/gunicorn.py) are higher, so these answer first.
 API_MAX_URL_LENGTH = 4094
 API_MAX_HEADER_FIELD_SIZE = 8190
-# Deepest nesting of objects and arrays in a JSON body; deeper answers 400 (config.api). Every
+# Deepest nesting of objects and arrays in a JSON body; deeper answers 400 (httpapi.parsers). Every
 # request the API takes nests a few levels, and Python's parser and encoder recurse per level.
 API_MAX_JSON_DEPTH = 32
 
@@ -243,13 +243,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON bodies only: form and multipart bodies cannot carry the lists commands take (the
     # browsable API offers its raw-data form, which posts JSON). The parser refuses deep
-    # nesting with a 400 (config.api).
-    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser"],
+    # nesting with a 400 (httpapi.parsers).
+    "DEFAULT_PARSER_CLASSES": ["httpapi.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "eventstore.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "eventstore.api.ApiSchema",
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "httpapi.schema.ApiSchema",
+    "EXCEPTION_HANDLER": "httpapi.errors.exception_handler",
     # Too many requests answer 429 with Retry-After. Anonymous callers are counted by address,
     # users by account; placing orders has its own, stricter budget. The counts live in the
     # default cache: LocMemCache (Django's default) counts per process, so with N processes a

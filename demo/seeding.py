@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from eventstore.api import customer_id_for
+from httpapi.caller import customer_id_for
 from inventory.aggregates import ProductAlreadyExists
 from inventory.models import ProductStock
 from inventory.services import product_create

@@ -1,7 +1,7 @@
 """How the API's lists are paged, as their schema says: numbered pages, and the log by position.
 
 Its own module: DRF imports the default pagination class while its own modules load, so this
-one must not import the schema machinery (eventstore.api does).
+one must not import the schema machinery (httpapi.schema does).
 """
 
 from rest_framework import pagination

@@ -35,7 +35,7 @@ class HealthView(APIView):
     HEALTH_MAX_LAG_EVENTS events behind, and in celery mode the broker accepts a connection;
     503 naming what is wrong otherwise. On PostgreSQL it also shows how far subscribers are held
     back by running transactions (`followers`), and answers 503 when the log holds transaction
-    ids the database has not reached (a dump restored into a new cluster, ARCHITECTURE.md)."""
+    ids the database has not reached (a dump restored into a new cluster, docs/OPERATIONS.md)."""
 
     authentication_classes = []
     permission_classes = [permissions.AllowAny]

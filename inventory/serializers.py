@@ -2,7 +2,8 @@
 
 from rest_framework import serializers
 
-from eventstore.api import AmountField, UnprocessableInput, identifier_field, text_field
+from httpapi.errors import UnprocessableInput
+from httpapi.fields import AmountField, identifier_field, text_field
 from inventory.models import ProductStock
 
 # Router paths under /api/inventory/ that a product id must not shadow.

@@ -1,23 +1,22 @@
 """The inventory API: products and stock for everyone signed in; commands for staff."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import mixins, permissions, status
 from rest_framework.response import Response
 
-from eventstore.api import (
+from httpapi.caller import command_metadata
+from httpapi.errors import ErrorAnswer
+from httpapi.headers import idempotency_key, idempotency_key_parameter
+from httpapi.schema import (
     NOT_FOUND,
     STAFF_ONLY,
     UNPROCESSABLE,
     VALIDATION_ERROR,
     DetailOutputSerializer,
-    InputSerializersMixin,
     SuccessOutputSerializer,
-    command_metadata,
-    idempotency_key,
-    idempotency_key_parameter,
-    validated,
+    staff_command,
 )
+from httpapi.viewsets import ServiceViewSet
 from inventory.aggregates import (
     ProductAlreadyExists,
     ProductNotFound,
@@ -44,8 +43,6 @@ from inventory.services import (
     stock_reserve,
 )
 
-STAFF_ACTIONS = frozenset({"create", "restock", "reserve", "release"})
-
 
 def _product_answer(product_id: str, status_code: int = status.HTTP_200_OK) -> Response:
     product = ProductStock.objects.get(pk=product_id)
@@ -54,16 +51,19 @@ def _product_answer(product_id: str, status_code: int = status.HTTP_200_OK) -> R
 
 @extend_schema_view(
     list=extend_schema(summary="List products with their stock"),
-    retrieve=extend_schema(
-        summary="One product with its stock",
-        responses={200: ProductOutputSerializer, 404: NOT_FOUND},
-    ),
+    retrieve=extend_schema(summary="One product with its stock"),
 )
-class InventoryViewSet(
-    InputSerializersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     """Products with their price and stock. Staff create and restock products, and reserve and
     release stock for orders (the order saga does the same through events)."""
+
+    error_answers = {
+        ProductAlreadyExists: ErrorAnswer(409, field="product_id"),
+        ProductNotFound: ErrorAnswer(404),
+        IdempotencyKeyReused: ErrorAnswer(422),
+        ReservationNotFound: ErrorAnswer(404),
+        ReservationStateError: ErrorAnswer(409),
+    }
 
     queryset = ProductStock.objects.all()
     serializer_class = ProductOutputSerializer
@@ -75,16 +75,14 @@ class InventoryViewSet(
         "release": ReleaseInputSerializer,
     }
     lookup_field = "product_id"
-    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
 
     def get_permissions(self):
-        if self.action in STAFF_ACTIONS:
+        if self.action == "create":
             return [permissions.IsAdminUser()]
         return super().get_permissions()
 
     @extend_schema(
         summary="Create a product (staff)",
-        request=ProductCreateInputSerializer,
         responses={
             201: ProductOutputSerializer,
             400: VALIDATION_ERROR,
@@ -93,21 +91,16 @@ class InventoryViewSet(
         },
     )
     def create(self, request):
-        data = validated(ProductCreateInputSerializer, request.data)
-        try:
-            product_create(**data, metadata=command_metadata(request))
-        except ProductAlreadyExists as error:
-            return Response({"product_id": [str(error)]}, status=status.HTTP_409_CONFLICT)
+        data = self.validated_input()
+        product_create(**data, metadata=command_metadata(request))
         return _product_answer(data["product_id"], status.HTTP_201_CREATED)
 
-    @extend_schema(
+    @staff_command(
+        detail=True,
         summary="Add received units to a product (staff)",
-        request=RestockInputSerializer,
         parameters=[idempotency_key_parameter],
         responses={
             200: ProductOutputSerializer,
-            400: VALIDATION_ERROR,
-            403: STAFF_ONLY,
             404: NOT_FOUND,
             422: OpenApiResponse(
                 DetailOutputSerializer,
@@ -115,36 +108,26 @@ class InventoryViewSet(
             ),
         },
     )
-    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
     def restock(self, request, product_id=None):
-        data = validated(RestockInputSerializer, request.data)
-        try:
-            stock_add(
-                product_id=product_id,
-                quantity=data["quantity"],
-                idempotency_key=idempotency_key(request),
-                metadata=command_metadata(request),
-            )
-        except ProductNotFound as error:
-            return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)
-        except IdempotencyKeyReused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        data = self.validated_input()
+        stock_add(
+            product_id=product_id,
+            quantity=data["quantity"],
+            idempotency_key=idempotency_key(request),
+            metadata=command_metadata(request),
+        )
         return _product_answer(product_id)
 
-    @extend_schema(
+    @staff_command(
         summary="Reserve stock for an order, all lines or none (staff)",
-        request=ReserveInputSerializer,
         responses={
             200: ReservationOutputSerializer,
-            400: VALIDATION_ERROR,
-            403: STAFF_ONLY,
             409: ReservationFailedOutputSerializer,
             422: UNPROCESSABLE,
         },
     )
-    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def reserve(self, request):
-        data = validated(ReserveInputSerializer, request.data)
+        data = self.validated_input()
         reservation = stock_reserve(
             reservation_id=data["reservation_id"],
             items=data["items"],
@@ -160,29 +143,20 @@ class InventoryViewSet(
             {"success": True, "reservation_id": reservation.id, "lines": reservation.lines}
         )
 
-    @extend_schema(
+    @staff_command(
         summary="Release a reservation's stock (staff)",
-        request=ReleaseInputSerializer,
         responses={
             200: SuccessOutputSerializer,
-            400: VALIDATION_ERROR,
-            403: STAFF_ONLY,
             404: NOT_FOUND,
             409: OpenApiResponse(
                 DetailOutputSerializer, description="The reservation was committed (sold)."
             ),
         },
     )
-    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def release(self, request):
-        data = validated(ReleaseInputSerializer, request.data)
-        try:
-            stock_release(
-                reservation_id=data["reservation_id"],
-                metadata=command_metadata(request, data["reservation_id"]),
-            )
-        except ReservationNotFound as error:
-            return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)
-        except ReservationStateError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        data = self.validated_input()
+        stock_release(
+            reservation_id=data["reservation_id"],
+            metadata=command_metadata(request, data["reservation_id"]),
+        )
         return Response({"success": True})

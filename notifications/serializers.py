@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from eventstore.api import IDENTIFIER_HELP, StringField, identifier_field, text_field
+from httpapi.fields import IDENTIFIER_HELP, StringField, identifier_field, text_field
 from notifications.models import SentNotification
 
 

@@ -1,24 +1,19 @@
 """The notifications API: customers read their own; staff read all and send."""
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import mixins, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from eventstore.api import (
+from httpapi.caller import CustomerScopedMixin, command_metadata, customer_id_for
+from httpapi.errors import ErrorAnswer
+from httpapi.schema import (
     NOT_FOUND,
-    STAFF_ONLY,
     UNPROCESSABLE,
-    VALIDATION_ERROR,
     ApiSchema,
-    CustomerScopedMixin,
-    InputSerializersMixin,
-    UnprocessableInput,
-    command_metadata,
-    customer_id_for,
-    validated,
+    staff_command,
 )
+from httpapi.viewsets import ServiceViewSet
 from notifications.filters import SentNotificationFilter
 from notifications.models import SentNotification
 from notifications.serializers import (
@@ -45,23 +40,17 @@ class CustomerListSchema(ApiSchema):
         summary="List notifications (customers: their own; staff: everyone's)",
     ),
 )
-class NotificationViewSet(
-    CustomerScopedMixin, InputSerializersMixin, mixins.ListModelMixin, viewsets.GenericViewSet
-):
+class NotificationViewSet(CustomerScopedMixin, mixins.ListModelMixin, ServiceViewSet):
     """Notifications sent to customers, newest first. A customer sees only their own."""
+
+    error_answers = {OrderNotOfCustomer: ErrorAnswer(422, field="order_id")}
 
     queryset = SentNotification.objects.all()
     serializer_class = NotificationListOutputSerializer
     filterset_class = SentNotificationFilter
     input_serializers = {"send": SendInputSerializer}
     lookup_field = "customer_id"
-    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
     schema = CustomerListSchema()
-
-    def get_permissions(self):
-        if self.action == "send":
-            return [permissions.IsAdminUser()]
-        return super().get_permissions()
 
     @extend_schema(
         summary="One customer's notifications, newest first",
@@ -76,25 +65,14 @@ class NotificationViewSet(
         rows = self.get_queryset().filter(customer_id=customer_id)
         return Response(NotificationOutputSerializer(rows, many=True).data)
 
-    @extend_schema(
+    @staff_command(
         summary="Send a notification to a customer (staff)",
-        request=SendInputSerializer,
-        responses={
-            201: SendOutputSerializer,
-            400: VALIDATION_ERROR,
-            403: STAFF_ONLY,
-            422: UNPROCESSABLE,
-        },
+        responses={201: SendOutputSerializer, 422: UNPROCESSABLE},
     )
-    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def send(self, request):
-        data = validated(SendInputSerializer, request.data)
-        try:
-            notification = notification_send_checked(
-                **data,
-                metadata=command_metadata(request, data["order_id"]),
-            )
-        except OrderNotOfCustomer as error:
-            raise UnprocessableInput("order_id", str(error)) from error
+        data = self.validated_input()
+        notification = notification_send_checked(
+            **data, metadata=command_metadata(request, data["order_id"])
+        )
         body = {"success": True, "notification_id": notification.id}
         return Response(body, status=status.HTTP_201_CREATED)

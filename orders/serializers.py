@@ -3,7 +3,7 @@
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from eventstore.api import StringField, identifier_field
+from httpapi.fields import StringField, identifier_field
 from orders.models import OrderSummary, SagaSummary
 from orders.services import DEFAULT_PAYMENT_TOKEN, MAX_LINES, MAX_QUANTITY
 

@@ -7,31 +7,25 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from eventstore.api import (
-    NOT_FOUND,
+from eventstore.models import Event
+from eventstore.serializers import EventOutputSerializer
+from httpapi.caller import CustomerScopedMixin, actor_for, command_metadata, customer_id_for
+from httpapi.errors import ErrorAnswer
+from httpapi.headers import (
     PREFER_WAIT_MAX,
-    VALIDATION_ERROR,
-    CustomerScopedMixin,
-    DetailOutputSerializer,
-    InputSerializersMixin,
-    UnprocessableInput,
-    actor_for,
-    command_metadata,
-    customer_id_for,
     idempotency_key,
     idempotency_key_parameter,
     prefer_parameter,
     prefer_wait,
-    validated,
 )
-from eventstore.models import Event
-from eventstore.serializers import EventOutputSerializer
+from httpapi.schema import NOT_FOUND, VALIDATION_ERROR, DetailOutputSerializer
+from httpapi.viewsets import ServiceViewSet
 from orders.filters import OrderFilter
 from orders.models import OrderSummary, SagaSummary
 from orders.serializers import (
@@ -86,27 +80,30 @@ placement_headers = [
 
 @extend_schema_view(
     list=extend_schema(summary="List orders (customers: their own; staff: everyone's)"),
-    retrieve=extend_schema(
-        summary="One order",
-        responses={200: OrderOutputSerializer, 404: NOT_FOUND},
-    ),
+    retrieve=extend_schema(summary="One order"),
 )
 class OrderViewSet(
     CustomerScopedMixin,
-    InputSerializersMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
+    ServiceViewSet,
 ):
     """Orders, newest first. Placing one runs its fulfilment saga: stock is reserved, the
     customer charged and the order completed, or every step undone and the order cancelled."""
+
+    error_answers = {
+        # Lines the schema allows but the order cannot take: a product on two lines, or one
+        # the catalogue does not know.
+        InvalidOrder: ErrorAnswer(422, field="items"),
+        UnknownProducts: ErrorAnswer(422, field="items"),
+        IdempotencyKeyReused: ErrorAnswer(422),
+    }
 
     queryset = OrderSummary.objects.all()
     serializer_class = OrderOutputSerializer
     filterset_class = OrderFilter
     input_serializers = {"create": PlaceOrderInputSerializer}
     lookup_field = "order_id"
-    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
     # Placing an order runs a saga: it has its own budget (THROTTLE_ORDERS) besides the user's.
     throttle_scope = "orders"
 
@@ -118,7 +115,6 @@ class OrderViewSet(
 
     @extend_schema(
         summary="Place an order",
-        request=PlaceOrderInputSerializer,
         parameters=[idempotency_key_parameter, prefer_parameter, *placement_headers],
         responses={
             201: OpenApiResponse(
@@ -145,27 +141,20 @@ class OrderViewSet(
         },
     )
     def create(self, request):
-        data = validated(PlaceOrderInputSerializer, request.data)
+        data = self.validated_input()
         key = idempotency_key(request)
         own_id = customer_id_for(request.user)
         customer_id = data.get("customer_id") or own_id
         if not request.user.is_staff and customer_id != own_id:
             raise PermissionDenied("Customers place orders for themselves only.")
-        try:
-            placed = order_place(
-                customer_id=customer_id,
-                items=data["items"],
-                payment_token=data["payment_token"],
-                idempotency_key=key,
-                idempotency_scope=actor_for(request.user),
-                metadata=command_metadata(request),
-            )
-        except (InvalidOrder, UnknownProducts) as error:
-            # Lines the schema allows but the order cannot take: a product on two lines, or
-            # one the catalogue does not know.
-            raise UnprocessableInput("items", str(error)) from error
-        except IdempotencyKeyReused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        placed = order_place(
+            customer_id=customer_id,
+            items=data["items"],
+            payment_token=data["payment_token"],
+            idempotency_key=key,
+            idempotency_scope=actor_for(request.user),
+            metadata=command_metadata(request),
+        )
         headers = {"Location": f"{request.path}{placed.order.id}/"}
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"

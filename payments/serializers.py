@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from eventstore.api import AmountField, StringField, identifier_field, text_field
+from httpapi.fields import AmountField, StringField, identifier_field, text_field
 from payments.gateway import DEFAULT_TOKEN
 from payments.models import PaymentSummary
 

@@ -1,19 +1,18 @@
 """The payments API: staff only (customers see their payments through their orders)."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import mixins, permissions, status
 from rest_framework.response import Response
 
-from eventstore.api import (
+from httpapi.caller import command_metadata
+from httpapi.errors import ErrorAnswer
+from httpapi.schema import (
     NOT_FOUND,
     STAFF_ONLY,
-    VALIDATION_ERROR,
-    InputSerializersMixin,
     SuccessOutputSerializer,
-    command_metadata,
-    validated,
+    staff_command,
 )
+from httpapi.viewsets import ServiceViewSet
 from payments.aggregates import Payment
 from payments.filters import PaymentFilter
 from payments.gateway import GatewayTimeout
@@ -35,14 +34,17 @@ from payments.services import payment_charge, payment_refund
     ),
     retrieve=extend_schema(
         summary="One payment (staff)",
-        responses={200: PaymentOutputSerializer, 403: STAFF_ONLY, 404: NOT_FOUND},
+        responses={200: PaymentOutputSerializer, 403: STAFF_ONLY},
     ),
 )
-class PaymentViewSet(
-    InputSerializersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     """Payments and their outcomes; staff charge and refund (the order saga does the same
     through events)."""
+
+    # The gateway did not answer: nothing was recorded, and the charge may be retried later.
+    error_answers = {
+        GatewayTimeout: ErrorAnswer(504, body={"success": False, "reason": "gateway_timeout"})
+    }
 
     queryset = PaymentSummary.objects.all()
     serializer_class = PaymentOutputSerializer
@@ -50,48 +52,32 @@ class PaymentViewSet(
     filterset_class = PaymentFilter
     input_serializers = {"charge": ChargeInputSerializer, "refund": RefundInputSerializer}
     lookup_field = "payment_id"
-    lookup_value_regex = "[A-Za-z0-9_-]{1,64}"
 
-    @extend_schema(
+    @staff_command(
         summary="Charge a customer once per payment_id (staff)",
-        request=ChargeInputSerializer,
         responses={
             200: ChargeOutputSerializer,
-            400: VALIDATION_ERROR,
             402: ChargeFailedOutputSerializer,
-            403: STAFF_ONLY,
             504: OpenApiResponse(
                 ChargeFailedOutputSerializer,
                 description="The gateway did not answer; nothing was recorded, retry later.",
             ),
         },
     )
-    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def charge(self, request):
-        data = validated(ChargeInputSerializer, request.data)
-        try:
-            payment = payment_charge(**data, metadata=command_metadata(request, data["payment_id"]))
-        except GatewayTimeout:
-            body = {"success": False, "reason": "gateway_timeout"}
-            return Response(body, status=status.HTTP_504_GATEWAY_TIMEOUT)
+        data = self.validated_input()
+        payment = payment_charge(**data, metadata=command_metadata(request, data["payment_id"]))
         if payment.status == Payment.FAILED:
             body = {"success": False, "reason": payment.reason}
             return Response(body, status=status.HTTP_402_PAYMENT_REQUIRED)
         return Response({"success": True, "transaction_id": payment.transaction_id})
 
-    @extend_schema(
+    @staff_command(
         summary="Refund a charge once (staff)",
-        request=RefundInputSerializer,
-        responses={
-            200: SuccessOutputSerializer,
-            400: VALIDATION_ERROR,
-            403: STAFF_ONLY,
-            404: NOT_FOUND,
-        },
+        responses={200: SuccessOutputSerializer, 404: NOT_FOUND},
     )
-    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def refund(self, request):
-        data = validated(RefundInputSerializer, request.data)
+        data = self.validated_input()
         payment_id = (
             PaymentSummary.objects.filter(transaction_id=data["transaction_id"])
             .values_list("payment_id", flat=True)

@@ -5,6 +5,7 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from eventstore.models import Event
 from eventstore.projections import get_projections
 from eventstore.store import event_store
 from eventstore.subscriptions import register_subscriber, unregister_subscriber
@@ -42,6 +43,12 @@ def fresh_gateway():
 def store():
     """The event store."""
     return event_store
+
+
+@pytest.fixture
+def event_count(db):
+    """A function giving how many events the log holds."""
+    return Event.objects.count
 
 
 @pytest.fixture

@@ -29,12 +29,12 @@ COMMAND_TIMEOUT = 120  # migrate, seed_demo, drf_create_token
 
 
 def manage(environment: dict[str, str], *arguments: str) -> str:
-    """`DEBUG=1 python manage.py ARGUMENTS` as the Makefile runs it, in `environment`; its
-    output (the test fails on a non-zero exit)."""
+    """`python manage.py ARGUMENTS` as the Makefile runs it (the development settings unless
+    `environment` says otherwise); its output (the test fails on a non-zero exit)."""
     result = subprocess.run(
         [sys.executable, "manage.py", *arguments],
         cwd=ROOT,
-        env={**environment, "DEBUG": "1"},
+        env=environment,
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,

@@ -163,7 +163,7 @@ def test_fuzzing_the_api_against_its_schema_finds_no_failure_and_no_server_error
     with _database(tmp_path) as database_url:
         environment = _environment(database_url)
         manage(environment, "migrate", "--noinput")
-        manage(environment, "seed_demo")
+        manage(environment, "seed_demo", "--force")  # DEBUG is off, as in `make cluster`
         token = token_for(environment, user)
         with _served(environment, tmp_path / "gunicorn.log") as base:
             result = _fuzz(base, token, tmp_path)

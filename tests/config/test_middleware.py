@@ -12,8 +12,8 @@ from unittest.mock import patch
 import pytest
 from django.conf import settings
 
-from eventstore.api import command_metadata
 from eventstore.logs import LogContextFilter, current_context, end_request, start_request
+from httpapi.caller import command_metadata
 
 pytestmark = pytest.mark.django_db
 

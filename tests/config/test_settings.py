@@ -40,6 +40,48 @@ def test_without_debug_a_secret_key_is_required():
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
 
+def run_in_project(*arguments: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `python ARGUMENTS` in the project folder with exactly these variables set."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=PROJECT,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_manage_py_runs_on_the_development_settings_without_debug_or_a_secret_key(tmp_path):
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    code = "from django.conf import settings as s; print(s.DEBUG, s.ALLOWED_HOSTS)"
+
+    result = run_in_project("manage.py", "shell", "-c", code, DATABASE_URL=database)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True ['localhost', '127.0.0.1', '[::1]']"
+
+
+def test_manage_py_with_debug_off_or_the_production_module_needs_a_secret_key():
+    for env in ({"DEBUG": "0"}, {"DJANGO_SETTINGS_MODULE": "config.settings"}):
+        result = run_in_project("manage.py", "check", **env)
+
+        assert result.returncode != 0, env
+        assert "SECRET_KEY must be set when DEBUG is off" in result.stderr, env
+
+
+@pytest.mark.parametrize("entry", ["config.wsgi", "config.asgi", "config.celery"])
+def test_production_entry_points_load_the_production_settings(entry):
+    code = f"import {entry}; from django.conf import settings; print(settings.DEBUG)"
+
+    without_key = run_in_project("-c", code)
+    with_key = run_in_project("-c", code, SECRET_KEY="s")
+
+    assert "SECRET_KEY must be set when DEBUG is off" in without_key.stderr
+    assert with_key.returncode == 0, with_key.stderr
+    assert with_key.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_debug_defaults_to_sqlite_with_wal_immediate_transactions_and_local_hosts():
     result = load_settings(DEBUG="1")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eventstore.api import customer_id_for
+from httpapi.caller import customer_id_for
 from tests.factories import UserFactory
 
 

@@ -2,11 +2,12 @@
 
 import pytest
 
-from eventstore.api import customer_id_for
 from eventstore.models import Event
 from eventstore.store import NewEvent
+from httpapi.caller import customer_id_for
 from notifications import events
 from notifications.models import SentNotification
+from notifications.serializers import NotificationOutputSerializer
 from notifications.services import (
     notification_deliver,
     notification_delivery_failed,
@@ -19,16 +20,7 @@ pytestmark = pytest.mark.django_db
 
 SEND_URL = "/api/notifications/send/"
 LIST_URL = "/api/notifications/"
-NOTIFICATION_FIELDS = {
-    "notification_id",
-    "type",
-    "message",
-    "order_id",
-    "channel",
-    "sent_at",
-    "delivery_status",
-    "delivered_at",
-}
+NOTIFICATION_FIELDS = set(NotificationOutputSerializer().fields)
 
 
 def customer_url(customer_id):

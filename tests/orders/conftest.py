@@ -182,6 +182,12 @@ def order_row(db):
 
 
 @pytest.fixture
+def product(make_product):
+    """Product p1, with 100 units in stock at 12.50."""
+    return make_product("p1", stock=100, price="12.50")
+
+
+@pytest.fixture
 def replayed():
     """A function giving a fresh copy of an aggregate rebuilt from the events it recorded."""
 

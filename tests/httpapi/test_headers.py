@@ -3,7 +3,7 @@
 import pytest
 from django.test import RequestFactory
 
-from eventstore.api import PREFER_WAIT_MAX, prefer_wait
+from httpapi.headers import PREFER_WAIT_MAX, prefer_wait
 
 
 def wait_asked(*prefer):

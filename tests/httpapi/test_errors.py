@@ -1,0 +1,78 @@
+"""The one exception handler: each domain error the view declares gets its answer, a subclass
+its base class's, the event store's errors theirs, and anything else DRF's."""
+
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from eventstore.store import AppendTimeout
+from httpapi.errors import ErrorAnswer, exception_handler
+from httpapi.viewsets import ServiceViewSet
+
+
+class Refused(Exception):
+    pass
+
+
+class RefusedForGood(Refused):
+    pass
+
+
+class AboutAField(Exception):
+    pass
+
+
+class Fixed(Exception):
+    pass
+
+
+class DeclaringViewSet(ServiceViewSet):
+    error_answers = {
+        Refused: ErrorAnswer(409),
+        AboutAField: ErrorAnswer(422, field="items"),
+        Fixed: ErrorAnswer(504, body={"success": False}, headers={"Retry-After": "3"}),
+    }
+
+
+def answer(error, view=None) -> Response | None:
+    return exception_handler(error, {"view": view or DeclaringViewSet()})
+
+
+def test_a_declared_error_answers_its_status_with_its_message_as_detail():
+    response = answer(Refused("no way"))
+
+    assert (response.status_code, response.data) == (409, {"detail": "no way"})
+
+
+def test_an_error_about_one_field_answers_with_the_field_and_its_message():
+    response = answer(AboutAField("p1 appears twice"))
+
+    assert (response.status_code, response.data) == (422, {"items": ["p1 appears twice"]})
+
+
+def test_a_fixed_body_and_headers_are_answered_whatever_the_error_says():
+    response = answer(Fixed("anything"))
+
+    assert (response.status_code, response.data) == (504, {"success": False})
+    assert response["Retry-After"] == "3"
+
+
+def test_a_subclass_without_an_answer_of_its_own_gets_its_base_classs():
+    response = answer(RefusedForGood("not ever"))
+
+    assert (response.status_code, response.data) == (409, {"detail": "not ever"})
+
+
+def test_an_error_is_answered_only_by_the_view_that_declares_it():
+    assert answer(Refused("no way"), view=ServiceViewSet()) is None
+
+
+def test_the_event_stores_errors_are_answered_in_every_view():
+    response = answer(AppendTimeout("busy"), view=ServiceViewSet())
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "3"
+
+
+def test_other_errors_are_left_to_drf():
+    assert answer(ValueError("x")) is None
+    assert answer(NotFound("gone")).status_code == 404
