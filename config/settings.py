@@ -9,12 +9,16 @@ ALLOWED_HOSTS comma-separated host names (default: localhost names when DEBUG)
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+Parsed = TypeVar("Parsed")  # not upper case: Django would take it for a setting
 
 
 def env_flag(name: str, default: bool = False) -> bool:
@@ -25,26 +29,26 @@ def env_flag(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def env_float(name: str, default: float) -> float:
-    """Read a decimal number from the environment, failing loudly on anything else."""
+def _env_parsed(name: str, default: Parsed, parse: Callable[[str], Parsed], kind: str) -> Parsed:
+    """`parse` of an environment variable (`default` when unset or empty), failing loudly with
+    "<name> must be <kind>" on a value it refuses."""
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        return parse(value)
     except ValueError as error:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from error
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}") from error
+
+
+def env_float(name: str, default: float) -> float:
+    """Read a decimal number from the environment, failing loudly on anything else."""
+    return _env_parsed(name, default, float, "a number")
 
 
 def env_int(name: str, default: int) -> int:
     """Read an integer environment variable, failing loudly on a non-integer."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from error
+    return _env_parsed(name, default, int, "an integer")
 
 
 # What DRF's throttles accept: requests per second, minute, hour or day ("60/min").

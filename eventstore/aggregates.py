@@ -173,11 +173,24 @@ class Repository(Generic[A]):
         """A fresh aggregate at version 0 (its stream does not exist yet)."""
         return self.aggregate_class(aggregate_id)
 
-    def load(self, aggregate_id: str, *, use_snapshot: bool = True) -> A:
-        """Rebuild the aggregate from its snapshot (when there is one) and the later events."""
+    def load(
+        self,
+        aggregate_id: str,
+        *,
+        use_snapshot: bool = True,
+        missing: type[Exception] | None = None,
+    ) -> A:
+        """Rebuild the aggregate from its snapshot (when there is one) and the later events.
+
+        A stream that does not exist raises AggregateNotFound, or the service's own `missing`
+        error saying "<Type> '<id>' does not exist".
+        """
         aggregate = self.load_or_new(aggregate_id, use_snapshot=use_snapshot)
         if aggregate.version == 0:
-            raise AggregateNotFound(f"{self.aggregate_class.aggregate_type}/{aggregate_id}")
+            aggregate_type = self.aggregate_class.aggregate_type
+            if missing is None:
+                raise AggregateNotFound(f"{aggregate_type}/{aggregate_id}")
+            raise missing(f"{aggregate_type.capitalize()} {aggregate_id!r} does not exist")
         return aggregate
 
     def load_or_new(self, aggregate_id: str, *, use_snapshot: bool = True) -> A:

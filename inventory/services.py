@@ -14,7 +14,6 @@ from typing import Any
 from django.db import transaction
 
 from eventstore.aggregates import (
-    AggregateNotFound,
     Repository,
     derived_event_id,
     retry_on_conflict,
@@ -38,13 +37,6 @@ Metadata = Mapping[str, Any] | None
 
 class IdempotencyKeyReused(InventoryError):
     """The idempotency key was used before for a different request."""
-
-
-def _load_product(product_id: str) -> Product:
-    try:
-        return products.load(product_id)
-    except AggregateNotFound:
-        raise ProductNotFound(f"Product {product_id!r} does not exist") from None
 
 
 @retry_on_conflict
@@ -86,8 +78,8 @@ def stock_add(
                         f"Idempotency key {idempotency_key!r} was used to add "
                         f"{earlier.payload['quantity']} units, not {quantity}"
                     )
-                return _load_product(product_id)
-        product = _load_product(product_id)
+                return products.load(product_id, missing=ProductNotFound)
+        product = products.load(product_id, missing=ProductNotFound)
         product.add_stock(
             quantity=quantity, idempotency_key=idempotency_key or "", event_id=event_id
         )
@@ -159,6 +151,23 @@ def stock_reserve(
     return reservation
 
 
+def _settle(reservation: Reservation, *, sold: bool, metadata: Metadata) -> None:
+    """Sell (or release) every unit the reservation holds: each product's units and the
+    reservation's outcome are appended together, at the versions they were loaded at."""
+    held = [
+        products.load(line["product_id"], missing=ProductNotFound)
+        for line in reservation.held_lines
+    ]
+    for product, line in zip(held, reservation.held_lines, strict=True):
+        move = product.sell if sold else product.release
+        move(reservation_id=reservation.id, quantity=line["quantity"])
+    if sold:
+        reservation.committed()
+    else:
+        reservation.released()
+    reservations.save(reservation, *held, metadata=metadata)
+
+
 @retry_on_conflict
 def stock_release(
     *, reservation_id: str, missing_ok: bool = False, metadata: Metadata = None
@@ -179,11 +188,7 @@ def stock_release(
             raise ReservationStateError(
                 f"Reservation {reservation_id!r} is committed: sold units are not released"
             )
-        held = [_load_product(line["product_id"]) for line in reservation.held_lines]
-        for product, line in zip(held, reservation.held_lines, strict=True):
-            product.release(reservation_id=reservation_id, quantity=line["quantity"])
-        reservation.released()
-        reservations.save(reservation, *held, metadata=metadata)
+        _settle(reservation, sold=False, metadata=metadata)
     return reservation
 
 
@@ -195,10 +200,7 @@ def stock_commit(*, reservation_id: str, metadata: Metadata = None) -> Reservati
     that failed or was released.
     """
     with transaction.atomic():
-        try:
-            reservation = reservations.load(reservation_id)
-        except AggregateNotFound:
-            raise ReservationNotFound(f"Reservation {reservation_id!r} does not exist") from None
+        reservation = reservations.load(reservation_id, missing=ReservationNotFound)
         if reservation.status == Reservation.COMMITTED:
             return reservation
         if reservation.status != Reservation.RESERVED:
@@ -206,9 +208,5 @@ def stock_commit(*, reservation_id: str, metadata: Metadata = None) -> Reservati
                 f"Reservation {reservation_id!r} is {reservation.status}; only a reserved one "
                 "can be committed"
             )
-        held = [_load_product(line["product_id"]) for line in reservation.held_lines]
-        for product, line in zip(held, reservation.held_lines, strict=True):
-            product.sell(reservation_id=reservation_id, quantity=line["quantity"])
-        reservation.committed()
-        reservations.save(reservation, *held, metadata=metadata)
+        _settle(reservation, sold=True, metadata=metadata)
     return reservation

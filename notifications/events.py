@@ -1,6 +1,6 @@
-"""Notifications' event types and payloads: its public contract (ARCHITECTURE.md, event catalog)."""
+"""Notifications' event types: its public contract, with their payloads in docs/EVENTS.md."""
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 NOTIFICATION = "notification"  # aggregate type (stream name)
 ORDER = "order"  # orders' aggregate type, whose OrderCreated names the order's customer
@@ -36,57 +36,3 @@ def notification_sent_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
         "body": payload["message"],
         "delivered_when_recorded": True,
     }
-
-
-class NotificationSentPayload(TypedDict):
-    notification_id: str
-    customer_id: str
-    order_id: str  # "" for a notification about no order
-    type: str  # order_confirmed, order_completed, order_cancelled, or a staff-chosen type
-    channel: str  # "email"
-    message: str  # the short text the API shows
-    # The email, rendered when the notification is recorded so every attempt sends the same
-    # text (schema version 2).
-    subject: str
-    body: str
-    # Only on events stored at schema version 1, before delivery was real: the sender of the
-    # time (NOTIFICATIONS_SENDER) had the message when it was recorded, so it counts as
-    # delivered and is never emailed again (see `notification_sent_v1_to_v2`).
-    delivered_when_recorded: NotRequired[bool]
-
-
-class NotificationDeliveredPayload(TypedDict):
-    notification_id: str
-    message_id: str  # the email's Message-ID header (the address is not stored in the log)
-    attempt: int  # the call that succeeded, counted since the delivery was last (re)started
-
-
-class NotificationDeliveryFailedPayload(TypedDict):
-    notification_id: str
-    attempt: int
-    error: str  # "<exception type>: <message>", trimmed
-    parked: bool  # no more automatic attempts until staff retry it
-
-
-class OrderItem(TypedDict):
-    product_id: str
-    quantity: int
-    unit_price: str | None  # None until inventory priced the line
-
-
-class OrderCreatedPayload(TypedDict):
-    """The fields notifications reads from OrderCreated."""
-
-    order_id: str
-    customer_id: str
-
-
-class OrderOutcomePayload(TypedDict, total=False):
-    """The fields notifications reads from OrderConfirmed, OrderCompleted and OrderCancelled.
-    Events stored before `items` was added have none."""
-
-    order_id: str
-    customer_id: str
-    items: list[OrderItem]
-    total_amount: str | None  # None on a cancelled order that was never priced
-    reason: str  # OrderCancelled

@@ -1,4 +1,4 @@
-"""Orders' event types and payloads: its public contract (ARCHITECTURE.md, event catalog).
+"""Orders' event types: its public contract, with their payloads in docs/EVENTS.md.
 
 Two streams: `order/<order_id>` holds the order's own state changes; `saga/<order_id>` holds the
 fulfilment saga's progress and the requests it sends to the other services. Every event of an
@@ -7,7 +7,7 @@ order's fulfilment carries metadata `correlation_id` = the order id.
 
 import hashlib
 import hmac
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 from django.conf import settings
 
@@ -95,140 +95,3 @@ def payment_requested_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     """Upcaster of PaymentRequested 1 -> 2: version 1 held the raw payment token; it reads
     masked, and payments, finding no token to charge, fails it with token_expired."""
     return _token_masked(payload)
-
-
-class Item(TypedDict):
-    product_id: str
-    quantity: int
-
-
-class PricedItem(TypedDict):
-    product_id: str
-    quantity: int
-    unit_price: str
-
-
-class OrderCreatedPayload(TypedDict):
-    order_id: str
-    customer_id: str
-    items: list[Item]
-    payment_method: PaymentMethod
-    # The token's reference in the vault (schema version 2); None on events stored at version
-    # 1, which held the raw token (see `order_created_v1_to_v2`).
-    payment_token_ref: str | None
-    idempotency_key: str  # "" when the request had none
-
-
-class OrderInventoryReservedPayload(TypedDict):
-    order_id: str
-    items: list[PricedItem]
-    total_amount: str
-
-
-class OrderFailedPayload(TypedDict):
-    """OrderInventoryFailed and OrderPaymentFailed: why the step failed."""
-
-    order_id: str
-    reason: str
-
-
-class OrderPaymentProcessedPayload(TypedDict):
-    order_id: str
-    transaction_id: str
-    amount: str
-
-
-class OrderInventoryReleasedPayload(TypedDict):
-    order_id: str
-
-
-class OutcomeItem(TypedDict):
-    product_id: str
-    quantity: int
-    unit_price: str | None  # None when inventory never priced the line
-
-
-# The order's outcomes carry what the customer is told about: items and total. Events stored
-# before `items` (and OrderCancelled's `total_amount`) were added have neither.
-class OrderConfirmedPayload(TypedDict):
-    order_id: str
-    customer_id: str
-    items: NotRequired[list[OutcomeItem]]
-    total_amount: str
-
-
-class OrderCompletedPayload(TypedDict):
-    order_id: str
-    customer_id: str
-    items: NotRequired[list[OutcomeItem]]
-    total_amount: str
-
-
-class OrderCancelledPayload(TypedDict):
-    order_id: str
-    customer_id: str
-    items: NotRequired[list[OutcomeItem]]
-    total_amount: NotRequired[str | None]  # None when the stock was never reserved
-    reason: str
-
-
-class SagaStartedPayload(TypedDict):
-    saga_id: str
-    order_id: str
-    definition_version: int
-    steps: list[str]
-
-
-class SagaStepSucceededPayload(TypedDict):
-    saga_id: str
-    step: str
-    error: str  # always ""
-
-
-class SagaStepFailedPayload(TypedDict):
-    saga_id: str
-    step: str
-    error: str  # what happened, for people
-    reason: str  # the order's cancellation reason, e.g. "insufficient_stock", "payment_timeout"
-    compensations: list[str]  # to run now, in this order
-
-
-class SagaCompensationPayload(TypedDict):
-    """SagaCompensationSucceeded and SagaCompensationFailed (`error` is "" on success)."""
-
-    saga_id: str
-    compensation: str
-    error: str
-
-
-class SagaFinishedPayload(TypedDict):
-    """SagaCompleted and SagaCompensated."""
-
-    saga_id: str
-
-
-class InventoryReservationRequestedPayload(TypedDict):
-    order_id: str
-    items: list[Item]
-    step: str  # "reserve_inventory"
-
-
-class PaymentRequestedPayload(TypedDict):
-    payment_id: str  # the order id
-    customer_id: str
-    amount: str
-    payment_method: PaymentMethod
-    payment_token_ref: str | None  # None: read from schema version 1, nothing to charge with
-    step: str  # "process_payment"
-
-
-class InventoryReleaseRequestedPayload(TypedDict):
-    order_id: str
-    compensation: str  # "release_inventory"
-    attempt: int  # 1, then 2, 3 ... when sent again after no reply
-
-
-class PaymentRefundRequestedPayload(TypedDict):
-    payment_id: str
-    compensation: str  # "refund_payment"
-    attempt: int

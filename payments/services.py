@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from eventstore import tracing
-from eventstore.aggregates import AggregateNotFound, Repository
+from eventstore.aggregates import Repository
 from eventstore.effects import require_no_transaction
 from eventstore.store import ConcurrencyError
 from eventstore.vault import vault_erase, vault_take
@@ -125,10 +125,7 @@ def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:
 
     Raises PaymentNotFound for an unknown id and PaymentNotRefundable for a failed payment.
     """
-    try:
-        payment = payments.load(payment_id)
-    except AggregateNotFound:
-        raise PaymentNotFound(f"Payment {payment_id!r} does not exist") from None
+    payment = payments.load(payment_id, missing=PaymentNotFound)
     if payment.status == Payment.REFUNDED:
         return payment
     payment.refunded()  # raises PaymentNotRefundable unless processed, before the gateway call

@@ -41,8 +41,8 @@ def sent(notification_id="n1"):
 def replayed(notification):
     """A fresh copy rebuilt from the events the notification recorded."""
     copy = Notification(notification.id)
-    for event in notification.pending_events:
-        copy._apply(event.event_type, event.payload)
+    for version, event in enumerate(notification.pending_events, start=1):
+        copy.replay_payload(version, event.event_type, event.payload)
     return copy
 
 

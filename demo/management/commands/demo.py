@@ -4,10 +4,10 @@ import logging
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from demo import report
-from demo.management.commands.seed_demo import refuse_unless_debug
+from demo.debug_only import DebugOnlyCommand
 from demo.scenarios import (
     SCENARIOS,
     DemoError,
@@ -34,7 +34,7 @@ def quiet_info_logs(quiet: bool):
         logging.disable(previous)
 
 
-class Command(BaseCommand):
+class Command(DebugOnlyCommand):
     help = (
         "Place demo orders for alice through the services and print, for each, its final status, "
         "its event timeline and the stock and payment figures: a completed order, an inventory "
@@ -44,15 +44,9 @@ class Command(BaseCommand):
         "the services' INFO logs. Needs DEBUG on (or --force), as seed_demo does."
     )
 
-    def add_arguments(self, parser):
-        parser.add_argument(
-            "--force",
-            action="store_true",
-            help="Run even with DEBUG off (it creates the demo accounts, with public passwords).",
-        )
+    force_help = "Run even with DEBUG off (it creates the demo accounts, with public passwords)."
 
-    def handle(self, *args, force, verbosity, **options):
-        refuse_unless_debug(force, "demo")
+    def run(self, verbosity: int) -> None:
         with quiet_info_logs(verbosity < 2):
             try:
                 customer = seed_demo(check_passwords=False).account(CUSTOMER)

@@ -1,20 +1,8 @@
 """Create the demo accounts, their API tokens and the demo catalogue, once."""
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
-
 from demo import report
+from demo.debug_only import DebugOnlyCommand
 from demo.seeding import LOW_STOCK_PRODUCT, SeedResult, seed_demo
-
-
-def refuse_unless_debug(force: bool, command: str) -> None:
-    """CommandError when DEBUG is off and `--force` was not given: the demo's accounts have
-    passwords anyone can read in this repository."""
-    if not settings.DEBUG and not force:
-        raise CommandError(
-            f"{command} creates accounts with known passwords, so it runs only with DEBUG on "
-            "(a local machine). Pass --force to run it anyway."
-        )
 
 
 def existed_lines(what: str, items, attribute: str, unchanged: str) -> list[str]:
@@ -29,7 +17,7 @@ def existed_lines(what: str, items, attribute: str, unchanged: str) -> list[str]
     return lines
 
 
-class Command(BaseCommand):
+class Command(DebugOnlyCommand):
     help = (
         "Create the demo data once: a staff user admin, customers alice and bob (each with a "
         "known password and an API token) and a catalogue of products with stock. A second run "
@@ -37,15 +25,9 @@ class Command(BaseCommand):
         "--force): the passwords are printed and written in this repository."
     )
 
-    def add_arguments(self, parser):
-        parser.add_argument(
-            "--force",
-            action="store_true",
-            help="Run even with DEBUG off (the accounts' passwords are public).",
-        )
+    force_help = "Run even with DEBUG off (the accounts' passwords are public)."
 
-    def handle(self, *args, force, verbosity, **options):
-        refuse_unless_debug(force, "seed_demo")
+    def run(self, verbosity: int) -> None:
         result = seed_demo()
         self.write_result(result, verbosity)
 
