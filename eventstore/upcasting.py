@@ -19,11 +19,13 @@ class UpcasterError(Exception):
 
 
 def register_upcaster(event_type: str, from_version: int, function: Upcaster) -> Upcaster:
-    """Register `function` to upgrade a `from_version` payload of `event_type` by one version."""
+    """Register `function` to upgrade a `from_version` payload of `event_type` by one version.
+    Registering the same function again changes nothing (an app's ready() may run twice);
+    another function for the same version is refused."""
     key = (event_type, from_version)
     if from_version < 1:
         raise UpcasterError(f"Schema versions start at 1, got {from_version} for {event_type}")
-    if key in _upcasters:
+    if _upcasters.get(key, function) is not function:
         raise UpcasterError(f"An upcaster for {event_type} v{from_version} is already registered")
     _upcasters[key] = function
     return function

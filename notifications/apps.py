@@ -10,14 +10,13 @@ class NotificationsConfig(AppConfig):
         from eventstore import signals
         from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
-        from eventstore.upcasting import current_schema_version, register_upcaster
+        from eventstore.upcasting import register_upcaster
         from notifications import events
         from notifications.handlers import NotificationDeliverer, OrderOutcomeNotifier
         from notifications.metrics import count_deliveries
         from notifications.projections import OrderOwnerProjection, SentNotificationProjection
 
-        if current_schema_version(events.NOTIFICATION_SENT) == 1:
-            register_upcaster(events.NOTIFICATION_SENT, 1, events.notification_sent_v1_to_v2)
+        register_upcaster(events.NOTIFICATION_SENT, 1, events.notification_sent_v1_to_v2)
         register_projection(SentNotificationProjection())
         register_projection(OrderOwnerProjection())
         register_subscriber(OrderOutcomeNotifier())

@@ -9,8 +9,9 @@ can pick it up where another left off; what to do next is decided in `orders/sag
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from eventstore.aggregates import Aggregate, applies
 from orders import events
@@ -186,12 +187,14 @@ class Order(Aggregate):
 
     # --- appliers ------------------------------------------------------------------------------
 
-    def _move(self, event_type: str) -> None:
+    def _apply(self, event_type: str, payload: dict[str, Any]) -> None:
+        # Every event of the order moves its status along TRANSITIONS, on record and on replay
+        # alike; each applier below keeps only what else its event says.
+        super()._apply(event_type, payload)
         self.status = self.TRANSITIONS[(self.status, event_type)]
 
     @applies(events.ORDER_CREATED)
     def _created(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_CREATED)
         self.customer_id = payload["customer_id"]
         self.items = [{**item, "unit_price": None} for item in payload["items"]]
         self.payment_method = payload["payment_method"]
@@ -200,47 +203,54 @@ class Order(Aggregate):
 
     @applies(events.ORDER_INVENTORY_RESERVED)
     def _inventory_reserved(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_INVENTORY_RESERVED)
         self.items = payload["items"]
         self.total_amount = payload["total_amount"]
 
     @applies(events.ORDER_INVENTORY_FAILED)
     def _inventory_failed(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_INVENTORY_FAILED)
         self.failure_reason = payload["reason"]
 
     @applies(events.ORDER_PAYMENT_PROCESSED)
     def _payment_processed(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_PAYMENT_PROCESSED)
         self.transaction_id = payload["transaction_id"]
 
     @applies(events.ORDER_PAYMENT_FAILED)
     def _payment_failed(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_PAYMENT_FAILED)
         self.failure_reason = payload["reason"]
 
     @applies(events.ORDER_INVENTORY_RELEASED)
     def _inventory_released(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_INVENTORY_RELEASED)
+        """Only the status moves."""
 
     @applies(events.ORDER_CONFIRMED)
     def _confirmed(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_CONFIRMED)
         self.confirmed = True
 
     @applies(events.ORDER_COMPLETED)
     def _completed(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_COMPLETED)
+        """Only the status moves."""
 
     @applies(events.ORDER_CANCELLED)
     def _cancelled(self, payload: dict[str, Any]) -> None:
-        self._move(events.ORDER_CANCELLED)
+        """Only the status moves."""
 
 
 def total_of(lines: list[dict[str, Any]]) -> str:
     """The sum of quantity x unit price over priced lines, as a two-place decimal string."""
     total = sum((Decimal(line["unit_price"]) * line["quantity"] for line in lines), Decimal(0))
     return str(total.quantize(Decimal("0.01")))
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A reply a saga waits for: its step's (attempt 0) or a compensation request's `attempt`."""
+
+    STEP: ClassVar[str] = "step"
+    COMPENSATION: ClassVar[str] = "compensation"
+
+    kind: str
+    name: str
+    attempt: int = 0
 
 
 class Saga(Aggregate):
@@ -260,6 +270,31 @@ class Saga(Aggregate):
     STARTED = "started"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+    # The requests it sends are events on its own stream: sending one records that the step (or
+    # the compensation) started. orders/saga.py says which step sends which.
+    STEP_REQUESTS = frozenset({events.INVENTORY_RESERVATION_REQUESTED, events.PAYMENT_REQUESTED})
+    COMPENSATION_REQUESTS = frozenset(
+        {events.INVENTORY_RELEASE_REQUESTED, events.PAYMENT_REFUND_REQUESTED}
+    )
+    # The state after each event that sets it whatever came before.
+    STATE_AFTER = {
+        events.SAGA_STARTED: RUNNING,
+        events.SAGA_STEP_FAILED: COMPENSATING,
+        events.SAGA_COMPENSATION_FAILED: COMPENSATION_FAILED,
+        events.SAGA_COMPLETED: COMPLETED,
+        events.SAGA_COMPENSATED: COMPENSATED,
+    }
+    # Every event of its stream.
+    EVENT_TYPES = frozenset(
+        {
+            *STATE_AFTER,
+            *STEP_REQUESTS,
+            *COMPENSATION_REQUESTS,
+            events.SAGA_STEP_SUCCEEDED,
+            events.SAGA_COMPENSATION_SUCCEEDED,
+        }
+    )
 
     def __init__(self, aggregate_id: str) -> None:
         super().__init__(aggregate_id)
@@ -292,16 +327,17 @@ class Saga(Aggregate):
             name for name, entry in self.compensations.items() if entry["status"] == self.STARTED
         ]
 
-    def waiting_for(self) -> tuple[str, str, int] | None:
-        """The reply the saga waits for longest: ("step", name, 0) or ("compensation", name,
-        attempt); None when it waits for nothing."""
-        current = self.steps.get(self.current_step, {})
-        if self.state == self.RUNNING and current.get("status") == self.STARTED:
-            return ("step", self.current_step, 0)
-        in_flight = self.compensations_in_flight
-        if in_flight:
-            return ("compensation", in_flight[0], self.compensations[in_flight[0]]["attempt"])
-        return None
+    def waiting_for(self) -> Waiting | None:
+        """The reply the saga waits for longest (see `saga_waiting_for`); None for none."""
+        return saga_waiting_for(
+            state=self.state,
+            current_step=self.current_step,
+            current_status=self.steps.get(self.current_step, {}).get("status", ""),
+            compensations=[
+                (name, entry["status"], entry["attempt"])
+                for name, entry in self.compensations.items()
+            ],
+        )
 
     def _require(self, *states: str, doing: str) -> None:
         if self.state not in states:
@@ -393,11 +429,18 @@ class Saga(Aggregate):
 
     # --- appliers ------------------------------------------------------------------------------
 
-    @applies(events.SAGA_STARTED)
-    def _started(self, payload: dict[str, Any]) -> None:
-        self.state = self.RUNNING
-        self.definition_version = payload["definition_version"]
-        self.order_id = payload["order_id"]
+    def _apply(self, event_type: str, payload: dict[str, Any]) -> None:
+        # A request is applied by what it starts, whichever service it goes to; then the state
+        # follows `saga_state_after`, on record and on replay alike.
+        if event_type in self.STEP_REQUESTS:
+            self._step_requested(payload)
+        elif event_type in self.COMPENSATION_REQUESTS:
+            self._compensation_requested(payload)
+        else:
+            super()._apply(event_type, payload)
+        self.state = saga_state_after(
+            self.state, event_type, [entry["status"] for entry in self.compensations.values()]
+        )
 
     def _step_requested(self, payload: dict[str, Any]) -> None:
         self.current_step = payload["step"]
@@ -415,34 +458,11 @@ class Saga(Aggregate):
         }
         if name in self.pending_compensations:
             self.pending_compensations.remove(name)
-        self.state = self._state_after_compensation_change()
 
-    def _state_after_compensation_change(self) -> str:
-        """A finished saga reopens to undo a late success, and a saga stays
-        compensation_failed while any compensation is given up on. A running saga keeps
-        running: undoing a reply it never asked for does not stop its own steps."""
-        failed = any(entry["status"] == self.FAILED for entry in self.compensations.values())
-        if self.state == self.COMPENSATION_FAILED and not failed:
-            return self.COMPENSATING
-        if self.state == self.COMPENSATED:
-            return self.COMPENSATING
-        return self.state
-
-    @applies(events.INVENTORY_RESERVATION_REQUESTED)
-    def _reservation_requested(self, payload: dict[str, Any]) -> None:
-        self._step_requested(payload)
-
-    @applies(events.PAYMENT_REQUESTED)
-    def _payment_requested(self, payload: dict[str, Any]) -> None:
-        self._step_requested(payload)
-
-    @applies(events.INVENTORY_RELEASE_REQUESTED)
-    def _release_requested(self, payload: dict[str, Any]) -> None:
-        self._compensation_requested(payload)
-
-    @applies(events.PAYMENT_REFUND_REQUESTED)
-    def _refund_requested(self, payload: dict[str, Any]) -> None:
-        self._compensation_requested(payload)
+    @applies(events.SAGA_STARTED)
+    def _started(self, payload: dict[str, Any]) -> None:
+        self.definition_version = payload["definition_version"]
+        self.order_id = payload["order_id"]
 
     @applies(events.SAGA_STEP_SUCCEEDED)
     def _step_succeeded(self, payload: dict[str, Any]) -> None:
@@ -455,26 +475,64 @@ class Saga(Aggregate):
         self.steps[payload["step"]] = {"status": self.FAILED, "error": payload["error"]}
         self.failure_reason = payload["reason"]
         self.pending_compensations = list(payload["compensations"])
-        self.state = self.COMPENSATING
 
     @applies(events.SAGA_COMPENSATION_SUCCEEDED)
     def _compensation_succeeded(self, payload: dict[str, Any]) -> None:
         entry = self.compensations[payload["compensation"]]
         entry.update(status=self.SUCCEEDED, error="")
-        # A late answer to a compensation given up on: compensating can finish after all.
-        self.state = self._state_after_compensation_change()
 
     @applies(events.SAGA_COMPENSATION_FAILED)
     def _compensation_failed(self, payload: dict[str, Any]) -> None:
         entry = self.compensations[payload["compensation"]]
         entry.update(status=self.FAILED, error=payload["error"])
-        self.state = self.COMPENSATION_FAILED
 
     @applies(events.SAGA_COMPLETED)
     def _completed(self, payload: dict[str, Any]) -> None:
-        self.state = self.COMPLETED
         self.current_step = ""
 
     @applies(events.SAGA_COMPENSATED)
     def _compensated(self, payload: dict[str, Any]) -> None:
-        self.state = self.COMPENSATED
+        """Only the state moves."""
+
+
+# The saga's bookkeeping, shared by the aggregate and its read model (orders/projections.py),
+# which keep their step and compensation logs in different shapes.
+
+
+def saga_state_after(state: str, event_type: str, compensation_statuses: list[str]) -> str:
+    """The saga's state after `event_type`, given its compensations' statuses after it.
+
+    A compensation requested or confirmed reopens a finished saga to undo a late success, and
+    leaves compensation_failed once nothing is given up on. A running saga keeps running:
+    undoing a reply it never asked for does not stop its own steps.
+    """
+    if event_type in Saga.STATE_AFTER:
+        return Saga.STATE_AFTER[event_type]
+    compensation_changed = (
+        event_type in Saga.COMPENSATION_REQUESTS or event_type == events.SAGA_COMPENSATION_SUCCEEDED
+    )
+    if not compensation_changed:
+        return state
+    if state == Saga.COMPENSATION_FAILED and Saga.FAILED not in compensation_statuses:
+        return Saga.COMPENSATING
+    if state == Saga.COMPENSATED:
+        return Saga.COMPENSATING
+    return state
+
+
+def saga_waiting_for(
+    *,
+    state: str,
+    current_step: str,
+    current_status: str,
+    compensations: list[tuple[str, str, int]],
+) -> Waiting | None:
+    """The reply a saga waits for longest: its current step's while it runs and the step has
+    started, else its oldest compensation in flight (`compensations`: name, status and attempt,
+    oldest first); None when it waits for nothing."""
+    if state == Saga.RUNNING and current_status == Saga.STARTED:
+        return Waiting(Waiting.STEP, current_step)
+    for name, status, attempt in compensations:
+        if status == Saga.STARTED:
+            return Waiting(Waiting.COMPENSATION, name, attempt)
+    return None

@@ -11,17 +11,15 @@ class OrdersConfig(AppConfig):
         from eventstore.metrics import register_collector
         from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
-        from eventstore.upcasting import current_schema_version, register_upcaster
+        from eventstore.upcasting import register_upcaster
         from orders import events
         from orders.handlers import FulfilmentSagaHandler, expire_sagas_on_worker_pass
         from orders.metrics import SagaStateCollector, count_final_orders
         from orders.projections import CatalogProjection, OrderProjection, SagaProjection
 
         # Events stored before payment tokens were vaulted read with the token masked.
-        if current_schema_version(events.ORDER_CREATED) == 1:
-            register_upcaster(events.ORDER_CREATED, 1, events.order_created_v1_to_v2)
-        if current_schema_version(events.PAYMENT_REQUESTED) == 1:
-            register_upcaster(events.PAYMENT_REQUESTED, 1, events.payment_requested_v1_to_v2)
+        register_upcaster(events.ORDER_CREATED, 1, events.order_created_v1_to_v2)
+        register_upcaster(events.PAYMENT_REQUESTED, 1, events.payment_requested_v1_to_v2)
         register_projection(OrderProjection())
         register_projection(SagaProjection())
         register_projection(CatalogProjection())

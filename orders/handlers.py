@@ -5,8 +5,7 @@ import logging
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import Subscriber
 from orders import events
-from orders.saga import OrderFulfillmentSaga, saga
-from orders.services import sagas_expire
+from orders.saga import fulfilment, sagas_expire
 
 logger = logging.getLogger(__name__)
 
@@ -15,17 +14,17 @@ class FulfilmentSagaHandler(Subscriber):
     """Runs every order's OrderFulfillmentSaga from the log, each event once."""
 
     name = "orders.saga"
-    # OrderCreated starts a saga; every reply the saga knows how to match moves one on.
-    event_types = frozenset({events.ORDER_CREATED, *OrderFulfillmentSaga.REPLY_KEYS})
+    # OrderCreated starts a saga; every reply a kept definition waits for moves one on.
+    event_types = frozenset({events.ORDER_CREATED, *fulfilment.replies})
 
     def handle(self, event: RecordedEvent) -> None:
         if event.event_type == events.ORDER_CREATED:
             # Only the Order aggregate's own stream places orders; an OrderCreated written
             # elsewhere (an import, a script) must not stop every saga behind it.
             if event.aggregate_type == events.ORDER:
-                saga.execute(event.aggregate_id, cause=event)
+                fulfilment.execute(event.aggregate_id, cause=event)
         else:
-            saga.handle_reply(event)
+            fulfilment.handle_reply(event)
 
 
 def expire_sagas_on_worker_pass(sender=None, **kwargs) -> None:

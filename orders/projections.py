@@ -10,22 +10,14 @@ from eventstore import rows
 from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
 from orders import events
+from orders.aggregates import Order, Saga, Waiting, saga_state_after, saga_waiting_for
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
 
 Status = OrderSummary.Status
 
-# The order's status after each of its events (OrderConfirmed keeps payment_processed).
-_STATUS_AFTER = {
-    events.ORDER_CREATED: Status.PENDING,
-    events.ORDER_INVENTORY_RESERVED: Status.INVENTORY_RESERVED,
-    events.ORDER_INVENTORY_FAILED: Status.INVENTORY_FAILED,
-    events.ORDER_PAYMENT_PROCESSED: Status.PAYMENT_PROCESSED,
-    events.ORDER_PAYMENT_FAILED: Status.PAYMENT_FAILED,
-    events.ORDER_INVENTORY_RELEASED: Status.INVENTORY_RELEASED,
-    events.ORDER_CONFIRMED: Status.PAYMENT_PROCESSED,
-    events.ORDER_COMPLETED: Status.COMPLETED,
-    events.ORDER_CANCELLED: Status.CANCELLED,
-}
+# The order's status after each of its events, read off the aggregate's transition table: each
+# event leads to one status, whichever it came from.
+_STATUS_AFTER = {event_type: after for (_, event_type), after in Order.TRANSITIONS.items()}
 
 
 class OrderProjection(Projection):
@@ -82,23 +74,6 @@ class OrderProjection(Projection):
         return changes
 
 
-_SAGA_EVENTS = frozenset(
-    {
-        events.SAGA_STARTED,
-        events.SAGA_STEP_SUCCEEDED,
-        events.SAGA_STEP_FAILED,
-        events.SAGA_COMPENSATION_SUCCEEDED,
-        events.SAGA_COMPENSATION_FAILED,
-        events.SAGA_COMPLETED,
-        events.SAGA_COMPENSATED,
-        events.INVENTORY_RESERVATION_REQUESTED,
-        events.PAYMENT_REQUESTED,
-        events.INVENTORY_RELEASE_REQUESTED,
-        events.PAYMENT_REFUND_REQUESTED,
-    }
-)
-
-
 # The columns a saga's events change (all but its id, order, definition and start).
 _SAGA_FIELDS = [
     "state",
@@ -120,7 +95,7 @@ class SagaProjection(Projection):
 
     name = "orders.sagas"
     models = (SagaSummary,)
-    event_types = _SAGA_EVENTS
+    event_types = Saga.EVENT_TYPES
 
     def handles(self, event: RecordedEvent) -> bool:
         return event.aggregate_type == events.SAGA and super().handles(event)
@@ -156,54 +131,45 @@ class SagaProjection(Projection):
 
     @staticmethod
     def _apply_to(row: SagaSummary, event: RecordedEvent) -> None:
+        row.version = event.version
+        row.updated_at = event.recorded_at
+        if not _names_what_it_starts(event):
+            return
         at = event.recorded_at.isoformat()
         payload = event.payload
         kind = event.event_type
-        State = SagaSummary.State
-        if "step" in payload and kind not in (events.SAGA_STEP_SUCCEEDED, events.SAGA_STEP_FAILED):
-            step = _entry(row.steps, payload["step"])
-            step.update(status="started", started_at=at)
+        if kind in Saga.STEP_REQUESTS:
+            _entry(row.steps, payload["step"]).update(status=Saga.STARTED, started_at=at)
             row.current_step = payload["step"]
-        elif "compensation" in payload and "attempt" in payload:
-            compensation = _compensation(row.compensations, payload["compensation"], at)
-            compensation.update(
-                status="started",
+        elif kind in Saga.COMPENSATION_REQUESTS:
+            _compensation(row.compensations, payload["compensation"], at).update(
+                status=Saga.STARTED,
                 attempts=payload["attempt"],
                 requested_at=at,
                 finished_at=None,
                 error="",
             )
-            row.state = _state_after_compensation_change(row)
         elif kind in (events.SAGA_STEP_SUCCEEDED, events.SAGA_STEP_FAILED):
             step = _entry(row.steps, payload["step"])
-            failed = kind == events.SAGA_STEP_FAILED
             step.update(
-                status="failed" if failed else "succeeded",
+                status=Saga.FAILED if kind == events.SAGA_STEP_FAILED else Saga.SUCCEEDED,
                 started_at=step["started_at"] or at,
                 finished_at=at,
                 error=payload["error"],
             )
             row.current_step = payload["step"]
-            if failed:
-                row.state = State.COMPENSATING
-        elif kind == events.SAGA_COMPENSATION_SUCCEEDED:
+        elif kind in (events.SAGA_COMPENSATION_SUCCEEDED, events.SAGA_COMPENSATION_FAILED):
             _compensation(row.compensations, payload["compensation"], at).update(
-                status="succeeded", finished_at=at, error=""
+                status=Saga.FAILED if kind == events.SAGA_COMPENSATION_FAILED else Saga.SUCCEEDED,
+                finished_at=at,
+                error=payload["error"],
             )
-            row.state = _state_after_compensation_change(row)
-        elif kind == events.SAGA_COMPENSATION_FAILED:
-            _compensation(row.compensations, payload["compensation"], at).update(
-                status="failed", finished_at=at, error=payload["error"]
-            )
-            row.state = State.COMPENSATION_FAILED
         elif kind == events.SAGA_COMPLETED:
-            row.state = State.COMPLETED
             row.current_step = ""
-        elif kind == events.SAGA_COMPENSATED:
-            row.state = State.COMPENSATED
+        row.state = saga_state_after(
+            row.state, kind, [entry["status"] for entry in row.compensations]
+        )
         _set_waiting(row)
-        row.version = event.version
-        row.updated_at = event.recorded_at
 
     @staticmethod
     def _started(event: RecordedEvent) -> SagaSummary:
@@ -230,6 +196,16 @@ class SagaProjection(Projection):
         )
 
 
+def _names_what_it_starts(event: RecordedEvent) -> bool:
+    """Whether a request names the step, or the compensation and attempt, it starts (one that
+    was appended by other means, e.g. a staff script, may not: the log cannot place it)."""
+    if event.event_type in Saga.STEP_REQUESTS:
+        return "step" in event.payload
+    if event.event_type in Saga.COMPENSATION_REQUESTS:
+        return "compensation" in event.payload and "attempt" in event.payload
+    return True
+
+
 def _entry(entries: list[dict[str, Any]], name: str, **new: Any) -> dict[str, Any]:
     """The step or compensation entry called `name`; a new one (with `new` fields) if absent."""
     for entry in entries:
@@ -252,39 +228,28 @@ def _compensation(entries: list[dict[str, Any]], name: str, at: str) -> dict[str
     return _entry(entries, name, status="started", attempts=0, started_at=at, requested_at=at)
 
 
-def _state_after_compensation_change(row: SagaSummary) -> str:
-    """As `Saga._state_after_compensation_change`: reopen a finished saga, leave
-    compensation_failed once nothing is given up on, keep a running saga running."""
-    State = SagaSummary.State
-    failed = any(entry["status"] == "failed" for entry in row.compensations)
-    if row.state == State.COMPENSATION_FAILED and not failed:
-        return State.COMPENSATING
-    if row.state == State.COMPENSATED:
-        return State.COMPENSATING
-    return row.state
-
-
 def _set_waiting(row: SagaSummary) -> None:
-    """Record the reply the saga waits for longest, as `Saga.waiting_for` decides it."""
-    waiting = None
-    if row.state == SagaSummary.State.RUNNING:
-        step = next((s for s in row.steps if s["name"] == row.current_step), None)
-        if step is not None and step["status"] == "started":
-            waiting = ("step", step["name"], 0, step["started_at"])
-    if waiting is None:
-        compensation = next((c for c in row.compensations if c["status"] == "started"), None)
-        if compensation is not None:
-            waiting = (
-                "compensation",
-                compensation["name"],
-                compensation["attempts"],
-                compensation["requested_at"],
-            )
+    """Record the reply the saga waits for longest, as `Saga.waiting_for` decides it, and since
+    when: its step's start or the compensation's last request."""
+    current = next((step for step in row.steps if step["name"] == row.current_step), {})
+    waiting = saga_waiting_for(
+        state=row.state,
+        current_step=row.current_step,
+        current_status=current.get("status", ""),
+        compensations=[
+            (entry["name"], entry["status"], entry["attempts"]) for entry in row.compensations
+        ],
+    )
     if waiting is None:
         row.waiting_kind, row.waiting_for, row.waiting_attempt, row.waiting_since = "", "", 0, None
         return
-    row.waiting_kind, row.waiting_for, row.waiting_attempt = waiting[:3]
-    row.waiting_since = datetime.fromisoformat(waiting[3])
+    if waiting.kind == Waiting.STEP:
+        since = current["started_at"]
+    else:
+        since = _entry(row.compensations, waiting.name)["requested_at"]
+    row.waiting_kind, row.waiting_for = waiting.kind, waiting.name
+    row.waiting_attempt = waiting.attempt
+    row.waiting_since = datetime.fromisoformat(since)
 
 
 class CatalogProjection(Projection):

@@ -1,4 +1,5 @@
-"""OrderFulfillmentSaga: reserve stock, charge, confirm, complete; undo what was done on failure.
+"""The order fulfilment saga: reserve stock, charge, confirm, complete; undo what was done on
+failure. FULFILMENT_V1 is the whole definition; `fulfilment` runs it.
 
 The saga is driven by events. It sends each remote step's request as an event on its own
 stream (`saga/<order_id>`) and moves on when the service's reply arrives, matched by order id
@@ -11,32 +12,34 @@ of the steps already done run in reverse order, then the order is cancelled. Pay
 pivot: once it succeeds, the remaining local steps always succeed and are never undone. A reply
 that arrives after its step was given up is still handled: a late reservation is released and
 a late payment refunded. A compensation unanswered SAGA_COMPENSATION_ATTEMPTS times leaves the
-saga in `compensation_failed` until `manage.py retry_sagas` sends it again.
+saga in `compensation_failed` until `manage.py retry_sagas` sends it again (`sagas_expire` and
+`saga_retry`, at the bottom, are what the commands and the worker call).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from eventstore import tracing
-from eventstore.aggregates import Repository, retry_on_conflict
+from eventstore.aggregates import retry_on_conflict
 from eventstore.models import Event
 from eventstore.store import RecordedEvent
 from orders import events
-from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga
+from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga, Waiting
+from orders.models import SagaSummary
+from orders.services import orders, sagas
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "service:orders"
-
-orders: Repository[Order] = Repository(Order)
-sagas: Repository[Saga] = Repository(Saga)
 
 
 @dataclass
@@ -70,39 +73,95 @@ class StepRefused(Exception):
         self.error = error
 
 
+# Builds a request's payload from the run; raises StepRefused when the step cannot start.
+Payload = Callable[[Run], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request the saga sends (an event on its own stream, its payload built from the run)
+    and the replies that answer it, which name the order under `order_key`."""
+
+    event_type: str
+    payload: Payload
+    order_key: str
+    succeeded_by: str = ""
+    failed_by: str = ""
+
+
 @dataclass(frozen=True)
 class Compensation:
-    """How to undo a step: send `request`, then apply the service's confirmation."""
+    """How a step is undone: send `request`; its confirmation applies `succeeded` (if any) to
+    the order. Declared as `Compensation(name).invoke(...).on_reply(...)`."""
 
     name: str
-    request: Callable[[Run], None]
-    succeeded: Callable[[Run], None]
+    succeeded: Callable[[Run], None] | None = None
+    request: Request | None = None
+
+    def invoke(self, event_type: str, payload: Payload, *, key: str) -> Compensation:
+        """Undone by sending `event_type` (payload from `payload`); replies name the order
+        under `key`."""
+        return replace(self, request=Request(event_type, payload, key))
+
+    def on_reply(self, event_type: str) -> Compensation:
+        """Confirmed by `event_type`."""
+        return replace(self, request=replace(self.request, succeeded_by=event_type))
 
 
 @dataclass(frozen=True)
 class Step:
-    """One step: `start` sends its request (or, for a local step, does it at once); a reply
-    applies `succeeded` or `failed` to the order; `compensation` undoes it."""
+    """One step. A local one runs `local` at once and cannot fail. A remote one sends its
+    request, and its reply applies `succeeded` or `failed` to the order (`timeout_reason` when
+    none comes); its compensation undoes it. Declared as
+    `Step(name).invoke(...).on_reply(...).on_refusal(...).with_compensation(...)`."""
 
     name: str
-    start: Callable[[Run], None]
+    timeout_reason: str = ""
+    local: Callable[[Run], None] | None = None
+    request: Request | None = None
     succeeded: Callable[[Run, dict[str, Any]], None] | None = None
     failed: Callable[[Run, str], None] | None = None
     compensation: Compensation | None = None
-    timeout_reason: str = ""
+
+    def invoke(self, event_type: str, payload: Payload, *, key: str) -> Step:
+        """Done by sending `event_type` (payload from `payload`) to a service whose replies
+        name the order under `key`."""
+        return replace(self, request=Request(event_type, payload, key))
+
+    def on_reply(
+        self, event_type: str, succeeded: Callable[[Run, dict[str, Any]], None] | None = None
+    ) -> Step:
+        """Succeeds on `event_type`, which `succeeded` (if any) applies to the order."""
+        return replace(
+            self, request=replace(self.request, succeeded_by=event_type), succeeded=succeeded
+        )
+
+    def on_refusal(self, event_type: str, failed: Callable[[Run, str], None] | None = None) -> Step:
+        """Fails on `event_type`; `failed` (if any) records its reason on the order."""
+        return replace(self, request=replace(self.request, failed_by=event_type), failed=failed)
+
+    def with_compensation(self, compensation: Compensation) -> Step:
+        """Undone by `compensation` when a later step fails."""
+        return replace(self, compensation=compensation)
 
 
-# --- step handlers -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reply:
+    """What a reply event answers: the step or compensation `name`, and whether it succeeded."""
+
+    kind: str
+    name: str
+    succeeded: bool
+    order_key: str
 
 
-def request_reservation(run: Run) -> None:
-    """Ask inventory to hold every line of the order (reservation id = order id)."""
+# --- requests and what their replies do to the order ---------------------------------------------
+
+
+def reservation_request(run: Run) -> dict[str, Any]:
+    """Inventory is to hold every line of the order (reservation id = order id)."""
     items = [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in run.order.items]
-    run.saga.request_step(
-        step="reserve_inventory",
-        event_type=events.INVENTORY_RESERVATION_REQUESTED,
-        payload={"order_id": run.order.id, "items": items},
-    )
+    return {"order_id": run.order.id, "items": items}
 
 
 def reservation_succeeded(run: Run, reply: dict[str, Any]) -> None:
@@ -111,11 +170,24 @@ def reservation_succeeded(run: Run, reply: dict[str, Any]) -> None:
 
 
 def reservation_failed(run: Run, reason: str) -> None:
+    """The order records why its stock could not be held."""
     run.order.inventory_failed(reason=reason)
 
 
-def request_payment(run: Run) -> None:
-    """Ask payments to charge the reserved total (payment id = order id)."""
+def release_request(run: Run) -> dict[str, Any]:
+    """Compensates reserve_inventory: inventory is to put the held stock back."""
+    return {"order_id": run.order.id}
+
+
+def inventory_released(run: Run) -> None:
+    """The order notes its stock is back, when a failed payment was the reason to release it
+    (a late reservation's release leaves the cancelled order as it is)."""
+    if run.order.status == Order.PAYMENT_FAILED:
+        run.order.inventory_released()
+
+
+def payment_request(run: Run) -> dict[str, Any]:
+    """Payments is to charge the reserved total (payment id = order id)."""
     if "refund_payment" in run.saga.compensations:
         # The order's payment id was charged outside the saga, and that charge is being
         # refunded. Payments decides a payment id once, so a request would never be answered.
@@ -123,127 +195,115 @@ def request_payment(run: Run) -> None:
             reason="payment_conflict",
             error="the order's payment id was charged outside the saga (refunded)",
         )
-    run.saga.request_step(
-        step="process_payment",
-        event_type=events.PAYMENT_REQUESTED,
-        payload={
-            "payment_id": run.order.id,
-            "customer_id": run.order.customer_id,
-            "amount": run.order.total_amount,
-            # The token stays in the vault: payments takes it by reference when it charges.
-            "payment_method": run.order.payment_method,
-            "payment_token_ref": run.order.payment_token_ref,
-        },
-    )
+    return {
+        "payment_id": run.order.id,
+        "customer_id": run.order.customer_id,
+        "amount": run.order.total_amount,
+        # The token stays in the vault: payments takes it by reference when it charges.
+        "payment_method": run.order.payment_method,
+        "payment_token_ref": run.order.payment_token_ref,
+    }
 
 
 def payment_succeeded(run: Run, reply: dict[str, Any]) -> None:
+    """The order records the charge."""
     run.order.payment_processed(transaction_id=reply["transaction_id"], amount=reply["amount"])
 
 
 def payment_failed(run: Run, reason: str) -> None:
+    """The order records why the charge failed."""
     run.order.payment_failed(reason=reason)
 
 
+def refund_request(run: Run) -> dict[str, Any]:
+    """Compensates process_payment: payments is to refund the charge (the order is cancelled
+    already, so its confirmation changes nothing on it)."""
+    return {"payment_id": run.order.id}
+
+
 def confirm_order(run: Run) -> None:
-    """A local step: the order is paid, so it is confirmed (the customer is told)."""
+    """The order is paid, so it is confirmed (the customer is told)."""
     run.order.confirm()
-    run.saga.step_succeeded(step="confirm_order")
 
 
 def complete_order(run: Run) -> None:
-    """A local step: the order is complete (inventory sells the reserved stock)."""
+    """The order is complete (inventory sells the reserved stock)."""
     run.order.complete()
-    run.saga.step_succeeded(step="complete_order")
 
 
-# --- compensation handlers -----------------------------------------------------------------------
+# --- the fulfilment ------------------------------------------------------------------------------
+
+# Version 1, the whole saga: each step with its request, replies and compensation, in order.
+# Payment is the pivot: the steps after it are local and never undone.
+FULFILMENT_V1: tuple[Step, ...] = (
+    Step("reserve_inventory", timeout_reason="inventory_timeout")
+    .invoke(events.INVENTORY_RESERVATION_REQUESTED, reservation_request, key="reservation_id")
+    .on_reply(events.INVENTORY_RESERVED, reservation_succeeded)
+    .on_refusal(events.INVENTORY_RESERVATION_FAILED, reservation_failed)
+    .with_compensation(
+        Compensation("release_inventory", succeeded=inventory_released)
+        .invoke(events.INVENTORY_RELEASE_REQUESTED, release_request, key="reservation_id")
+        .on_reply(events.INVENTORY_RELEASED)
+    ),
+    Step("process_payment", timeout_reason="payment_timeout")
+    .invoke(events.PAYMENT_REQUESTED, payment_request, key="payment_id")
+    .on_reply(events.PAYMENT_PROCESSED, payment_succeeded)
+    .on_refusal(events.PAYMENT_FAILED, payment_failed)
+    .with_compensation(
+        Compensation("refund_payment")
+        .invoke(events.PAYMENT_REFUND_REQUESTED, refund_request, key="payment_id")
+        .on_reply(events.PAYMENT_REFUNDED)
+    ),
+    Step("confirm_order", local=confirm_order),
+    Step("complete_order", local=complete_order),
+)
+
+# Every definition version still in flight (a saga keeps the one it started with); the highest
+# is the one new sagas start with.
+DEFINITIONS: Mapping[int, tuple[Step, ...]] = {1: FULFILMENT_V1}
 
 
-def release_inventory(run: Run) -> None:
-    """Compensates reserve_inventory: ask inventory to put the held stock back."""
-    run.saga.request_compensation(
-        compensation="release_inventory",
-        event_type=events.INVENTORY_RELEASE_REQUESTED,
-        payload={"order_id": run.order.id},
-    )
+def replies_of(definitions: Mapping[int, tuple[Step, ...]]) -> dict[str, Reply]:
+    """Every reply the definitions wait for, by event type: what it answers and where it names
+    the order."""
+    replies: dict[str, Reply] = {}
+    for steps in definitions.values():
+        for step in steps:
+            if step.request is not None:
+                replies.update(_replies(Waiting.STEP, step.name, step.request))
+            undo = step.compensation
+            if undo is not None:
+                replies.update(_replies(Waiting.COMPENSATION, undo.name, undo.request))
+    return replies
 
 
-def inventory_released(run: Run) -> None:
-    if run.order.status == Order.PAYMENT_FAILED:
-        run.order.inventory_released()
-
-
-def refund_payment(run: Run) -> None:
-    """Compensates process_payment: ask payments to refund the charge."""
-    run.saga.request_compensation(
-        compensation="refund_payment",
-        event_type=events.PAYMENT_REFUND_REQUESTED,
-        payload={"payment_id": run.order.id},
-    )
-
-
-def payment_refunded(run: Run) -> None:
-    """The refund changes nothing on the order: it is cancelled already."""
-
-
-RELEASE_INVENTORY = Compensation("release_inventory", release_inventory, inventory_released)
-REFUND_PAYMENT = Compensation("refund_payment", refund_payment, payment_refunded)
+def _replies(kind: str, name: str, request: Request) -> dict[str, Reply]:
+    replies = {request.succeeded_by: Reply(kind, name, True, request.order_key)}
+    if request.failed_by:
+        replies[request.failed_by] = Reply(kind, name, False, request.order_key)
+    return replies
 
 
 class OrderFulfillmentSaga:
-    """The fulfilment of one order, step by step, with a compensation for each remote step.
+    """Runs each order's fulfilment along its definition, step by step, compensating the steps
+    done when one fails.
 
     Every public method is safe to call again with the same arguments (a repeat finds the
     saga moved on and does nothing) and retries on a concurrent change to the saga or order.
     """
 
-    version = 1
-    # The steps, in order, and how each is undone: the one place they are listed.
-    STEPS: tuple[Step, ...] = (
-        Step(
-            "reserve_inventory",
-            start=request_reservation,
-            succeeded=reservation_succeeded,
-            failed=reservation_failed,
-            compensation=RELEASE_INVENTORY,
-            timeout_reason="inventory_timeout",
-        ),
-        Step(
-            "process_payment",
-            start=request_payment,
-            succeeded=payment_succeeded,
-            failed=payment_failed,
-            compensation=REFUND_PAYMENT,
-            timeout_reason="payment_timeout",
-        ),
-        Step("confirm_order", start=confirm_order),
-        Step("complete_order", start=complete_order),
-    )
-    PIVOT = "process_payment"
-    # Sagas keep the definition version they started with; keep every version still in flight.
-    DEFINITIONS: Mapping[int, tuple[Step, ...]] = {1: STEPS}
+    def __init__(self, definitions: Mapping[int, tuple[Step, ...]]) -> None:
+        self.definitions = definitions
 
-    # Replies: event type -> (step, succeeded?) or the compensation it confirms.
-    STEP_REPLIES = {
-        events.INVENTORY_RESERVED: ("reserve_inventory", True),
-        events.INVENTORY_RESERVATION_FAILED: ("reserve_inventory", False),
-        events.PAYMENT_PROCESSED: ("process_payment", True),
-        events.PAYMENT_FAILED: ("process_payment", False),
-    }
-    COMPENSATION_REPLIES = {
-        events.INVENTORY_RELEASED: "release_inventory",
-        events.PAYMENT_REFUNDED: "refund_payment",
-    }
-    # Where each reply names the order.
-    REPLY_KEYS = {
-        events.INVENTORY_RESERVED: "reservation_id",
-        events.INVENTORY_RESERVATION_FAILED: "reservation_id",
-        events.INVENTORY_RELEASED: "reservation_id",
-        events.PAYMENT_PROCESSED: "payment_id",
-        events.PAYMENT_FAILED: "payment_id",
-        events.PAYMENT_REFUNDED: "payment_id",
-    }
+    @property
+    def version(self) -> int:
+        """The definition version new sagas start with: the highest kept."""
+        return max(self.definitions)
+
+    @property
+    def replies(self) -> dict[str, Reply]:
+        """The replies that move a saga on, by event type (see `replies_of`)."""
+        return replies_of(self.definitions)
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -261,7 +321,7 @@ class OrderFulfillmentSaga:
             saga.start(
                 order_id=order_id,
                 definition_version=self.version,
-                steps=[step.name for step in self.STEPS],
+                steps=[step.name for step in self.definition(self.version)],
             )
             self._advance(run)
             run.save()
@@ -270,16 +330,17 @@ class OrderFulfillmentSaga:
     @retry_on_conflict
     def handle_reply(self, event: RecordedEvent) -> Saga | None:
         """Apply a service's reply to the saga of the order it names (None: no such saga)."""
-        order_id = str(event.payload.get(self.REPLY_KEYS[event.event_type], ""))
+        reply = self.replies[event.event_type]
+        order_id = str(event.payload.get(reply.order_key, ""))
         with transaction.atomic():
             run = self._load(order_id, cause=event)
             if run is None:
                 return None
-            if event.event_type in self.STEP_REPLIES:
-                name, succeeded = self.STEP_REPLIES[event.event_type]
-                self._on_step_reply(run, self._step(run.saga, name), succeeded, event.payload)
+            if reply.kind == Waiting.STEP:
+                step = self._step(run.saga, reply.name)
+                self._on_step_reply(run, step, reply.succeeded, event.payload)
             else:
-                self._on_compensation_reply(run, self.COMPENSATION_REPLIES[event.event_type])
+                self._on_compensation_reply(run, reply.name)
             run.save()
         return run.saga
 
@@ -301,7 +362,7 @@ class OrderFulfillmentSaga:
         with transaction.atomic():
             run = self._require(order_id, cause)
             step = self._step(run.saga, failed_step)
-            if run.saga.waiting_for() != ("step", failed_step, 0):
+            if run.saga.waiting_for() != Waiting(Waiting.STEP, failed_step):
                 raise IllegalTransition(
                     f"Saga {order_id!r} is not waiting on {failed_step!r}; only the step in "
                     "progress can fail (steps after the payment are never undone)"
@@ -311,7 +372,7 @@ class OrderFulfillmentSaga:
         return run.saga
 
     @retry_on_conflict
-    def expire(self, order_id: str, *, waiting: tuple[str, str, int]) -> Saga:
+    def expire(self, order_id: str, *, waiting: Waiting) -> Saga:
         """The reply `waiting` (as `Saga.waiting_for` names it) did not come in time.
 
         A step fails and compensation begins; a compensation is sent again, up to
@@ -319,23 +380,27 @@ class OrderFulfillmentSaga:
         nothing when the saga no longer waits for that reply.
         """
         with (
-            self._in_order_trace("expire", waiting[1], order_id),
+            self._in_order_trace("expire", waiting.name, order_id),
             transaction.atomic(),
         ):
             run = self._require(order_id, None)
-            kind, name, attempt = waiting
             saga = run.saga
-            if kind == "step":
+            if waiting.kind == Waiting.STEP:
                 if saga.waiting_for() != waiting:
                     return saga
                 timeout = settings.SAGA_STEP_TIMEOUT
-                step = self._step(saga, name)
+                step = self._step(saga, waiting.name)
                 self._fail(
                     run, step, error=f"no reply within {timeout:g} s", reason=step.timeout_reason
                 )
             else:
+                name = waiting.name
                 entry = saga.compensations.get(name)
-                if not entry or entry["status"] != Saga.STARTED or entry["attempt"] != attempt:
+                if (
+                    not entry
+                    or entry["status"] != Saga.STARTED
+                    or entry["attempt"] != waiting.attempt
+                ):
                     return saga
                 limit = int(settings.SAGA_COMPENSATION_ATTEMPTS)
                 if entry["tries"] >= limit:
@@ -378,7 +443,7 @@ class OrderFulfillmentSaga:
                 return  # started and waiting, or failed (compensation took over)
             try:
                 with traced("step", step.name, run):
-                    step.start(run)
+                    self._start(run, step)
             except StepRefused as refusal:
                 self._fail(run, step, error=refusal.error, reason=refusal.reason)
                 return
@@ -394,7 +459,7 @@ class OrderFulfillmentSaga:
         self, run: Run, step: Step, succeeded: bool, reply: dict[str, Any]
     ) -> None:
         saga = run.saga
-        if saga.waiting_for() == ("step", step.name, 0):
+        if saga.waiting_for() == Waiting(Waiting.STEP, step.name):
             if succeeded:
                 if step.succeeded:
                     step.succeeded(run, reply)
@@ -422,7 +487,9 @@ class OrderFulfillmentSaga:
         if not entry or entry["status"] == Saga.SUCCEEDED:
             return  # not asked for by this saga, or already confirmed
         with traced("compensated", name, run):
-            self._compensation(run.saga, name).succeeded(run)
+            compensation = self._compensation(run.saga, name)
+            if compensation.succeeded:
+                compensation.succeeded(run)
             run.saga.compensation_succeeded(compensation=name)
         self._continue_compensating(run)
 
@@ -472,17 +539,34 @@ class OrderFulfillmentSaga:
         )
 
     @staticmethod
+    def _start(run: Run, step: Step) -> None:
+        """Send a remote step's request, or run a local step to its end."""
+        if step.request is not None:
+            run.saga.request_step(
+                step=step.name,
+                event_type=step.request.event_type,
+                payload=step.request.payload(run),
+            )
+        elif step.local is not None:
+            step.local(run)
+            run.saga.step_succeeded(step=step.name)
+
+    @staticmethod
     def _request(run: Run, compensation: Compensation) -> None:
         """Send a compensation's request."""
         with traced("compensate", compensation.name, run):
-            compensation.request(run)
+            run.saga.request_compensation(
+                compensation=compensation.name,
+                event_type=compensation.request.event_type,
+                payload=compensation.request.payload(run),
+            )
 
     # --- lookups -----------------------------------------------------------------------------
 
     def definition(self, version: int) -> tuple[Step, ...]:
         """The steps of a definition version (LookupError for a version no longer kept)."""
         try:
-            return self.DEFINITIONS[version]
+            return self.definitions[version]
         except KeyError:
             raise LookupError(f"No saga definition version {version} is kept") from None
 
@@ -517,4 +601,24 @@ class OrderFulfillmentSaga:
         return run
 
 
-saga = OrderFulfillmentSaga()
+fulfilment = OrderFulfillmentSaga(DEFINITIONS)
+
+
+def sagas_expire(*, now=None, limit: int = 500) -> list[str]:
+    """Give up on every reply older than SAGA_STEP_TIMEOUT seconds: fail the step (and
+    compensate) or send the compensation again. Returns the order ids acted on."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=float(settings.SAGA_STEP_TIMEOUT))
+    due = SagaSummary.objects.waiting_since_before(cutoff)[:limit]
+    acted = []
+    for order_id, kind, name, attempt in due.values_list(
+        "order_id", "waiting_kind", "waiting_for", "waiting_attempt"
+    ):
+        fulfilment.expire(order_id, waiting=Waiting(kind, name, attempt))
+        acted.append(order_id)
+    return acted
+
+
+def saga_retry(*, order_id: str) -> Saga:
+    """Send a saga's failed compensations again; IllegalTransition unless it is in
+    compensation_failed, OrderNotFound when the order has no saga."""
+    return fulfilment.retry(order_id)

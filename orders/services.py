@@ -1,5 +1,5 @@
-"""Orders' command handlers: place an order; expire and retry sagas (the saga decides the rest);
-and wait for an order's outcome.
+"""Orders' command handlers: place an order and wait for its outcome (the fulfilment saga, in
+orders/saga.py, decides the rest and expires and retries sagas).
 
 An order is placed by appending its OrderCreated; the fulfilment saga (orders/saga.py) reacts
 to it after commit. With an idempotency key the order id is derived from the caller and the
@@ -17,16 +17,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from eventstore.aggregates import derived_event_id, retry_on_conflict
+from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict
 from eventstore.effects import require_no_transaction
 from eventstore.vault import vault_erase, vault_put
 from orders import events
 from orders.aggregates import Order, OrderError, Saga
-from orders.models import CatalogProduct, OrderSummary, SagaSummary
-from orders.saga import orders
-from orders.saga import saga as fulfilment
+from orders.models import CatalogProduct, OrderSummary
 
 Metadata = Mapping[str, Any] | None
 
@@ -36,6 +33,11 @@ MAX_QUANTITY = 1000
 # order_wait_final looks again after this many seconds, doubling the pause up to the longest.
 FIRST_LOOK_AFTER = 0.05
 LONGEST_PAUSE = 0.2
+
+
+# The only way to load and save this app's aggregates; the saga (orders/saga.py) uses them too.
+orders: Repository[Order] = Repository(Order)
+sagas: Repository[Saga] = Repository(Saga)
 
 
 class InvalidOrder(OrderError):
@@ -178,23 +180,3 @@ def order_wait_final(*, order_id: str, timeout: float) -> OrderSummary:
             return order
         time.sleep(min(pause, left))
         pause = min(pause * 2, LONGEST_PAUSE)
-
-
-def sagas_expire(*, now=None, limit: int = 500) -> list[str]:
-    """Give up on every reply older than SAGA_STEP_TIMEOUT seconds: fail the step (and
-    compensate) or send the compensation again. Returns the order ids acted on."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=float(settings.SAGA_STEP_TIMEOUT))
-    due = SagaSummary.objects.waiting_since_before(cutoff)[:limit]
-    acted = []
-    for order_id, kind, name, attempt in due.values_list(
-        "order_id", "waiting_kind", "waiting_for", "waiting_attempt"
-    ):
-        fulfilment.expire(order_id, waiting=(kind, name, attempt))
-        acted.append(order_id)
-    return acted
-
-
-def saga_retry(*, order_id: str) -> Saga:
-    """Send a saga's failed compensations again; IllegalTransition unless it is in
-    compensation_failed, OrderNotFound when the order has no saga."""
-    return fulfilment.retry(order_id)

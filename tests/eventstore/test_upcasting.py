@@ -28,7 +28,7 @@ def renamed_field():
     def add_unit(payload):
         return {**payload, "unit": "each"}
 
-    yield
+    yield rename_qty
     unregister_upcaster("ItemAdded", 1)
     unregister_upcaster("ItemAdded", 2)
 
@@ -75,6 +75,12 @@ def test_an_old_event_reaches_aggregates_and_readers_upgraded(store, renamed_fie
 def test_registering_two_upcasters_for_one_version_is_refused(renamed_field):
     with pytest.raises(UpcasterError, match="already registered"):
         register_upcaster("ItemAdded", 1, lambda payload: payload)
+
+
+def test_registering_the_same_upcaster_again_changes_nothing(renamed_field):
+    register_upcaster("ItemAdded", 1, renamed_field)
+
+    assert upcast("ItemAdded", 1, {"qty": 2}) == (3, {"quantity": 2, "unit": "each"})
 
 
 def test_schema_versions_start_at_one():

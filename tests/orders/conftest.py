@@ -17,8 +17,11 @@ from eventstore.subscriptions import (
 )
 from inventory.services import product_create, products
 from orders import events
+from orders.aggregates import Saga
 from orders.models import OrderSummary
-from orders.services import order_place, sagas_expire
+from orders.saga import sagas_expire
+from orders.services import order_place
+from tests.orders.sagas import saga_of
 
 
 @pytest.fixture
@@ -182,3 +185,44 @@ def order_row(db):
 def product(make_product):
     """Product p1, with 100 units in stock at 12.50."""
     return make_product("p1", stock=100, price="12.50")
+
+
+@pytest.fixture
+def replayed():
+    """A function giving a fresh copy of an aggregate rebuilt from the events it recorded."""
+
+    def replay(aggregate):
+        copy = type(aggregate)(aggregate.id)
+        for version, event in enumerate(aggregate.pending_events, start=1):
+            copy.replay_payload(version, event.event_type, event.payload)
+        return copy
+
+    return replay
+
+
+@pytest.fixture
+def timed_out_payment(make_product, place, expire_overdue):
+    """An order whose payment got no answer in time: its stock was released, it is cancelled."""
+    make_product("p1", stock=10, price="12.50")
+    order_id = place(token="tok_timeout")
+    expire_overdue()
+    return order_id
+
+
+@pytest.fixture
+def release_given_up(make_product, place, expire_overdue, switched_off, settings):
+    """A function leaving an order's saga in compensation_failed: the payment timed out and the
+    stock's release went unanswered SAGA_COMPENSATION_ATTEMPTS (2) times while inventory's
+    subscriber was switched off (it is back on afterwards, with the requests still to read)."""
+    settings.SAGA_COMPENSATION_ATTEMPTS = 2
+
+    def give_up():
+        make_product("p1", stock=10, price="12.50")
+        order_id = place([("p1", 2)], token="tok_timeout")
+        with switched_off("inventory.requests"):
+            for _ in range(3):  # fail the step, send the release again, give up
+                expire_overdue()
+        assert saga_of(order_id).state == Saga.COMPENSATION_FAILED
+        return order_id
+
+    return give_up

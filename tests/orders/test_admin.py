@@ -5,7 +5,6 @@ import pytest
 from django.contrib import admin
 from django.utils import timezone
 
-from orders.admin import _log_table
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
 
 pytestmark = pytest.mark.django_db
@@ -150,14 +149,15 @@ def test_the_saga_page_shows_a_dash_for_no_compensations(
     assert saga_admin.compensation_log(SagaSummary.objects.get()) == "-"
 
 
-def test_the_log_table_escapes_its_values_and_leaves_missing_ones_empty():
-    table = _log_table(
-        [{"name": "<script>", "status": "failed", "error": None}], ("name", "status", "error")
-    )
+def test_the_log_table_escapes_its_values_and_leaves_missing_ones_empty(saga_admin):
+    saga = SagaSummary(steps=[{"name": "<script>", "status": "failed", "error": None}])
+
+    table = saga_admin.step_log(saga)
 
     assert table == (
-        "<table><thead><tr><th>name</th><th>status</th><th>error</th></tr></thead>"
-        "<tbody><tr><td>&lt;script&gt;</td><td>failed</td><td></td></tr></tbody></table>"
+        "<table><thead><tr><th>name</th><th>status</th><th>started_at</th><th>finished_at</th>"
+        "<th>error</th></tr></thead><tbody><tr><td>&lt;script&gt;</td><td>failed</td><td></td>"
+        "<td></td><td></td></tr></tbody></table>"
     )
 
 

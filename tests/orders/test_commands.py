@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from eventstore.models import Event
 from orders.aggregates import Saga
 from orders.models import SagaSummary
-from orders.saga import sagas
+from orders.services import sagas
 
 pytestmark = pytest.mark.django_db
 

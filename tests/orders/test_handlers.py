@@ -14,7 +14,8 @@ from eventstore.subscriptions import catch_up, get_subscribers
 from orders import events
 from orders.aggregates import Order, Saga
 from orders.handlers import FulfilmentSagaHandler, expire_sagas_on_worker_pass
-from orders.saga import ACTOR, orders, sagas
+from orders.saga import ACTOR
+from orders.services import orders, sagas
 from tests.factories import append_event
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ from orders import events
 from orders.aggregates import Order, Saga
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
 from orders.projections import CatalogProjection, OrderProjection, SagaProjection
-from orders.saga import saga as fulfilment
-from orders.saga import sagas
+from orders.saga import fulfilment
+from orders.services import sagas
 from payments.services import payment_charge
 from tests.factories import append_event
 

@@ -1,12 +1,9 @@
-"""Orders' services: placing an order (rules, idempotency, after-commit saga), reading it,
-expiring overdue replies and retrying given-up compensations."""
+"""Orders' services: placing an order (rules, idempotency, after-commit saga) and reading it."""
 
 import uuid
-from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
 
 from eventstore.aggregates import derived_event_id
 from eventstore.effects import TransactionOpen
@@ -14,9 +11,7 @@ from eventstore.models import Event
 from eventstore.store import event_store
 from eventstore.vault import vault_take
 from orders import events, services
-from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga
-from orders.models import SagaSummary
-from orders.saga import orders
+from orders.aggregates import Order
 from orders.services import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -26,8 +21,7 @@ from orders.services import (
     order_id_for_key,
     order_place,
     order_wait_final,
-    saga_retry,
-    sagas_expire,
+    orders,
 )
 
 pytestmark = pytest.mark.django_db
@@ -360,83 +354,3 @@ def test_waiting_for_an_order_inside_a_transaction_is_refused(make_product):
 
     with pytest.raises(TransactionOpen, match="Waiting for an order"), transaction.atomic():
         order_wait_final(order_id=order_id, timeout=1)
-
-
-# --- sagas_expire --------------------------------------------------------------------------------
-
-
-def test_sagas_expire_leaves_replies_that_are_not_yet_overdue(make_product, place_waiting):
-    order_id = place_waiting()
-
-    assert sagas_expire() == []
-    assert orders.load(order_id).status == Order.INVENTORY_RESERVED
-
-
-def test_sagas_expire_gives_up_on_replies_older_than_the_timeout(
-    make_product, place_waiting, settings
-):
-    settings.SAGA_STEP_TIMEOUT = 60
-    order_id = place_waiting()
-
-    acted = sagas_expire(now=timezone.now() + timedelta(seconds=61))
-
-    assert acted == [order_id]
-    assert orders.load(order_id).status == Order.PAYMENT_FAILED
-
-
-def test_sagas_expire_acts_on_the_oldest_overdue_sagas_first_up_to_the_limit(
-    place_waiting, settings
-):
-    settings.SAGA_STEP_TIMEOUT = 0
-    oldest, middle, newest = place_waiting(), place_waiting(), place_waiting()
-
-    first = sagas_expire(limit=2)
-    second = sagas_expire(limit=2)
-
-    assert first == [oldest, middle]
-    # The two sagas now wait for their stock's release (sent just now) ahead of the third.
-    assert second[0] == newest
-    assert SagaSummary.objects.get(order_id=newest).state == Saga.COMPENSATING
-
-
-def test_sagas_expire_skips_sagas_that_wait_for_nothing(make_product, place, settings):
-    settings.SAGA_STEP_TIMEOUT = 0
-    make_product("p1")
-    place()  # completed
-
-    assert sagas_expire() == []
-
-
-# --- saga_retry ----------------------------------------------------------------------------------
-
-
-def test_saga_retry_refuses_a_saga_that_gave_nothing_up(place_waiting):
-    order_id = place_waiting()
-
-    with pytest.raises(IllegalTransition, match="only a saga in compensation_failed"):
-        saga_retry(order_id=order_id)
-
-
-def test_saga_retry_of_an_order_without_a_saga_raises_order_not_found(make_product):
-    make_product("p1")
-    placed = place_order()
-
-    with pytest.raises(OrderNotFound):
-        saga_retry(order_id=placed.order.id)
-
-
-def test_saga_retry_sends_the_given_up_compensation_again(
-    place_waiting, switched_off, settings, saga_types
-):
-    settings.SAGA_STEP_TIMEOUT = 0
-    settings.SAGA_COMPENSATION_ATTEMPTS = 1
-    order_id = place_waiting()
-    sagas_expire()  # the payment step fails; the release is sent (nobody answers: no commit)
-    sagas_expire()  # given up
-    assert SagaSummary.objects.get(order_id=order_id).state == Saga.COMPENSATION_FAILED
-
-    saga = saga_retry(order_id=order_id)
-
-    assert saga.state == Saga.COMPENSATING
-    assert saga_types(order_id)[-1] == events.INVENTORY_RELEASE_REQUESTED
-    assert saga.compensations["release_inventory"]["attempt"] == 2

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from eventstore.management.helpers import add_dry_run, write_dry_run
 from orders.models import SagaSummary
-from orders.services import sagas_expire
+from orders.saga import sagas_expire
 
 
 class Command(BaseCommand):
