@@ -7,7 +7,7 @@ and the same secondary indexes. Its append keeps the store's guarantees the chea
 driver allows: one transaction per call, the expected-version check, JSON payloads, and a log
 that followers can read without skipping an event: SQLite's writers' lock (BEGIN IMMEDIATE);
 on PostgreSQL no lock, and each event's transaction id, raised to its stream's previous
-event's (eventstore/recorders.py, PostgresRecorder).
+event's (eventstore/recorders/postgres.py, PostgresRecorder).
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
-"""The event log's hot paths in plain SQL: one recorder per database, built once from the models.
-
-Appending, reading a stream and paging through the log run for every command and every event
-a subscriber handles. Building those few statements with the ORM cost more than the database
-spent running them (see BENCHMARKS.md), so a recorder builds them once, when it is created,
-taking every table and column name from the models' `_meta` (as `eventstore.rows` does for read
-models), and runs them through Django's cursor (query logging, `execute_wrapper` and
-transactions behave as for any query). Values go in and come out the way the model's fields
-store them.
-
-`Recorder` holds the statements every database runs as written (SQLite's dialect);
-`PostgresRecorder` holds everything PostgreSQL does differently: concurrent appends followed
-by transaction id, row locks, JSONB and native UUIDs. `recorder()` picks the connection's one.
-"""
+"""`Recorder`: the event log's statements as every database runs them as written (SQLite's
+dialect), built once from the models' `_meta`. What one database does differently is a subclass
+in a module of its own (sqlite.py, postgres.py)."""
 
 from __future__ import annotations
 
@@ -91,7 +80,8 @@ class _Table:
         return [self._columns[name] for name in names]
 
 
-def _connection():
+def current_connection():
+    """The connection of the database transactions run on (Django's default)."""
     return transaction.get_connection()
 
 
@@ -174,7 +164,7 @@ class Recorder:
     @staticmethod
     def db_datetime(value: datetime) -> Any:
         """A datetime as the connection stores it."""
-        return _connection().ops.adapt_datetimefield_value(value)
+        return current_connection().ops.adapt_datetimefield_value(value)
 
     # --- appending -----------------------------------------------------------------------------
 
@@ -186,7 +176,7 @@ class Recorder:
         unique key (stream version or event id) is skipped, not an error: it is missing from
         the result."""
         points: dict[Any, LogPoint] = {}
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start : start + _INSERT_CHUNK]
                 cursor.execute(
@@ -236,12 +226,12 @@ class Recorder:
         `lock_timeout_ms`, the same statement sets the transaction's lock timeout."""
         ids_sql, ids = self._ids_sql(event_ids, lock_timeout_ms)
         if len(streams) > _STREAMS_PER_QUERY:  # rare: a statement for the ids, then the heads
-            with _connection().cursor() as cursor:
+            with current_connection().cursor() as cursor:
                 cursor.execute(ids_sql, ids)
                 stored = {_uuid(row[0]) for row in cursor.fetchall()}
             return stored, self.stream_heads(streams)
         heads_sql, params = self._heads_sql(streams)
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(f"{heads_sql} UNION ALL {ids_sql}", params + ids)
             stored: set[uuid.UUID] = set()
             heads: dict[tuple[str, str], StreamHead] = {}
@@ -256,7 +246,7 @@ class Recorder:
         """The head of each (aggregate_type, aggregate_id) (version 0: no events)."""
         streams = list(streams)
         heads = {}
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             for start in range(0, len(streams), _STREAMS_PER_QUERY):
                 cursor.execute(*self._heads_sql(streams[start : start + _STREAMS_PER_QUERY]))
                 heads.update(
@@ -310,7 +300,7 @@ class Recorder:
         sql = f"{self._select_events} WHERE {where}{filters} ORDER BY {order_by}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(sql, params)
             return [self._recorded(row) for row in cursor.fetchall()]
 
@@ -396,7 +386,7 @@ class Recorder:
                 f"AND {e.version} > COALESCE((SELECT {s.version} {snapshot}), 0) ORDER BY 1"
             )
             params = [_SNAPSHOT_MARK, *key, aggregate_type, aggregate_id, *key]
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         snapshot_row = None
@@ -473,7 +463,7 @@ class Recorder:
         filters, params = self._filters(event_types, (partition, partitions))
         name = Checkpoint.name_for(subscriber, partition, partitions)
         after = self.follow_condition(f"c.{c.transaction_id}", f"c.{c.position}")
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT c.{c.transaction_id}, c.{c.position}, "
                 f"EXISTS(SELECT 1 FROM {e} WHERE {after}{filters}) "
@@ -498,7 +488,7 @@ class Recorder:
         subscriber's checkpoint rows are created first if they are missing
         (`ensure_partitions`)."""
         e, c = self.events, self.checkpoints
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT COUNT(*) FROM {c} WHERE {c.subscriber} = %s AND {c.partitions} = %s",
                 [subscriber, partitions],
@@ -535,7 +525,7 @@ class Recorder:
         types, params = self._types_condition(event_types)
         hashed = f" AND {e.partition_hash} %% %s = p.partition" if partitions > 1 else ""
         after = self.follow_condition("p.transaction_id", "p.position")
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT {c.partition}, {c.transaction_id}, {c.position}, {c.last_error} "
                 f"FROM {c} WHERE {c.subscriber} = %s AND {c.partitions} = %s",
@@ -581,7 +571,7 @@ class Recorder:
             f"SELECT {c.transaction_id}, {c.position}, {c.handled_before} FROM {c} "
             f"WHERE {c.name} = %s"
         )
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(select + self._for_update(skip_locked), [name])
             row = cursor.fetchone()
             if row is None and skip_locked:
@@ -603,7 +593,7 @@ class Recorder:
         `handled_before`, so that no event is handled twice or skipped.
         """
         c = self.checkpoints
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT {c.partitions}, {c.partition}, {c.transaction_id}, {c.position}, "
                 f"{c.handled_before} FROM {c} WHERE {c.subscriber} = %s{self._for_update()}",
@@ -682,7 +672,7 @@ class Recorder:
                 "partitions": len(handled_before),
                 "positions": [list(p) for p in handled_before],
             }
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"UPDATE {c} SET {c.transaction_id} = %s, {c.position} = %s, "
                 f"{c.handled_before} = {self.json_mark}, {c.last_error} = %s, "
@@ -737,14 +727,14 @@ class Recorder:
                 "updated_at": now,
             },
         )
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"{insert} ON CONFLICT ({f.subscriber}, {f.event_id}) DO NOTHING", params
             )
 
     def effect_due(self, subscriber: str, now: datetime) -> bool:
         """Whether a pending call of the subscriber is due: one lock-free look."""
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT 1 FROM {self.effects} WHERE {self._due()} LIMIT 1",
                 [subscriber, self.db_datetime(now)],
@@ -759,7 +749,7 @@ class Recorder:
         (id, event id, attempt) or None. Concurrent claimers do not take one row twice (where
         rows are not locked, the single writer serialises them)."""
         f = self.effects
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"UPDATE {f} SET {f.attempts} = {f.attempts} + 1, {f.claim} = %s, "
                 f"{f.due_at} = %s, {f.updated_at} = %s WHERE {f.id} = (SELECT {f.id} FROM {f} "
@@ -791,7 +781,7 @@ class Recorder:
         f = self.effects
         due = f"{f.due_at} = %s, " if due_at is not None else ""
         params = [status, last_error, *([self.db_datetime(due_at)] if due_at is not None else [])]
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"UPDATE {f} SET {f.claim} = NULL, {f.status} = %s, {f.last_error} = %s, {due}"
                 f"{f.updated_at} = %s WHERE {f.id} = %s AND {f.claim} = %s",
@@ -809,8 +799,8 @@ class Recorder:
         fields = _written_fields(Stream)
         columns = [field.column for field in fields]
         moved = [s.version, s.last_event_type, s.last_position, s.last_recorded_at]
-        adapt = _connection().ops.adapt_datetimefield_value
-        with _connection().cursor() as cursor:
+        adapt = current_connection().ops.adapt_datetimefield_value
+        with current_connection().cursor() as cursor:
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start : start + _INSERT_CHUNK]
                 values = self._values(fields, len(chunk))
@@ -843,7 +833,7 @@ class Recorder:
         moved = [s.version, s.state_version, s.state, s.taken_at]
         values = self._values(fields, len(rows))
         now = self.db_datetime(timezone.now())
-        with _connection().cursor() as cursor:
+        with current_connection().cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {s} ({', '.join(columns)}) VALUES {values} "
                 f"ON CONFLICT ({s.aggregate_type}, {s.aggregate_id}) DO UPDATE SET "
@@ -858,188 +848,3 @@ def _handled_before(value: dict[str, Any] | None) -> list[LogPoint] | None:
     if not value:
         return None
     return [LogPoint.of(point) for point in value["positions"]]
-
-
-class SqliteRecorder(Recorder):
-    """SQLite: one writer at a time (IMMEDIATE transactions), so positions commit in order."""
-
-    @staticmethod
-    def is_lock_timeout(error: OperationalError) -> bool:
-        """Whether the busy timeout ran out waiting for the write lock."""
-        return "database is locked" in str(error)
-
-
-# PostgreSQL: an event is followed only once its transaction id lies below the horizon: the
-# oldest transaction of this database still running (by the statement's snapshot), this
-# transaction's own id included. Every transaction below it has ended, so each event sorted
-# before it is visible, or never will be; an event appended later sorts at or after its own
-# transaction's id (`PostgresRecorder.transaction_id_mark`), which is at or above the horizon.
-# Transactions of other databases of the cluster write no events here: the snapshot lists their
-# ids too, and those that pg_stat_activity shows connected to another database are left out (an
-# id it does not show, such as a prepared transaction's, counts: the horizon errs towards
-# waiting).
-# A transaction also follows the events it appended itself (a test runs in one transaction):
-# followers in production never read after appending in one transaction (a batch reads before
-# it handles; dispatch runs after commit), and must not, as an older writer still running could
-# commit events that sort before those.
-_OTHER_DATABASE = (
-    "EXISTS(SELECT 1 FROM pg_stat_get_activity(NULL) a "
-    "WHERE a.backend_xid::text::bigint = x::text::bigint %% 4294967296 "
-    "AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))"
-)
-_HORIZON = (
-    "(SELECT LEAST(pg_snapshot_xmax(s)::text::bigint, "
-    "pg_current_xact_id_if_assigned()::text::bigint, "
-    f"(SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(s) x WHERE NOT {_OTHER_DATABASE})) "
-    "FROM pg_current_snapshot() s)"
-)
-_OWN = "(SELECT pg_current_xact_id_if_assigned()::text::bigint)"
-
-
-class PostgresRecorder(Recorder):
-    """PostgreSQL: appends run concurrently and followers read the log by (transaction id,
-    position) up to the oldest transaction still running; rows are locked, JSON is JSONB."""
-
-    json_mark = "%s::jsonb"
-    # The transaction id an appended row gets: its own transaction's (the top-level one, also
-    # inside a savepoint), raised to the id its stream's previous event was stored with when
-    # that is higher. Raising it keeps a stream's events in version order for followers, also
-    # for a transaction that took its id before another writer appended to the stream and
-    # committed (a subscriber's batch locks its checkpoint row first; a command retried inside
-    # an outer transaction keeps that transaction's id). It never lowers it: an event always
-    # sorts at or after its own transaction's id, so it stays behind the horizon of every
-    # follower until its transaction has ended (see `follow_condition`).
-    transaction_id_mark = "GREATEST(pg_current_xact_id()::text::bigint, %s)"
-    stored_id = "CAST({column} AS VARCHAR(36))"
-
-    @staticmethod
-    def db_uuid(value: uuid.UUID) -> Any:
-        """An event id as the column stores it (a native uuid)."""
-        return value
-
-    def _build_stream_head(self) -> str:
-        # The highest version and that event's transaction id, by the same single seek at the
-        # end of the (aggregate_type, aggregate_id, version) index.
-        e = self.events
-        return (
-            f"SELECT %s, %s, head.{e.version}, head.{e.transaction_id} FROM (SELECT 0 AS "
-            f"{e.version}, 0::bigint AS {e.transaction_id} UNION ALL (SELECT {e.version}, "
-            f"{e.transaction_id} FROM {e} WHERE {e.aggregate_type} = %s AND "
-            f"{e.aggregate_id} = %s ORDER BY {e.version} DESC LIMIT 1) "
-            f"ORDER BY {e.version} DESC LIMIT 1) head"
-        )
-
-    def _ids_sql(
-        self, event_ids: Sequence[uuid.UUID], lock_timeout_ms: int | None
-    ) -> tuple[str, list[Any]]:
-        sql, params = super()._ids_sql(event_ids, lock_timeout_ms)
-        if lock_timeout_ms is not None:
-            # A branch that returns no row; set_config(..., true) lasts until the transaction
-            # ends (one round trip fewer per append).
-            sql += (
-                " UNION ALL SELECT NULL, NULL, NULL, NULL "
-                "WHERE set_config('lock_timeout', %s, true) IS NULL"
-            )
-            params.append(f"{int(lock_timeout_ms)}ms")
-        return sql, params
-
-    def hold_appends(self) -> None:
-        """Inside a transaction, keep every appender waiting until it ends: a SHARE lock on the
-        log, which readers pass and appenders wait for."""
-        with _connection().cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {self.events} IN SHARE MODE")
-
-    def lock_appends(self, lock_timeout_ms: int) -> None:
-        """Inside a transaction, make every other appender wait until it ends: the log table's
-        EXCLUSIVE lock, which readers pass, waited for at most `lock_timeout_ms`."""
-        statements = [
-            f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}",
-            f"LOCK TABLE {self.events} IN EXCLUSIVE MODE",
-        ]
-        connection = _connection()
-        with connection.cursor() as cursor:
-            if connection.settings_dict["OPTIONS"].get("server_side_binding"):
-                for statement in statements:  # one statement per execute on this protocol
-                    cursor.execute(statement)
-            else:  # one round trip for both
-                cursor.execute("; ".join(statements))
-
-    @staticmethod
-    def is_lock_timeout(error: OperationalError) -> bool:
-        """psycopg's LockNotAvailable, SQLSTATE 55P03: lock_timeout ran out."""
-        return getattr(error.__cause__, "sqlstate", None) == "55P03"
-
-    def follow_condition(self, transaction_id: str = "%s", position: str = "%s") -> str:
-        """Events after the point in (transaction id, position) order whose transaction id lies
-        below the horizon (or is this transaction's own)."""
-        e = self.events
-        return (
-            f"({e.transaction_id}, {e.position}) > ({transaction_id}, {position}) "
-            f"AND ({e.transaction_id} < {_HORIZON} OR {e.transaction_id} = {_OWN})"
-        )
-
-    def follow_params(self, point: LogPoint) -> list[int]:
-        """The point's transaction id and position."""
-        return [point.transaction_id, point.position]
-
-    def follow_order(self) -> str:
-        """By transaction id, then position."""
-        return f"{self.events.transaction_id}, {self.events.position}"
-
-    def followable(self, transaction_id: int) -> bool:
-        """Whether every transaction of the database that could sort before events stored with
-        `transaction_id` has ended."""
-        if not transaction_id:
-            return True
-        with _connection().cursor() as cursor:
-            cursor.execute(
-                f"SELECT %s < {_HORIZON} OR %s = {_OWN}", [transaction_id, transaction_id]
-            )
-            return bool(cursor.fetchone()[0])
-
-    def horizon(self) -> dict[str, Any] | None:
-        """The age in seconds of the oldest transaction of this database still running that
-        has written anything, and how many committed events wait behind the horizon. A long or
-        idle transaction holds every follower back for as long as it runs."""
-        e = self.events
-        with _connection().cursor() as cursor:
-            cursor.execute(
-                "SELECT COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - MIN(xact_start)), 0) "
-                "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
-                "AND pid <> pg_backend_pid() AND datname = current_database()"
-            )
-            (seconds,) = cursor.fetchone()
-            cursor.execute(
-                f"SELECT COUNT(*), COALESCE(MAX({e.transaction_id}), 0), "
-                "(SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
-                # This transaction's own events (a test's, which runs in one) are not held back.
-                f"FROM {e} WHERE {e.transaction_id} >= {_HORIZON} "
-                f"AND {e.transaction_id} IS DISTINCT FROM {_OWN}",
-                [],  # with parameters, so that "%%" in the statement reads as "%"
-            )
-            waiting, highest, next_id = cursor.fetchone()
-        return {
-            "oldest_transaction_seconds": round(float(seconds), 3),
-            "events_behind_horizon": waiting,
-            # Stored events whose transaction ids this cluster has not reached: a dump restored
-            # into a new cluster (see ARCHITECTURE.md, "Transaction ids after a restore").
-            "transaction_ids_ahead": highest >= next_id,
-        }
-
-    def _for_update(self, skip_locked: bool = False) -> str:
-        """Rows are locked; with `skip_locked`, rows another transaction holds are passed."""
-        return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
-
-
-_RECORDERS: dict[str, type[Recorder]] = {"postgresql": PostgresRecorder, "sqlite": SqliteRecorder}
-
-
-@cache
-def _recorder_for(vendor: str) -> Recorder:
-    return _RECORDERS.get(vendor, Recorder)()
-
-
-def recorder(connection: Any = None) -> Recorder:
-    """The recorder of `connection`'s database (by default, the one transactions run on),
-    built once per kind of database."""
-    return _recorder_for((connection or _connection()).vendor)
