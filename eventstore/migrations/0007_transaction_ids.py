@@ -2,7 +2,7 @@
 
 Each event gets `transaction_id`, and followers read the log in (transaction_id, position)
 order up to the oldest transaction still running, instead of every append holding the log's
-table lock (see eventstore.recorders PostgresRecorder.follow_condition). The events already stored were appended under
+table lock (see PostgresRecorder.follow_condition). The events already stored were appended under
 that lock, so their positions are in commit order: they keep transaction id 0 and come first,
 in position order. Each checkpoint gets transaction id 0 with its position, which is exactly
 where it stood.
