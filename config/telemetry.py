@@ -29,7 +29,7 @@ def exporter_names() -> list[str]:
     return [name.strip() for name in names if name.strip() and name.strip() != "none"]
 
 
-def _exporter(name: str):
+def span_exporter(name: str):
     """The exporter registered under `name`. `otlp` is OTLP over http/protobuf (the protocol
     the specification makes the default; the grpc exporter is not installed)."""
     if name == "otlp":
@@ -67,7 +67,7 @@ def setup() -> bool:
     for name in names:
         # The batch processor's export thread is started again in a forked child (gunicorn's
         # and Celery's prefork workers) by the SDK itself.
-        provider.add_span_processor(BatchSpanProcessor(_exporter(name)))
+        provider.add_span_processor(BatchSpanProcessor(span_exporter(name)))
     trace.set_tracer_provider(provider)
     tracing.configure(provider)
     DjangoInstrumentor().instrument(tracer_provider=provider)

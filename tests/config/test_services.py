@@ -74,7 +74,8 @@ def test_a_missing_database_is_created_once(monkeypatch, capsys):
     monkeypatch.setattr(services, "check_broker", lambda url: None)
     try:
         assert services.main() == 0
-        assert capsys.readouterr().out == f"Created the database {services._where(database)}\n"
+        where = f"{database['HOST'] or 'localhost'}:{database['PORT'] or 5432}/{name}"
+        assert capsys.readouterr().out == f"Created the database {where}\n"
         assert services.main() == 0
         assert capsys.readouterr().out == ""
     finally:

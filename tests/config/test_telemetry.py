@@ -41,10 +41,10 @@ def test_exporters_are_found_by_their_standard_names(monkeypatch):
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", raising=False)
 
-    assert isinstance(telemetry._exporter("console"), ConsoleSpanExporter)
-    assert isinstance(telemetry._exporter("otlp"), OTLPSpanExporter)
+    assert isinstance(telemetry.span_exporter("console"), ConsoleSpanExporter)
+    assert isinstance(telemetry.span_exporter("otlp"), OTLPSpanExporter)
     with pytest.raises(RuntimeError, match="no span exporter 'zipkin'"):
-        telemetry._exporter("zipkin")
+        telemetry.span_exporter("zipkin")
 
 
 def test_without_an_exporter_setup_changes_nothing(monkeypatch):

@@ -1,6 +1,7 @@
 """The simulated payment gateway: decisions by token, idempotency keys, the failure rate and the
 latency."""
 
+import threading
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -167,17 +168,26 @@ def test_every_charge_and_refund_waits_the_latency_in_seconds(sleeps):
     assert sleeps == [0.05] * 4
 
 
-def test_the_latency_is_waited_without_holding_the_gateways_lock(monkeypatch):
+def test_another_call_goes_through_while_one_waits_for_the_provider(monkeypatch):
+    """The latency is waited without the gateway's lock: a second call, made from another
+    thread while the first waits, is answered before the first one's wait ends."""
     gateway = SimulatedGateway(latency_ms=20)
-    held = []
-    monkeypatch.setattr(
-        gateway_module, "time", SimpleNamespace(sleep=lambda _: held.append(gateway._lock.locked()))
-    )
+    answered = []
 
-    transaction_id = charge(gateway).transaction_id
-    gateway.refund(idempotency_key="refund:p-1", transaction_id=transaction_id, amount=AMOUNT)
+    def sleep(_seconds):
+        if threading.current_thread() is not threading.main_thread():
+            return  # the second call's own wait
+        other = threading.Thread(
+            target=lambda: answered.append(charge(gateway, key="charge:p-2").approved)
+        )
+        other.start()
+        other.join(timeout=5)
 
-    assert held == [False, False]
+    monkeypatch.setattr(gateway_module, "time", SimpleNamespace(sleep=sleep))
+
+    charge(gateway)
+
+    assert answered == [True]
 
 
 def test_no_latency_means_no_sleep(sleeps):
