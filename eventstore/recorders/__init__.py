@@ -8,9 +8,10 @@ models), and runs them through Django's cursor (query logging, `execute_wrapper`
 transactions behave as for any query). Values go in and come out the way the model's fields
 store them.
 
-`Recorder` (base.py) holds the statements every database runs as written (SQLite's dialect);
-`SqliteRecorder` (sqlite.py) and `PostgresRecorder` (postgres.py) what each database does
-differently. `recorder()` picks the connection's one.
+`Recorder` (base.py) holds the statements every database runs as written (SQLite's dialect),
+assembled from a module per part (events, checkpoints, effects, streams); `SqliteRecorder`
+(sqlite.py) and `PostgresRecorder` (postgres.py) what each database does differently.
+`recorder()` picks the connection's one.
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from eventstore.recorders.base import (
-    CheckpointMoved,
-    EventRow,
-    Recorder,
-    RepartitionPending,
-    StreamHead,
-    current_connection,
-)
+from eventstore.recorders.base import Recorder
+from eventstore.recorders.checkpoints import CheckpointMoved, RepartitionPending
+from eventstore.recorders.events import EventRow, StreamHead
 from eventstore.recorders.postgres import PostgresRecorder
 from eventstore.recorders.sqlite import SqliteRecorder
+from eventstore.recorders.tables import current_connection
 
 __all__ = [
     "CheckpointMoved",

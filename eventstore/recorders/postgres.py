@@ -9,7 +9,8 @@ from typing import Any
 
 from django.db import OperationalError
 
-from eventstore.recorders.base import Recorder, current_connection
+from eventstore.recorders.base import Recorder
+from eventstore.recorders.tables import current_connection
 from eventstore.records import LogPoint
 
 # PostgreSQL: an event is followed only once its transaction id lies below the horizon: the

@@ -1,0 +1,279 @@
+"""The statements on subscribers' checkpoints: one row per partition of each subscriber, where
+it got to in the log, read without locks to find work and locked to do it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from eventstore.models import Checkpoint
+from eventstore.recorders.events import EventRecorder
+from eventstore.recorders.tables import current_connection, from_json
+from eventstore.records import START, LogPoint
+
+
+class RepartitionPending(Exception):
+    """The partition count changed again before the previous change was caught up."""
+
+
+class CheckpointMoved(Exception):
+    """A checkpoint was not where its locked read found it: another worker moved it."""
+
+
+class CheckpointRecorder(EventRecorder):
+    """Checkpoints, which follow the log as `EventRecorder` reads it."""
+
+    def checkpoint_and_backlog(
+        self, subscriber: str, partition: int, partitions: int, event_types: Iterable[str] | None
+    ) -> tuple[LogPoint, bool]:
+        """The partition's checkpoint (`START` before its first) and whether an event it reads
+        lies after it, within the followers' horizon: one lock-free query."""
+        e, c = self.events, self.checkpoints
+        filters, params = self._filters(event_types, (partition, partitions))
+        name = Checkpoint.name_for(subscriber, partition, partitions)
+        after = self.follow_condition(f"c.{c.transaction_id}", f"c.{c.position}")
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                f"SELECT c.{c.transaction_id}, c.{c.position}, "
+                f"EXISTS(SELECT 1 FROM {e} WHERE {after}{filters}) "
+                f"FROM (SELECT COALESCE(MAX({c.transaction_id}), 0) AS {c.transaction_id}, "
+                f"COALESCE(MAX({c.position}), 0) AS {c.position} FROM {c} "
+                f"WHERE {c.name} = %s) c",
+                [*params, name],
+            )
+            transaction_id, position, waiting = cursor.fetchone()
+        return LogPoint(transaction_id, position), bool(waiting)
+
+    def partitions_with_backlog(
+        self,
+        subscriber: str,
+        partitions: int,
+        event_types: Iterable[str] | None,
+        *,
+        recorded_before: datetime | None = None,
+    ) -> list[int]:
+        """The partitions of the subscriber with an event they read after their checkpoint
+        (only events recorded before `recorded_before`, when given): one lock-free query. The
+        subscriber's checkpoint rows are created first if they are missing
+        (`ensure_partitions`)."""
+        e, c = self.events, self.checkpoints
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*) FROM {c} WHERE {c.subscriber} = %s AND {c.partitions} = %s",
+                [subscriber, partitions],
+            )
+            if cursor.fetchone()[0] < partitions:
+                with transaction.atomic():
+                    self.ensure_partitions(subscriber, partitions)
+            types, params = self._types_condition(event_types)
+            hashed = f" AND {e.partition_hash} %% %s = c.{c.partition}" if partitions > 1 else ""
+            recorded = f" AND {e.recorded_at} < %s" if recorded_before is not None else ""
+            after = self.follow_condition(f"c.{c.transaction_id}", f"c.{c.position}")
+            cursor.execute(
+                f"SELECT c.{c.partition} FROM {c} c WHERE c.{c.subscriber} = %s "
+                f"AND c.{c.partitions} = %s AND EXISTS(SELECT 1 FROM {e} "
+                f"WHERE {after}{hashed}{types}{recorded}) ORDER BY c.{c.partition}",
+                [
+                    subscriber,
+                    partitions,
+                    *([partitions] if partitions > 1 else []),
+                    *params,
+                    *([self.db_datetime(recorded_before)] if recorded_before is not None else []),
+                ],
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    def partition_lags(
+        self, subscriber: str, partitions: int, event_types: Iterable[str] | None
+    ) -> dict[int, tuple[int, str]]:
+        """For each partition of the subscriber: (how many events it reads lie after its
+        checkpoint, within the followers' horizon; the error its checkpoint records, "" for
+        none). A partition with no checkpoint row yet counts from the start of the log.
+        Lock-free."""
+        e, c = self.events, self.checkpoints
+        types, params = self._types_condition(event_types)
+        hashed = f" AND {e.partition_hash} %% %s = p.partition" if partitions > 1 else ""
+        after = self.follow_condition("p.transaction_id", "p.position")
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                f"SELECT {c.partition}, {c.transaction_id}, {c.position}, {c.last_error} "
+                f"FROM {c} WHERE {c.subscriber} = %s AND {c.partitions} = %s",
+                [subscriber, partitions],
+            )
+            rows = {row[0]: row[1:] for row in cursor.fetchall()}
+            points = [
+                (partition, *rows.get(partition, (0, 0, ""))) for partition in range(partitions)
+            ]
+            values = " UNION ALL ".join(
+                [
+                    "SELECT CAST(%s AS BIGINT) AS partition, "
+                    "CAST(%s AS BIGINT) AS transaction_id, CAST(%s AS BIGINT) AS position"
+                ]
+                * partitions
+            )
+            cursor.execute(
+                f"SELECT p.partition, (SELECT COUNT(*) FROM {e} WHERE {after}{hashed}{types}) "
+                f"FROM ({values}) p ORDER BY p.partition",
+                [
+                    *([partitions] if partitions > 1 else []),
+                    *params,
+                    *[
+                        value
+                        for partition, tx, position, _ in points
+                        for value in (partition, tx, position)
+                    ],
+                ],
+            )
+            counts = dict(cursor.fetchall())
+        return {partition: (counts[partition], error) for partition, _, _, error in points}
+
+    def lock_checkpoint(
+        self, subscriber: str, partition: int, partitions: int, *, skip_locked: bool = False
+    ) -> tuple[LogPoint, list[LogPoint] | None] | None:
+        """Inside a transaction, the partition's checkpoint and the previous partitions' points
+        (`handled_before`, or None), its row locked until the transaction ends. The
+        subscriber's rows are created the first time (see `ensure_partitions`). With
+        `skip_locked`, None when another transaction holds the row."""
+        c = self.checkpoints
+        name = Checkpoint.name_for(subscriber, partition, partitions)
+        select = (
+            f"SELECT {c.transaction_id}, {c.position}, {c.handled_before} FROM {c} "
+            f"WHERE {c.name} = %s"
+        )
+        with current_connection().cursor() as cursor:
+            cursor.execute(select + self._for_update(skip_locked), [name])
+            row = cursor.fetchone()
+            if row is None and skip_locked:
+                cursor.execute(f"SELECT 1 FROM {c} WHERE {c.name} = %s", [name])
+                if cursor.fetchone() is not None:
+                    return None  # another worker holds this partition
+            if row is None:
+                self.ensure_partitions(subscriber, partitions)
+                cursor.execute(select + self._for_update(), [name])
+                row = cursor.fetchone()
+        return LogPoint(row[0], row[1]), _handled_before(from_json(row[2]))
+
+    def ensure_partitions(self, subscriber: str, partitions: int) -> None:
+        """Inside a transaction, create the subscriber's checkpoint rows for `partitions`.
+
+        A subscriber's rows under another partition count (the one before a change of
+        EVENTSTORE_PARTITIONS, or the single checkpoint of a database from before partitions)
+        are replaced: each new partition starts at the lowest of their points and keeps them in
+        `handled_before`, so that no event is handled twice or skipped.
+        """
+        c = self.checkpoints
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                f"SELECT {c.partitions}, {c.partition}, {c.transaction_id}, {c.position}, "
+                f"{c.handled_before} FROM {c} WHERE {c.subscriber} = %s{self._for_update()}",
+                [subscriber],
+            )
+            rows = cursor.fetchall()
+            previous = [row for row in rows if row[0] != partitions]
+            have = {row[1] for row in rows if row[0] == partitions}
+            start, handled_before = START, None
+            if previous:
+                counts = {row[0] for row in previous}
+                if len(counts) > 1 or any(from_json(row[4]) for row in previous):
+                    raise RepartitionPending(
+                        f"{subscriber}: its partition count changed again before the previous "
+                        "change was caught up; run every process with the previous "
+                        "EVENTSTORE_PARTITIONS until its checkpoints show no handled_before"
+                    )
+                (count,) = counts
+                points = [START] * count
+                for _, partition, transaction_id, position, _ in previous:
+                    if partition < count:
+                        points[partition] = LogPoint(transaction_id, position)
+                start = min(points)
+                if max(points) > start:
+                    handled_before = {"partitions": count, "positions": [list(p) for p in points]}
+                cursor.execute(
+                    f"DELETE FROM {c} WHERE {c.subscriber} = %s AND {c.partitions} <> %s",
+                    [subscriber, partitions],
+                )
+            now = self.db_datetime(timezone.now())
+            for partition in sorted(set(range(partitions)) - have):
+                insert, params = self._insert_row(
+                    Checkpoint,
+                    {
+                        "name": Checkpoint.name_for(subscriber, partition, partitions),
+                        "subscriber": subscriber,
+                        "partition": partition,
+                        "partitions": partitions,
+                        "transaction_id": start.transaction_id,
+                        "position": start.position,
+                        "handled_before": (
+                            None if handled_before is None else json.dumps(handled_before)
+                        ),
+                        "last_error": "",
+                        "updated_at": now,
+                    },
+                )
+                # Another worker may be creating the same rows right now. ON CONFLICT names no
+                # column on purpose: a row is unique by its name and by (subscriber,
+                # partitions, partition), and PostgreSQL skips a conflict only on the named
+                # index; a conflict on the other one, found while both inserts are in flight,
+                # was an IntegrityError.
+                cursor.execute(f"{insert} ON CONFLICT DO NOTHING", params)
+
+    def save_checkpoint(
+        self,
+        subscriber: str,
+        partition: int,
+        partitions: int,
+        *,
+        read_at: LogPoint,
+        point: LogPoint,
+        handled_before: list[LogPoint] | None,
+        error: str,
+        failed_position: int | None,
+        now: datetime,
+    ) -> None:
+        """Move a locked checkpoint from `read_at` to `point`, recording the error that stopped
+        it (if any) and what is left of `handled_before` (one point per previous partition).
+        Fenced: raises CheckpointMoved, so the caller's transaction rolls back with every
+        effect of the batch, when the row is gone or no longer at `read_at`."""
+        c = self.checkpoints
+        stored = None
+        if handled_before is not None:
+            stored = {
+                "partitions": len(handled_before),
+                "positions": [list(p) for p in handled_before],
+            }
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {c} SET {c.transaction_id} = %s, {c.position} = %s, "
+                f"{c.handled_before} = {self.json_mark}, {c.last_error} = %s, "
+                f"{c.failed_position} = %s, {c.updated_at} = %s WHERE {c.name} = %s "
+                f"AND {c.transaction_id} = %s AND {c.position} = %s",
+                [
+                    point.transaction_id,
+                    point.position,
+                    None if stored is None else json.dumps(stored),
+                    error,
+                    failed_position,
+                    self.db_datetime(now),
+                    Checkpoint.name_for(subscriber, partition, partitions),
+                    read_at.transaction_id,
+                    read_at.position,
+                ],
+            )
+            if cursor.rowcount != 1:
+                raise CheckpointMoved(
+                    f"{subscriber} partition {partition}/{partitions}: the checkpoint moved from "
+                    f"position {read_at} while this batch was handled; the batch is undone"
+                )
+
+
+def _handled_before(value: dict[str, Any] | None) -> list[LogPoint] | None:
+    """The previous partitions' points, one per partition, from a checkpoint's
+    `handled_before` (None: none)."""
+    if not value:
+        return None
+    return [LogPoint.of(point) for point in value["positions"]]
