@@ -32,11 +32,9 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from eventstore import metrics, signals, tracing
-from eventstore.models import Event
 from eventstore.recorders import EventRow, StreamHead, recorder
 from eventstore.records import LogPoint, RecordedEvent, partition_hash, stored_correlation_id
 from eventstore.upcasting import current_schema_version, upcast
@@ -386,13 +384,8 @@ class EventStore:
 
     def stream_version(self, aggregate_type: str, aggregate_id: str) -> int:
         """The stream's current version (0 for a stream with no events)."""
-        version = (
-            Event.objects.filter(aggregate_type=aggregate_type, aggregate_id=str(aggregate_id))
-            .order_by("-version")
-            .values_list("version", flat=True)
-            .first()
-        )
-        return version or 0
+        stream = (aggregate_type, str(aggregate_id))
+        return recorder().stream_heads([stream])[stream].version
 
     def read_page(
         self,
@@ -458,14 +451,7 @@ class EventStore:
 
     def count(self, *, after_position: int = 0, event_types: Iterable[str] | None = None) -> int:
         """How many events `read_all` with the same arguments would yield."""
-        return self._after(after_position, event_types).count()
-
-    @staticmethod
-    def _after(position: int, event_types: Iterable[str] | None):
-        query = Event.objects.filter(position__gt=position)
-        if event_types is not None:
-            query = query.filter(event_type__in=list(event_types))
-        return query
+        return recorder().count_after(after_position, event_types)
 
     def get(self, event_id: uuid.UUID) -> RecordedEvent | None:
         """The stored event with this id, or None."""
@@ -474,7 +460,7 @@ class EventStore:
 
     def last_position(self) -> int:
         """The highest position stored (0 for an empty log)."""
-        return Event.objects.aggregate(last=Max("position"))["last"] or 0
+        return recorder().last_position()
 
 
 event_store = EventStore()

@@ -263,6 +263,22 @@ class EventRecorder(RecorderBase):
             partition,
         )
 
+    def count_after(self, after_position: int, event_types: Iterable[str] | None) -> int:
+        """How many events lie after `after_position` (of these types)."""
+        e = self.events
+        types, params = self._types_condition(event_types)
+        with current_connection().cursor() as cursor:
+            sql = f"SELECT COUNT(*) FROM {e} WHERE {e.position} > %s{types}"
+            cursor.execute(sql, [after_position, *params])
+            return cursor.fetchone()[0]
+
+    def last_position(self) -> int:
+        """The highest position stored (0 for an empty log)."""
+        e = self.events
+        with current_connection().cursor() as cursor:
+            cursor.execute(f"SELECT COALESCE(MAX({e.position}), 0) FROM {e}")
+            return cursor.fetchone()[0]
+
     def read_correlated(self, correlation_id: str) -> list[RecordedEvent]:
         """Every event of this correlation id, in position order."""
         e = self.events

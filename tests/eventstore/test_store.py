@@ -224,6 +224,9 @@ def test_read_by_type_returns_only_those_types_in_position_order(store):
 
     assert [(e.event_type, e.payload["i"]) for e in found] == [("A", 1), ("C", 3), ("A", 4)]
     assert store.read_page(event_types=[]) == []  # no types asked for: nothing, not everything
+    assert store.count(event_types=["A", "C"]) == 3
+    assert store.count(after_position=found[0].position, event_types=["A"]) == 1
+    assert store.count(event_types=[]) == 0
 
 
 def test_metadata_and_correlation_id_are_stored(store):
