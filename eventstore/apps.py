@@ -2,9 +2,9 @@ from django.apps import AppConfig
 
 
 class EventStoreConfig(AppConfig):
-    """Connects the event store's own projection, the after-commit subscriber dispatch, the
-    vault's housekeeping, the end of each request's log context, and the mapping of the
-    database's lock timeouts to AppendTimeout."""
+    """Connects the event store's own projection, its subscribers' lag gauges, the after-commit
+    subscriber dispatch, the vault's housekeeping, the end of each request's log context, and
+    the mapping of the database's lock timeouts to AppendTimeout."""
 
     name = "eventstore"
     verbose_name = "Event store"
@@ -15,12 +15,14 @@ class EventStoreConfig(AppConfig):
 
         from eventstore import signals
         from eventstore.logs import end_request
+        from eventstore.metrics import SubscriberLagCollector, register_collector
         from eventstore.projections import StreamProjection, register_projection
         from eventstore.store import install_append_timeouts
-        from eventstore.subscriptions import dispatch_committed
+        from eventstore.subscriptions import dispatch_committed, lags
         from eventstore.vault import erase_expired_secrets_on_worker_pass
 
         register_projection(StreamProjection())
+        register_collector(SubscriberLagCollector(lags))
         signals.events_committed.connect(
             dispatch_committed, dispatch_uid="eventstore.subscriptions.dispatch_committed"
         )

@@ -17,16 +17,15 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from django.db import DatabaseError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from eventstore.store import RecordedEvent
+from eventstore.records import RecordedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -53,18 +52,20 @@ def count_appended(events: Iterable[RecordedEvent]) -> None:
 
 class SubscriberLagCollector(Collector):
     """eventstore_subscriber_lag_events per subscriber partition and eventstore_subscribers_parked
-    (partitions whose last catch-up stopped on an error), from `lags()` at scrape time."""
+    (partitions whose last catch-up stopped on an error), from `lags()` at scrape time
+    (`eventstore.subscriptions.lags`, given when the app registers it)."""
+
+    def __init__(self, lags: Callable[[], Iterable[Any]]) -> None:
+        self.lags = lags
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from eventstore.subscriptions import lags  # the store imports this module
-
         lag = GaugeMetricFamily(
             "eventstore_subscriber_lag_events",
             "Events a subscriber partition has yet to handle.",
             labels=["subscriber", "partition"],
         )
         parked = 0
-        for partition in lags():
+        for partition in self.lags():
             lag.add_metric([partition.subscriber, str(partition.partition)], partition.events)
             parked += bool(partition.last_error)
         yield lag
@@ -75,7 +76,7 @@ class SubscriberLagCollector(Collector):
         )
 
 
-_collectors: list[Collector] = [SubscriberLagCollector()]
+_collectors: list[Collector] = []
 
 
 def register_collector(collector: Collector) -> Collector:

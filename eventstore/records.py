@@ -11,8 +11,6 @@ import zlib
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from eventstore import tracing
-
 
 class LogPoint(NamedTuple):
     """A place in the order followers read the log in: (transaction id, position).
@@ -45,6 +43,9 @@ class LogPoint(NamedTuple):
 
 
 START = LogPoint(0, 0)
+
+# The metadata keys that carry an event's W3C trace context (`eventstore.tracing`).
+TRACE_KEYS = ("traceparent", "tracestate")
 
 
 class RecordedEvent(NamedTuple):
@@ -88,7 +89,7 @@ class RecordedEvent(NamedTuple):
         metadata = {"causation_id": str(self.event_id), "actor": actor}
         if self.correlation_id:
             metadata["correlation_id"] = self.correlation_id
-        for key in tracing.TRACE_KEYS:
+        for key in TRACE_KEYS:
             if key in self.metadata:
                 metadata[key] = self.metadata[key]
         return metadata

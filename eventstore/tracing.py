@@ -15,16 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, Span, SpanKind
 
-if TYPE_CHECKING:
-    from eventstore.store import RecordedEvent
-
-# The metadata keys of the W3C trace context (what the default propagator writes).
-TRACE_KEYS = ("traceparent", "tracestate")
+from eventstore.records import TRACE_KEYS, RecordedEvent
 
 _tracer: trace.Tracer | None = None
 
