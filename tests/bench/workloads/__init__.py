@@ -14,6 +14,7 @@ _WORKLOADS = {
     "load": "load:LOAD",
     "replay": "replay:REPLAY",
     "in-process": "inprocess:IN_PROCESS",
+    "order-cost": "order_cost:ORDER_COST",
     "http": "http:HTTP",
     "http-latency": "http_latency:HTTP_LATENCY",
     "scale": "scale:SCALE",
