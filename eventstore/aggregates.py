@@ -284,7 +284,9 @@ def retry_on_conflict(
 
     A retry inside a caller's transaction keeps that transaction's id, older than the writer it
     lost to; the store raises its events' transaction ids to their streams' previous ones, so
-    followers still read each stream in order (`PostgresRecorder.transaction_id_mark`).
+    followers still read each stream in order (`PostgresRecorder._build_append_sql`). A
+    transaction that can no longer commit (marked for rollback) is not retried in: the
+    ConcurrencyError goes to whoever runs it.
     """
 
     def decorate(handler: Callable[..., R]) -> Callable[..., R]:
@@ -299,7 +301,10 @@ def retry_on_conflict(
                         default_store.lock_appends()
                         return handler(*args, **kwargs)
                 except ConcurrencyError:
-                    if attempt == limit:
+                    # A transaction marked for rollback (an append that wrote part of its rows,
+                    # or a block joined without a savepoint) cannot decide again: whoever runs
+                    # it starts over.
+                    if attempt == limit or transaction.get_connection().needs_rollback:
                         raise
             raise AssertionError("unreachable")  # pragma: no cover
 

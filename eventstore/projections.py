@@ -103,10 +103,18 @@ def get_projections(names: Iterable[str] | None = None) -> list[Projection]:
 
 
 class StreamProjection(Projection):
-    """The event store's own read model: every stream with its version and latest event."""
+    """The event store's own read model: every stream with its version and latest event.
+
+    An append moves the stream index itself, in its own statement (`Recorder.append`), so the
+    live read model needs nothing from here; rebuilds and checks replay the log through
+    `apply_batch`, as for every projection.
+    """
 
     name = "eventstore.streams"
     models = (Stream,)
+
+    def receive(self, sender: Any = None, events: Iterable[RecordedEvent] = (), **kwargs) -> None:
+        """Nothing: the append wrote the stream index already."""
 
     def apply_batch(self, events: Iterable[RecordedEvent]) -> None:
         first: dict[tuple[str, str], RecordedEvent] = {}

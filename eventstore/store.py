@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -35,7 +35,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from eventstore import metrics, signals, tracing
-from eventstore.recorders import EventRow, StreamHead, recorder
+from eventstore.recorders import Appended, NewRow, StreamRows, recorder
 from eventstore.records import LogPoint, RecordedEvent, partition_hash, stored_correlation_id
 from eventstore.upcasting import current_schema_version, upcast
 
@@ -123,6 +123,37 @@ def _json_text(value: dict[str, Any], what: str) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder)
 
 
+# Events per append statement at most: a larger append is written in pieces of this many.
+APPEND_CHUNK = 1000
+
+
+class _Piece(NamedTuple):
+    """A run of one stream's rows: the stream's place in the append, the run's first row's
+    place in the stream's rows, and the rows."""
+
+    stream: int
+    start: int
+    rows: StreamRows
+
+
+def _chunks(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
+    """The pieces in runs of at most APPEND_CHUNK rows, a stream split where it must be."""
+    chunk: list[_Piece] = []
+    room = APPEND_CHUNK
+    for piece in pieces:
+        start = 0
+        while start < len(piece.rows.rows):
+            rows = piece.rows.rows[start : start + room]
+            chunk.append(_Piece(piece.stream, start, piece.rows._replace(rows=rows)))
+            start += len(rows)
+            room -= len(rows)
+            if not room:
+                yield chunk
+                chunk, room = [], APPEND_CHUNK
+    if chunk:
+        yield chunk
+
+
 class EventStore:
     """Append to and read from the single event log table."""
 
@@ -148,51 +179,35 @@ class EventStore:
     def _append(
         self, streams: Sequence[StreamAppend], trace_context: dict[str, str]
     ) -> list[RecordedEvent]:
+        # Inside a caller's transaction the append takes no savepoint: a refused append writes
+        # nothing, and once anything was written, a failure marks the caller's transaction for
+        # rollback (`_write`), so none of it can commit.
+        if transaction.get_connection().in_atomic_block:
+            return self._append_in_transaction(streams, trace_context)
         with transaction.atomic():
-            if settings.EVENTSTORE_APPEND_LOCK:
-                self.lock_appends()
-            wanted_ids = [event.event_id for stream in streams for event in stream.events]
-            # Any lock wait of this transaction (behind a replay holding the log, or another
-            # writer of the same stream version) gives up after EVENTSTORE_LOCK_TIMEOUT_MS as
-            # `AppendTimeout`: the look sets lock_timeout on PostgreSQL.
-            stored_ids, heads = recorder().stored_ids_and_heads(
-                wanted_ids,
-                [(stream.aggregate_type, str(stream.aggregate_id)) for stream in streams],
-                lock_timeout_ms=int(settings.EVENTSTORE_LOCK_TIMEOUT_MS),
-            )
-            current = {key: head.version for key, head in heads.items()}
-            if stored_ids:
-                if stored_ids.issuperset(wanted_ids):
-                    return recorder().read_ids(wanted_ids)
-                streams = self._without_stored(streams, stored_ids)
-            for stream in streams:
-                actual = current.get((stream.aggregate_type, str(stream.aggregate_id)), 0)
-                if stream.expected_version is not None and stream.expected_version != actual:
-                    raise ConcurrencyError(
-                        stream.aggregate_type, stream.aggregate_id, stream.expected_version, actual
-                    )
-            rows, recorded = self._rows(streams, heads, trace_context)
-            # A row that breaks a unique key is skipped, not an error, so no savepoint is
-            # needed to keep the transaction usable: another writer appended to the stream
-            # since it was read above, or stored one of these event ids.
-            points = recorder().insert(rows)
-            if len(points) < len(rows):
-                self._raise_conflict(streams, current, rows, points)
-            recorded = [
-                event._replace(
-                    position=points[row.event_id].position,
-                    transaction_id=points[row.event_id].transaction_id,
-                )
-                for row, event in zip(rows, recorded, strict=True)
-            ]
+            return self._append_in_transaction(streams, trace_context)
+
+    def _append_in_transaction(
+        self, streams: Sequence[StreamAppend], trace_context: dict[str, str]
+    ) -> list[RecordedEvent]:
+        if settings.EVENTSTORE_APPEND_LOCK:
+            self.lock_appends()
+        recorded, written = self._write(streams, trace_context)
+        if not written:  # every event was stored already: nothing new to tell anyone
+            return recorded
+        try:
             signals.events_recorded.send(sender=EventStore, events=recorded)
-            # Counted once committed: a rolled-back append (and its retry) counts once.
-            transaction.on_commit(partial(metrics.count_appended, recorded), robust=True)
-            if settings.EVENTSTORE_DISPATCH_ON_COMMIT:
-                transaction.on_commit(
-                    partial(signals.events_committed.send, sender=EventStore, events=recorded),
-                    robust=True,
-                )
+        except BaseException:
+            # A projection failed: the events it was given must not commit without it.
+            transaction.set_rollback(True)
+            raise
+        # Counted once committed: a rolled-back append (and its retry) counts once.
+        transaction.on_commit(partial(metrics.count_appended, recorded), robust=True)
+        if settings.EVENTSTORE_DISPATCH_ON_COMMIT:
+            transaction.on_commit(
+                partial(signals.events_committed.send, sender=EventStore, events=recorded),
+                robust=True,
+            )
         return recorded
 
     def append_to_stream(
@@ -268,33 +283,87 @@ class EventStore:
                 )
         return remaining
 
-    @staticmethod
-    def _current_versions(streams: Iterable[StreamAppend]) -> dict[tuple[str, str], int]:
-        heads = recorder().stream_heads(
-            (stream.aggregate_type, str(stream.aggregate_id)) for stream in streams
-        )
-        return {key: head.version for key, head in heads.items()}
+    def _write(
+        self, streams: Sequence[StreamAppend], trace_context: dict[str, str]
+    ) -> tuple[list[RecordedEvent], bool]:
+        """Write the streams' events (see `append`): the recorded events in position order, and
+        whether any was written (False: every one was stored already, and these are they).
+
+        Most appends are one statement (`Recorder.append`). One of more than APPEND_CHUNK
+        events is written in pieces of at most that many; a piece after the first that cannot
+        be written fails the whole append (the transaction is marked for rollback).
+        """
+        pieces, recorded = self._rows(streams, trace_context)
+        reached: dict[int, int] = {}  # stream (by index) -> the version its last piece reached
+        done: list[RecordedEvent] = []
+        for number, chunk in enumerate(_chunks(pieces)):
+            rows = [
+                piece.rows
+                if piece.start == 0
+                else piece.rows._replace(expected_version=reached[piece.stream])
+                for piece in chunk
+            ]
+            outcome = recorder().append(
+                rows, lock_timeout_ms=int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)
+            )
+            if outcome.refused and number == 0:
+                return self._refused(streams, outcome, trace_context)
+            wanted = sum(len(piece.rows.rows) for piece in chunk)
+            if len(outcome.points) < wanted:
+                error = self._conflict(streams, outcome.points)
+                if done or outcome.points:
+                    # Rows of this append went in before the shortfall was found: none may commit.
+                    transaction.set_rollback(True)
+                raise error
+            for piece in chunk:
+                for row in piece.rows.rows:
+                    position, transaction_id, version = outcome.points[row.event_id]
+                    reached[piece.stream] = version
+                    done.append(
+                        recorded[row.event_id]._replace(
+                            position=position, version=version, transaction_id=transaction_id
+                        )
+                    )
+        return done, True
+
+    def _refused(
+        self, streams: Sequence[StreamAppend], outcome: Appended, trace_context: dict[str, str]
+    ) -> tuple[list[RecordedEvent], bool]:
+        """An append the store refused, having written nothing: return the stored events when
+        every one is stored already, append the others when only some are (each stream still
+        at its expected version), else raise the ConcurrencyError of the first stream that was
+        not at the version expected."""
+        wanted = [event.event_id for stream in streams for event in stream.events]
+        stored = outcome.stored or set()
+        if stored.issuperset(wanted):
+            return recorder().read_ids(wanted), False
+        if stored:
+            return self._write(self._without_stored(streams, stored), trace_context)
+        for stream in streams:
+            actual = outcome.heads.get((stream.aggregate_type, str(stream.aggregate_id)), 0)
+            if stream.expected_version is not None and stream.expected_version != actual:
+                raise ConcurrencyError(
+                    stream.aggregate_type, stream.aggregate_id, stream.expected_version, actual
+                )
+        raise IntegrityError("the append was refused, yet every version and event id allowed it")
 
     @staticmethod
     def _rows(
-        streams: Sequence[StreamAppend],
-        heads: dict[tuple[str, str], StreamHead],
-        trace_context: dict[str, str],
-    ) -> tuple[list[EventRow], list[RecordedEvent]]:
-        """The rows to insert, and for each the event readers will see (its position and
-        transaction id still to come from the insert): payload and metadata exactly as they
-        will read back, the metadata with `trace_context` (the appending span's, replacing one
-        copied forward)."""
+        streams: Sequence[StreamAppend], trace_context: dict[str, str]
+    ) -> tuple[list[_Piece], dict[Any, RecordedEvent]]:
+        """The rows to insert, a piece per stream, and for each row (by its stored event id)
+        the event readers will see, its position, version and transaction id still to come
+        from the insert: payload and metadata exactly as they will read back, the metadata
+        with `trace_context` (the appending span's, replacing one copied forward)."""
         now = timezone.now()
         stored_now = recorder().db_datetime(now)
         db_uuid = recorder().db_uuid
-        rows = []
-        recorded = []
-        for stream in streams:
+        pieces = []
+        recorded = {}
+        for number, stream in enumerate(streams):
             kind, ident = stream.aggregate_type, str(stream.aggregate_id)
-            version, head_transaction_id = heads.get((kind, ident), (0, 0))
+            rows = []
             for event in stream.events:
-                version += 1
                 payload_text = _json_text(event.payload, "payload")
                 metadata = event.metadata
                 if trace_context and isinstance(metadata, dict):
@@ -302,63 +371,58 @@ class EventStore:
                 metadata_text = _json_text(metadata, "metadata")
                 metadata = json.loads(metadata_text)
                 schema_version = event.schema_version or current_schema_version(event.event_type)
-                place = {
-                    "aggregate_type": kind,
-                    "aggregate_id": ident,
-                    "version": version,
-                    "event_type": event.event_type,
-                }
-                rows.append(
-                    EventRow(
-                        event_id=db_uuid(event.event_id),
-                        **place,
-                        schema_version=schema_version,
-                        payload=payload_text,
-                        metadata=metadata_text,
-                        recorded_at=stored_now,
-                        correlation_id=stored_correlation_id(metadata),
-                        partition_hash=partition_hash(metadata, ident),
-                        transaction_id=head_transaction_id,
-                    )
+                row = NewRow(
+                    event_id=db_uuid(event.event_id),
+                    event_type=event.event_type,
+                    schema_version=schema_version,
+                    payload=payload_text,
+                    metadata=metadata_text,
+                    recorded_at=stored_now,
+                    correlation_id=stored_correlation_id(metadata),
+                    partition_hash=partition_hash(metadata, ident),
                 )
+                rows.append(row)
                 # What readers of the log will see: an event appended at an older schema
                 # version (an import, a replayed export) reaches projections upcast.
                 read_schema, payload = upcast(
                     event.event_type, schema_version, json.loads(payload_text)
                 )
-                recorded.append(
-                    RecordedEvent(
-                        position=0,
-                        event_id=event.event_id,
-                        **place,
-                        schema_version=read_schema,
-                        payload=payload,
-                        metadata=metadata,
-                        recorded_at=now,
-                    )
+                recorded[row.event_id] = RecordedEvent(
+                    position=0,
+                    event_id=event.event_id,
+                    aggregate_type=kind,
+                    aggregate_id=ident,
+                    version=0,
+                    event_type=event.event_type,
+                    schema_version=read_schema,
+                    payload=payload,
+                    metadata=metadata,
+                    recorded_at=now,
                 )
-        return rows, recorded
+            pieces.append(_Piece(number, 0, StreamRows(kind, ident, stream.expected_version, rows)))
+        return pieces, recorded
 
-    def _raise_conflict(
-        self,
-        streams: Sequence[StreamAppend],
-        assumed: dict[tuple[str, str], int],
-        rows: Sequence[EventRow],
-        inserted: dict[Any, LogPoint],
-    ) -> None:
-        """Raise for rows the insert skipped: the ConcurrencyError of the stream that moved on,
-        else an IntegrityError (an event id stored meanwhile). The append's own transaction or
-        savepoint undoes the rows that were inserted."""
+    @staticmethod
+    def _conflict(streams: Sequence[StreamAppend], inserted: dict[Any, Any]) -> Exception:
+        """The error for rows the insert skipped because another writer appended meanwhile:
+        the ConcurrencyError of the stream that moved on, else an IntegrityError (an event id
+        stored meanwhile)."""
         ours = Counter(
-            (row.aggregate_type, row.aggregate_id) for row in rows if row.event_id in inserted
+            (stream.aggregate_type, str(stream.aggregate_id))
+            for stream in streams
+            for event in stream.events
+            if recorder().db_uuid(event.event_id) in inserted
         )
-        now = self._current_versions(streams)
+        now = recorder().stream_versions(
+            (stream.aggregate_type, str(stream.aggregate_id)) for stream in streams
+        )
         for stream in streams:
             key = (stream.aggregate_type, str(stream.aggregate_id))
             others = now.get(key, 0) - ours[key]
-            if others != assumed.get(key, 0):
-                raise ConcurrencyError(*key, assumed.get(key, 0), others)
-        raise IntegrityError("an event id of this append was stored by another writer meanwhile")
+            assumed = stream.expected_version
+            if assumed is not None and others != assumed:
+                return ConcurrencyError(*key, assumed, others)
+        return IntegrityError("an event id of this append was stored by another writer meanwhile")
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -385,7 +449,7 @@ class EventStore:
     def stream_version(self, aggregate_type: str, aggregate_id: str) -> int:
         """The stream's current version (0 for a stream with no events)."""
         stream = (aggregate_type, str(aggregate_id))
-        return recorder().stream_heads([stream])[stream].version
+        return recorder().stream_versions([stream])[stream]
 
     def read_page(
         self,

@@ -165,7 +165,7 @@ def catch_up_partition(
             # Locking the row gives this transaction its id before anything it appends: the
             # store raises an appended event's transaction id to its stream's previous one's, so
             # events appended here still follow their streams' order
-            # (`PostgresRecorder.transaction_id_mark`).
+            # (`PostgresRecorder._build_append_sql`).
             held = recorder().lock_checkpoint(name, partition, count, skip_locked=skip_locked)
             if held is None:
                 result.busy = True

@@ -21,19 +21,20 @@ from typing import Any
 
 from eventstore.recorders.base import Recorder
 from eventstore.recorders.checkpoints import CheckpointMoved, RepartitionPending
-from eventstore.recorders.events import EventRow, StreamHead
+from eventstore.recorders.events import Appended, NewRow, StreamRows
 from eventstore.recorders.postgres import PostgresRecorder
 from eventstore.recorders.sqlite import SqliteRecorder
 from eventstore.recorders.tables import current_connection
 
 __all__ = [
+    "Appended",
     "CheckpointMoved",
-    "EventRow",
+    "NewRow",
     "PostgresRecorder",
     "Recorder",
     "RepartitionPending",
     "SqliteRecorder",
-    "StreamHead",
+    "StreamRows",
     "recorder",
 ]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
 from django.db import OperationalError
 
-from eventstore.models import Event
+from eventstore.models import Event, Stream
 from eventstore.recorders.tables import (
     INSERT_CHUNK,
     RecorderBase,
@@ -18,6 +19,7 @@ from eventstore.recorders.tables import (
     aware,
     current_connection,
     from_json,
+    written_fields,
 )
 from eventstore.records import LogPoint, RecordedEvent
 from eventstore.upcasting import upcast
@@ -27,15 +29,12 @@ _STREAMS_PER_QUERY = 200
 _SNAPSHOT_MARK = "__snapshot__"
 
 
-class EventRow(NamedTuple):
-    """One event as `Recorder.insert` stores it: its fields name the columns written, values
-    as the columns store them (`Recorder.db_uuid`, `db_datetime`; payload and metadata as JSON
-    text). `transaction_id` is the one the stream's previous event was stored with."""
+class NewRow(NamedTuple):
+    """One event to append, its values as the columns store them (`Recorder.db_uuid`,
+    `db_datetime`; payload and metadata as JSON text). Its stream, version and transaction id
+    are the append's to give (`StreamRows`)."""
 
     event_id: Any
-    aggregate_type: str
-    aggregate_id: str
-    version: int
     event_type: str
     schema_version: int
     payload: str
@@ -43,25 +42,38 @@ class EventRow(NamedTuple):
     recorded_at: Any
     correlation_id: str
     partition_hash: int
-    transaction_id: int
 
 
-class StreamHead(NamedTuple):
-    """A stream's highest stored version and the transaction id its event was stored with
-    (0 and 0 for a stream with no events; the transaction id is always 0 on SQLite)."""
+class StreamRows(NamedTuple):
+    """The rows to append to one stream, after the version `expected_version` (None: after
+    whatever version the stream is at)."""
 
-    version: int
-    transaction_id: int
+    aggregate_type: str
+    aggregate_id: str
+    expected_version: int | None
+    rows: Sequence[NewRow]
+
+
+class Appended(NamedTuple):
+    """What one append statement did. `points` holds each inserted event id (as the column
+    stores it) with its (position, transaction id, version); a row that would have broken a
+    unique key, because another writer appended meanwhile, is missing from it. When the append
+    was refused before writing anything, `stored` holds the ids stored already and `heads`
+    each stream's version, and `points` is empty."""
+
+    points: dict[Any, tuple[int, int, int]]
+    stored: set[uuid.UUID] | None = None
+    heads: dict[tuple[str, str], int] | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Whether nothing was written because a version or an event id did not allow it."""
+        return self.heads is not None
 
 
 class EventRecorder(RecorderBase):
     """Appending and reading events, as SQLite runs the statements; `PostgresRecorder`
     overrides what PostgreSQL does otherwise."""
-
-    # The placeholder of an appended event's transaction id (SQLite stores the one given: 0).
-    transaction_id_mark = "%s"
-    # How the ids query reads a stored event id back.
-    stored_id = "{column}"
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,38 +82,143 @@ class EventRecorder(RecorderBase):
         self._select_events = (
             f"SELECT {', '.join(events.columns(RecordedEvent._fields))} FROM {events}"
         )
-        marks = {name: self._mark(Event._meta.get_field(name)) for name in EventRow._fields}
-        marks["transaction_id"] = self.transaction_id_mark
-        self._insert_values = f"({', '.join(marks.values())})"
-        self._insert_head = f"INSERT INTO {events} ({', '.join(events.columns(marks))}) VALUES "
-        self._insert_tail = (
-            f" ON CONFLICT DO NOTHING RETURNING {events.position}, {events.event_id}, "
-            f"{events.transaction_id}"
-        )
-        self._insert_sql: Callable[[int], str] = cache(self._build_insert_sql)
+        # The append statement for each layout (rows per stream), built the first time.
+        self._append_sql: Callable[[tuple[int, ...]], str] = cache(self._build_append_sql)
         self._stream_head = self._build_stream_head()
 
     # --- appending -----------------------------------------------------------------------------
 
-    def _build_insert_sql(self, rows: int) -> str:
-        return self._insert_head + ", ".join([self._insert_values] * rows) + self._insert_tail
+    def append(self, streams: Sequence[StreamRows], *, lock_timeout_ms: int) -> Appended:
+        """Append every stream's rows, each after its expected version, in one statement that
+        also checks the versions and that no event id is stored already: it writes every row
+        or, refused, none (`Appended`). The stream index (`Stream`) moves with the rows.
 
-    def insert(self, rows: Sequence[EventRow]) -> dict[Any, LogPoint]:
-        """Insert the rows; return each inserted event id's LogPoint. A row that would break a
-        unique key (stream version or event id) is skipped, not an error: it is missing from
-        the result."""
-        points: dict[Any, LogPoint] = {}
+        Here (SQLite: one writer at a time) the insert is one statement, the stream index a
+        second; a refusal reads the stored ids and the heads with a third. Rows come back in
+        the order given: streams in order, each one's rows in version order.
+        """
+        sql = self._append_sql(tuple(len(stream.rows) for stream in streams))
+        with current_connection().cursor() as cursor:
+            cursor.execute(sql, self._append_params(streams))
+            points = {
+                event_id: (position, transaction_id, version)
+                for position, event_id, transaction_id, version in cursor.fetchall()
+            }
+        wanted = sum(len(stream.rows) for stream in streams)
+        if not points and wanted:
+            stored = self.stored_ids([row.event_id for stream in streams for row in stream.rows])
+            heads = self.stream_versions(
+                (stream.aggregate_type, stream.aggregate_id) for stream in streams
+            )
+            return Appended({}, stored, heads)
+        self.upsert_streams(self._stream_index_rows(streams, points))
+        return Appended(points)
+
+    def upsert_streams(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert or move on stream index rows of `Stream`'s fields in their declared order
+        (aggregate_type, aggregate_id, version, last_event_type, last_position,
+        first_recorded_at, last_recorded_at); an existing row keeps its `first_recorded_at`.
+        Times are datetimes, or already as the column stores them (`db_datetime`)."""
+        s = self.streams
+        fields = written_fields(Stream)
+        columns = [field.column for field in fields]
+        moved = [s.version, s.last_event_type, s.last_position, s.last_recorded_at]
+
+        def adapt(value: Any) -> Any:
+            return self.db_datetime(value) if isinstance(value, datetime) else value
+
         with current_connection().cursor() as cursor:
             for start in range(0, len(rows), INSERT_CHUNK):
                 chunk = rows[start : start + INSERT_CHUNK]
+                values = self._values(fields, len(chunk))
                 cursor.execute(
-                    self._insert_sql(len(chunk)), [value for row in chunk for value in row]
+                    f"INSERT INTO {s} ({', '.join(columns)}) VALUES {values} "
+                    f"ON CONFLICT ({s.aggregate_type}, {s.aggregate_id}) DO UPDATE SET "
+                    + ", ".join(f"{column} = excluded.{column}" for column in moved),
+                    [
+                        value
+                        for kind, ident, version, event_type, position, first, last in chunk
+                        for value in (
+                            kind,
+                            ident,
+                            version,
+                            event_type,
+                            position,
+                            adapt(first),
+                            adapt(last),
+                        )
+                    ],
                 )
-                points.update(
-                    (event_id, LogPoint(transaction_id, position))
-                    for position, event_id, transaction_id in cursor.fetchall()
+
+    def _append_params(self, streams: Sequence[StreamRows]) -> list[Any]:
+        return [
+            *(
+                value
+                for stream in streams
+                for value in (stream.aggregate_type, stream.aggregate_id, stream.expected_version)
+            ),
+            *(value for stream in streams for row in stream.rows for value in row),
+        ]
+
+    @staticmethod
+    def _stream_index_rows(
+        streams: Sequence[StreamRows], points: dict[Any, tuple[int, int, int]]
+    ) -> list[tuple[Any, ...]]:
+        """The stream index row of each stream written: its last inserted event."""
+        index = []
+        for stream in streams:
+            last = next((row for row in reversed(stream.rows) if row.event_id in points), None)
+            if last is not None:
+                position, _, version = points[last.event_id]
+                index.append(
+                    (
+                        stream.aggregate_type,
+                        stream.aggregate_id,
+                        version,
+                        last.event_type,
+                        position,
+                        last.recorded_at,
+                        last.recorded_at,
+                    )
                 )
-        return points
+        return index
+
+    def _new_events(self, layout: tuple[int, ...]) -> str:
+        """The CTEs `s` (each stream: n, type, id, expected version) and `v` (each row: its
+        stream n, its place k in it, then `NewRow`'s fields) of an append of `layout` (rows per
+        stream)."""
+        marks = ", ".join(self._typed_mark(Event._meta.get_field(name)) for name in NewRow._fields)
+        stream_values = ", ".join(f"({n}, %s, %s, CAST(%s AS INTEGER))" for n in range(len(layout)))
+        row_values = ", ".join(
+            f"({n}, {k}, {marks})" for n, count in enumerate(layout) for k in range(1, count + 1)
+        )
+        return (
+            f"s (n, aggregate_type, aggregate_id, expected) AS (VALUES {stream_values}), "
+            f"v (n, k, {', '.join(NewRow._fields)}) AS (VALUES {row_values})"
+        )
+
+    def _typed_mark(self, field: Any) -> str:
+        """The placeholder of a value bound to the field's column in a VALUES list (here as in
+        an INSERT: SQLite gives a value its column's affinity when it is stored)."""
+        return self._mark(field)
+
+    def _build_append_sql(self, layout: tuple[int, ...]) -> str:
+        e = self.events
+        columns = [getattr(e, name) for name in NewRow._fields]
+        written = [e.aggregate_type, e.aggregate_id, e.version, e.transaction_id, *columns]
+        return (
+            f"WITH {self._new_events(layout)}, "
+            f"h AS (SELECT s.n, s.aggregate_type, s.aggregate_id, s.expected, "
+            f"COALESCE((SELECT MAX({e.version}) FROM {e} WHERE {e.aggregate_type} = "
+            f"s.aggregate_type AND {e.aggregate_id} = s.aggregate_id), 0) AS version FROM s) "
+            f"INSERT INTO {e} ({', '.join(written)}) "
+            f"SELECT h.aggregate_type, h.aggregate_id, h.version + v.k, 0, "
+            f"{', '.join(f'v.{name}' for name in NewRow._fields)} FROM v JOIN h ON h.n = v.n "
+            "WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.expected <> h.version) "
+            f"AND NOT EXISTS (SELECT 1 FROM {e} WHERE {e.event_id} IN (SELECT event_id FROM v)) "
+            f"ORDER BY v.n, v.k ON CONFLICT DO NOTHING "
+            f"RETURNING {e.position}, {e.event_id}, {e.transaction_id}, {e.version}"
+        )
 
     def _build_stream_head(self) -> str:
         # One row per stream: its highest version, by a scalar MAX that the database answers
@@ -111,64 +228,39 @@ class EventRecorder(RecorderBase):
         e = self.events
         return (
             f"SELECT %s, %s, COALESCE((SELECT MAX({e.version}) FROM {e} "
-            f"WHERE {e.aggregate_type} = %s AND {e.aggregate_id} = %s), 0), 0"
+            f"WHERE {e.aggregate_type} = %s AND {e.aggregate_id} = %s), 0)"
         )
 
     def _heads_sql(self, streams: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
         sql = " UNION ALL ".join([self._stream_head] * len(streams))
         return sql, [value for stream in streams for value in (*stream, *stream)]
 
-    def _ids_sql(
-        self, event_ids: Sequence[uuid.UUID], lock_timeout_ms: int | None
-    ) -> tuple[str, list[Any]]:
-        """The statement that reads which of these ids are stored, in the four columns of the
-        heads statement, and its parameters."""
+    def stored_ids(self, event_ids: Sequence[Any]) -> set[uuid.UUID]:
+        """Which of these event ids (as the column stores them) are stored."""
         e = self.events
-        marks = ", ".join(["%s"] * len(event_ids))
-        stored_id = self.stored_id.format(column=e.event_id)
-        sql = f"SELECT {stored_id}, NULL, NULL, NULL FROM {e} WHERE {e.event_id} IN ({marks})"
-        return sql, [self.db_uuid(event_id) for event_id in event_ids]
-
-    def stored_ids_and_heads(
-        self,
-        event_ids: Sequence[uuid.UUID],
-        streams: Sequence[tuple[str, str]],
-        *,
-        lock_timeout_ms: int | None = None,
-    ) -> tuple[set[uuid.UUID], dict[tuple[str, str], StreamHead]]:
-        """Which of these event ids are stored already, and the head of each
-        (aggregate_type, aggregate_id): one statement. Where the database has one, with
-        `lock_timeout_ms`, the same statement sets the transaction's lock timeout."""
-        ids_sql, ids = self._ids_sql(event_ids, lock_timeout_ms)
-        if len(streams) > _STREAMS_PER_QUERY:  # rare: a statement for the ids, then the heads
-            with current_connection().cursor() as cursor:
-                cursor.execute(ids_sql, ids)
-                stored = {as_uuid(row[0]) for row in cursor.fetchall()}
-            return stored, self.stream_heads(streams)
-        heads_sql, params = self._heads_sql(streams)
+        stored: set[uuid.UUID] = set()
         with current_connection().cursor() as cursor:
-            cursor.execute(f"{heads_sql} UNION ALL {ids_sql}", params + ids)
-            stored: set[uuid.UUID] = set()
-            heads: dict[tuple[str, str], StreamHead] = {}
-            for first, ident, version, transaction_id in cursor.fetchall():
-                if version is None:
-                    stored.add(as_uuid(first))
-                else:
-                    heads[(first, ident)] = StreamHead(version, transaction_id)
-        return stored, heads
+            for start in range(0, len(event_ids), INSERT_CHUNK):
+                chunk = event_ids[start : start + INSERT_CHUNK]
+                cursor.execute(
+                    f"SELECT {e.event_id} FROM {e} WHERE {e.event_id} IN "
+                    f"({', '.join(['%s'] * len(chunk))})",
+                    list(chunk),
+                )
+                stored.update(as_uuid(row[0]) for row in cursor.fetchall())
+        return stored
 
-    def stream_heads(self, streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StreamHead]:
-        """The head of each (aggregate_type, aggregate_id) (version 0: no events)."""
+    def stream_versions(self, streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The version of each (aggregate_type, aggregate_id) (0: no events)."""
         streams = list(streams)
-        heads = {}
+        versions = {}
         with current_connection().cursor() as cursor:
             for start in range(0, len(streams), _STREAMS_PER_QUERY):
                 cursor.execute(*self._heads_sql(streams[start : start + _STREAMS_PER_QUERY]))
-                heads.update(
-                    ((kind, ident), StreamHead(version, transaction_id))
-                    for kind, ident, version, transaction_id in cursor.fetchall()
+                versions.update(
+                    ((kind, ident), version) for kind, ident, version in cursor.fetchall()
                 )
-        return heads
+        return versions
 
     def hold_appends(self) -> None:
         """Inside a transaction, keep every appender waiting until it ends (SQLite's IMMEDIATE

@@ -7,17 +7,19 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import OperationalError
+from django.db import OperationalError, models
 
+from eventstore.models import Stream
 from eventstore.recorders.base import Recorder
-from eventstore.recorders.tables import current_connection
+from eventstore.recorders.events import Appended, NewRow, StreamRows
+from eventstore.recorders.tables import current_connection, written_fields
 from eventstore.records import LogPoint
 
 # PostgreSQL: an event is followed only once its transaction id lies below the horizon: the
 # oldest transaction of this database still running (by the statement's snapshot), this
 # transaction's own id included. Every transaction below it has ended, so each event sorted
 # before it is visible, or never will be; an event appended later sorts at or after its own
-# transaction's id (`PostgresRecorder.transaction_id_mark`), which is at or above the horizon.
+# transaction's id (`PostgresRecorder._build_append_sql`), which is at or above the horizon.
 # Transactions of other databases of the cluster write no events here: the snapshot lists their
 # ids too, and those that pg_stat_activity shows connected to another database are left out (an
 # id it does not show, such as a prepared transaction's, counts: the horizon errs towards
@@ -38,6 +40,8 @@ _HORIZON = (
     "FROM pg_current_snapshot() s)"
 )
 _OWN = "(SELECT pg_current_xact_id_if_assigned()::text::bigint)"
+# The stream index's columns, in the order the append writes them.
+_INDEX_FIELDS = [field.name for field in written_fields(Stream)]
 
 
 class PostgresRecorder(Recorder):
@@ -45,47 +49,104 @@ class PostgresRecorder(Recorder):
     position) up to the oldest transaction still running; rows are locked, JSON is JSONB."""
 
     json_mark = "%s::jsonb"
-    # The transaction id an appended row gets: its own transaction's (the top-level one, also
-    # inside a savepoint), raised to the id its stream's previous event was stored with when
-    # that is higher. Raising it keeps a stream's events in version order for followers, also
-    # for a transaction that took its id before another writer appended to the stream and
-    # committed (a subscriber's batch locks its checkpoint row first; a command retried inside
-    # an outer transaction keeps that transaction's id). It never lowers it: an event always
-    # sorts at or after its own transaction's id, so it stays behind the horizon of every
-    # follower until its transaction has ended (see `follow_condition`).
-    transaction_id_mark = "GREATEST(pg_current_xact_id()::text::bigint, %s)"
-    stored_id = "CAST({column} AS VARCHAR(36))"
 
     @staticmethod
     def db_uuid(value: uuid.UUID) -> Any:
         """An event id as the column stores it (a native uuid)."""
         return value
 
-    def _build_stream_head(self) -> str:
-        # The highest version and that event's transaction id, by the same single seek at the
-        # end of the (aggregate_type, aggregate_id, version) index.
-        e = self.events
-        return (
-            f"SELECT %s, %s, head.{e.version}, head.{e.transaction_id} FROM (SELECT 0 AS "
-            f"{e.version}, 0::bigint AS {e.transaction_id} UNION ALL (SELECT {e.version}, "
-            f"{e.transaction_id} FROM {e} WHERE {e.aggregate_type} = %s AND "
-            f"{e.aggregate_id} = %s ORDER BY {e.version} DESC LIMIT 1) "
-            f"ORDER BY {e.version} DESC LIMIT 1) head"
-        )
+    def _typed_mark(self, field: Any) -> str:
+        """A VALUES list types its columns from its values: each is cast to its column's type."""
+        if isinstance(field, models.JSONField):
+            return self.json_mark
+        return f"CAST(%s AS {field.db_type(current_connection())})"
 
-    def _ids_sql(
-        self, event_ids: Sequence[uuid.UUID], lock_timeout_ms: int | None
-    ) -> tuple[str, list[Any]]:
-        sql, params = super()._ids_sql(event_ids, lock_timeout_ms)
-        if lock_timeout_ms is not None:
-            # A branch that returns no row; set_config(..., true) lasts until the transaction
-            # ends (one round trip fewer per append).
-            sql += (
-                " UNION ALL SELECT NULL, NULL, NULL, NULL "
-                "WHERE set_config('lock_timeout', %s, true) IS NULL"
-            )
-            params.append(f"{int(lock_timeout_ms)}ms")
-        return sql, params
+    def append(self, streams: Sequence[StreamRows], *, lock_timeout_ms: int) -> Appended:
+        """One statement: the heads, the checks, the insert and the stream index (see
+        `_build_append_sql`), after `SET LOCAL lock_timeout`, which must come first: the
+        statement takes the log table's lock before any of it runs. Both go in one round trip,
+        or in two where the connection binds values on the server (one statement per execute).
+        """
+        sql = self._append_sql(tuple(len(stream.rows) for stream in streams))
+        params = self._append_params(streams)
+        timeout = f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"
+        connection = current_connection()
+        with connection.cursor() as cursor:
+            if connection.settings_dict["OPTIONS"].get("server_side_binding"):
+                cursor.execute(timeout)
+                cursor.execute(sql, params)
+            else:
+                cursor.execute(f"{timeout}; {sql}", params)
+                cursor.nextset()
+            rows = cursor.fetchall()
+        points = {}
+        stored: set[uuid.UUID] = set()
+        heads = {}
+        for position, event_id, transaction_id, version in rows:
+            if position is not None:
+                points[event_id] = (position, transaction_id, version)
+            elif event_id is not None:
+                stored.add(event_id)
+            else:
+                stream = streams[transaction_id]  # a refusal's head row: (n, version)
+                heads[(stream.aggregate_type, stream.aggregate_id)] = version
+        if heads:
+            return Appended({}, stored, heads)
+        return Appended(points)
+
+    def _build_append_sql(self, layout: tuple[int, ...]) -> str:
+        """Each stream's head (its highest version and that event's transaction id, by one
+        seek at the end of the stream's index), whether every expected version holds and no
+        event id is stored (`ok`), the insert when it is ok, the stream index moved to each
+        stream's last inserted event, and what the statement gives back: the inserted rows'
+        (position, event id, transaction id, version), or, refused, each stored event id and
+        each stream's (n, version). A row that another writer's insert made break a unique key
+        since the check is skipped (ON CONFLICT DO NOTHING) and missing from what comes back.
+
+        An appended event's transaction id is its own transaction's (the top-level one, also
+        inside a savepoint), raised to its stream's previous event's when that is higher:
+        followers then read each stream in version order, also when a transaction took its id
+        before another writer appended to the stream and committed (a subscriber's batch
+        locks its checkpoint row first; a command retried inside an outer transaction keeps
+        that transaction's id). It is never lowered: an event always sorts at or after its own
+        transaction's id, so it stays behind every follower's horizon until its transaction
+        has ended (see `follow_condition`).
+        """
+        e, index = self.events, self.streams
+        columns = [getattr(e, name) for name in NewRow._fields]
+        written = [e.aggregate_type, e.aggregate_id, e.version, e.transaction_id, *columns]
+        moved = [index.version, index.last_event_type, index.last_position, index.last_recorded_at]
+        ok = "(SELECT ok FROM ok)"
+        return (
+            f"WITH {self._new_events(layout)}, "
+            "h AS (SELECT s.n, s.aggregate_type, s.aggregate_id, s.expected, "
+            "COALESCE(t.version, 0) AS version, COALESCE(t.transaction_id, 0) AS transaction_id "
+            f"FROM s LEFT JOIN LATERAL (SELECT {e.version} AS version, {e.transaction_id} AS "
+            f"transaction_id FROM {e} WHERE {e.aggregate_type} = s.aggregate_type AND "
+            f"{e.aggregate_id} = s.aggregate_id ORDER BY {e.version} DESC LIMIT 1) t ON true), "
+            f"stored AS (SELECT {e.event_id} AS event_id FROM {e} "
+            f"WHERE {e.event_id} IN (SELECT event_id FROM v)), "
+            "ok AS (SELECT NOT EXISTS (SELECT 1 FROM h WHERE h.expected <> h.version) "
+            "AND NOT EXISTS (SELECT 1 FROM stored) AS ok), "
+            f"i AS (INSERT INTO {e} ({', '.join(written)}) "
+            "SELECT h.aggregate_type, h.aggregate_id, h.version + v.k, "
+            "GREATEST(pg_current_xact_id()::text::bigint, h.transaction_id), "
+            f"{', '.join(f'v.{name}' for name in NewRow._fields)} FROM v JOIN h ON h.n = v.n "
+            f"WHERE {ok} ORDER BY v.n, v.k ON CONFLICT DO NOTHING RETURNING {e.position}, "
+            f"{e.event_id}, {e.transaction_id}, {e.version}, {e.aggregate_type}, "
+            f"{e.aggregate_id}, {e.event_type}, {e.recorded_at}), "
+            f"x AS (INSERT INTO {index} ({', '.join(index.columns(_INDEX_FIELDS))}) "
+            f"SELECT DISTINCT ON ({e.aggregate_type}, {e.aggregate_id}) {e.aggregate_type}, "
+            f"{e.aggregate_id}, {e.version}, {e.event_type}, {e.position}, {e.recorded_at}, "
+            f"{e.recorded_at} FROM i ORDER BY {e.aggregate_type}, {e.aggregate_id}, "
+            f"{e.version} DESC ON CONFLICT ({index.aggregate_type}, {index.aggregate_id}) "
+            f"DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in moved)}) "
+            f"SELECT {e.position}, {e.event_id}, {e.transaction_id}, {e.version}::bigint FROM i "
+            "UNION ALL SELECT NULL::bigint, NULL::uuid, h.n::bigint, h.version::bigint FROM h "
+            f"WHERE NOT {ok} "
+            "UNION ALL SELECT NULL::bigint, stored.event_id, NULL::bigint, NULL::bigint "
+            f"FROM stored WHERE NOT {ok}"
+        )
 
     def hold_appends(self) -> None:
         """Inside a transaction, keep every appender waiting until it ends: a SHARE lock on the

@@ -1,6 +1,7 @@
 """Inline projections: same transaction as the append, rebuild equals live, verify finds drift."""
 
 import pytest
+from django.db import transaction
 
 from eventstore.models import Checkpoint, Event, Snapshot, Stream
 from eventstore.projections import (
@@ -51,7 +52,8 @@ def test_the_stream_read_model_follows_every_append(store):
 
 
 def test_a_failing_projection_rolls_the_append_back(store, exploding):
-    with pytest.raises(RuntimeError, match="projection failed"):
+    # The append's transaction (here the caller's block) cannot commit its events.
+    with pytest.raises(RuntimeError, match="projection failed"), transaction.atomic():
         store.append_to_stream("thing", "t1", [NewEvent("Boom", {})])
 
     assert not Event.objects.exists()

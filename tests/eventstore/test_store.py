@@ -301,34 +301,54 @@ def test_read_all_memory_stays_flat_as_the_log_grows(store):
     assert large < small * 2
 
 
-def test_a_unique_key_violation_becomes_a_conflict_and_the_transaction_stays_usable(store):
+def _short_of(row_index: int):
+    """The recorder's append, made to report one row missing from what it inserted, as when
+    another writer's insert took that row's place after the statement's checks."""
+    real = recorder().append
+
+    def append(streams, **kwargs):
+        outcome = real(streams, **kwargs)
+        skipped = [row.event_id for stream in streams for row in stream.rows][row_index]
+        return outcome._replace(
+            points={key: point for key, point in outcome.points.items() if key != skipped}
+        )
+
+    return mock.patch.object(recorder(), "append", append)
+
+
+def test_a_refused_append_writes_nothing_and_the_transaction_stays_usable(store):
     store.append_to_stream("thing", "t1", [NewEventFactory()])
-    with (
-        transaction.atomic(),
-        # The look before the insert misses the stored event, as it does when another writer
-        # commits between the look and the insert.
-        mock.patch.object(recorder(), "stored_ids_and_heads", return_value=(set(), {})),
-    ):
-        with pytest.raises(ConcurrencyError) as caught:
-            store.append_to_stream("thing", "t1", [NewEventFactory()])
-        assert Event.objects.count() == 1  # the outer transaction still answers queries
+    with transaction.atomic():
+        with pytest.raises(ConcurrencyError):
+            store.append_to_stream("thing", "t1", [NewEventFactory()], expected_version=0)
+        assert not transaction.get_rollback()
+        store.append_to_stream("thing", "t1", [NewEventFactory()], expected_version=1)
 
-    assert (caught.value.expected, caught.value.actual) == (0, 1)
+    assert store.stream_version("thing", "t1") == 2
 
 
-@pytest.mark.django_db
-def test_an_event_id_stored_behind_the_checks_back_fails_the_whole_append(store):
-    [stored] = store.append_to_stream("thing", "t1", [NewEventFactory()])
-    fresh = NewEventFactory()
-    again = NewEvent("Again", {}, event_id=stored.event_id)
-    with (
-        transaction.atomic(),
-        # The look before the insert misses the stored id, as a writer not using the API might.
-        mock.patch.object(recorder(), "stored_ids_and_heads", return_value=(set(), {})),
-    ):
-        with pytest.raises(IntegrityError, match="event id"):
-            store.append(StreamAppend("other", "o1", [fresh, again]))
-        assert Event.objects.count() == 1  # nothing of it kept; the transaction still answers
+def test_a_row_another_writer_took_fails_the_append_and_none_of_it_commits(store):
+    store.append_to_stream("thing", "t1", [NewEventFactory()])
+    with pytest.raises(ConcurrencyError) as caught, transaction.atomic():
+        try:
+            with _short_of(1):
+                store.append_to_stream(
+                    "thing", "t1", NewEventFactory.build_batch(2), expected_version=1
+                )
+        finally:
+            # The first row went in: the caller's transaction may not commit it.
+            marked = transaction.get_rollback()
+
+    assert marked
+    assert (caught.value.expected, caught.value.actual) == (1, 2)
+    assert Event.objects.count() == 1
+
+
+def test_an_event_id_another_writer_stored_fails_the_whole_append(store):
+    with pytest.raises(IntegrityError, match="event id"), transaction.atomic(), _short_of(0):
+        store.append(StreamAppend("other", "o1", NewEventFactory.build_batch(2)))
+
+    assert Event.objects.count() == 0
 
 
 @pytest.mark.django_db
