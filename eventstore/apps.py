@@ -10,22 +10,24 @@ class EventStoreConfig(AppConfig):
     verbose_name = "Event store"
 
     def ready(self) -> None:
-        from django.core.signals import request_finished
+        from django.core.signals import request_finished, setting_changed
         from django.db.backends.signals import connection_created
 
         from eventstore import signals
+        from eventstore.dispatch import choose_again, dispatch_committed
         from eventstore.logs import end_request
         from eventstore.metrics import SubscriberLagCollector, register_collector
         from eventstore.projections import StreamProjection, register_projection
         from eventstore.store import install_append_timeouts
-        from eventstore.subscriptions import dispatch_committed, lags
+        from eventstore.subscriptions import lags
         from eventstore.vault import erase_expired_secrets_on_worker_pass
 
         register_projection(StreamProjection())
         register_collector(SubscriberLagCollector(lags))
         signals.events_committed.connect(
-            dispatch_committed, dispatch_uid="eventstore.subscriptions.dispatch_committed"
+            dispatch_committed, dispatch_uid="eventstore.dispatch.dispatch_committed"
         )
+        setting_changed.connect(choose_again, dispatch_uid="eventstore.dispatch.choose_again")
         signals.worker_pass.connect(
             erase_expired_secrets_on_worker_pass,
             dispatch_uid="eventstore.vault.erase_expired_secrets",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar
@@ -34,7 +35,7 @@ from django.utils import timezone
 from eventstore import tracing
 from eventstore.models import Effect
 from eventstore.recorders import recorder
-from eventstore.store import RecordedEvent, event_store
+from eventstore.store import RecordedEvent
 from eventstore.subscriptions import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ class EffectSubscriber(Subscriber):
         """Called after a failed call, with no transaction open (e.g. to record the failure
         as an event). `parked`: no further call will be made without staff."""
 
-    def after_catch_up(self) -> int:
-        return run_due(self)
+    def after_catch_up(self, handled: int) -> int:
+        # Each event handled owed a call: no need to look whether one is due.
+        return run_due(self, look_first=not handled)
 
 
 def owe(subscriber: Subscriber, event: RecordedEvent) -> None:
@@ -90,29 +92,38 @@ def owe(subscriber: Subscriber, event: RecordedEvent) -> None:
 
 @dataclass(frozen=True)
 class Claim:
-    """One worker's turn at one effect: `token` fences its finish."""
+    """One worker's turn at one effect: `token` fences its finish; `event` is the intent."""
 
     effect_id: int
-    event_id: uuid.UUID
+    event: RecordedEvent
     attempt: int
     token: uuid.UUID
 
+    @property
+    def event_id(self) -> uuid.UUID:
+        return self.event.event_id
 
-def claim_next(subscriber_name: str) -> Claim | None:
-    """Take the oldest due pending effect of the subscriber for one call, or None.
 
-    The claim pushes `due_at` out by the lease, so no other worker takes it meanwhile, and is
-    committed before the call: nothing stays locked while the outside world answers.
+def claim_due(subscriber_name: str, *, limit: int = 1) -> list[Claim]:
+    """Take the subscriber's oldest due pending effects for one call each (at most `limit`),
+    in the order owed.
+
+    The claim pushes `due_at` out by the lease, so no other worker takes them meanwhile, and is
+    committed before the calls: nothing stays locked while the outside world answers.
     """
     require_no_transaction("Claiming a call to the outside world")
     now = timezone.now()
     lease = timedelta(seconds=float(settings.EVENTSTORE_EFFECT_LEASE))
     token = uuid.uuid4()
-    claimed = recorder().claim_effect(subscriber_name, now, now + lease, token)
-    if claimed is None:
-        return None
-    effect_id, event_id, attempt = claimed
-    return Claim(effect_id, event_id, attempt, token)
+    claimed = recorder().claim_effects(subscriber_name, now, now + lease, token, limit)
+    return [Claim(effect_id, event, attempt, token) for effect_id, attempt, event in claimed]
+
+
+def claim_next(subscriber_name: str) -> Claim | None:
+    """Take the oldest due pending effect of the subscriber for one call, or None (see
+    `claim_due`)."""
+    claims = claim_due(subscriber_name)
+    return claims[0] if claims else None
 
 
 def backoff(attempt: int) -> timedelta:
@@ -136,10 +147,7 @@ def _finish(claim: Claim, status: str, last_error: str = "", due_at=None) -> boo
 
 def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
     """Make the claimed call and record how it went: the effect's new status."""
-    event = event_store.get(claim.event_id)
-    if event is None:  # pragma: no cover - effects are only owed for stored events
-        _finish(claim, PARKED, "the intent event is not in the log")
-        return PARKED
+    event = claim.event
     try:
         with tracing.event_span(
             f"perform {subscriber.name}",
@@ -187,27 +195,40 @@ def due_calls(subscriber_name: str, now, *, limit: int) -> int:
 PARALLEL_CALLS = 8
 
 
-def run_due(subscriber: EffectSubscriber) -> int:
+def run_due(subscriber: EffectSubscriber, *, look_first: bool = True) -> int:
     """Make every call of the subscriber that is due now, up to PARALLEL_CALLS at once (see
     above); how many calls were made, once all have returned. Safe to run in several processes
-    at once: each effect is claimed by one."""
-    calls = 0
+    at once: each effect is claimed by one.
+
+    `look_first`: a lock-free look for a due call first, so that a pass with nothing due takes
+    no write lock (False when the caller knows it just recorded calls owed)."""
+    if look_first and not recorder().effect_due(subscriber.name, timezone.now()):
+        return 0
     # Inside a transaction (a test's own), other connections would not see what it wrote.
     at_once = 1 if transaction.get_connection().in_atomic_block else PARALLEL_CALLS
-    # A lock-free look before each claim, so that a pass with nothing due takes no write lock.
-    while recorder().effect_due(subscriber.name, timezone.now()):
-        claims = []
-        while len(claims) < at_once and (
-            not claims or recorder().effect_due(subscriber.name, timezone.now())
-        ):
-            claim = claim_next(subscriber.name)
-            if claim is None:  # taken by another worker since the look
-                break
-            claims.append(claim)
-        if not claims:
-            break
-        _perform_in_lanes(subscriber, claims)
-        calls += len(claims)
+    calls = 0
+    while True:
+        claims = claim_due(subscriber.name, limit=at_once)
+        if claims:
+            _perform_in_lanes(subscriber, claims)
+            calls += len(claims)
+        if len(claims) < at_once:  # none was left due when these were claimed
+            return calls
+
+
+def make_due_calls(subscribers: Iterable[Subscriber]) -> int:
+    """Make the calls that are due of every effect subscriber among `subscribers`, whoever
+    owes them: one lock-free look for which have any, then their calls (see `run_due`); how
+    many calls were made. A failure is logged and left to the next pass."""
+    owing = {s.name: s for s in subscribers if isinstance(s, EffectSubscriber)}
+    if not owing:
+        return 0
+    calls = 0
+    for name in sorted(recorder().owing(list(owing), timezone.now())):
+        try:
+            calls += run_due(owing[name], look_first=False)
+        except Exception:
+            logger.exception("Making the calls due of subscriber %s failed", name)
     return calls
 
 
@@ -216,10 +237,8 @@ def _perform_in_lanes(subscriber: EffectSubscriber, claims: list[Claim]) -> None
     each beyond the first on a thread (and database connection) of its own."""
     lanes: dict[str, list[Claim]] = {}
     for claim in claims:
-        event = event_store.get(claim.event_id) if len(claims) > 1 else None
-        key = str(claim.effect_id)
-        if event is not None:
-            key = event.correlation_id or f"{event.aggregate_type}/{event.aggregate_id}"
+        event = claim.event
+        key = event.correlation_id or f"{event.aggregate_type}/{event.aggregate_id}"
         lanes.setdefault(key, []).append(claim)
     first, *others = lanes.values()
     helpers = [

@@ -16,9 +16,9 @@ types it committed.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,9 +29,9 @@ from django.utils import timezone
 from eventstore import metrics, tracing
 from eventstore.logs import event_log_context
 from eventstore.recorders import recorder
-from eventstore.records import LogPoint
+from eventstore.records import START, LogPoint
 from eventstore.registry import Registry
-from eventstore.store import RecordedEvent, event_store
+from eventstore.store import RecordedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,9 @@ class Subscriber:
         """React to one event; runs inside the transaction that advances the checkpoint."""
         raise NotImplementedError
 
-    def after_catch_up(self) -> int:
-        """Work done with no transaction open after each catch-up (effect subscribers call
-        the outside world here); how many calls it made."""
+    def after_catch_up(self, handled: int) -> int:
+        """Work done with no transaction open after each catch-up that `handled` this many
+        events (effect subscribers call the outside world here); how many calls it made."""
         return 0
 
     def wants(self, event_types: Iterable[str] | None) -> bool:
@@ -92,28 +92,29 @@ class CatchUpResult:
     partition: int | None = None
     # Another worker held the partition: it looks for new events again after its commit.
     busy: bool = False
-
-
-def partitions() -> int:
-    """How many partitions each subscriber's work is split into (EVENTSTORE_PARTITIONS)."""
-    return int(settings.EVENTSTORE_PARTITIONS)
+    # Where the partition's checkpoint stood when the catch-up ended (one partition's).
+    point: LogPoint = START
 
 
 def catch_up(
     subscriber: Subscriber,
     *,
+    partitions: int | None = None,
     batch_size: int | None = None,
-    look_first: bool = True,
     only: Iterable[int] | None = None,
+    woken_by: list[RecordedEvent] | None = None,
 ) -> CatchUpResult:
-    """Catch every partition of the subscriber (or `only` these) up, one after the other, then,
-    with no transaction open, do the subscriber's work after a catch-up (calls out).
+    """Catch every one of the subscriber's `partitions` partitions (default:
+    EVENTSTORE_PARTITIONS), or `only` these, up, one after the other, then, with no transaction
+    open, do the subscriber's work after a catch-up (calls out).
 
-    `look_first=False` skips the lock-free look for new events (the caller knows of some).
+    `woken_by`: the committed events that woke it. It then skips the lock-free look for new
+    events, and catches a partition up again once those events can be followed when its
+    checkpoint ended before one of them (`wait_until_followable`).
     """
-    count = partitions()
+    count = partitions or int(settings.EVENTSTORE_PARTITIONS)
     results = [
-        catch_up_partition(subscriber, partition, batch_size=batch_size, look_first=look_first)
+        _catch_up_woken(subscriber, partition, count, batch_size, woken_by)
         for partition in (range(count) if only is None else sorted(set(only)))
     ]
     failed = [result for result in results if result.error]
@@ -126,103 +127,272 @@ def catch_up(
         first = failed[0]
         where = f"partition {first.partition}/{count}: " if count > 1 else ""
         result.error = f"{where}{first.error}"
-    result.calls = subscriber.after_catch_up()
+    if woken_by is None or result.handled:
+        result.calls = subscriber.after_catch_up(result.handled)
     return result
+
+
+def _catch_up_woken(
+    subscriber: Subscriber,
+    partition: int,
+    partitions: int,
+    batch_size: int | None,
+    woken_by: list[RecordedEvent] | None,
+) -> CatchUpResult:
+    """Catch one partition up; when `woken_by` events it reads and its checkpoint ended before
+    one of them, wait until followers can read them and catch it up again."""
+    result = catch_up_partition(
+        subscriber,
+        partition,
+        partitions=partitions,
+        batch_size=batch_size,
+        look_first=woken_by is None,
+    )
+    if woken_by is None or result.error:
+        return result
+    behind = [
+        event
+        for event in woken_by
+        if event.log_point > result.point
+        and event.partition(partitions) == partition
+        and subscriber.wants((event.event_type,))
+    ]
+    if not behind or not wait_until_followable(behind):
+        return result
+    again = catch_up_partition(
+        subscriber, partition, partitions=partitions, batch_size=batch_size, look_first=False
+    )
+    again.handled += result.handled
+    return again
 
 
 def catch_up_partition(
     subscriber: Subscriber,
     partition: int,
     *,
+    partitions: int,
     batch_size: int | None = None,
     look_first: bool = True,
     skip_locked: bool = False,
 ) -> CatchUpResult:
-    """Handle every event of one partition after its checkpoint, in log order, one transaction
-    per batch; stop at the first failing event. Makes no call to the outside world.
+    """Handle every event of one of the subscriber's `partitions` partitions after its
+    checkpoint, in log order, one transaction per batch; stop at the first failing event.
+    Makes no call to the outside world.
 
-    A failing event rolls back its own effects only; the checkpoint stays just before it, with
-    the error recorded on the checkpoint, and the next catch-up tries it again.
+    A batch is handled in one transaction with no savepoint: the subscriber's own atomic blocks
+    join it. When an event fails, the batch is rolled back and handled again event by event,
+    each in a savepoint, so that only the failing event's effects are undone: the checkpoint
+    stays just before it, with the error recorded on the checkpoint, and the next catch-up
+    tries it again.
+
     Each batch holds the partition's checkpoint row locked, and moves it only from where it
     read it (`Recorder.save_checkpoint` is fenced), so two workers never both commit one event's
     effects. With `skip_locked`, a partition another worker holds is left to it (`busy`): that
     worker looks for new events once more after its last commit, so no wake-up is lost.
+    `look_first=False` skips the lock-free look for new events (the caller knows of some).
     """
-    count = partitions()
-    batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
-    name, types = subscriber.name, subscriber.event_types
-    result = CatchUpResult(name, handled=0, position=0, partition=partition)
-    if look_first:
-        # A lock-free look first, so idle subscribers never queue for the write lock. A stale
-        # "no" is safe: an event committed after this read wakes subscribers after its commit.
-        point, waiting = recorder().checkpoint_and_backlog(name, partition, count, types)
-        result.position = point.position
-        if not waiting:
-            return result
-    transient_retries = 0
-    while True:
+    catch_up = _PartitionCatchUp(
+        subscriber,
+        partition,
+        partitions,
+        batch_size=batch_size or int(settings.EVENTSTORE_BATCH_SIZE),
+        skip_locked=skip_locked,
+    )
+    if look_first and not catch_up.has_backlog():
+        return catch_up.result
+    return catch_up.run()
+
+
+class _HandleOneByOne(Exception):
+    """An event of a batch handled together failed: the batch is rolled back and handled
+    again event by event."""
+
+
+@dataclass
+class _BatchDone:
+    """How one batch ended: its size, the error that stopped it ("" for none), and whether it
+    stopped before an event to handle it again in a new transaction (a transient failure)."""
+
+    size: int
+    error: str = ""
+    again: bool = False
+
+
+class _PartitionCatchUp:
+    """One catch-up of one partition of one subscriber, batch after batch (see
+    `catch_up_partition`)."""
+
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        partition: int,
+        partitions: int,
+        *,
+        batch_size: int,
+        skip_locked: bool,
+    ) -> None:
+        self.subscriber = subscriber
+        self.partition = partition
+        self.partitions = partitions
+        self.batch_size = batch_size
+        self.skip_locked = skip_locked
+        self.result = CatchUpResult(subscriber.name, handled=0, position=0, partition=partition)
+
+    def has_backlog(self) -> bool:
+        """A lock-free look for events after the checkpoint, so idle subscribers never queue
+        for the write lock. A stale "no" is safe: an event committed after this read wakes
+        subscribers after its commit."""
+        point, waiting = recorder().checkpoint_and_backlog(
+            self.subscriber.name, self.partition, self.partitions, self.subscriber.event_types
+        )
+        self._reached(point)
+        return waiting
+
+    def run(self) -> CatchUpResult:
+        one_by_one, transient_retries = False, 0
+        while True:
+            try:
+                done = self._batch(
+                    one_by_one=one_by_one, retry_transient=transient_retries < TRANSIENT_RETRIES
+                )
+            except _HandleOneByOne as failure:
+                cause = failure.__cause__
+                logger.info(
+                    "Subscriber %s handles its batch again event by event: %s",
+                    self.subscriber.name,
+                    cause or "a transaction marked for rollback",
+                )
+                one_by_one = True
+                if cause is not None and _transient(cause):
+                    transient_retries += 1  # that try counts as the event's first
+                continue
+            if done is None or done.error:
+                return self.result
+            if done.again:
+                transient_retries += 1
+                continue
+            one_by_one, transient_retries = False, 0
+            if done.size < self.batch_size and not self._look_again():
+                return self.result
+
+    def _look_again(self) -> bool:
+        """After a short batch: whether to read on. A wake-up meanwhile waits for the lock and
+        handles its own events; a worker that skips held partitions looks once more, since a
+        wake-up that found this partition busy left its events to it."""
+        return self.skip_locked and self.has_backlog()
+
+    def _reached(self, point: LogPoint) -> None:
+        self.result.point = point
+        self.result.position = point.position
+
+    def _batch(self, *, one_by_one: bool, retry_transient: bool) -> _BatchDone | None:
+        """Lock the checkpoint, read and handle the next batch, move the checkpoint: one
+        transaction. None when another worker holds the partition or nothing is left."""
+        name = self.subscriber.name
         with transaction.atomic():
             # Locking the row gives this transaction its id before anything it appends: the
             # store raises an appended event's transaction id to its stream's previous one's, so
             # events appended here still follow their streams' order
             # (`PostgresRecorder._build_append_sql`).
-            held = recorder().lock_checkpoint(name, partition, count, skip_locked=skip_locked)
-            if held is None:
-                result.busy = True
-                return result
-            read_at, handled_before = held
-            result.position = read_at.position
-            batch = event_store.read_new(
-                read_at, limit=batch_size, event_types=types, partition=(partition, count)
+            held = recorder().lock_and_read(
+                name,
+                self.partition,
+                self.partitions,
+                self.subscriber.event_types,
+                self.batch_size,
+                skip_locked=self.skip_locked,
             )
+            if held is None:
+                self.result.busy = True
+                return None
+            read_at, handled_before, batch = held
+            self._reached(read_at)
             if not batch:
-                return result
+                return None
             with tracing.span(
                 "eventstore.subscriber_batch",
                 {
                     "eventstore.subscriber": name,
-                    "eventstore.partition": partition,
+                    "eventstore.partition": self.partition,
                     "eventstore.events": len(batch),
                 },
             ) as span:
-                point, error, failed_position, again = _handle_batch(
-                    subscriber,
-                    batch,
-                    result,
-                    read_at,
-                    handled_before,
-                    retry_transient=transient_retries < TRANSIENT_RETRIES,
-                )
+                done = _BatchDone(len(batch))
+                if one_by_one:
+                    point, done.error, failed_position, done.again = _handle_batch(
+                        self.subscriber,
+                        batch,
+                        self.result,
+                        read_at,
+                        handled_before,
+                        retry_transient=retry_transient,
+                    )
+                else:
+                    point, failed_position = self._handle_together(batch, read_at, handled_before)
+                self._reached(point)
                 if handled_before and point >= max(handled_before):
                     handled_before = None  # past every point the previous partitions reached
                 recorder().save_checkpoint(
                     name,
-                    partition,
-                    count,
+                    self.partition,
+                    self.partitions,
                     read_at=read_at,
                     point=point,
                     handled_before=handled_before,
-                    error=error,
+                    error=done.error,
                     failed_position=failed_position,
                     now=timezone.now(),
                 )
-                tracing.set_attributes(span, **{"eventstore.error": error or None})
-        if error:
-            result.error = error
-            return result
-        if again:
-            transient_retries += 1
-            continue
-        transient_retries = 0
-        if len(batch) < batch_size:
-            if not skip_locked:
-                # A wake-up meanwhile waits for the lock and handles its own events.
-                return result
-            # Look once more after the commit: a wake-up that found this partition busy
-            # meanwhile left its events to this worker.
-            _, waiting = recorder().checkpoint_and_backlog(name, partition, count, types)
-            if not waiting:
-                return result
+                tracing.set_attributes(span, **{"eventstore.error": done.error or None})
+        if done.error:
+            self.result.error = done.error
+        return done
+
+    def _handle_together(
+        self, batch: list[RecordedEvent], read_at: LogPoint, handled_before: list[LogPoint] | None
+    ) -> tuple[LogPoint, None]:
+        """Handle the batch's events in order in the batch's transaction, with no savepoint;
+        the point reached (the last event). Raises _HandleOneByOne when an event fails or
+        leaves the transaction marked for rollback, so that the batch's transaction is rolled
+        back."""
+        connection = transaction.get_connection()
+        point, handled = read_at, 0
+        with _savepoints_off(connection):
+            for event in batch:
+                if not _handled_before(event, handled_before):
+                    with event_log_context(self.subscriber.name, event):
+                        try:
+                            with tracing.event_span(
+                                f"handle {event.event_type}",
+                                event,
+                                **{"eventstore.subscriber": self.subscriber.name},
+                            ):
+                                self.subscriber.handle(event)
+                        except Exception as error:
+                            raise _HandleOneByOne() from error
+                    if connection.needs_rollback:
+                        raise _HandleOneByOne()
+                    handled += 1
+                point = event.log_point
+        self.result.handled += handled
+        return point, None
+
+
+@contextmanager
+def _savepoints_off(connection: Any) -> Iterator[None]:
+    """Within the block, atomic blocks opened on `connection` join its transaction without a
+    savepoint, as `atomic(savepoint=False)` does: a failure inside one marks the whole
+    transaction for rollback instead of undoing only its own part."""
+    features = connection.features
+    before = vars(features).get("uses_savepoints")
+    features.uses_savepoints = False
+    try:
+        yield
+    finally:
+        if before is None:
+            del features.uses_savepoints
+        else:
+            features.uses_savepoints = before
 
 
 def _handled_before(event: RecordedEvent, handled_before: list[LogPoint] | None) -> bool:
@@ -317,7 +487,7 @@ class PartitionLag:
 def lags(names: Iterable[str] | None = None) -> list[PartitionLag]:
     """Every partition of every registered (or named) subscriber with its lag: one cheap query
     per subscriber, no lock (for metrics, the health check and the admin)."""
-    count = partitions()
+    count = int(settings.EVENTSTORE_PARTITIONS)
     return [
         PartitionLag(subscriber.name, partition, count, events, error)
         for subscriber in get_subscribers(names)
@@ -329,17 +499,20 @@ def lags(names: Iterable[str] | None = None) -> list[PartitionLag]:
 
 def catch_up_all(names: Iterable[str] | None = None) -> list[CatchUpResult]:
     """Catch every registered (or every named) subscriber up with the log."""
-    return [catch_up(subscriber) for subscriber in get_subscribers(names)]
+    count = int(settings.EVENTSTORE_PARTITIONS)
+    return [catch_up(subscriber, partitions=count) for subscriber in get_subscribers(names)]
 
 
 def touched_partitions(
-    subscriber: Subscriber, events: Iterable[RecordedEvent] | None
+    subscriber: Subscriber, events: Iterable[RecordedEvent] | None, partitions: int
 ) -> set[int] | None:
-    """The partitions of the subscriber that hold one of `events` it reads (None: every one)."""
+    """Which of the subscriber's `partitions` partitions hold one of `events` it reads (None:
+    every one)."""
     if events is None:
         return None
-    count = partitions()
-    return {event.partition(count) for event in events if subscriber.wants((event.event_type,))}
+    return {
+        event.partition(partitions) for event in events if subscriber.wants((event.event_type,))
+    }
 
 
 def wait_until_followable(events: Iterable[RecordedEvent] | None) -> bool:
@@ -370,75 +543,3 @@ def wait_until_followable(events: Iterable[RecordedEvent] | None) -> bool:
         settings.EVENTSTORE_FOLLOW_WAIT,
     )
     return False
-
-
-_dispatch = threading.local()
-
-
-def dispatch_committed(
-    sender: Any = None, events: Iterable[RecordedEvent] | None = None, **kwargs: Any
-) -> None:
-    """`events_committed` receiver: after a commit, wake the partitions of every subscriber
-    that hold one of the committed events it reads (every partition when `events` is None).
-
-    In celery mode (EVENTSTORE_DISPATCH) each is woken by a task on the broker. Inline, they
-    are caught up in this thread; subscribers that append events cause further commits, and
-    those wake-ups are folded into the running loop instead of recursing.
-    """
-    if not registry:
-        return
-    events = None if events is None else list(events)
-    if events is not None and not any(
-        subscriber.wants(event.event_type for event in events) for subscriber in get_subscribers()
-    ):
-        return  # no subscriber reads any of them: nothing to wake, no call owed because of them
-    if settings.EVENTSTORE_DISPATCH == "celery":
-        from eventstore import tasks  # imports Celery: only in celery mode
-
-        wait_until_followable(events)
-        tasks.wake(events)
-        return
-    if getattr(_dispatch, "running", False):
-        if events is None or _dispatch.woken is None:
-            _dispatch.woken = None
-        else:
-            _dispatch.woken.extend(events)
-        return
-    _dispatch.running = True
-    try:
-        wait_until_followable(events)
-        while True:
-            _dispatch.woken = []
-            for subscriber in get_subscribers():
-                touched = touched_partitions(subscriber, events)
-                if touched is not None and not touched:
-                    continue
-                try:
-                    # Woken by a commit of events it reads: no need to look for new ones first.
-                    catch_up(subscriber, look_first=events is None, only=touched)
-                except Exception:
-                    # The commit that woke us has happened; the log keeps the events and
-                    # process_events (or the next wake-up) delivers them.
-                    logger.exception("Catching up subscriber %s failed", subscriber.name)
-            events = _dispatch.woken
-            wait_until_followable(events)
-            if events is not None and not events:
-                # Nothing left to catch up. Work owed after a catch-up (calls to the outside
-                # world) may have been recorded by another thread or process that handled this
-                # commit's events first, and is busy with calls of its own: take it up here.
-                _after_catch_up_all()
-                events = _dispatch.woken
-                if events is not None and not events:
-                    return
-    finally:
-        _dispatch.running = False
-
-
-def _after_catch_up_all() -> None:
-    """Every subscriber's work after a catch-up (see `Subscriber.after_catch_up`), each failure
-    logged and left to the next pass."""
-    for subscriber in get_subscribers():
-        try:
-            subscriber.after_catch_up()
-        except Exception:
-            logger.exception("Work after catching up subscriber %s failed", subscriber.name)

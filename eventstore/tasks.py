@@ -40,11 +40,7 @@ from eventstore.store import RecordedEvent
 from eventstore.subscriptions import (
     catch_up_partition as catch_up_one,
 )
-from eventstore.subscriptions import (
-    get_subscribers,
-    partitions,
-    touched_partitions,
-)
+from eventstore.subscriptions import get_subscribers, touched_partitions
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +79,12 @@ def _send(task, *args) -> bool:
     return True
 
 
+def _partitions() -> int:
+    """How many partitions each subscriber's work is split into (EVENTSTORE_PARTITIONS): read
+    once by each task and passed on."""
+    return int(settings.EVENTSTORE_PARTITIONS)
+
+
 # Inside a catch-up task: the events its own commits wake, kept for the task to follow up.
 _local = threading.local()
 
@@ -97,10 +99,11 @@ def wake(events: Iterable[RecordedEvent] | None) -> int:
         following.extend(events)
         return 0
     events = None if events is None else list(events)
+    count = _partitions()
     sent = 0
     for subscriber in get_subscribers():
-        touched = touched_partitions(subscriber, events)
-        for partition in sorted(range(partitions()) if touched is None else touched):
+        touched = touched_partitions(subscriber, events, count)
+        for partition in sorted(range(count) if touched is None else touched):
             if not _send(catch_up_partition, subscriber.name, partition):
                 return sent
             sent += 1
@@ -119,18 +122,19 @@ def catch_up_partition(name: str, partition: int) -> dict:
     the outside world are still sent to their own queue, one `make_calls` per call owed.
     """
     [subscriber] = get_subscribers([name])
-    if partition >= partitions():  # sent before the partition count was lowered
+    count = _partitions()
+    if partition >= count:  # sent before the partition count was lowered
         return {"handled": 0, "busy": False}
     _local.following = woken = []
     try:
-        result = _catch_up_and_ask_for_calls(subscriber, partition)
+        result = _catch_up_and_ask_for_calls(subscriber, partition, count)
         while woken:
             events = list(woken)
             woken.clear()
             for other in get_subscribers():
-                for touched in sorted(touched_partitions(other, events)):
+                for touched in sorted(touched_partitions(other, events, count)):
                     try:
-                        _catch_up_and_ask_for_calls(other, touched)
+                        _catch_up_and_ask_for_calls(other, touched, count)
                     except Exception:
                         logger.exception("Following up %s partition %d failed", other.name, touched)
                         _send(catch_up_partition, other.name, touched)
@@ -141,10 +145,10 @@ def catch_up_partition(name: str, partition: int) -> dict:
     return {"handled": result.handled, "busy": result.busy}
 
 
-def _catch_up_and_ask_for_calls(subscriber, partition: int):
-    """Catch one partition up, skipping it when another worker holds it; send one
-    `make_calls` per call an effect subscriber now owes."""
-    result = catch_up_one(subscriber, partition, skip_locked=True)
+def _catch_up_and_ask_for_calls(subscriber, partition: int, partitions: int):
+    """Catch one of the subscriber's `partitions` partitions up, skipping it when another
+    worker holds it; send one `make_calls` per call an effect subscriber now owes."""
+    result = catch_up_one(subscriber, partition, partitions=partitions, skip_locked=True)
     if isinstance(subscriber, EffectSubscriber):
         for _ in range(result.handled):  # each event handled owes one call
             if not _send(make_calls, subscriber.name):
@@ -181,10 +185,11 @@ def sweep() -> int:
     their own on the way, and waking them again would only add tasks that find nothing to do.
     """
     sent = 0
+    count = _partitions()
     stale = timezone.now() - timedelta(seconds=float(settings.EVENTSTORE_SWEEP_INTERVAL))
     for subscriber in get_subscribers():
         waiting = recorder().partitions_with_backlog(
-            subscriber.name, partitions(), subscriber.event_types, recorded_before=stale
+            subscriber.name, count, subscriber.event_types, recorded_before=stale
         )
         for partition in waiting:
             sent += _send(catch_up_partition, subscriber.name, partition)

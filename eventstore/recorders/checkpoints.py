@@ -14,7 +14,7 @@ from django.utils import timezone
 from eventstore.models import Checkpoint
 from eventstore.recorders.events import EventRecorder
 from eventstore.recorders.tables import current_connection, from_json
-from eventstore.records import START, LogPoint
+from eventstore.records import START, LogPoint, RecordedEvent
 
 
 class RepartitionPending(Exception):
@@ -156,7 +156,28 @@ class CheckpointRecorder(EventRecorder):
                 self.ensure_partitions(subscriber, partitions)
                 cursor.execute(select + self._for_update(), [name])
                 row = cursor.fetchone()
-        return LogPoint(row[0], row[1]), _handled_before(from_json(row[2]))
+        return LogPoint(row[0], row[1]), handled_before_points(row[2])
+
+    def lock_and_read(
+        self,
+        subscriber: str,
+        partition: int,
+        partitions: int,
+        event_types: Iterable[str] | None,
+        limit: int,
+        *,
+        skip_locked: bool = False,
+    ) -> tuple[LogPoint, list[LogPoint] | None, list[RecordedEvent]] | None:
+        """Inside a transaction, lock the partition's checkpoint as `lock_checkpoint` does and
+        read the next batch after it as `read_new` does: the checkpoint, the previous
+        partitions' points (`handled_before`) and at most `limit` events. None when another
+        transaction holds the row and `skip_locked`."""
+        held = self.lock_checkpoint(subscriber, partition, partitions, skip_locked=skip_locked)
+        if held is None:
+            return None
+        read_at, handled_before = held
+        batch = self.read_new(read_at, limit, event_types, (partition, partitions))
+        return read_at, handled_before, batch
 
     def ensure_partitions(self, subscriber: str, partitions: int) -> None:
         """Inside a transaction, create the subscriber's checkpoint rows for `partitions`.
@@ -271,9 +292,10 @@ class CheckpointRecorder(EventRecorder):
                 )
 
 
-def _handled_before(value: dict[str, Any] | None) -> list[LogPoint] | None:
+def handled_before_points(value: dict[str, Any] | str | None) -> list[LogPoint] | None:
     """The previous partitions' points, one per partition, from a checkpoint's
-    `handled_before` (None: none)."""
+    `handled_before` as read (None: none)."""
+    value = from_json(value)
     if not value:
         return None
     return [LogPoint.of(point) for point in value["positions"]]

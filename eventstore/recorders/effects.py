@@ -4,15 +4,19 @@ subscriber's checkpoint, then claimed and finished one at a time, outside its tr
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
 from eventstore.models import Effect
-from eventstore.recorders.tables import RecorderBase, as_uuid, current_connection
+from eventstore.recorders.events import EventRecorder
+from eventstore.recorders.tables import as_uuid, current_connection
+from eventstore.records import RecordedEvent
 
 
-class EffectRecorder(RecorderBase):
+class EffectRecorder(EventRecorder):
     """Owed calls: recorded, claimed, finished."""
 
     def _due(self) -> str:
@@ -51,38 +55,67 @@ class EffectRecorder(RecorderBase):
 
     def effect_due(self, subscriber: str, now: datetime) -> bool:
         """Whether a pending call of the subscriber is due: one lock-free look."""
-        with current_connection().cursor() as cursor:
-            cursor.execute(
-                f"SELECT 1 FROM {self.effects} WHERE {self._due()} LIMIT 1",
-                [subscriber, self.db_datetime(now)],
-            )
-            return cursor.fetchone() is not None
+        return subscriber in self.owing([subscriber], now)
 
-    def claim_effect(
-        self, subscriber: str, now: datetime, until: datetime, token: uuid.UUID
-    ) -> tuple[int, uuid.UUID, int] | None:
-        """Take the oldest due pending call of the subscriber: count the attempt, store `token`
-        and push its due time to `until`, in one statement of its own (committed at once);
-        (id, event id, attempt) or None. Concurrent claimers do not take one row twice (where
-        rows are not locked, the single writer serialises them)."""
+    def owing(self, subscribers: Sequence[str], now: datetime) -> set[str]:
+        """Which of the subscribers have a pending call due: one lock-free look."""
+        f = self.effects
+        due = f"SELECT 1 FROM {f} WHERE {self._due()} LIMIT 1"  # one index seek per subscriber
+        looks = " UNION ALL ".join(
+            f"SELECT CAST(%s AS VARCHAR(100)) WHERE EXISTS ({due})" for _ in subscribers
+        )
+        when = self.db_datetime(now)
+        with current_connection().cursor() as cursor:
+            cursor.execute(looks, [value for name in subscribers for value in (name, name, when)])
+            return {row[0] for row in cursor.fetchall()}
+
+    def claim_effects(
+        self, subscriber: str, now: datetime, until: datetime, token: uuid.UUID, limit: int
+    ) -> list[tuple[int, int, RecordedEvent]]:
+        """Take the subscriber's oldest due pending calls, at most `limit`: count an attempt on
+        each, store `token` and push its due time to `until`, in one statement of its own
+        (committed at once); each as (id, attempt, the event it is owed for), in the order
+        owed. Concurrent claimers do not take one row twice (where rows are not locked, the
+        single writer serialises them). Here the events are read by a second statement."""
         f = self.effects
         with current_connection().cursor() as cursor:
             cursor.execute(
-                f"UPDATE {f} SET {f.attempts} = {f.attempts} + 1, {f.claim} = %s, "
-                f"{f.due_at} = %s, {f.updated_at} = %s WHERE {f.id} = (SELECT {f.id} FROM {f} "
-                f"WHERE {self._due()} ORDER BY {f.due_at}, {f.id} LIMIT 1"
-                f"{self._for_update(skip_locked=True)}) "
-                f"RETURNING {f.id}, {f.event_id}, {f.attempts}",
-                [
-                    self.db_uuid(token),
-                    self.db_datetime(until),
-                    self.db_datetime(now),
-                    subscriber,
-                    self.db_datetime(now),
-                ],
+                self._claim(f.event_id), self._claim_params(subscriber, now, until, token, limit)
             )
-            row = cursor.fetchone()
-        return None if row is None else (row[0], as_uuid(row[1]), row[2])
+            claimed = {
+                as_uuid(event_id): (effect_id, attempt)
+                for effect_id, attempt, event_id in cursor.fetchall()
+            }
+        if not claimed:
+            return []
+        events = {event.event_id: event for event in self.read_ids(list(claimed))}
+        return sorted(
+            (*claimed[event_id], event) for event_id, event in events.items() if event_id in claimed
+        )
+
+    def _claim(self, returning: str, *, join: str = "", on: str = "") -> str:
+        """The claim's UPDATE, returning id, attempts and then `returning`; `join` names a
+        table (`FROM ...`) whose rows `on` matches to the claimed ones."""
+        f = self.effects
+        return (
+            f"UPDATE {f} SET {f.attempts} = {f.attempts} + 1, {f.claim} = %s, "
+            f"{f.due_at} = %s, {f.updated_at} = %s{join} WHERE {on}{f}.{f.id} IN (SELECT {f.id} "
+            f"FROM {f} WHERE {self._due()} ORDER BY {f.due_at}, {f.id} LIMIT %s"
+            f"{self._for_update(skip_locked=True)}) "
+            f"RETURNING {f}.{f.id}, {f}.{f.attempts}, {returning}"
+        )
+
+    def _claim_params(
+        self, subscriber: str, now: datetime, until: datetime, token: uuid.UUID, limit: int
+    ) -> list[Any]:
+        return [
+            self.db_uuid(token),
+            self.db_datetime(until),
+            self.db_datetime(now),
+            subscriber,
+            self.db_datetime(now),
+            int(limit),
+        ]
 
     def finish_effect(
         self,

@@ -4,16 +4,18 @@ native UUIDs."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import OperationalError, models
 
-from eventstore.models import Stream
+from eventstore.models import Checkpoint, Stream
 from eventstore.recorders.base import Recorder
+from eventstore.recorders.checkpoints import handled_before_points
 from eventstore.recorders.events import Appended, NewRow, StreamRows
 from eventstore.recorders.tables import current_connection, written_fields
-from eventstore.records import LogPoint
+from eventstore.records import LogPoint, RecordedEvent
 
 # PostgreSQL: an event is followed only once its transaction id lies below the horizon: the
 # oldest transaction of this database still running (by the statement's snapshot), this
@@ -147,6 +149,57 @@ class PostgresRecorder(Recorder):
             "UNION ALL SELECT NULL::bigint, stored.event_id, NULL::bigint, NULL::bigint "
             f"FROM stored WHERE NOT {ok}"
         )
+
+    def lock_and_read(
+        self,
+        subscriber: str,
+        partition: int,
+        partitions: int,
+        event_types: Iterable[str] | None,
+        limit: int,
+        *,
+        skip_locked: bool = False,
+    ) -> tuple[LogPoint, list[LogPoint] | None, list[RecordedEvent]] | None:
+        """One statement: the checkpoint row locked, and the batch after it read in the same
+        statement's snapshot (a checkpoint moved while the lock was waited for reads as it now
+        stands, and every event the snapshot cannot see yet sorts after the horizon it
+        computes). A row that is missing, or held with `skip_locked`, is left to the base
+        class's statements, which tell the two apart and create missing rows."""
+        c = self.checkpoints
+        filters, params = self._filters(event_types, (partition, partitions))
+        after = self.follow_condition(f"c.{c.transaction_id}", f"c.{c.position}")
+        sql = (
+            f"WITH c AS (SELECT {c.transaction_id}, {c.position}, {c.handled_before} FROM {c} "
+            f"WHERE {c.name} = %s{self._for_update(skip_locked)}) "
+            f"SELECT c.{c.transaction_id}, c.{c.position}, c.{c.handled_before}, e.* FROM c "
+            f"LEFT JOIN LATERAL ({self._select_events} WHERE {after}{filters} "
+            f"ORDER BY {self.follow_order()} LIMIT {int(limit)}) e ON true"
+        )
+        with current_connection().cursor() as cursor:
+            cursor.execute(sql, [Checkpoint.name_for(subscriber, partition, partitions), *params])
+            rows = cursor.fetchall()
+        if not rows:
+            return super().lock_and_read(
+                subscriber, partition, partitions, event_types, limit, skip_locked=skip_locked
+            )
+        transaction_id, position, handled_before = rows[0][:3]
+        batch = [self._recorded(row[3:]) for row in rows if row[3] is not None]
+        return LogPoint(transaction_id, position), handled_before_points(handled_before), batch
+
+    def claim_effects(
+        self, subscriber: str, now: datetime, until: datetime, token: uuid.UUID, limit: int
+    ) -> list[tuple[int, int, RecordedEvent]]:
+        """One statement: the claimed rows come back with the events they are owed for."""
+        e, f = self.events, self.effects
+        sql = self._claim(
+            ", ".join(f"e.{column}" for column in e.columns(RecordedEvent._fields)),
+            join=f" FROM {e} e",
+            on=f"e.{e.event_id} = {f}.{f.event_id} AND ",
+        )
+        with current_connection().cursor() as cursor:
+            cursor.execute(sql, self._claim_params(subscriber, now, until, token, limit))
+            rows = cursor.fetchall()
+        return sorted((row[0], row[1], self._recorded(row[2:])) for row in rows)
 
     def hold_appends(self) -> None:
         """Inside a transaction, keep every appender waiting until it ends: a SHARE lock on the

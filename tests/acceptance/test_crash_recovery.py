@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import pytest
 from django.core.management import call_command
 
+from eventstore.dispatch import dispatch_committed
 from eventstore.models import Event
 from eventstore.signals import events_committed
-from eventstore.subscriptions import dispatch_committed
 from payments.gateway import get_gateway
 from tests.acceptance import chains
 from tests.acceptance.shop import (
@@ -26,7 +26,7 @@ from tests.acceptance.shop import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-DISPATCH_UID = "eventstore.subscriptions.dispatch_committed"
+DISPATCH_UID = "eventstore.dispatch.dispatch_committed"
 STAND_IN_UID = "tests.acceptance.crashing_dispatch"
 QUANTITY = 3
 RECEIVED = 10

@@ -13,10 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from eventstore import effects
+from eventstore.dispatch import dispatch_committed
 from eventstore.effects import EffectSubscriber, TransactionOpen, require_no_transaction
 from eventstore.models import Effect
 from eventstore.store import NewEvent
-from eventstore.subscriptions import Subscriber, catch_up, dispatch_committed
+from eventstore.subscriptions import Subscriber, catch_up
 
 pytestmark = pytest.mark.django_db
 

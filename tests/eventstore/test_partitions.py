@@ -103,7 +103,7 @@ def test_one_partition_is_caught_up_alone(store, settings):
     recorder = Recorder()
     partition = store.read_page()[0].partition(4)
 
-    result = catch_up_partition(recorder, partition)
+    result = catch_up_partition(recorder, partition, partitions=4)
 
     assert recorder.handled
     by_position = {event.position: event.partition(4) for event in store.read_page()}
@@ -137,7 +137,7 @@ def test_a_change_of_the_partition_count_neither_repeats_nor_skips(store, settin
     recorder = Recorder()
     # Partitions caught up unevenly: two of four are behind.
     for partition in (0, 1):
-        catch_up_partition(recorder, partition)
+        catch_up_partition(recorder, partition, partitions=4)
     first = list(recorder.handled)
     place(store, orders=12, steps=1)
 
@@ -155,7 +155,7 @@ def test_the_count_cannot_change_again_before_the_previous_change_is_caught_up(s
     settings.EVENTSTORE_PARTITIONS = 2
     place(store, orders=8, steps=1)
     recorder = Recorder()
-    catch_up_partition(recorder, 0)  # partition 1 stays behind
+    catch_up_partition(recorder, 0, partitions=2)  # partition 1 stays behind
     settings.EVENTSTORE_PARTITIONS = 3
     with transaction.atomic():
         recorders.recorder().ensure_partitions(recorder.name, 3)
@@ -198,7 +198,7 @@ def test_the_backlog_query_names_the_partitions_behind_and_those_never_started(s
     place(store, orders=8, steps=1)
     first = store.read_page()[0].recorded_at
     recorder = Recorder()
-    catch_up_partition(recorder, 0)  # creates every partition's row, catches 0 up
+    catch_up_partition(recorder, 0, partitions=4)  # creates every partition's row, catches 0 up
     holding = {event.partition(4) for event in store.read_page()}
 
     behind = recorders.recorder().partitions_with_backlog(recorder.name, 4, recorder.event_types)
@@ -232,7 +232,7 @@ def test_lags_count_each_partitions_events_after_its_checkpoint_and_show_its_err
     before = {lag.partition: lag.events for lag in lags([subscriber.name])}
     assert before == {partition: expected[partition] for partition in range(4)}
 
-    catch_up_partition(subscriber, 1)
+    catch_up_partition(subscriber, 1, partitions=4)
     after = {lag.partition: (lag.events, lag.last_error) for lag in lags([subscriber.name])}
     assert after[1] == (0, "")
     assert after[0] == (expected[0], "")

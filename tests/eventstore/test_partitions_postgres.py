@@ -78,13 +78,13 @@ def test_two_workers_on_one_partition_commit_each_events_effect_once(
     if not first:
         # Another partition is caught up first, which creates every checkpoint row.
         before = list(placed[other])
-        catch_up_partition(noter, other)
+        catch_up_partition(noter, other, partitions=PARTITIONS)
     handled = 0
     met = []  # rounds in which the two workers met on the partition
 
     def worker(index, results):
         results[index] = catch_up_partition(
-            noter, target, batch_size=BATCH, skip_locked=skip_locked
+            noter, target, partitions=PARTITIONS, batch_size=BATCH, skip_locked=skip_locked
         )
 
     for round_ in range(ROUNDS):
@@ -142,7 +142,7 @@ def test_workers_creating_a_subscribers_checkpoints_at_once_all_carry_on(setting
     def first_catch_up(index, name):
         subscriber = Noter()
         subscriber.name = name
-        catch_up_partition(subscriber, index % PARTITIONS, look_first=False)
+        catch_up_partition(subscriber, index % PARTITIONS, partitions=PARTITIONS, look_first=False)
 
     for name in names:
         run_threads(first_catch_up, PARTITIONS, name)

@@ -7,8 +7,8 @@ from unittest.mock import patch
 import pytest
 
 from eventstore import signals
-from eventstore.models import Checkpoint
-from eventstore.store import event_store
+from eventstore.models import Checkpoint, Event
+from eventstore.store import NewEvent, event_store
 from eventstore.subscriptions import Subscriber, registry
 from tests.factories import StreamAppendFactory
 
@@ -26,18 +26,28 @@ class Recorder(Subscriber):
 
 
 class FailsOnType(Subscriber):
-    """A subscriber that fails on one event type until told to stop failing."""
+    """A subscriber that fails on one event type until told to stop failing. What it handled
+    it records in the log (a Handled event), so a handling that was rolled back leaves none."""
 
     name = "tests.commands.fails"
+    event_types = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCompleted", "ThingHappened"})
 
     def __init__(self, failing_type):
         self.failing_type = failing_type
-        self.handled = []
 
     def handle(self, event):
         if event.event_type == self.failing_type:
             raise RuntimeError(f"cannot handle {event.event_type}")
-        self.handled.append(event.position)
+        event_store.append_to_stream(
+            "handled", str(event.position), [NewEvent("Handled", {"position": event.position})]
+        )
+
+    @property
+    def handled(self):
+        """The positions of the events whose handling committed, in the order handled."""
+        return list(
+            Event.objects.filter(event_type="Handled").values_list("payload__position", flat=True)
+        )
 
 
 # --- process_events ------------------------------------------------------------------------------

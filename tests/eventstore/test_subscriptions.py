@@ -7,16 +7,16 @@ from django.core.management import call_command
 from django.db import OperationalError, transaction
 
 from eventstore import signals
+from eventstore.dispatch import dispatch_committed
 from eventstore.models import Checkpoint, Event
 from eventstore.recorders import recorder
-from eventstore.store import NewEvent
+from eventstore.store import NewEvent, event_store
 from eventstore.subscriptions import (
     TRANSIENT_RETRIES,
     Subscriber,
     SubscriberError,
     catch_up,
     catch_up_all,
-    dispatch_committed,
     get_subscribers,
     register_subscriber,
 )
@@ -193,7 +193,7 @@ def test_an_unexpected_error_while_catching_up_is_logged_not_raised(store, subsc
     subscribe(Noter())
     happened(store, 1)
 
-    with mock.patch("eventstore.subscriptions.catch_up", side_effect=RuntimeError("db gone")):
+    with mock.patch("eventstore.dispatch.catch_up", side_effect=RuntimeError("db gone")):
         dispatch_committed()  # no event list: every subscriber is woken
 
     assert "Catching up subscriber tests.noter failed" in caplog.text
@@ -206,7 +206,7 @@ def test_a_commit_wakes_only_the_subscribers_that_read_its_event_types(store, su
     unrelated = store.append_to_stream("other", "o1", [NewEvent("Unrelated", {})])
     noted = store.append_to_stream("note", "n1", [NewEvent("Noted", {})])
 
-    with mock.patch("eventstore.subscriptions.catch_up") as woken:
+    with mock.patch("eventstore.dispatch.catch_up") as woken:
         dispatch_committed(events=unrelated)
         assert woken.call_count == 0
         dispatch_committed(events=unrelated + noted)
@@ -270,7 +270,8 @@ def test_catch_up_all_reports_each_subscriber(store, subscribe):
 
 class Deadlocked(Subscriber):
     """Meets PostgreSQL's deadlock error (SQLSTATE 40P01) on its first `failures` attempts at
-    the second event, as a batch that lost a deadlock to another worker's does."""
+    the second event, as a batch that lost a deadlock to another worker's does. What it handled
+    it records in the log (a Handled event), so a handling that was rolled back leaves none."""
 
     name = "tests.deadlocked"
     event_types = frozenset({"ThingHappened"})
@@ -278,7 +279,6 @@ class Deadlocked(Subscriber):
     def __init__(self, failures):
         self.failures = failures
         self.attempts = 0
-        self.handled = []
 
     def handle(self, event):
         if event.payload["n"] == 1 and self.attempts < self.failures:
@@ -286,7 +286,14 @@ class Deadlocked(Subscriber):
             error = OperationalError("deadlock detected")
             error.__cause__ = type("DeadlockDetected", (Exception,), {"sqlstate": "40P01"})()
             raise error
-        self.handled.append(event.payload["n"])
+        event_store.append_to_stream(
+            "handled", str(event.position), [NewEvent("Handled", {"n": event.payload["n"]})]
+        )
+
+    @property
+    def handled(self):
+        """The events whose handling committed, by their number, in the order handled."""
+        return list(Event.objects.filter(event_type="Handled").values_list("payload__n", flat=True))
 
 
 @pytest.mark.django_db

@@ -9,10 +9,11 @@ from kombu.exceptions import OperationalError
 
 from config.celery import app
 from eventstore import signals, tasks
+from eventstore.dispatch import dispatch_committed
 from eventstore.effects import EffectSubscriber
 from eventstore.models import Effect
 from eventstore.store import NewEvent
-from eventstore.subscriptions import Subscriber, dispatch_committed
+from eventstore.subscriptions import Subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,114 @@
+"""How subscribers are woken after a commit: here, in the committing thread (inline), or by
+Celery tasks on the broker (celery). EVENTSTORE_DISPATCH chooses once (and again when the
+setting is changed, as tests do).
+
+A wake-up only tells subscribers to look: each reads the log from its own checkpoint, so a
+lost wake-up costs time, never an event (`process_events` and beat's sweep look anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+
+from eventstore.effects import make_due_calls
+from eventstore.store import RecordedEvent
+from eventstore.subscriptions import (
+    catch_up,
+    get_subscribers,
+    registry,
+    touched_partitions,
+    wait_until_followable,
+)
+
+logger = logging.getLogger(__name__)
+
+Waker = Callable[[list[RecordedEvent] | None], None]
+
+
+def dispatch_committed(
+    sender: Any = None, events: Iterable[RecordedEvent] | None = None, **kwargs: Any
+) -> None:
+    """`events_committed` receiver: after a commit, wake the partitions of every subscriber
+    that hold one of the committed events it reads (every partition when `events` is None)."""
+    if not registry:
+        return
+    events = None if events is None else list(events)
+    if events is not None and not any(
+        subscriber.wants(event.event_type for event in events) for subscriber in get_subscribers()
+    ):
+        return  # no subscriber reads any of them: nothing to wake, no call owed because of them
+    waker()(events)
+
+
+@cache
+def waker() -> Waker:
+    """The way this process wakes subscribers, as EVENTSTORE_DISPATCH says."""
+    if settings.EVENTSTORE_DISPATCH == "celery":
+        from eventstore import tasks  # imports Celery: only in celery mode
+
+        def wake_by_tasks(events: list[RecordedEvent] | None) -> None:
+            wait_until_followable(events)
+            tasks.wake(events)
+
+        return wake_by_tasks
+    return wake_here
+
+
+def choose_again(sender: Any = None, setting: str = "", **kwargs: Any) -> None:
+    """`setting_changed` receiver: a changed EVENTSTORE_DISPATCH takes effect."""
+    if setting == "EVENTSTORE_DISPATCH":
+        waker.cache_clear()
+
+
+_here = threading.local()
+
+
+def wake_here(events: list[RecordedEvent] | None) -> None:
+    """Catch the woken partitions up in this thread, then make the calls left due.
+
+    Subscribers that append events cause further commits; their wake-ups are folded into the
+    running loop instead of recursing. Once nothing is left to catch up, the calls that are due
+    are made, whoever owes them: under concurrent requests the thread (or process) that handled
+    a request's events first owes that request's call, and may be busy with a call of its own.
+    """
+    if getattr(_here, "running", False):
+        if events is None or _here.woken is None:
+            _here.woken = None
+        else:
+            _here.woken.extend(events)
+        return
+    _here.running = True
+    try:
+        partitions = int(settings.EVENTSTORE_PARTITIONS)
+        while True:
+            _here.woken = []
+            _catch_up_woken(events, partitions)
+            events = _here.woken
+            if events is not None and not events:
+                make_due_calls(get_subscribers())
+                events = _here.woken
+                if events is not None and not events:
+                    return
+    finally:
+        _here.running = False
+
+
+def _catch_up_woken(events: list[RecordedEvent] | None, partitions: int) -> None:
+    """Catch up the partitions `events` touched of every subscriber that reads one of them
+    (every partition of every subscriber when `events` is None)."""
+    for subscriber in get_subscribers():
+        touched = touched_partitions(subscriber, events, partitions)
+        if touched is not None and not touched:
+            continue
+        try:
+            catch_up(subscriber, partitions=partitions, only=touched, woken_by=events)
+        except Exception:
+            # The commit that woke us has happened; the log keeps the events and
+            # process_events (or the next wake-up) delivers them.
+            logger.exception("Catching up subscriber %s failed", subscriber.name)
