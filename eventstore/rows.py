@@ -62,8 +62,8 @@ def _prepared(model: type[models.Model], values: Mapping[str, Any]) -> list[Any]
     return [get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
 
 
-def insert(model: type[models.Model], **values: Any) -> None:
-    """Insert one row; fields not given take their defaults."""
+def _with_defaults(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
+    """Every field's value: the given one, else the field's default."""
     row = {}
     for field in _concrete_fields(model):
         if field.name in values:
@@ -72,7 +72,31 @@ def insert(model: type[models.Model], **values: Any) -> None:
             row[field.name] = field.get_default()
     if values:
         raise TypeError(f"{model.__name__} has no field(s) {', '.join(values)}")
+    return row
+
+
+def insert(model: type[models.Model], **values: Any) -> None:
+    """Insert one row; fields not given take their defaults."""
+    row = _with_defaults(model, values)
     _execute(model, _insert_sql(model, tuple(row)), _prepared(model, row))
+
+
+@cache
+def _upsert_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
+    quote = _connection(model).ops.quote_name
+    key = model._meta.pk.column
+    changed = [column for column in _columns(model, names) if column != quote(key)]
+    return (
+        f"{_insert_sql(model, names)} ON CONFLICT ({quote(key)}) DO UPDATE SET "
+        + ", ".join(f"{column} = excluded.{column}" for column in changed)
+    )
+
+
+def upsert(model: type[models.Model], **values: Any) -> None:
+    """Insert one row, or, when its primary key is taken, set the given values on that row
+    (one statement; fields not given take their defaults in an insert)."""
+    row = _with_defaults(model, values)
+    _execute(model, _upsert_sql(model, tuple(row)), _prepared(model, row))
 
 
 def update(
@@ -159,21 +183,36 @@ class RowBatch:
         self.model = model
         self._new: dict[Any, dict[str, Any]] = {}
         self._changed: dict[Any, dict[str, Any]] = {}
+        self._added: dict[Any, dict[str, int]] = {}
 
     def insert(self, pk: Any, values: dict[str, Any]) -> None:
         """Insert a new row with primary key `pk` (see `insert`)."""
         self._new[pk] = values
 
-    def change(self, pk: Any, values: Mapping[str, Any]) -> None:
-        """Set `values` on the row with primary key `pk`, new in this batch or stored."""
+    def is_new(self, pk: Any) -> bool:
+        """Whether the row with primary key `pk` is inserted by this batch."""
+        return pk in self._new
+
+    def change(
+        self, pk: Any, values: Mapping[str, Any], *, add: Mapping[str, int] | None = None
+    ) -> None:
+        """Set `values` on the row with primary key `pk`, new in this batch or stored, and add
+        `add`'s amounts to its counters (without reading the row)."""
+        add = add or {}
         row = self._new.get(pk)
         if row is None:
-            row = self._changed.setdefault(pk, {})
+            self._changed.setdefault(pk, {}).update(values)
+            added = self._added.setdefault(pk, {})
+            for name, amount in add.items():
+                added[name] = added.get(name, 0) + amount
+            return
         row.update(values)
+        for name, amount in add.items():
+            row[name] = row.get(name, 0) + amount
 
     def flush(self) -> None:
         """Write every insert, then every update, once each."""
         for values in self._new.values():
             insert(self.model, **values)
         for pk, values in self._changed.items():
-            update(self.model, pk, **values)
+            update(self.model, pk, add=self._added.get(pk), **values)

@@ -11,14 +11,6 @@ from notifications.aggregates import Delivery
 from notifications.models import OrderOwner, SentNotification
 
 
-def _delivery_of(row: dict[str, Any]) -> Delivery:
-    return Delivery(
-        status=row["delivery_status"],
-        attempts=row["delivery_attempts"],
-        error=row["delivery_error"],
-    )
-
-
 class SentNotificationProjection(Projection):
     """One SentNotification row per notification recorded, with its delivery as the log tells
     it (the aggregate's own rule, `Delivery.after`)."""
@@ -38,40 +30,22 @@ class SentNotificationProjection(Projection):
 
     def apply_batch(self, batch: Iterable[RecordedEvent]) -> None:
         """One write per notification per batch (a rebuild meets a notification's recording
-        and its delivery in one batch)."""
-        handled = [event for event in batch if self.handles(event)]
-        recorded = {e.aggregate_id for e in handled if e.event_type == events.NOTIFICATION_SENT}
-        stored = rows.in_bulk(
-            SentNotification, {e.aggregate_id for e in handled if e.aggregate_id not in recorded}
-        )
+        and its delivery in one batch). A delivery event's change is the aggregate's rule from
+        a blank delivery: its status and error replace the row's, its attempts add to them, so
+        a stored row is changed without being read first."""
         writes = rows.RowBatch(SentNotification)
-        current = {
-            notification_id: {
-                "delivery_status": row.delivery_status,
-                "delivery_attempts": row.delivery_attempts,
-                "delivery_error": row.delivery_error,
-            }
-            for notification_id, row in stored.items()
-        }
-        for event in handled:
+        for event in batch:
+            if not self.handles(event):
+                continue
             notification_id = event.aggregate_id
             if event.event_type == events.NOTIFICATION_SENT:
-                current[notification_id] = self._recorded(event)
-                writes.insert(notification_id, dict(current[notification_id]))
+                writes.insert(notification_id, self._recorded(event))
                 continue
-            row = current.get(notification_id)
-            if row is None:  # pragma: no cover - a delivery always follows its recording
-                continue
-            delivery = _delivery_of(row).after(event.event_type, event.payload)
-            changes = {
-                "delivery_status": delivery.status,
-                "delivery_attempts": delivery.attempts,
-                "delivery_error": delivery.error,
-            }
+            step = Delivery().after(event.event_type, event.payload)
+            changes = {"delivery_status": step.status, "delivery_error": step.error}
             if event.event_type == events.NOTIFICATION_DELIVERED:
                 changes["delivered_at"] = event.recorded_at
-            row.update(changes)  # the next event's delivery starts from it
-            writes.change(notification_id, changes)
+            writes.change(notification_id, changes, add={"delivery_attempts": step.attempts})
         writes.flush()
 
     @staticmethod
@@ -105,10 +79,9 @@ class OrderOwnerProjection(Projection):
         return event.aggregate_type == events.ORDER and super().handles(event)
 
     def apply(self, event: RecordedEvent) -> None:
-        OrderOwner.objects.update_or_create(
+        rows.upsert(
+            OrderOwner,
             order_id=event.aggregate_id,
-            defaults={
-                "customer_id": str(event.payload["customer_id"]),
-                "created_at": event.recorded_at,
-            },
+            customer_id=str(event.payload["customer_id"]),
+            created_at=event.recorded_at,
         )

@@ -108,7 +108,8 @@ class SagaProjection(Projection):
         mine = [event for event in batch if self.handles(event)]
         if not mine:
             return
-        known = rows.in_bulk(SagaSummary, {event.aggregate_id for event in mine})
+        started = {e.aggregate_id for e in mine if e.event_type == events.SAGA_STARTED}
+        known = rows.in_bulk(SagaSummary, {e.aggregate_id for e in mine} - started)
         new: dict[str, SagaSummary] = {}
         changed: dict[str, SagaSummary] = {}
         for event in mine:
@@ -260,7 +261,9 @@ class CatalogProjection(Projection):
     event_types = frozenset({events.PRODUCT_CREATED})
 
     def apply(self, event: RecordedEvent) -> None:
-        CatalogProduct.objects.update_or_create(
+        rows.upsert(
+            CatalogProduct,
             product_id=event.payload["product_id"],
-            defaults={"name": event.payload["name"], "created_at": event.recorded_at},
+            name=event.payload["name"],
+            created_at=event.recorded_at,
         )

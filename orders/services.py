@@ -123,7 +123,8 @@ def order_place(
     payment_method = events.payment_method_of(payment_token)
     asked = (customer_id, lines, payment_method["fingerprint"])
     with transaction.atomic():
-        order = orders.load_or_new(order_id)
+        # Only a key can name an order placed before; a fresh id cannot have a stream yet.
+        order = orders.load_or_new(order_id) if key else orders.new(order_id)
         if order.exists:
             placed = {
                 "customer_id": order.customer_id,
