@@ -139,6 +139,21 @@ class Aggregate:
         self._pending.clear()
 
 
+def load_together(*wanted: tuple[Repository[Any], str], use_snapshot: bool = True) -> list[Any]:
+    """Each (repository, aggregate id) loaded as its `load_or_new` would, all in one query
+    (of the first repository's store): a command that needs several aggregates (a saga and its
+    order, a reservation and its products) reads them in one round trip."""
+    if not wanted:
+        return []
+    loaded = wanted[0][0].store.read_for_load(
+        *(repository._for_load(ident, use_snapshot) for repository, ident in wanted)
+    )
+    return [
+        repository._built(str(ident), snapshot, events)
+        for (repository, ident), (snapshot, events) in zip(wanted, loaded, strict=True)
+    ]
+
+
 EVENT_ID_NAMESPACE = uuid.UUID("5b0c2f6e-8f0a-4c1e-9a57-3d2f4c7b9e10")
 
 
@@ -195,14 +210,26 @@ class Repository(Generic[A]):
 
     def load_or_new(self, aggregate_id: str, *, use_snapshot: bool = True) -> A:
         """Like `load`, but a missing stream gives a fresh aggregate instead of an error."""
-        aggregate = self.aggregate_class(aggregate_id)
-        kind = self.aggregate_class.aggregate_type
+        [aggregate] = load_together((self, aggregate_id), use_snapshot=use_snapshot)
+        return aggregate
+
+    def _for_load(self, aggregate_id: str, use_snapshot: bool) -> tuple[str, str, int | None]:
+        """What the store reads to load this aggregate: its stream, and the snapshot format
+        to look for (None: none)."""
         state_version = self.aggregate_class.snapshot_version
-        snapshot, events = self.store.read_for_load(
-            kind,
-            aggregate.id,
-            state_version=state_version if use_snapshot and self.snapshot_every else None,
+        return (
+            self.aggregate_class.aggregate_type,
+            str(aggregate_id),
+            state_version if use_snapshot and self.snapshot_every else None,
         )
+
+    def _built(
+        self,
+        aggregate_id: str,
+        snapshot: tuple[int, Any] | None,
+        events: list[tuple[int, str, dict[str, Any]]],
+    ) -> A:
+        aggregate = self.aggregate_class(aggregate_id)
         if snapshot is not None:
             aggregate.version, state = snapshot
             aggregate.restore(state)

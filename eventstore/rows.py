@@ -86,9 +86,8 @@ def _upsert_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
     quote = _connection(model).ops.quote_name
     key = model._meta.pk.column
     changed = [column for column in _columns(model, names) if column != quote(key)]
-    return (
-        f"{_insert_sql(model, names)} ON CONFLICT ({quote(key)}) DO UPDATE SET "
-        + ", ".join(f"{column} = excluded.{column}" for column in changed)
+    return f"{_insert_sql(model, names)} ON CONFLICT ({quote(key)}) DO UPDATE SET " + ", ".join(
+        f"{column} = excluded.{column}" for column in changed
     )
 
 

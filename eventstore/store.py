@@ -433,17 +433,24 @@ class EventStore:
         return recorder().read_stream(aggregate_type, str(aggregate_id), after_version)
 
     def read_for_load(
-        self, aggregate_type: str, aggregate_id: str, *, state_version: int | None = None
-    ) -> tuple[tuple[int, Any] | None, list[tuple[int, str, dict[str, Any]]]]:
-        """What loading an aggregate needs, in one query: its snapshot in `state_version`'s
-        format ((version, state), or None; never looked for when `state_version` is None) and
-        the (version, event_type, upcast payload) of every event after it."""
-        snapshot, rows = recorder().stream_for_load(
-            aggregate_type, str(aggregate_id), state_version
+        self, *streams: tuple[str, str, int | None]
+    ) -> list[tuple[tuple[int, Any] | None, list[tuple[int, str, dict[str, Any]]]]]:
+        """What loading aggregates needs, in one query: for each (aggregate_type,
+        aggregate_id, state_version), its snapshot in `state_version`'s format ((version,
+        state), or None; never looked for when `state_version` is None) and the (version,
+        event_type, upcast payload) of every event after it."""
+        loaded = recorder().streams_for_load(
+            [(kind, str(ident), state) for kind, ident, state in streams]
         )
-        return snapshot, [
-            (version, event_type, upcast(event_type, schema, payload)[1])
-            for version, event_type, schema, payload in rows
+        return [
+            (
+                snapshot,
+                [
+                    (version, event_type, upcast(event_type, schema, payload)[1])
+                    for version, event_type, schema, payload in rows
+                ],
+            )
+            for snapshot, rows in loaded
         ]
 
     def stream_version(self, aggregate_type: str, aggregate_id: str) -> int:

@@ -16,6 +16,7 @@ from django.db import transaction
 from eventstore.aggregates import (
     Repository,
     derived_event_id,
+    load_together,
     retry_on_conflict,
 )
 from eventstore.store import event_store
@@ -111,10 +112,12 @@ def stock_reserve(
     """
     wanted = _merged(items)
     with transaction.atomic():
-        reservation = reservations.load_or_new(reservation_id)
+        reservation, *stock = load_together(
+            (reservations, reservation_id), *((products, product_id) for product_id in wanted)
+        )
         if reservation.status != Reservation.NEW:
             return reservation
-        loaded = {product_id: products.load_or_new(product_id) for product_id in wanted}
+        loaded = dict(zip(wanted, stock, strict=True))
         unknown = [product_id for product_id, product in loaded.items() if not product.exists]
         short = [
             product_id
@@ -154,10 +157,10 @@ def stock_reserve(
 def _settle(reservation: Reservation, *, sold: bool, metadata: Metadata) -> None:
     """Sell (or release) every unit the reservation holds: each product's units and the
     reservation's outcome are appended together, at the versions they were loaded at."""
-    held = [
-        products.load(line["product_id"], missing=ProductNotFound)
-        for line in reservation.held_lines
-    ]
+    held = load_together(*((products, line["product_id"]) for line in reservation.held_lines))
+    for product in held:
+        if not product.exists:
+            raise ProductNotFound(f"Product {product.id!r} does not exist")
     for product, line in zip(held, reservation.held_lines, strict=True):
         move = product.sell if sold else product.release
         move(reservation_id=reservation.id, quantity=line["quantity"])

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventstore import tracing
-from eventstore.aggregates import retry_on_conflict
+from eventstore.aggregates import AggregateNotFound, load_together, retry_on_conflict
 from eventstore.models import Event
 from eventstore.store import RecordedEvent
 from orders import events
@@ -311,10 +311,9 @@ class OrderFulfillmentSaga:
     def execute(self, order_id: str, *, cause: RecordedEvent | None = None) -> Saga:
         """Start the saga of a placed order and run it as far as it goes without a reply."""
         with transaction.atomic():
-            order = orders.load_or_new(order_id)
+            order, saga = load_together((orders, order_id), (sagas, order_id))
             if not order.exists:
                 raise OrderNotFound(f"Order {order_id!r} does not exist")
-            saga = sagas.load_or_new(order_id)
             if saga.exists:
                 return saga
             run = Run(saga, order, self._metadata(order_id, cause))
@@ -589,10 +588,14 @@ class OrderFulfillmentSaga:
         return {"correlation_id": order_id, "actor": ACTOR}
 
     def _load(self, order_id: str, *, cause: RecordedEvent | None) -> Run | None:
-        saga = sagas.load_or_new(order_id) if order_id else None
-        if saga is None or not saga.exists:
+        if not order_id:
             return None
-        return Run(saga, orders.load(order_id), self._metadata(order_id, cause))
+        saga, order = load_together((sagas, order_id), (orders, order_id))
+        if not saga.exists:
+            return None
+        if not order.exists:
+            raise AggregateNotFound(f"{Order.aggregate_type}/{order_id}")
+        return Run(saga, order, self._metadata(order_id, cause))
 
     def _require(self, order_id: str, cause: RecordedEvent | None) -> Run:
         run = self._load(order_id, cause=cause)

@@ -61,6 +61,25 @@ def payment_charge(
     payment = payments.load_or_new(payment_id)
     if payment.status != Payment.NEW:
         return payment
+    return _charge(
+        payment,
+        customer_id=customer_id,
+        amount=amount,
+        payment_token=payment_token,
+        metadata=metadata,
+    )
+
+
+def _charge(
+    payment: Payment,
+    *,
+    customer_id: str,
+    amount: Decimal | str,
+    payment_token: str,
+    metadata: Metadata,
+) -> Payment:
+    """Charge a new payment (see `payment_charge`)."""
+    payment_id = payment.id
     amount = _valid_amount(amount)
     require_no_transaction("A payment gateway call")
     with (
@@ -109,8 +128,8 @@ def payment_charge_vaulted(
             )
             payment = _save_outcome(payment, metadata)
         else:
-            payment = payment_charge(
-                payment_id=payment_id,
+            payment = _charge(
+                payment,
                 customer_id=customer_id,
                 amount=amount,
                 payment_token=payment_token,

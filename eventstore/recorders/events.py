@@ -384,42 +384,46 @@ class EventRecorder(RecorderBase):
             f"{e.event_id} IN ({marks})", [self.db_uuid(i) for i in event_ids], e.position
         )
 
-    def stream_for_load(
-        self, aggregate_type: str, aggregate_id: str, state_version: int | None
-    ) -> tuple[tuple[int, Any] | None, list[tuple[int, str, int, Any]]]:
-        """What loading an aggregate reads, in one query: its snapshot in `state_version`'s
-        format ((version, state); None when there is none or `state_version` is None) and the
-        (version, event_type, schema_version, payload) of each event after it, in version
-        order."""
+    def streams_for_load(
+        self, streams: Sequence[tuple[str, str, int | None]]
+    ) -> list[tuple[tuple[int, Any] | None, list[tuple[int, str, int, Any]]]]:
+        """What loading aggregates reads, in one query: for each (aggregate_type, aggregate_id,
+        state_version), its snapshot in `state_version`'s format ((version, state); None when
+        there is none or `state_version` is None) and the (version, event_type,
+        schema_version, payload) of each event after it, in version order."""
         e, s = self.events, self.snapshots
-        events = (
-            f"SELECT {e.version}, {e.event_type}, {e.schema_version}, {e.payload} FROM {e} "
-            f"WHERE {e.aggregate_type} = %s AND {e.aggregate_id} = %s"
-        )
-        if state_version is None:
-            sql, params = f"{events} ORDER BY {e.version}", [aggregate_type, aggregate_id]
-        else:
+        parts, params = [], []
+        for n, (aggregate_type, aggregate_id, state_version) in enumerate(streams):
+            events = (
+                f"SELECT {n}, {e.version}, {e.event_type}, {e.schema_version}, {e.payload} "
+                f"FROM {e} WHERE {e.aggregate_type} = %s AND {e.aggregate_id} = %s"
+            )
+            if state_version is None:
+                parts.append(events)
+                params += [aggregate_type, aggregate_id]
+                continue
             snapshot = (
                 f"FROM {s} WHERE {s.aggregate_type} = %s AND {s.aggregate_id} = %s "
                 f"AND {s.state_version} = %s"
             )
-            key = (aggregate_type, aggregate_id, state_version)
-            sql = (
-                f"SELECT {s.version}, %s, NULL, {s.state} {snapshot} UNION ALL {events} "
-                f"AND {e.version} > COALESCE((SELECT {s.version} {snapshot}), 0) ORDER BY 1"
+            key = [aggregate_type, aggregate_id, state_version]
+            parts.append(
+                f"SELECT {n}, {s.version}, %s, NULL, {s.state} {snapshot} UNION ALL {events} "
+                f"AND {e.version} > COALESCE((SELECT {s.version} {snapshot}), 0)"
             )
-            params = [_SNAPSHOT_MARK, *key, aggregate_type, aggregate_id, *key]
+            params += [_SNAPSHOT_MARK, *key, aggregate_type, aggregate_id, *key]
         with current_connection().cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(f"{' UNION ALL '.join(parts)} ORDER BY 1, 2", params)
             rows = cursor.fetchall()
-        snapshot_row = None
-        if rows and rows[0][1] == _SNAPSHOT_MARK:
-            snapshot_row = (rows[0][0], from_json(rows[0][3]))
-            rows = rows[1:]
-        return snapshot_row, [
-            (version, event_type, schema, from_json(payload))
-            for version, event_type, schema, payload in rows
+        loaded: list[tuple[tuple[int, Any] | None, list[tuple[int, str, int, Any]]]] = [
+            (None, []) for _ in streams
         ]
+        for n, version, event_type, schema, payload in rows:
+            if event_type == _SNAPSHOT_MARK and schema is None:
+                loaded[n] = ((version, from_json(payload)), loaded[n][1])
+            else:
+                loaded[n][1].append((version, event_type, schema, from_json(payload)))
+        return loaded
 
     def _filters(
         self, event_types: Iterable[str] | None, partition: tuple[int, int] | None

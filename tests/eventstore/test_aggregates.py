@@ -213,7 +213,7 @@ def test_load_with_a_snapshot_equals_a_full_replay_and_reads_only_later_events(s
 
     snapshot_version = Snapshot.objects.get().version
     assert 0 < snapshot_version < from_snapshot.version
-    [(snapshot, later)] = reads
+    [[(snapshot, later)]] = reads
     assert snapshot[0] == snapshot_version
     assert [version for version, _, _ in later] == list(
         range(snapshot_version + 1, from_snapshot.version + 1)

@@ -23,18 +23,21 @@ def test_a_reservation_decided_on_a_stale_product_is_retried_on_the_fresh_one(
     stale = services.products.load("p1")
     # Another writer restocks after this command loaded the product, before it saved.
     stock_add(product_id="p1", quantity=5)
-    real_load_or_new = services.products.load_or_new
+    real_load_together = services.load_together
     loads = []
 
-    def load_or_new(product_id, **kwargs):
-        loads.append(product_id)
-        return stale if len(loads) == 1 else real_load_or_new(product_id, **kwargs)
+    def load_together(*wanted, **kwargs):
+        loads.append([ident for _, ident in wanted])
+        loaded = real_load_together(*wanted, **kwargs)
+        if len(loads) == 1:
+            loaded[1] = stale  # the product as this command first read it
+        return loaded
 
-    monkeypatch.setattr(services.products, "load_or_new", load_or_new)
+    monkeypatch.setattr(services, "load_together", load_together)
 
     reservation = stock_reserve(reservation_id="r1", items=[line("p1", 3)])
 
-    assert loads == ["p1", "p1"]
+    assert loads == [["r1", "p1"], ["r1", "p1"]]
     assert reservation.status == Reservation.RESERVED
     assert stock_of("p1") == (12, 3, 0, 15)
     assert Event.objects.filter(aggregate_type=events.RESERVATION).count() == 1

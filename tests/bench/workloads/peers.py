@@ -124,7 +124,7 @@ def _project_load(context: Context, work: Spec) -> Figures:
         _analyze()
 
         def read(stream_id=stream_id):
-            _, rows = event_store.read_for_load(counter.AGGREGATE_TYPE, stream_id)
+            [(_, rows)] = event_store.read_for_load((counter.AGGREGATE_TYPE, stream_id, None))
             return counter.fold(payload for _, _, payload in rows)
 
         assert read() == (events, sum(range(events))), read()
