@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.conf import settings
@@ -296,6 +298,59 @@ class Repository(Generic[A]):
                 for a in due
             ]
         )
+
+
+_units = threading.local()
+
+
+def unit_of_work() -> contextlib.AbstractContextManager[Any]:
+    """The transaction one command runs in: `transaction.atomic()`, except inside a batch a
+    subscriber handles together (`joining_units`), whose transaction it joins without a
+    savepoint. A command that fails there after it wrote anything marks the batch's
+    transaction for rollback (the batch is then handled again event by event, each command in a
+    savepoint of its own); one refused before it wrote leaves the batch as it was."""
+    writes = getattr(_units, "writes", None)
+    if writes is None:
+        return transaction.atomic()
+    return _joined(writes)
+
+
+class _Writes:
+    """Execute wrapper: counts the statements that may change something (all but SELECT)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        if sql.lstrip()[:6].upper() != "SELECT":
+            self.count += 1
+        return execute(sql, params, many, context)
+
+
+@contextmanager
+def _joined(writes: _Writes) -> Iterator[None]:
+    before = writes.count
+    try:
+        yield
+    except BaseException:
+        if writes.count != before:
+            transaction.set_rollback(True)
+        raise
+
+
+@contextmanager
+def joining_units() -> Iterator[None]:
+    """Within the block, in this thread, every `unit_of_work` joins the running transaction
+    without a savepoint."""
+    if getattr(_units, "writes", None) is not None:
+        yield
+        return
+    _units.writes = writes = _Writes()
+    try:
+        with transaction.get_connection().execute_wrapper(writes):
+            yield
+    finally:
+        _units.writes = None
 
 
 def retry_on_conflict(

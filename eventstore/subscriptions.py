@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from eventstore import metrics, tracing
+from eventstore.aggregates import joining_units
 from eventstore.logs import event_log_context
 from eventstore.recorders import recorder
 from eventstore.records import START, LogPoint
@@ -179,11 +179,11 @@ def catch_up_partition(
     checkpoint, in log order, one transaction per batch; stop at the first failing event.
     Makes no call to the outside world.
 
-    A batch is handled in one transaction with no savepoint: the subscriber's own atomic blocks
-    join it. When an event fails, the batch is rolled back and handled again event by event,
-    each in a savepoint, so that only the failing event's effects are undone: the checkpoint
-    stays just before it, with the error recorded on the checkpoint, and the next catch-up
-    tries it again.
+    A batch is handled in one transaction with no savepoint: the commands the subscriber runs
+    join it (`unit_of_work`). When an event fails, the batch is rolled back and handled again
+    event by event, each in a savepoint, so that only the failing event's effects are undone:
+    the checkpoint stays just before it, with the error recorded on the checkpoint, and the
+    next catch-up tries it again.
 
     Each batch holds the partition's checkpoint row locked, and moves it only from where it
     read it (`Recorder.save_checkpoint` is fenced), so two workers never both commit one event's
@@ -351,13 +351,13 @@ class _PartitionCatchUp:
     def _handle_together(
         self, batch: list[RecordedEvent], read_at: LogPoint, handled_before: list[LogPoint] | None
     ) -> tuple[LogPoint, None]:
-        """Handle the batch's events in order in the batch's transaction, with no savepoint;
-        the point reached (the last event). Raises _HandleOneByOne when an event fails or
-        leaves the transaction marked for rollback, so that the batch's transaction is rolled
-        back."""
+        """Handle the batch's events in order in the batch's transaction, with no savepoint
+        (each command's `unit_of_work` joins it); the point reached (the last event). Raises
+        _HandleOneByOne when an event fails or leaves the transaction marked for rollback, so
+        that the batch's transaction is rolled back."""
         connection = transaction.get_connection()
         point, handled = read_at, 0
-        with _savepoints_off(connection):
+        with joining_units():
             for event in batch:
                 if not _handled_before(event, handled_before):
                     with event_log_context(self.subscriber.name, event):
@@ -376,23 +376,6 @@ class _PartitionCatchUp:
                 point = event.log_point
         self.result.handled += handled
         return point, None
-
-
-@contextmanager
-def _savepoints_off(connection: Any) -> Iterator[None]:
-    """Within the block, atomic blocks opened on `connection` join its transaction without a
-    savepoint, as `atomic(savepoint=False)` does: a failure inside one marks the whole
-    transaction for rollback instead of undoing only its own part."""
-    features = connection.features
-    before = vars(features).get("uses_savepoints")
-    features.uses_savepoints = False
-    try:
-        yield
-    finally:
-        if before is None:
-            del features.uses_savepoints
-        else:
-            features.uses_savepoints = before
 
 
 def _handled_before(event: RecordedEvent, handled_before: list[LogPoint] | None) -> bool:

@@ -11,13 +11,12 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
-
 from eventstore.aggregates import (
     Repository,
     derived_event_id,
     load_together,
     retry_on_conflict,
+    unit_of_work,
 )
 from eventstore.store import event_store
 from inventory import events
@@ -50,7 +49,7 @@ def product_create(
     metadata: Metadata = None,
 ) -> Product:
     """Create a product with its initial stock; ProductAlreadyExists when the id is taken."""
-    with transaction.atomic():
+    with unit_of_work():
         product = products.load_or_new(product_id)
         product.create(name=name, price=price, initial_stock=initial_stock)
         products.save(product, metadata=metadata)
@@ -70,7 +69,7 @@ def stock_add(
     event_id = None
     if idempotency_key:
         event_id = derived_event_id(events.PRODUCT, product_id, "restock", idempotency_key)
-    with transaction.atomic():
+    with unit_of_work():
         if event_id is not None:
             earlier = event_store.get(event_id)
             if earlier is not None:
@@ -111,7 +110,7 @@ def stock_reserve(
     at the version it was loaded at. A reservation id seen before returns its first decision.
     """
     wanted = _merged(items)
-    with transaction.atomic():
+    with unit_of_work():
         reservation, *stock = load_together(
             (reservations, reservation_id), *((products, product_id) for product_id in wanted)
         )
@@ -181,7 +180,7 @@ def stock_release(
     as released with nothing held, so a reservation requested later for it is refused.
     A committed reservation raises ReservationStateError (sold units are not released).
     """
-    with transaction.atomic():
+    with unit_of_work():
         reservation = reservations.load_or_new(reservation_id)
         if reservation.status == Reservation.NEW and not missing_ok:
             raise ReservationNotFound(f"Reservation {reservation_id!r} does not exist")
@@ -202,7 +201,7 @@ def stock_commit(*, reservation_id: str, metadata: Metadata = None) -> Reservati
     Raises ReservationNotFound for an unknown id and ReservationStateError for a reservation
     that failed or was released.
     """
-    with transaction.atomic():
+    with unit_of_work():
         reservation = reservations.load(reservation_id, missing=ReservationNotFound)
         if reservation.status == Reservation.COMMITTED:
             return reservation

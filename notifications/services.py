@@ -20,12 +20,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
-from django.db import transaction
 from django.template.loader import render_to_string
 from opentelemetry.trace import SpanKind
 
 from eventstore import tracing
-from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict
+from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
 from eventstore.effects import require_no_transaction
 from eventstore.store import ConcurrencyError
 from notifications import events
@@ -117,7 +116,7 @@ def notification_send(
             template=GENERIC_TEMPLATE,
             context={"type": type, "type_in_words": type_in_words(type), "message": message},
         )
-    with transaction.atomic():
+    with unit_of_work():
         notification = notifications.load_or_new(notification_id or str(uuid.uuid4()))
         if notification.sent:
             return notification
@@ -251,7 +250,7 @@ def _delivery_recorded(
     *, notification_id: str, message_id: str, attempt: int, metadata: Metadata
 ) -> Notification:
     """Record the delivery of an email that went out, on the notification as it now stands."""
-    with transaction.atomic():
+    with unit_of_work():
         notification = notifications.load(notification_id)
         if not notification.is_delivered:
             notification.delivered(message_id=message_id, attempt=attempt)
@@ -270,7 +269,7 @@ def notification_delivery_failed(
 ) -> Notification:
     """Record a failed delivery attempt (`parked`: no automatic attempt follows, staff must
     look); nothing when the notification was delivered meanwhile."""
-    with transaction.atomic():
+    with unit_of_work():
         notification = notifications.load(notification_id)
         if notification.is_delivered:
             return notification

@@ -25,11 +25,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from eventstore import tracing
-from eventstore.aggregates import AggregateNotFound, load_together, retry_on_conflict
+from eventstore.aggregates import AggregateNotFound, load_together, retry_on_conflict, unit_of_work
 from eventstore.models import Event
 from eventstore.store import RecordedEvent
 from orders import events
@@ -310,7 +309,7 @@ class OrderFulfillmentSaga:
     @retry_on_conflict
     def execute(self, order_id: str, *, cause: RecordedEvent | None = None) -> Saga:
         """Start the saga of a placed order and run it as far as it goes without a reply."""
-        with transaction.atomic():
+        with unit_of_work():
             order, saga = load_together((orders, order_id), (sagas, order_id))
             if not order.exists:
                 raise OrderNotFound(f"Order {order_id!r} does not exist")
@@ -331,7 +330,7 @@ class OrderFulfillmentSaga:
         """Apply a service's reply to the saga of the order it names (None: no such saga)."""
         reply = self.replies[event.event_type]
         order_id = str(event.payload.get(reply.order_key, ""))
-        with transaction.atomic():
+        with unit_of_work():
             run = self._load(order_id, cause=event)
             if run is None:
                 return None
@@ -358,7 +357,7 @@ class OrderFulfillmentSaga:
 
         IllegalTransition when the saga is not waiting on that step, e.g. past the pivot.
         """
-        with transaction.atomic():
+        with unit_of_work():
             run = self._require(order_id, cause)
             step = self._step(run.saga, failed_step)
             if run.saga.waiting_for() != Waiting(Waiting.STEP, failed_step):
@@ -380,7 +379,7 @@ class OrderFulfillmentSaga:
         """
         with (
             self._in_order_trace("expire", waiting.name, order_id),
-            transaction.atomic(),
+            unit_of_work(),
         ):
             run = self._require(order_id, None)
             saga = run.saga
@@ -417,7 +416,7 @@ class OrderFulfillmentSaga:
 
         IllegalTransition unless the saga is in compensation_failed.
         """
-        with self._in_order_trace("retry", "compensations", order_id), transaction.atomic():
+        with self._in_order_trace("retry", "compensations", order_id), unit_of_work():
             run = self._require(order_id, None)
             if run.saga.state != Saga.COMPENSATION_FAILED:
                 raise IllegalTransition(

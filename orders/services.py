@@ -16,9 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
-from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict
+from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
 from eventstore.effects import require_no_transaction
 from eventstore.vault import vault_erase, vault_put
 from orders import events
@@ -122,7 +121,7 @@ def order_place(
         order_id = str(uuid.uuid4())
     payment_method = events.payment_method_of(payment_token)
     asked = (customer_id, lines, payment_method["fingerprint"])
-    with transaction.atomic():
+    with unit_of_work():
         # Only a key can name an order placed before; a fresh id cannot have a stream yet.
         order = orders.load_or_new(order_id) if key else orders.new(order_id)
         if order.exists:
