@@ -1,7 +1,8 @@
-"""Row access for projections: read rows by key, insert, update and increment them.
+"""Row access on hot paths: read rows by key, insert, update, increment and delete them.
 
 Inline projections write a row or two for every event, inside the appending transaction, so
-their cost is paid by every command. Compiling those statements through the ORM's query
+their cost is paid by every command; the vault and the checks a command makes run for every
+order too. Compiling those statements through the ORM's query
 machinery took more time than the database spent running them (BENCHMARKS.md), so these
 helpers build each statement once per model and set of columns and reuse it. Values are adapted
 by the model's own fields (`get_db_prep_save`: JSON, decimals, aware datetimes, choices), so a
@@ -108,6 +109,31 @@ def update(
     params = _prepared(model, values) + list(add.values())
     params.append(model._meta.pk.get_db_prep_value(pk, _connection(model)))
     return _execute(model, sql, params)
+
+
+def delete(model: type[models.Model], pk: Any) -> int:
+    """Delete the row with primary key `pk`; how many rows went (0 or 1)."""
+    quote = _connection(model).ops.quote_name
+    sql = f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote(model._meta.pk.column)} = %s"
+    return _execute(model, sql, [model._meta.pk.get_db_prep_value(pk, _connection(model))])
+
+
+def keys(model: type[models.Model], pks: Iterable[Any]) -> set[Any]:
+    """Which of these primary keys have a row (as the keys were given)."""
+    pks = list(pks)
+    if not pks:
+        return set()
+    connection = _connection(model)
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    prepared = {pk.get_db_prep_value(key, connection): key for key in pks}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {quote(pk.column)} FROM {quote(model._meta.db_table)} "
+            f"WHERE {quote(pk.column)} IN ({', '.join(['%s'] * len(prepared))})",
+            list(prepared),
+        )
+        return {prepared[row[0]] for row in cursor.fetchall() if row[0] in prepared}
 
 
 def insert_instance(instance: models.Model) -> None:

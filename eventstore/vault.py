@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from eventstore import rows
 from eventstore.models import VaultedSecret
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,16 @@ def _as_uuid(reference: str | uuid.UUID | None) -> uuid.UUID | None:
 
 def vault_put(*, kind: str, secret: str, retention: timedelta) -> str:
     """Keep `secret` for `retention` at most; returns the reference events may carry."""
-    row = VaultedSecret.objects.create(
-        kind=kind, secret=secret, erase_after=timezone.now() + retention
+    reference, now = uuid.uuid4(), timezone.now()
+    rows.insert(
+        VaultedSecret,
+        reference=reference,
+        kind=kind,
+        secret=secret,
+        created_at=now,
+        erase_after=now + retention,
     )
-    return str(row.reference)
+    return str(reference)
 
 
 def vault_take(reference: str | uuid.UUID | None, *, now: datetime | None = None) -> str | None:
@@ -45,11 +52,10 @@ def vault_take(reference: str | uuid.UUID | None, *, now: datetime | None = None
     key = _as_uuid(reference)
     if key is None:
         return None
-    return (
-        VaultedSecret.objects.filter(pk=key, erase_after__gt=now or timezone.now())
-        .values_list("secret", flat=True)
-        .first()
-    )
+    row = rows.in_bulk(VaultedSecret, [key]).get(key)
+    if row is None or row.erase_after <= (now or timezone.now()):
+        return None
+    return row.secret
 
 
 def vault_erase(reference: str | uuid.UUID | None) -> bool:
@@ -57,8 +63,7 @@ def vault_erase(reference: str | uuid.UUID | None) -> bool:
     key = _as_uuid(reference)
     if key is None:
         return False
-    deleted, _ = VaultedSecret.objects.filter(pk=key).delete()
-    return bool(deleted)
+    return bool(rows.delete(VaultedSecret, key))
 
 
 def vault_erase_expired(*, now: datetime | None = None) -> int:

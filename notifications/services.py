@@ -23,7 +23,7 @@ from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 from opentelemetry.trace import SpanKind
 
-from eventstore import tracing
+from eventstore import rows, tracing
 from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
 from eventstore.effects import require_no_transaction
 from eventstore.store import ConcurrencyError
@@ -185,16 +185,13 @@ def customer_email(customer_id: str) -> str:
     """
     user_model = get_user_model()
     try:
-        addresses = list(
-            user_model._default_manager.filter(pk=customer_id).values_list(
-                user_model.get_email_field_name(), flat=True
-            )[:1]
-        )
-    except (ValueError, ValidationError):  # not even a possible primary key
-        addresses = []
-    if not addresses:
+        user = rows.in_bulk(user_model, [customer_id])
+    except (ValueError, TypeError, ValidationError):  # not even a possible primary key
+        user = {}
+    if not user:
         raise NotificationUndeliverable(f"Customer {customer_id!r} has no user account")
-    address = (addresses[0] or "").strip()
+    [account] = user.values()
+    address = (getattr(account, user_model.get_email_field_name()) or "").strip()
     if not address:
         raise NotificationUndeliverable(f"Customer {customer_id!r} has no email address")
     return address

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
+from eventstore import rows
 from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
 from eventstore.effects import require_no_transaction
 from eventstore.vault import vault_erase, vault_put
@@ -86,7 +87,7 @@ def _checked_items(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if line["product_id"] in seen:
             raise InvalidOrder(f"Product {line['product_id']!r} appears on two lines")
         seen.add(line["product_id"])
-    known = set(CatalogProduct.objects.filter(pk__in=seen).values_list("pk", flat=True))
+    known = rows.keys(CatalogProduct, seen)
     unknown = [line["product_id"] for line in lines if line["product_id"] not in known]
     if unknown:
         raise UnknownProducts(unknown)
