@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import ClassVar
 
 from django.conf import settings
@@ -80,14 +82,51 @@ class EffectSubscriber(Subscriber):
         """Called after a failed call, with no transaction open (e.g. to record the failure
         as an event). `parked`: no further call will be made without staff."""
 
+    @contextmanager
+    def catching_up(self) -> Iterator[None]:
+        """Calls owed during the catch-up are claimed as they are recorded (`owe`), for this
+        thread to make right after it: no claim to take, and no look for due calls."""
+        _owed_here.claims = []
+        try:
+            yield
+        finally:
+            _owed_here.made_next, _owed_here.claims = _owed_here.claims, None
+
     def after_catch_up(self, handled: int) -> int:
-        # Each event handled owed a call: no need to look whether one is due.
-        return run_due(self, look_first=not handled)
+        claims, _owed_here.made_next = getattr(_owed_here, "made_next", None) or [], None
+        if claims:
+            _perform_in_lanes(self, claims)
+        if handled > len(claims):
+            # Owed without a claim (inside a caller's transaction): each is due now.
+            return len(claims) + run_due(self, look_first=False)
+        return len(claims) or (0 if handled else run_due(self))
+
+
+# The calls this thread claimed as it recorded them during a catch-up (`catching_up`), then
+# those it makes after it.
+_owed_here = threading.local()
 
 
 def owe(subscriber: Subscriber, event: RecordedEvent) -> None:
-    """Record that `subscriber` owes a call for `event` (once, however often it is handled)."""
-    recorder().owe_effect(subscriber.name, event.event_id, event.position, event.event_type)
+    """Record that `subscriber` owes a call for `event` (once, however often it is handled).
+
+    During a catch-up whose thread makes the calls right after it (`catching_up`), and when the
+    batch's transaction is the outermost one (its commit is real), the call is recorded
+    claimed, and the claim kept for that thread once the batch commits. A thread that dies
+    before making it leaves the claim to run out (EVENTSTORE_EFFECT_LEASE), as a call cut short.
+    """
+    claims = getattr(_owed_here, "claims", None)
+    connection = transaction.get_connection()
+    if claims is None or len(connection.atomic_blocks) != 1:
+        recorder().owe_effect(subscriber.name, event.event_id, event.position, event.event_type)
+        return
+    token = uuid.uuid4()
+    until = timezone.now() + timedelta(seconds=float(settings.EVENTSTORE_EFFECT_LEASE))
+    effect_id = recorder().owe_effect(
+        subscriber.name, event.event_id, event.position, event.event_type, claim=(token, until)
+    )
+    if effect_id is not None:
+        transaction.on_commit(partial(claims.append, Claim(effect_id, event, 1, token)))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ types it committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -45,6 +46,11 @@ class Subscriber:
     def handle(self, event: RecordedEvent) -> None:
         """React to one event; runs inside the transaction that advances the checkpoint."""
         raise NotImplementedError
+
+    def catching_up(self) -> contextlib.AbstractContextManager[None]:
+        """A context around a catch-up whose work after it (`after_catch_up`) this thread does
+        right after."""
+        return contextlib.nullcontext()
 
     def after_catch_up(self, handled: int) -> int:
         """Work done with no transaction open after each catch-up that `handled` this many
@@ -113,10 +119,11 @@ def catch_up(
     checkpoint ended before one of them (`wait_until_followable`).
     """
     count = partitions or int(settings.EVENTSTORE_PARTITIONS)
-    results = [
-        _catch_up_woken(subscriber, partition, count, batch_size, woken_by)
-        for partition in (range(count) if only is None else sorted(set(only)))
-    ]
+    with subscriber.catching_up():
+        results = [
+            _catch_up_woken(subscriber, partition, count, batch_size, woken_by)
+            for partition in (range(count) if only is None else sorted(set(only)))
+        ]
     failed = [result for result in results if result.error]
     result = CatchUpResult(
         subscriber.name,

@@ -124,6 +124,8 @@ class Notification(Aggregate):
                 "subject": subject,
                 "body": body,
             },
+            # A second recording of the notification is refused by the store, whoever appends it.
+            event_id=derived_event_id(events.NOTIFICATION, self.id, events.NOTIFICATION_SENT),
         )
 
     def delivered(self, *, message_id: str, attempt: int) -> None:

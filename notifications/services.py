@@ -117,9 +117,10 @@ def notification_send(
             context={"type": type, "type_in_words": type_in_words(type), "message": message},
         )
     with unit_of_work():
-        notification = notifications.load_or_new(notification_id or str(uuid.uuid4()))
-        if notification.sent:
-            return notification
+        # Recorded without looking first: the store refuses a second NotificationSent of one
+        # id (its event id is derived from it), and a stream that holds one under another event
+        # id (recorded before ids were derived) is refused by its version.
+        notification = notifications.new(notification_id or str(uuid.uuid4()))
         notification.send(
             customer_id=customer_id,
             order_id=order_id,
@@ -129,7 +130,17 @@ def notification_send(
             subject=subject,
             body=body,
         )
-        notifications.save(notification, metadata=metadata)
+        [asked] = notification.pending_events
+        try:
+            [recorded] = notifications.save(notification, metadata=metadata)
+        except ConcurrencyError:
+            recorded = None
+        if recorded is None or recorded.payload != asked.payload:
+            # Recorded before: the store kept the first one, which is the notification.
+            stored = notifications.load_or_new(notification.id)
+            if not stored.sent:
+                raise NotificationError(f"Notification {notification.id!r} cannot be recorded")
+            return stored
     return notification
 
 

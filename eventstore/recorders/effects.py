@@ -27,12 +27,21 @@ class EffectRecorder(EventRecorder):
         )
 
     def owe_effect(
-        self, subscriber: str, event_id: uuid.UUID, position: int, event_type: str
-    ) -> None:
+        self,
+        subscriber: str,
+        event_id: uuid.UUID,
+        position: int,
+        event_type: str,
+        *,
+        claim: tuple[uuid.UUID, datetime] | None = None,
+    ) -> int | None:
         """Record, inside the checkpoint's transaction, that `subscriber` owes a call for the
-        event (due now); a second record of the same event is skipped."""
+        event (due now); a second record of the same event is skipped. With `claim` (a token
+        and the end of its lease) the call is recorded claimed for its first attempt, as
+        `claim_effects` would claim it. The new effect's id, or None when it was owed before."""
         f = self.effects
         now = self.db_datetime(timezone.now())
+        token, until = claim or (None, None)
         insert, params = self._insert_row(
             Effect,
             {
@@ -41,8 +50,9 @@ class EffectRecorder(EventRecorder):
                 "position": position,
                 "event_type": event_type,
                 "status": Effect.Status.PENDING.value,
-                "attempts": 0,
-                "due_at": now,
+                "attempts": 0 if claim is None else 1,
+                "due_at": now if claim is None else self.db_datetime(until),
+                "claim": None if token is None else self.db_uuid(token),
                 "last_error": "",
                 "created_at": now,
                 "updated_at": now,
@@ -50,8 +60,11 @@ class EffectRecorder(EventRecorder):
         )
         with current_connection().cursor() as cursor:
             cursor.execute(
-                f"{insert} ON CONFLICT ({f.subscriber}, {f.event_id}) DO NOTHING", params
+                f"{insert} ON CONFLICT ({f.subscriber}, {f.event_id}) DO NOTHING RETURNING {f.id}",
+                params,
             )
+            row = cursor.fetchone()
+        return None if row is None else row[0]
 
     def effect_due(self, subscriber: str, now: datetime) -> bool:
         """Whether a pending call of the subscriber is due: one lock-free look."""
