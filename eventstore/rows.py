@@ -111,6 +111,62 @@ def update(
     return _execute(model, sql, params)
 
 
+def update_many(
+    model: type[models.Model],
+    changes: Mapping[Any, Mapping[str, Any]],
+    added: Mapping[Any, Mapping[str, int]] | None = None,
+) -> None:
+    """`update` each row (by primary key) with its values and amounts added; rows that change
+    the same columns, none of them to NULL, in one statement (a CASE on the key per column)."""
+    added = added or {}
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Any]] = {}
+    for pk in {**changes, **added}:
+        values, amounts = changes.get(pk, {}), added.get(pk, {})
+        if len(changes) + len(added) == 1 or any(value is None for value in values.values()):
+            update(model, pk, add=amounts, **values)
+            continue
+        groups.setdefault((tuple(values), tuple(amounts)), []).append(pk)
+    for (names, amounts), pks in groups.items():
+        if len(pks) == 1:
+            [pk] = pks
+            update(model, pk, add=added.get(pk), **changes.get(pk, {}))
+            continue
+        _update_rows(model, names, amounts, pks, changes, added)
+
+
+def _update_rows(
+    model: type[models.Model],
+    names: tuple[str, ...],
+    amounts: tuple[str, ...],
+    pks: list[Any],
+    changes: Mapping[Any, Mapping[str, Any]],
+    added: Mapping[Any, Mapping[str, int]],
+) -> None:
+    connection = _connection(model)
+    quote = connection.ops.quote_name
+    pk_field = model._meta.pk
+    key = quote(pk_field.column)
+    keys = [pk_field.get_db_prep_value(pk, connection) for pk in pks]
+    whens = " ".join(["WHEN %s THEN %s"] * len(pks))
+    assignments, params = [], []
+    for name, column in zip(names, _columns(model, names), strict=True):
+        field = model._meta.get_field(name)
+        assignments.append(f"{column} = CASE {key} {whens} END")
+        for pk, prepared in zip(pks, keys, strict=True):
+            params += [prepared, field.get_db_prep_save(changes[pk][name], connection)]
+    for name, column in zip(amounts, _columns(model, amounts), strict=True):
+        assignments.append(f"{column} = {column} + CASE {key} {whens} END")
+        for pk, prepared in zip(pks, keys, strict=True):
+            params += [prepared, added[pk][name]]
+    marks = ", ".join(["%s"] * len(pks))
+    _execute(
+        model,
+        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} "
+        f"WHERE {key} IN ({marks})",
+        [*params, *keys],
+    )
+
+
 def delete(model: type[models.Model], pk: Any) -> int:
     """Delete the row with primary key `pk`; how many rows went (0 or 1)."""
     quote = _connection(model).ops.quote_name
@@ -236,8 +292,9 @@ class RowBatch:
             row[name] = row.get(name, 0) + amount
 
     def flush(self) -> None:
-        """Write every insert, then every update, once each."""
+        """Write every insert, then every update, once each (rows that change the same columns
+        in one statement, `update_many`)."""
         for values in self._new.values():
             insert(self.model, **values)
-        for pk, values in self._changed.items():
-            update(self.model, pk, add=self._added.get(pk), **values)
+        if self._changed:
+            update_many(self.model, self._changed, self._added)

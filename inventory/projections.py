@@ -1,5 +1,7 @@
 """Inventory's read-model updaters, run inline in the appending transaction."""
 
+from collections.abc import Iterable
+
 from eventstore import rows
 from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
@@ -23,27 +25,39 @@ class ProductStockProjection(Projection):
     event_types = frozenset({events.PRODUCT_CREATED, *_STOCK_MOVES})
 
     def apply(self, event: RecordedEvent) -> None:
-        payload = event.payload
-        if event.event_type == events.PRODUCT_CREATED:
-            ProductStock.objects.create(
-                product_id=event.aggregate_id,
-                name=payload["name"],
-                price=payload["price"],
-                version=event.version,
-                created_at=event.recorded_at,
-                updated_at=event.recorded_at,
+        self.apply_batch([event])
+
+    def apply_batch(self, batch: Iterable[RecordedEvent]) -> None:
+        """One write per product per batch: the products a reservation takes stock from move in
+        one append, and are updated in one statement."""
+        writes = rows.RowBatch(ProductStock)
+        for event in batch:
+            if not self.handles(event):
+                continue
+            payload = event.payload
+            if event.event_type == events.PRODUCT_CREATED:
+                writes.insert(
+                    event.aggregate_id,
+                    {
+                        "product_id": event.aggregate_id,
+                        "name": payload["name"],
+                        "price": payload["price"],
+                        "version": event.version,
+                        "created_at": event.recorded_at,
+                        "updated_at": event.recorded_at,
+                    },
+                )
+                continue
+            quantity = payload["quantity"]
+            writes.change(
+                event.aggregate_id,
+                {"version": event.version, "updated_at": event.recorded_at},
+                add={
+                    counter: sign * quantity
+                    for counter, sign in _STOCK_MOVES[event.event_type].items()
+                },
             )
-            return
-        quantity = payload["quantity"]
-        rows.update(
-            ProductStock,
-            event.aggregate_id,
-            add={
-                counter: sign * quantity for counter, sign in _STOCK_MOVES[event.event_type].items()
-            },
-            version=event.version,
-            updated_at=event.recorded_at,
-        )
+        writes.flush()
 
 
 class ReservationProjection(Projection):
