@@ -60,6 +60,14 @@ _RULES = (
 
 
 _BEGIN = re.compile(r"^\s*BEGIN\b", re.I)
+
+
+def transaction_control(sql: str) -> bool:
+    """Whether a statement only opens a transaction (SQLite's BEGIN IMMEDIATE goes through the
+    execute wrapper; psycopg's BEGIN does not): it is not counted."""
+    return bool(_BEGIN.match(sql))
+
+
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|WITH)\b", re.I)
 
 
@@ -86,8 +94,7 @@ class Tally:
             return execute(sql, params, many, context)
         finally:
             self.seconds += time.perf_counter() - started
-            # SQLite's BEGIN IMMEDIATE goes through the wrapper; psycopg's BEGIN does not.
-            if not _BEGIN.match(sql):
+            if not transaction_control(sql):
                 self.kinds[kind_of(sql)] += 1
             if context["connection"].get_autocommit() and _WRITE.match(sql):
                 self.commits += 1  # a write outside a transaction commits on its own
