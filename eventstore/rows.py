@@ -57,10 +57,17 @@ def _execute(model: type[models.Model], sql: str, params: list[Any]) -> int:
         return cursor.rowcount
 
 
+@cache
+def _fields(model: type[models.Model], names: tuple[str, ...]) -> tuple[models.Field, ...]:
+    return tuple(model._meta.get_field(name) for name in names)
+
+
 def _prepared(model: type[models.Model], values: Mapping[str, Any]) -> list[Any]:
     connection = _connection(model)
-    get_field = model._meta.get_field
-    return [get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    return [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(_fields(model, tuple(values)), values.values(), strict=True)
+    ]
 
 
 def _with_defaults(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:

@@ -267,12 +267,18 @@ class CheckpointRecorder(EventRecorder):
                 "partitions": len(handled_before),
                 "positions": [list(p) for p in handled_before],
             }
-        with current_connection().cursor() as cursor:
-            cursor.execute(
+        sql = self._statement(
+            "save_checkpoint",
+            lambda: (
                 f"UPDATE {c} SET {c.transaction_id} = %s, {c.position} = %s, "
                 f"{c.handled_before} = {self.json_mark}, {c.last_error} = %s, "
                 f"{c.failed_position} = %s, {c.updated_at} = %s WHERE {c.name} = %s "
-                f"AND {c.transaction_id} = %s AND {c.position} = %s",
+                f"AND {c.transaction_id} = %s AND {c.position} = %s"
+            ),
+        )
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                sql,
                 [
                     point.transaction_id,
                     point.position,

@@ -391,29 +391,17 @@ class EventRecorder(RecorderBase):
         state_version), its snapshot in `state_version`'s format ((version, state); None when
         there is none or `state_version` is None) and the (version, event_type,
         schema_version, payload) of each event after it, in version order."""
-        e, s = self.events, self.snapshots
-        parts, params = [], []
-        for n, (aggregate_type, aggregate_id, state_version) in enumerate(streams):
-            events = (
-                f"SELECT {n}, {e.version}, {e.event_type}, {e.schema_version}, {e.payload} "
-                f"FROM {e} WHERE {e.aggregate_type} = %s AND {e.aggregate_id} = %s"
-            )
+        params: list[Any] = []
+        for aggregate_type, aggregate_id, state_version in streams:
             if state_version is None:
-                parts.append(events)
                 params += [aggregate_type, aggregate_id]
-                continue
-            snapshot = (
-                f"FROM {s} WHERE {s.aggregate_type} = %s AND {s.aggregate_id} = %s "
-                f"AND {s.state_version} = %s"
-            )
-            key = [aggregate_type, aggregate_id, state_version]
-            parts.append(
-                f"SELECT {n}, {s.version}, %s, NULL, {s.state} {snapshot} UNION ALL {events} "
-                f"AND {e.version} > COALESCE((SELECT {s.version} {snapshot}), 0)"
-            )
-            params += [_SNAPSHOT_MARK, *key, aggregate_type, aggregate_id, *key]
+            else:
+                key = [aggregate_type, aggregate_id, state_version]
+                params += [_SNAPSHOT_MARK, *key, aggregate_type, aggregate_id, *key]
+        layout = tuple(state_version is not None for _, _, state_version in streams)
+        sql = self._statement(("load", layout), lambda: self._build_load_sql(layout))
         with current_connection().cursor() as cursor:
-            cursor.execute(f"{' UNION ALL '.join(parts)} ORDER BY 1, 2", params)
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         loaded: list[tuple[tuple[int, Any] | None, list[tuple[int, str, int, Any]]]] = [
             (None, []) for _ in streams
@@ -424,6 +412,28 @@ class EventRecorder(RecorderBase):
             else:
                 loaded[n][1].append((version, event_type, schema, from_json(payload)))
         return loaded
+
+    def _build_load_sql(self, layout: tuple[bool, ...]) -> str:
+        """The load of one stream per entry of `layout` (True: from its snapshot)."""
+        e, s = self.events, self.snapshots
+        parts = []
+        for n, from_snapshot in enumerate(layout):
+            events = (
+                f"SELECT {n}, {e.version}, {e.event_type}, {e.schema_version}, {e.payload} "
+                f"FROM {e} WHERE {e.aggregate_type} = %s AND {e.aggregate_id} = %s"
+            )
+            if not from_snapshot:
+                parts.append(events)
+                continue
+            snapshot = (
+                f"FROM {s} WHERE {s.aggregate_type} = %s AND {s.aggregate_id} = %s "
+                f"AND {s.state_version} = %s"
+            )
+            parts.append(
+                f"SELECT {n}, {s.version}, %s, NULL, {s.state} {snapshot} UNION ALL {events} "
+                f"AND {e.version} > COALESCE((SELECT {s.version} {snapshot}), 0)"
+            )
+        return f"{' UNION ALL '.join(parts)} ORDER BY 1, 2"
 
     def _filters(
         self, event_types: Iterable[str] | None, partition: tuple[int, int] | None

@@ -166,15 +166,21 @@ class PostgresRecorder(Recorder):
         computes). A row that is missing, or held with `skip_locked`, is left to the base
         class's statements, which tell the two apart and create missing rows."""
         c = self.checkpoints
-        filters, params = self._filters(event_types, (partition, partitions))
-        after = self.follow_condition(f"c.{c.transaction_id}", f"c.{c.position}")
-        sql = (
-            f"WITH c AS (SELECT {c.transaction_id}, {c.position}, {c.handled_before} FROM {c} "
-            f"WHERE {c.name} = %s{self._for_update(skip_locked)}) "
-            f"SELECT c.{c.transaction_id}, c.{c.position}, c.{c.handled_before}, e.* FROM c "
-            f"LEFT JOIN LATERAL ({self._select_events} WHERE {after}{filters} "
-            f"ORDER BY {self.follow_order()} LIMIT {int(limit)}) e ON true"
-        )
+        types = None if event_types is None else tuple(sorted(event_types))
+        filters, params = self._filters(types, (partition, partitions))
+
+        def build() -> str:
+            after = self.follow_condition(f"c.{c.transaction_id}", f"c.{c.position}")
+            return (
+                f"WITH c AS (SELECT {c.transaction_id}, {c.position}, {c.handled_before} "
+                f"FROM {c} WHERE {c.name} = %s{self._for_update(skip_locked)}) "
+                f"SELECT c.{c.transaction_id}, c.{c.position}, c.{c.handled_before}, e.* FROM c "
+                f"LEFT JOIN LATERAL ({self._select_events} WHERE {after}{filters} "
+                f"ORDER BY {self.follow_order()} LIMIT {int(limit)}) e ON true"
+            )
+
+        key = ("lock_and_read", types, partition, partitions, limit, skip_locked)
+        sql = self._statement(key, build)
         with current_connection().cursor() as cursor:
             cursor.execute(sql, [Checkpoint.name_for(subscriber, partition, partitions), *params])
             rows = cursor.fetchall()

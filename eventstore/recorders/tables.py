@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,11 +72,20 @@ class RecorderBase:
     json_mark = "%s"
 
     def __init__(self) -> None:
+        self._statements: dict[Any, str] = {}
         self.events = Table(Event)
         self.checkpoints = Table(Checkpoint)
         self.streams = Table(Stream)
         self.snapshots = Table(Snapshot)
         self.effects = Table(Effect)
+
+    def _statement(self, key: Any, build: Callable[[], str]) -> str:
+        """The statement `build` makes for `key`, built the first time only (a statement's text
+        depends on its shape, never on its values)."""
+        sql = self._statements.get(key)
+        if sql is None:
+            sql = self._statements[key] = build()
+        return sql
 
     def _mark(self, field: models.Field) -> str:
         """The placeholder of a value bound to the field's column."""
@@ -84,10 +93,14 @@ class RecorderBase:
 
     def _insert_row(self, model: type[models.Model], row: dict[str, Any]) -> tuple[str, list[Any]]:
         """An INSERT of one row of the model from values by field name, and its parameters."""
-        fields = [model._meta.get_field(name) for name in row]
-        columns = ", ".join(field.column for field in fields)
-        sql = f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {self._values(fields, 1)}"
-        return sql, list(row.values())
+
+        def build() -> str:
+            fields = [model._meta.get_field(name) for name in row]
+            columns = ", ".join(field.column for field in fields)
+            values = self._values(fields, 1)
+            return f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {values}"
+
+        return self._statement(("insert", model, tuple(row)), build), list(row.values())
 
     def _values(self, fields: Sequence[models.Field], rows: int) -> str:
         """The VALUES list of `rows` rows of these fields."""
