@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
-from eventstore.effects import make_due_calls
+from eventstore.effects import effect_subscribers, make_due_calls, owe_calls, owing, run_due
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import (
     catch_up,
@@ -60,6 +60,21 @@ def waker() -> Waker:
     return wake_here
 
 
+def owe_calls_on_append(
+    sender: Any = None, events: Iterable[RecordedEvent] = (), **kwargs: Any
+) -> None:
+    """`events_recorded` receiver: in the appending transaction, record every call an effect
+    subscriber owes for the appended events (the commit's wake-up then makes them)."""
+    owe_calls(
+        [
+            (subscriber, event)
+            for subscriber in effect_subscribers(get_subscribers())
+            for event in events
+            if subscriber.owes(event)
+        ]
+    )
+
+
 def choose_again(sender: Any = None, setting: str = "", **kwargs: Any) -> None:
     """`setting_changed` receiver: a changed EVENTSTORE_DISPATCH takes effect."""
     if setting == "EVENTSTORE_DISPATCH":
@@ -89,6 +104,7 @@ def wake_here(events: list[RecordedEvent] | None) -> None:
         while True:
             _here.woken = []
             _catch_up_woken(events, partitions)
+            _make_calls_owed(events)
             events = _here.woken
             if events is not None and not events:
                 make_due_calls(get_subscribers())
@@ -99,10 +115,25 @@ def wake_here(events: list[RecordedEvent] | None) -> None:
         _here.running = False
 
 
+def _make_calls_owed(events: list[RecordedEvent] | None) -> None:
+    """Make the calls the commit of `events` owed (every effect subscriber's due calls when
+    `events` is None)."""
+    if events is None:
+        make_due_calls(get_subscribers())
+        return
+    for subscriber in owing(get_subscribers(), events):
+        try:
+            run_due(subscriber, look_first=False)
+        except Exception:
+            logger.exception("Making the calls of subscriber %s failed", subscriber.name)
+
+
 def _catch_up_woken(events: list[RecordedEvent] | None, partitions: int) -> None:
     """Catch up the partitions `events` touched of every subscriber that reads one of them
     (every partition of every subscriber when `events` is None)."""
     for subscriber in get_subscribers():
+        if not subscriber.wakes_on_commit:
+            continue
         touched = touched_partitions(subscriber, events, partitions)
         if touched is not None and not touched:
             continue

@@ -23,11 +23,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import ClassVar
 
 from django.conf import settings
@@ -63,15 +61,27 @@ def require_no_transaction(what: str) -> None:
 class EffectSubscriber(Subscriber):
     """A subscriber whose reaction calls the outside world. Subclasses implement `perform`.
 
-    `handle` (in the checkpoint's transaction) only records that the call is owed; `perform`
-    runs later with no transaction open. Errors of a type in `permanent_errors` park the effect
-    at once: calling again cannot help.
+    Its calls are owed in the transaction that appends their intents (`owe_calls`), once per
+    event; `perform` runs later with no transaction open, once the call is claimed. Its
+    checkpoint is only a safety net, followed by the worker (`process_events`, beat's sweep)
+    and never woken by a commit: it owes what an append did not (intents appended before calls
+    were owed at append), each once.
+    Errors of a type in `permanent_errors` park the effect at once: calling again cannot help.
     """
 
     permanent_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    wakes_on_commit = False
+
+    def owes(self, event: RecordedEvent) -> bool:
+        """Whether `event` is an intent this subscriber owes a call for (default: an event of
+        one of its types)."""
+        return self.wants((event.event_type,))
 
     def handle(self, event: RecordedEvent) -> None:
-        owe(self, event)
+        self.handle_batch([event])
+
+    def handle_batch(self, events: list[RecordedEvent]) -> None:
+        owe_calls([(self, event) for event in events if self.owes(event)])
 
     def perform(self, event: RecordedEvent, *, attempt: int) -> None:
         """Call out for the intent `event` and record the outcome; safe to call again.
@@ -82,51 +92,34 @@ class EffectSubscriber(Subscriber):
         """Called after a failed call, with no transaction open (e.g. to record the failure
         as an event). `parked`: no further call will be made without staff."""
 
-    @contextmanager
-    def catching_up(self) -> Iterator[None]:
-        """Calls owed during the catch-up are claimed as they are recorded (`owe`), for this
-        thread to make right after it: no claim to take, and no look for due calls."""
-        _owed_here.claims = []
-        try:
-            yield
-        finally:
-            _owed_here.made_next, _owed_here.claims = _owed_here.claims, None
-
     def after_catch_up(self, handled: int) -> int:
-        claims, _owed_here.made_next = getattr(_owed_here, "made_next", None) or [], None
-        if claims:
-            _perform_in_lanes(self, claims)
-        if handled > len(claims):
-            # Owed without a claim (inside a caller's transaction): each is due now.
-            return len(claims) + run_due(self, look_first=False)
-        return len(claims) or (0 if handled else run_due(self))
+        return run_due(self)
 
 
-# The calls this thread claimed as it recorded them during a catch-up (`catching_up`), then
-# those it makes after it.
-_owed_here = threading.local()
+def effect_subscribers(subscribers: Iterable[Subscriber]) -> list[EffectSubscriber]:
+    """The effect subscribers among `subscribers`."""
+    return [subscriber for subscriber in subscribers if isinstance(subscriber, EffectSubscriber)]
 
 
-def owe(subscriber: Subscriber, event: RecordedEvent) -> None:
-    """Record that `subscriber` owes a call for `event` (once, however often it is handled).
+def owe_calls(owed: list[tuple[EffectSubscriber, RecordedEvent]]) -> None:
+    """Record, in the transaction that appends (or handles) the events, that each subscriber
+    owes a call for its event, once however often that is done: one statement. The calls are
+    due at once; whoever makes them claims them first (`run_due`)."""
+    if owed:
+        recorder().owe_effects(
+            [
+                (subscriber.name, event.event_id, event.position, event.event_type)
+                for subscriber, event in owed
+            ]
+        )
 
-    During a catch-up whose thread makes the calls right after it (`catching_up`), and when the
-    batch's transaction is the outermost one (its commit is real), the call is recorded
-    claimed, and the claim kept for that thread once the batch commits. A thread that dies
-    before making it leaves the claim to run out (EVENTSTORE_EFFECT_LEASE), as a call cut short.
-    """
-    claims = getattr(_owed_here, "claims", None)
-    connection = transaction.get_connection()
-    if claims is None or len(connection.atomic_blocks) != 1:
-        recorder().owe_effect(subscriber.name, event.event_id, event.position, event.event_type)
-        return
-    token = uuid.uuid4()
-    until = timezone.now() + timedelta(seconds=float(settings.EVENTSTORE_EFFECT_LEASE))
-    effect_id = recorder().owe_effect(
-        subscriber.name, event.event_id, event.position, event.event_type, claim=(token, until)
-    )
-    if effect_id is not None:
-        transaction.on_commit(partial(claims.append, Claim(effect_id, event, 1, token)))
+
+def owing(
+    subscribers: Iterable[Subscriber], events: Iterable[RecordedEvent]
+) -> list[EffectSubscriber]:
+    """The effect subscribers among `subscribers` that owe a call for one of `events`."""
+    events = list(events)
+    return [s for s in effect_subscribers(subscribers) if any(s.owes(e) for e in events)]
 
 
 @dataclass(frozen=True)

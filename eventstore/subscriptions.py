@@ -42,10 +42,18 @@ class Subscriber:
 
     name: ClassVar[str]
     event_types: ClassVar[frozenset[str] | None] = None
+    # Whether a commit of events it reads wakes it (False: only the worker follows it).
+    wakes_on_commit: ClassVar[bool] = True
 
     def handle(self, event: RecordedEvent) -> None:
         """React to one event; runs inside the transaction that advances the checkpoint."""
         raise NotImplementedError
+
+    def handle_batch(self, events: list[RecordedEvent]) -> None:
+        """React to a batch's events, in order, in one go (override to do it for less than one
+        `handle` each; a batch handled event by event is not handed over whole)."""
+        for event in events:
+            self.handle(event)
 
     def catching_up(self) -> contextlib.AbstractContextManager[None]:
         """A context around a catch-up whose work after it (`after_catch_up`) this thread does
@@ -364,6 +372,8 @@ class _PartitionCatchUp:
         that the batch's transaction is rolled back."""
         connection = transaction.get_connection()
         point, handled = read_at, 0
+        if type(self.subscriber).handle_batch is not Subscriber.handle_batch:
+            return self._hand_over(batch, read_at, handled_before)
         with joining_units():
             for event in batch:
                 if not _handled_before(event, handled_before):
@@ -383,6 +393,22 @@ class _PartitionCatchUp:
                 point = event.log_point
         self.result.handled += handled
         return point, None
+
+    def _hand_over(
+        self, batch: list[RecordedEvent], read_at: LogPoint, handled_before: list[LogPoint] | None
+    ) -> tuple[LogPoint, None]:
+        """Hand the batch's events to the subscriber's own `handle_batch` in one go (see
+        `_handle_together`)."""
+        events = [event for event in batch if not _handled_before(event, handled_before)]
+        try:
+            with joining_units():
+                self.subscriber.handle_batch(events)
+        except Exception as error:
+            raise _HandleOneByOne() from error
+        if transaction.get_connection().needs_rollback:
+            raise _HandleOneByOne()
+        self.result.handled += len(events)
+        return (batch[-1].log_point if batch else read_at), None
 
 
 def _handled_before(event: RecordedEvent, handled_before: list[LogPoint] | None) -> bool:

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -102,10 +103,28 @@ def wake(events: Iterable[RecordedEvent] | None) -> int:
     count = _partitions()
     sent = 0
     for subscriber in get_subscribers():
+        if events is not None and not subscriber.wakes_on_commit:
+            asked = _ask_for_calls(subscriber, events)
+            if asked is None:
+                return sent
+            sent += asked
+            continue
         touched = touched_partitions(subscriber, events, count)
         for partition in sorted(range(count) if touched is None else touched):
             if not _send(catch_up_partition, subscriber.name, partition):
                 return sent
+            sent += 1
+    return sent
+
+
+def _ask_for_calls(subscriber: Any, events: list[RecordedEvent]) -> int | None:
+    """Send one `make_calls` for each of `events` an effect subscriber owes a call for (its
+    appends owed them); how many were sent, None when the broker did not take one."""
+    sent = 0
+    if isinstance(subscriber, EffectSubscriber):
+        for _ in range(sum(1 for event in events if subscriber.owes(event))):
+            if not _send(make_calls, subscriber.name):
+                return None
             sent += 1
     return sent
 
@@ -132,6 +151,9 @@ def catch_up_partition(name: str, partition: int) -> dict:
             events = list(woken)
             woken.clear()
             for other in get_subscribers():
+                if not other.wakes_on_commit:
+                    _ask_for_calls(other, events)
+                    continue
                 for touched in sorted(touched_partitions(other, events, count)):
                     try:
                         _catch_up_and_ask_for_calls(other, touched, count)
@@ -147,12 +169,9 @@ def catch_up_partition(name: str, partition: int) -> dict:
 
 def _catch_up_and_ask_for_calls(subscriber, partition: int, partitions: int):
     """Catch one of the subscriber's `partitions` partitions up, skipping it when another
-    worker holds it; send one `make_calls` per call an effect subscriber now owes."""
+    worker holds it. (An effect subscriber's catch-up, its safety net, owes only what no
+    append did: the sweep asks for those calls once they have been due an interval.)"""
     result = catch_up_one(subscriber, partition, partitions=partitions, skip_locked=True)
-    if isinstance(subscriber, EffectSubscriber):
-        for _ in range(result.handled):  # each event handled owes one call
-            if not _send(make_calls, subscriber.name):
-                break
     if result.error:
         logger.error(
             "%s partition %d stopped before the event after position %d: %s",

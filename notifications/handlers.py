@@ -44,10 +44,9 @@ class NotificationDeliverer(EffectSubscriber):
     event_types = frozenset({events.NOTIFICATION_SENT})
     permanent_errors = (NotificationUndeliverable,)
 
-    def handle(self, event: RecordedEvent) -> None:
+    def owes(self, event: RecordedEvent) -> bool:
         # Recorded before delivery was real: the sender of the time had it already.
-        if not event.payload.get("delivered_when_recorded"):
-            super().handle(event)
+        return super().owes(event) and not event.payload.get("delivered_when_recorded")
 
     def perform(self, event: RecordedEvent, *, attempt: int) -> None:
         notification_deliver(

@@ -26,45 +26,51 @@ class EffectRecorder(EventRecorder):
             f"AND {f.due_at} <= %s"
         )
 
-    def owe_effect(
+    def owe_effects(
         self,
-        subscriber: str,
-        event_id: uuid.UUID,
-        position: int,
-        event_type: str,
+        owed: Sequence[tuple[str, uuid.UUID, int, str]],
         *,
         claim: tuple[uuid.UUID, datetime] | None = None,
-    ) -> int | None:
-        """Record, inside the checkpoint's transaction, that `subscriber` owes a call for the
-        event (due now); a second record of the same event is skipped. With `claim` (a token
-        and the end of its lease) the call is recorded claimed for its first attempt, as
-        `claim_effects` would claim it. The new effect's id, or None when it was owed before."""
+    ) -> dict[tuple[str, uuid.UUID], int]:
+        """Record, in one statement inside the transaction that appends or handles the events,
+        that a call is owed for each (subscriber, event id, position, event type), due now; a
+        second record of the same call is skipped. With `claim` (a token and the end of its
+        lease) each is recorded claimed for its first attempt, as `claim_effects` would claim
+        it. The new effects' ids by (subscriber, event id); those owed before are left out."""
         f = self.effects
         now = self.db_datetime(timezone.now())
         token, until = claim or (None, None)
-        insert, params = self._insert_row(
-            Effect,
-            {
-                "subscriber": subscriber,
-                "event_id": self.db_uuid(event_id),
-                "position": position,
-                "event_type": event_type,
-                "status": Effect.Status.PENDING.value,
-                "attempts": 0 if claim is None else 1,
-                "due_at": now if claim is None else self.db_datetime(until),
-                "claim": None if token is None else self.db_uuid(token),
-                "last_error": "",
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        with current_connection().cursor() as cursor:
-            cursor.execute(
-                f"{insert} ON CONFLICT ({f.subscriber}, {f.event_id}) DO NOTHING RETURNING {f.id}",
-                params,
+        columns = [
+            "subscriber", "event_id", "position", "event_type", "status", "attempts",
+            "due_at", "claim", "last_error", "created_at", "updated_at",
+        ]  # fmt: skip
+        shared = [
+            Effect.Status.PENDING.value,
+            0 if claim is None else 1,
+            now if claim is None else self.db_datetime(until),
+            None if token is None else self.db_uuid(token),
+            "",
+            now,
+            now,
+        ]
+
+        def build() -> str:
+            fields = [Effect._meta.get_field(name) for name in columns]
+            return (
+                f"INSERT INTO {f} ({', '.join(field.column for field in fields)}) "
+                f"VALUES {self._values(fields, len(owed))} "
+                f"ON CONFLICT ({f.subscriber}, {f.event_id}) DO NOTHING "
+                f"RETURNING {f.id}, {f.subscriber}, {f.event_id}"
             )
-            row = cursor.fetchone()
-        return None if row is None else row[0]
+
+        params = [
+            value
+            for name, event_id, position, event_type in owed
+            for value in (name, self.db_uuid(event_id), position, event_type, *shared)
+        ]
+        with current_connection().cursor() as cursor:
+            cursor.execute(self._statement(("owe", len(owed)), build), params)
+            return {(name, as_uuid(event_id)): ident for ident, name, event_id in cursor.fetchall()}
 
     def effect_due(self, subscriber: str, now: datetime) -> bool:
         """Whether a pending call of the subscriber is due: one lock-free look."""
