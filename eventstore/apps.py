@@ -14,11 +14,11 @@ class EventStoreConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from eventstore import signals
-        from eventstore.dispatch import choose_again, dispatch_committed, owe_calls_on_append
+        from eventstore.dispatch import calls_owed, choose_again, dispatch_committed
         from eventstore.logs import end_request
         from eventstore.metrics import SubscriberLagCollector, register_collector
         from eventstore.projections import StreamProjection, register_projection
-        from eventstore.store import install_append_timeouts
+        from eventstore.store import event_store, install_append_timeouts
         from eventstore.subscriptions import lags
         from eventstore.vault import erase_expired_secrets_on_worker_pass
 
@@ -28,9 +28,7 @@ class EventStoreConfig(AppConfig):
             dispatch_committed, dispatch_uid="eventstore.dispatch.dispatch_committed"
         )
         setting_changed.connect(choose_again, dispatch_uid="eventstore.dispatch.choose_again")
-        signals.events_recorded.connect(
-            owe_calls_on_append, dispatch_uid="eventstore.dispatch.owe_calls_on_append"
-        )
+        event_store.calls_owed = calls_owed
         signals.worker_pass.connect(
             erase_expired_secrets_on_worker_pass,
             dispatch_uid="eventstore.vault.erase_expired_secrets",

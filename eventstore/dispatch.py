@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 
-from eventstore.effects import effect_subscribers, make_due_calls, owe_calls, owing, run_due
+from eventstore.effects import effect_subscribers, make_due_calls, owing, run_due
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import (
     catch_up,
@@ -60,19 +61,16 @@ def waker() -> Waker:
     return wake_here
 
 
-def owe_calls_on_append(
-    sender: Any = None, events: Iterable[RecordedEvent] = (), **kwargs: Any
-) -> None:
-    """`events_recorded` receiver: in the appending transaction, record every call an effect
-    subscriber owes for the appended events (the commit's wake-up then makes them)."""
-    owe_calls(
-        [
-            (subscriber, event)
-            for subscriber in effect_subscribers(get_subscribers())
-            for event in events
-            if subscriber.owes(event)
-        ]
-    )
+def calls_owed(events: Sequence[RecordedEvent]) -> list[tuple[str, uuid.UUID]]:
+    """For events about to be appended, the calls effect subscribers owe for them: (subscriber
+    name, event id) each. The append records them in its own transaction (`EventStore`), and
+    the commit's wake-up makes them."""
+    return [
+        (subscriber.name, event.event_id)
+        for subscriber in effect_subscribers(get_subscribers())
+        for event in events
+        if subscriber.owes(event)
+    ]
 
 
 def choose_again(sender: Any = None, setting: str = "", **kwargs: Any) -> None:

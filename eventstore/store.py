@@ -24,7 +24,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -154,8 +154,16 @@ def _chunks(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
         yield chunk
 
 
+# For events about to be appended, the calls to the outside world they owe: (subscriber name,
+# event id) each (`eventstore.dispatch.calls_owed`, given when the app is ready).
+CallsOwed = Callable[[Sequence[RecordedEvent]], list[tuple[str, uuid.UUID]]]
+
+
 class EventStore:
     """Append to and read from the single event log table."""
+
+    def __init__(self) -> None:
+        self.calls_owed: CallsOwed | None = None
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -294,6 +302,7 @@ class EventStore:
         be written fails the whole append (the transaction is marked for rollback).
         """
         pieces, recorded = self._rows(streams, trace_context)
+        owed = self._owed(recorded)
         reached: dict[int, int] = {}  # stream (by index) -> the version its last piece reached
         done: list[RecordedEvent] = []
         for number, chunk in enumerate(_chunks(pieces)):
@@ -303,8 +312,11 @@ class EventStore:
                 else piece.rows._replace(expected_version=reached[piece.stream])
                 for piece in chunk
             ]
+            in_chunk = {row.event_id for piece in rows for row in piece.rows}
             outcome = recorder().append(
-                rows, lock_timeout_ms=int(settings.EVENTSTORE_LOCK_TIMEOUT_MS)
+                rows,
+                lock_timeout_ms=int(settings.EVENTSTORE_LOCK_TIMEOUT_MS),
+                owed=[(name, event_id) for name, event_id in owed if event_id in in_chunk],
             )
             if outcome.refused and number == 0:
                 return self._refused(streams, outcome, trace_context)
@@ -325,6 +337,16 @@ class EventStore:
                         )
                     )
         return done, True
+
+    def _owed(self, recorded: dict[Any, RecordedEvent]) -> list[tuple[str, Any]]:
+        """The calls the events owe, by (subscriber name, event id as the column stores it)."""
+        if self.calls_owed is None:
+            return []
+        stored_ids = {event.event_id: key for key, event in recorded.items()}
+        return [
+            (name, stored_ids[event_id])
+            for name, event_id in self.calls_owed(list(recorded.values()))
+        ]
 
     def _refused(
         self, streams: Sequence[StreamAppend], outcome: Appended, trace_context: dict[str, str]

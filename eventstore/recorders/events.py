@@ -88,14 +88,22 @@ class EventRecorder(RecorderBase):
 
     # --- appending -----------------------------------------------------------------------------
 
-    def append(self, streams: Sequence[StreamRows], *, lock_timeout_ms: int) -> Appended:
+    def append(
+        self,
+        streams: Sequence[StreamRows],
+        *,
+        lock_timeout_ms: int,
+        owed: Sequence[tuple[str, Any]] = (),
+    ) -> Appended:
         """Append every stream's rows, each after its expected version, in one statement that
         also checks the versions and that no event id is stored already: it writes every row
-        or, refused, none (`Appended`). The stream index (`Stream`) moves with the rows.
+        or, refused, none (`Appended`). The stream index (`Stream`) moves with the rows, and
+        each call `owed` ((subscriber name, event id) of an inserted row) is recorded, due now
+        (`owe_effects`).
 
         Here (SQLite: one writer at a time) the insert is one statement, the stream index a
-        second; a refusal reads the stored ids and the heads with a third. Rows come back in
-        the order given: streams in order, each one's rows in version order.
+        second and the calls owed a third; a refusal reads the stored ids and the heads. Rows
+        come back in the order given: streams in order, each one's rows in version order.
         """
         sql = self._append_sql(tuple(len(stream.rows) for stream in streams))
         with current_connection().cursor() as cursor:
@@ -112,6 +120,15 @@ class EventRecorder(RecorderBase):
             )
             return Appended({}, stored, heads)
         self.upsert_streams(self._stream_index_rows(streams, points))
+        if owed:
+            types = {row.event_id: row.event_type for stream in streams for row in stream.rows}
+            self.owe_effects(
+                [
+                    (name, as_uuid(event_id), points[event_id][0], types[event_id])
+                    for name, event_id in owed
+                    if event_id in points
+                ]
+            )
         return Appended(points)
 
     def upsert_streams(self, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from django.db import OperationalError, models
+from django.utils import timezone
 
-from eventstore.models import Checkpoint, Stream
+from eventstore.models import Checkpoint, Effect, Stream
 from eventstore.recorders.base import Recorder
 from eventstore.recorders.checkpoints import handled_before_points
 from eventstore.recorders.events import Appended, NewRow, StreamRows
@@ -63,14 +64,26 @@ class PostgresRecorder(Recorder):
             return self.json_mark
         return f"CAST(%s AS {field.db_type(current_connection())})"
 
-    def append(self, streams: Sequence[StreamRows], *, lock_timeout_ms: int) -> Appended:
-        """One statement: the heads, the checks, the insert and the stream index (see
-        `_build_append_sql`), after `SET LOCAL lock_timeout`, which must come first: the
-        statement takes the log table's lock before any of it runs. Both go in one round trip,
-        or in two where the connection binds values on the server (one statement per execute).
+    def append(
+        self,
+        streams: Sequence[StreamRows],
+        *,
+        lock_timeout_ms: int,
+        owed: Sequence[tuple[str, Any]] = (),
+    ) -> Appended:
+        """One statement: the heads, the checks, the insert, the stream index and the calls
+        owed (see `_build_append_sql`), after `SET LOCAL lock_timeout`, which must come first:
+        the statement takes the log table's lock before any of it runs. Both go in one round
+        trip, or in two where the connection binds values on the server (one statement per
+        execute).
         """
-        sql = self._append_sql(tuple(len(stream.rows) for stream in streams))
-        params = self._append_params(streams)
+        sql = self._append_sql((tuple(len(stream.rows) for stream in streams), len(owed)))
+        now = self.db_datetime(timezone.now())
+        params = [
+            *self._append_params(streams),
+            *(value for name, event_id in owed for value in (name, event_id)),
+            *([now, now, now] if owed else []),
+        ]
         timeout = f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"
         connection = current_connection()
         with connection.cursor() as cursor:
@@ -96,7 +109,7 @@ class PostgresRecorder(Recorder):
             return Appended({}, stored, heads)
         return Appended(points)
 
-    def _build_append_sql(self, layout: tuple[int, ...]) -> str:
+    def _build_append_sql(self, shape: tuple[tuple[int, ...], int]) -> str:
         """Each stream's head (its highest version and that event's transaction id, by one
         seek at the end of the stream's index), whether every expected version holds and no
         event id is stored (`ok`), the insert when it is ok, the stream index moved to each
@@ -114,6 +127,7 @@ class PostgresRecorder(Recorder):
         transaction's id, so it stays behind every follower's horizon until its transaction
         has ended (see `follow_condition`).
         """
+        layout, owed = shape
         e, index = self.events, self.streams
         columns = [getattr(e, name) for name in NewRow._fields]
         written = [e.aggregate_type, e.aggregate_id, e.version, e.transaction_id, *columns]
@@ -143,6 +157,7 @@ class PostgresRecorder(Recorder):
             f"{e.recorded_at} FROM i ORDER BY {e.aggregate_type}, {e.aggregate_id}, "
             f"{e.version} DESC ON CONFLICT ({index.aggregate_type}, {index.aggregate_id}) "
             f"DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in moved)}) "
+            f"{self._owed_sql(owed)}"
             f"SELECT {e.position}, {e.event_id}, {e.transaction_id}, {e.version}::bigint FROM i "
             "UNION ALL SELECT NULL::bigint, NULL::uuid, h.n::bigint, h.version::bigint FROM h "
             f"WHERE NOT {ok} "
@@ -206,6 +221,24 @@ class PostgresRecorder(Recorder):
             cursor.execute(sql, self._claim_params(subscriber, now, until, token, limit))
             rows = cursor.fetchall()
         return sorted((row[0], row[1], self._recorded(row[2:])) for row in rows)
+
+    def _owed_sql(self, owed: int) -> str:
+        """The append's CTEs that record the calls it owes (`owed` of them: (subscriber name,
+        event id) each, then the time twice), for the rows it inserted, once each."""
+        if not owed:
+            return ""
+        e, f = self.events, self.effects
+        values = ", ".join(["(%s, CAST(%s AS uuid))"] * owed)
+        return (
+            f", w (subscriber, event_id) AS (VALUES {values}), "
+            f"owed AS (INSERT INTO {f} ({f.subscriber}, {f.event_id}, {f.position}, "
+            f"{f.event_type}, {f.status}, {f.attempts}, {f.due_at}, {f.claim}, {f.last_error}, "
+            f"{f.created_at}, {f.updated_at}) SELECT w.subscriber, i.{e.event_id}, "
+            f"i.{e.position}, i.{e.event_type}, '{Effect.Status.PENDING.value}', 0, "
+            f"CAST(%s AS timestamptz), NULL, '', CAST(%s AS timestamptz), "
+            f"CAST(%s AS timestamptz) FROM w JOIN i ON i.{e.event_id} = w.event_id "
+            f"ON CONFLICT ({f.subscriber}, {f.event_id}) DO NOTHING) "
+        )
 
     def hold_appends(self) -> None:
         """Inside a transaction, keep every appender waiting until it ends: a SHARE lock on the

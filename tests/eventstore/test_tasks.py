@@ -164,7 +164,7 @@ def test_an_effect_subscribers_wake_up_task_owes_what_no_append_did(
     settings.EVENTSTORE_PARTITIONS = 4
     caller = subscribe(Caller())
     # Intents appended before calls were owed at append: only the safety net owes them.
-    with mock.patch("eventstore.dispatch.owe_calls"):
+    with mock.patch.object(store, "calls_owed", None):
         events = steps(store, [f"order-{n}" for n in range(8)])
     partition = events[0].partition(4)
 
