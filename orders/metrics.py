@@ -9,7 +9,9 @@ from the saga read model at scrape time.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -20,11 +22,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from eventstore.store import RecordedEvent
-from orders import events
+from orders.events import ORDER, ORDER_CANCELLED, ORDER_COMPLETED, ORDER_CREATED
 from orders.models import OrderSummary, SagaSummary
 
-_ORDER, _CANCELLED = events.ORDER, events.ORDER_CANCELLED
-_OUTCOMES = {events.ORDER_COMPLETED: "completed", _CANCELLED: "cancelled"}
+_OUTCOMES = {ORDER_COMPLETED: "completed", ORDER_CANCELLED: "cancelled"}
 
 orders_total = Counter(
     "orders_total",
@@ -39,24 +40,37 @@ orders_seconds_to_final = Histogram(
 )
 
 
+# When orders placed in this process were created (OrderCreated's recorded_at, as the order's
+# read model has it), for the time to final without a query: a bounded, oldest-out memory.
+_created_at: OrderedDict[str, datetime] = OrderedDict()
+REMEMBERED_ORDERS = 10_000
+
+
 def count_final_orders(sender: Any = None, events: Iterable[RecordedEvent] = (), **kwargs):
     """`events_recorded` receiver: once the append commits, count each order that reached its
     final state and the time it took."""
-    final = [
-        event
-        for event in events
-        if event.aggregate_type == _ORDER and event.event_type in _OUTCOMES
-    ]
+    final = []
+    for event in events:
+        if event.aggregate_type != ORDER:
+            continue
+        if event.event_type == ORDER_CREATED:
+            _created_at[event.aggregate_id] = event.recorded_at
+            if len(_created_at) > REMEMBERED_ORDERS:
+                _created_at.popitem(last=False)
+        elif event.event_type in _OUTCOMES:
+            final.append(event)
     if not final:
         return
-    created_at = dict(
-        OrderSummary.objects.filter(
-            order_id__in={event.aggregate_id for event in final}
-        ).values_list("order_id", "created_at")
-    )
+    created_at = {e.aggregate_id: _created_at.pop(e.aggregate_id, None) for e in final}
+    unknown = {order_id for order_id, at in created_at.items() if at is None}
+    if unknown:  # placed by another process, or before this one started
+        created_at.update(
+            OrderSummary.objects.filter(order_id__in=unknown).values_list("order_id", "created_at")
+        )
     outcomes = []
     for event in final:
-        reason = str(event.payload.get("reason") or "") if event.event_type == _CANCELLED else ""
+        cancelled = event.event_type == ORDER_CANCELLED
+        reason = str(event.payload.get("reason") or "") if cancelled else ""
         started = created_at.get(event.aggregate_id)
         seconds = (event.recorded_at - started).total_seconds() if started else None
         outcomes.append((_OUTCOMES[event.event_type], reason, seconds))

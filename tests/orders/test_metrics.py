@@ -1,13 +1,15 @@
 """Orders' series (orders_total, orders_seconds_to_final, saga_instances), and a scrape after an
 order placed through the API naming every series of the project."""
 
+from collections import OrderedDict
+
 import pytest
 from django.db import transaction
 from prometheus_client import REGISTRY
 
 from eventstore.metrics import scrape_registry
 from eventstore.store import NewEvent, event_store
-from orders import events
+from orders import events, metrics
 from orders.models import SagaSummary
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +48,20 @@ def test_a_completed_order_counts_once_with_its_time_to_completion(make_product,
 
     assert orders("completed") == completed + 1
     assert finals() == timed + 1
+
+
+def test_an_order_placed_by_another_process_is_timed_from_its_read_model(
+    make_product, place, deliver, monkeypatch
+):
+    make_product("p1", stock=10)
+    place([("p1", 2)], run_saga=False)
+    # This process never saw the order placed: its creation time comes from the read model.
+    monkeypatch.setattr(metrics, "_created_at", OrderedDict())
+    timed = finals()
+
+    deliver()
+
+    assert finals() == timed + 1  # timed only when its creation time was found
 
 
 def test_a_cancelled_order_counts_with_its_reason(make_product, place):
