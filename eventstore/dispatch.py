@@ -20,8 +20,11 @@ from django.conf import settings
 from eventstore.effects import effect_subscribers, make_due_calls, owing, run_due
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import (
+    Subscriber,
     catch_up,
+    catch_up_together,
     get_subscribers,
+    left_behind,
     registry,
     touched_partitions,
     wait_until_followable,
@@ -128,10 +131,18 @@ def _make_calls_owed(events: list[RecordedEvent] | None) -> None:
 
 def _catch_up_woken(events: list[RecordedEvent] | None, partitions: int) -> None:
     """Catch up the partitions `events` touched of every subscriber that reads one of them
-    (every partition of every subscriber when `events` is None)."""
-    for subscriber in get_subscribers():
-        if not subscriber.wakes_on_commit:
-            continue
+    (every partition of every subscriber when `events` is None): in one pass when the commit
+    woke several."""
+    subscribers = [subscriber for subscriber in get_subscribers() if subscriber.wakes_on_commit]
+    if events is not None:
+        woken = [
+            (subscriber, partition)
+            for subscriber in subscribers
+            for partition in sorted(touched_partitions(subscriber, events, partitions) or ())
+        ]
+        if len(woken) > 1 and _catch_up_together(woken, events, partitions):
+            return
+    for subscriber in subscribers:
         touched = touched_partitions(subscriber, events, partitions)
         if touched is not None and not touched:
             continue
@@ -141,3 +152,29 @@ def _catch_up_woken(events: list[RecordedEvent] | None, partitions: int) -> None
             # The commit that woke us has happened; the log keeps the events and
             # process_events (or the next wake-up) delivers them.
             logger.exception("Catching up subscriber %s failed", subscriber.name)
+
+
+def _catch_up_together(
+    woken: list[tuple[Subscriber, int]], events: list[RecordedEvent], partitions: int
+) -> bool:
+    """One pass for every (subscriber, partition) the commit woke (`catch_up_together`); a
+    partition whose checkpoint ended before the woken events (held back, or more than a
+    batch to read) is caught up again on its own. False when the pass could not be done:
+    nothing of it was kept."""
+    try:
+        results = catch_up_together(woken, partitions=partitions)
+    except Exception:
+        logger.exception("Catching up %d subscriber partitions in one pass failed", len(woken))
+        return False
+    if results is None:
+        return False
+    for (subscriber, partition), result in zip(woken, results, strict=True):
+        behind = left_behind(subscriber, partition, partitions, events, result.point)
+        try:
+            if behind:
+                catch_up(subscriber, partitions=partitions, only=[partition], woken_by=events)
+            elif result.handled:
+                subscriber.after_catch_up(result.handled)
+        except Exception:
+            logger.exception("Catching up subscriber %s failed", subscriber.name)
+    return True

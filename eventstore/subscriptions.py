@@ -29,7 +29,8 @@ from django.utils import timezone
 from eventstore import metrics, tracing
 from eventstore.aggregates import joining_units
 from eventstore.logs import event_log_context
-from eventstore.recorders import recorder
+from eventstore.models import Checkpoint
+from eventstore.recorders import CheckpointMove, recorder
 from eventstore.records import START, LogPoint
 from eventstore.registry import Registry
 from eventstore.store import RecordedEvent
@@ -165,13 +166,7 @@ def _catch_up_woken(
     )
     if woken_by is None or result.error:
         return result
-    behind = [
-        event
-        for event in woken_by
-        if event.log_point > result.point
-        and event.partition(partitions) == partition
-        and subscriber.wants((event.event_type,))
-    ]
+    behind = left_behind(subscriber, partition, partitions, woken_by, result.point)
     if not behind or not wait_until_followable(behind):
         return result
     again = catch_up_partition(
@@ -179,6 +174,24 @@ def _catch_up_woken(
     )
     again.handled += result.handled
     return again
+
+
+def left_behind(
+    subscriber: Subscriber,
+    partition: int,
+    partitions: int,
+    events: Iterable[RecordedEvent],
+    point: LogPoint,
+) -> list[RecordedEvent]:
+    """Those of `events` the subscriber reads in this partition that lie after `point` (where
+    its checkpoint stands): a commit's events its catch-up could not read yet."""
+    return [
+        event
+        for event in events
+        if event.log_point > point
+        and event.partition(partitions) == partition
+        and subscriber.wants((event.event_type,))
+    ]
 
 
 def catch_up_partition(
@@ -216,6 +229,38 @@ def catch_up_partition(
     if look_first and not catch_up.has_backlog():
         return catch_up.result
     return catch_up.run()
+
+
+def catch_up_together(
+    woken: list[tuple[Subscriber, int]], *, partitions: int, batch_size: int | None = None
+) -> list[CatchUpResult] | None:
+    """Catch several (subscriber, partition) pairs up in one transaction (one follow pass for
+    every subscriber a commit woke): their checkpoints locked and their batches read in one
+    statement, each batch handled together, every checkpoint moved in one statement. None
+    when an event failed or left the transaction marked for rollback: nothing of it is kept,
+    and the caller catches each pair up on its own. A pair with more to read than one batch is
+    left there (its result's point says where)."""
+    size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
+    catch_ups = [
+        _PartitionCatchUp(subscriber, partition, partitions, batch_size=size, skip_locked=False)
+        for subscriber, partition in woken
+    ]
+    wanted = [
+        (subscriber.name, partition, partitions, subscriber.event_types)
+        for subscriber, partition in woken
+    ]
+    try:
+        with transaction.atomic():
+            held = recorder().lock_and_read_many(wanted, size)
+            moves = [
+                move
+                for catch_up, batch in zip(catch_ups, held, strict=True)
+                if (move := catch_up.handle_held(*batch)[1]) is not None
+            ]
+            recorder().save_checkpoints(moves, now=timezone.now())
+    except _HandleOneByOne:
+        return None
+    return [catch_up.result for catch_up in catch_ups]
 
 
 class _HandleOneByOne(Exception):
@@ -303,14 +348,13 @@ class _PartitionCatchUp:
     def _batch(self, *, one_by_one: bool, retry_transient: bool) -> _BatchDone | None:
         """Lock the checkpoint, read and handle the next batch, move the checkpoint: one
         transaction. None when another worker holds the partition or nothing is left."""
-        name = self.subscriber.name
         with transaction.atomic():
             # Locking the row gives this transaction its id before anything it appends: the
             # store raises an appended event's transaction id to its stream's previous one's, so
             # events appended here still follow their streams' order
             # (`PostgresRecorder._build_append_sql`).
             held = recorder().lock_and_read(
-                name,
+                self.subscriber.name,
                 self.partition,
                 self.partitions,
                 self.subscriber.event_types,
@@ -320,48 +364,56 @@ class _PartitionCatchUp:
             if held is None:
                 self.result.busy = True
                 return None
-            read_at, handled_before, batch = held
-            self._reached(read_at)
-            if not batch:
-                return None
-            with tracing.span(
-                "eventstore.subscriber_batch",
-                {
-                    "eventstore.subscriber": name,
-                    "eventstore.partition": self.partition,
-                    "eventstore.events": len(batch),
-                },
-            ) as span:
-                done = _BatchDone(len(batch))
-                if one_by_one:
-                    point, done.error, failed_position, done.again = _handle_batch(
-                        self.subscriber,
-                        batch,
-                        self.result,
-                        read_at,
-                        handled_before,
-                        retry_transient=retry_transient,
-                    )
-                else:
-                    point, failed_position = self._handle_together(batch, read_at, handled_before)
-                self._reached(point)
-                if handled_before and point >= max(handled_before):
-                    handled_before = None  # past every point the previous partitions reached
-                recorder().save_checkpoint(
-                    name,
-                    self.partition,
-                    self.partitions,
-                    read_at=read_at,
-                    point=point,
-                    handled_before=handled_before,
-                    error=done.error,
-                    failed_position=failed_position,
-                    now=timezone.now(),
+            done, move = self.handle_held(
+                *held, one_by_one=one_by_one, retry_transient=retry_transient
+            )
+            if move is not None:
+                recorder().save_checkpoints([move], now=timezone.now())
+        return done
+
+    def handle_held(
+        self,
+        read_at: LogPoint,
+        handled_before: list[LogPoint] | None,
+        batch: list[RecordedEvent],
+        *,
+        one_by_one: bool = False,
+        retry_transient: bool = False,
+    ) -> tuple[_BatchDone | None, CheckpointMove | None]:
+        """Handle a batch read at the locked checkpoint `read_at`: how it ended, and the
+        checkpoint's move (None for both when the batch is empty)."""
+        self._reached(read_at)
+        if not batch:
+            return None, None
+        with tracing.span(
+            "eventstore.subscriber_batch",
+            {
+                "eventstore.subscriber": self.subscriber.name,
+                "eventstore.partition": self.partition,
+                "eventstore.events": len(batch),
+            },
+        ) as span:
+            done = _BatchDone(len(batch))
+            if one_by_one:
+                point, done.error, failed_position, done.again = _handle_batch(
+                    self.subscriber,
+                    batch,
+                    self.result,
+                    read_at,
+                    handled_before,
+                    retry_transient=retry_transient,
                 )
-                tracing.set_attributes(span, **{"eventstore.error": done.error or None})
+            else:
+                point, failed_position = self._handle_together(batch, read_at, handled_before)
+            self._reached(point)
+            tracing.set_attributes(span, **{"eventstore.error": done.error or None})
+        if handled_before and point >= max(handled_before):
+            handled_before = None  # past every point the previous partitions reached
         if done.error:
             self.result.error = done.error
-        return done
+        name = Checkpoint.name_for(self.subscriber.name, self.partition, self.partitions)
+        move = CheckpointMove(name, read_at, point, handled_before, done.error, failed_position)
+        return done, move
 
     def _handle_together(
         self, batch: list[RecordedEvent], read_at: LogPoint, handled_before: list[LogPoint] | None

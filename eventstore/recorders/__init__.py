@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from eventstore.recorders.base import Recorder
-from eventstore.recorders.checkpoints import CheckpointMoved, RepartitionPending
+from eventstore.recorders.checkpoints import CheckpointMove, CheckpointMoved, RepartitionPending
 from eventstore.recorders.events import Appended, NewRow, StreamRows
 from eventstore.recorders.postgres import PostgresRecorder
 from eventstore.recorders.sqlite import SqliteRecorder
@@ -28,6 +28,7 @@ from eventstore.recorders.tables import current_connection
 
 __all__ = [
     "Appended",
+    "CheckpointMove",
     "CheckpointMoved",
     "NewRow",
     "PostgresRecorder",

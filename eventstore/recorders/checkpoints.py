@@ -4,9 +4,9 @@ it got to in the log, read without locks to find work and locked to do it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -179,6 +179,20 @@ class CheckpointRecorder(EventRecorder):
         batch = self.read_new(read_at, limit, event_types, (partition, partitions))
         return read_at, handled_before, batch
 
+    def lock_and_read_many(
+        self,
+        wanted: Sequence[tuple[str, int, int, Iterable[str] | None]],
+        limit: int,
+    ) -> list[tuple[LogPoint, list[LogPoint] | None, list[RecordedEvent]]]:
+        """`lock_and_read` for each (subscriber, partition, partitions, event types), in one
+        transaction, their rows locked in name order (here one lock and read each)."""
+        order = sorted(range(len(wanted)), key=lambda n: Checkpoint.name_for(*wanted[n][:3]))
+        held: dict[int, Any] = {}
+        for n in order:
+            subscriber, partition, partitions, event_types = wanted[n]
+            held[n] = self.lock_and_read(subscriber, partition, partitions, event_types, limit)
+        return [held[n] for n in range(len(wanted))]
+
     def ensure_partitions(self, subscriber: str, partitions: int) -> None:
         """Inside a transaction, create the subscriber's checkpoint rows for `partitions`.
 
@@ -260,13 +274,24 @@ class CheckpointRecorder(EventRecorder):
         it (if any) and what is left of `handled_before` (one point per previous partition).
         Fenced: raises CheckpointMoved, so the caller's transaction rolls back with every
         effect of the batch, when the row is gone or no longer at `read_at`."""
+        self.save_checkpoints(
+            [
+                CheckpointMove(
+                    Checkpoint.name_for(subscriber, partition, partitions),
+                    read_at,
+                    point,
+                    handled_before,
+                    error,
+                    failed_position,
+                )
+            ],
+            now=now,
+        )
+
+    def save_checkpoints(self, moves: Sequence[CheckpointMove], *, now: datetime) -> None:
+        """Move locked checkpoints as `save_checkpoint` does, fenced alike (here one statement
+        each)."""
         c = self.checkpoints
-        stored = None
-        if handled_before is not None:
-            stored = {
-                "partitions": len(handled_before),
-                "positions": [list(p) for p in handled_before],
-            }
         sql = self._statement(
             "save_checkpoint",
             lambda: (
@@ -277,25 +302,50 @@ class CheckpointRecorder(EventRecorder):
             ),
         )
         with current_connection().cursor() as cursor:
-            cursor.execute(
-                sql,
-                [
-                    point.transaction_id,
-                    point.position,
-                    None if stored is None else json.dumps(stored),
-                    error,
-                    failed_position,
-                    self.db_datetime(now),
-                    Checkpoint.name_for(subscriber, partition, partitions),
-                    read_at.transaction_id,
-                    read_at.position,
-                ],
+            for move in moves:
+                cursor.execute(sql, move.params(self.db_datetime(now)))
+                if cursor.rowcount != 1:
+                    raise move.moved()
+
+
+class CheckpointMove(NamedTuple):
+    """One checkpoint's move (see `Recorder.save_checkpoint`), by the checkpoint row's name."""
+
+    name: str
+    read_at: LogPoint
+    point: LogPoint
+    handled_before: list[LogPoint] | None
+    error: str
+    failed_position: int | None
+
+    def params(self, now: Any) -> list[Any]:
+        """The values the move sets, then the row it moves: name and where it was read at."""
+        stored = None
+        if self.handled_before is not None:
+            stored = json.dumps(
+                {
+                    "partitions": len(self.handled_before),
+                    "positions": [list(point) for point in self.handled_before],
+                }
             )
-            if cursor.rowcount != 1:
-                raise CheckpointMoved(
-                    f"{subscriber} partition {partition}/{partitions}: the checkpoint moved from "
-                    f"position {read_at} while this batch was handled; the batch is undone"
-                )
+        return [
+            self.point.transaction_id,
+            self.point.position,
+            stored,
+            self.error,
+            self.failed_position,
+            now,
+            self.name,
+            self.read_at.transaction_id,
+            self.read_at.position,
+        ]
+
+    def moved(self) -> CheckpointMoved:
+        """The error for a checkpoint that was not where this move read it."""
+        return CheckpointMoved(
+            f"{self.name}: the checkpoint moved from position {self.read_at} while this batch "
+            "was handled; the batch is undone"
+        )
 
 
 def handled_before_points(value: dict[str, Any] | str | None) -> list[LogPoint] | None:

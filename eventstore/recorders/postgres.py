@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from eventstore.models import Checkpoint, Effect, Stream
 from eventstore.recorders.base import Recorder
-from eventstore.recorders.checkpoints import handled_before_points
+from eventstore.recorders.checkpoints import CheckpointMove, handled_before_points
 from eventstore.recorders.events import Appended, NewRow, StreamRows
 from eventstore.recorders.tables import current_connection, written_fields
 from eventstore.records import LogPoint, RecordedEvent
@@ -206,6 +206,88 @@ class PostgresRecorder(Recorder):
         transaction_id, position, handled_before = rows[0][:3]
         batch = [self._recorded(row[3:]) for row in rows if row[3] is not None]
         return LogPoint(transaction_id, position), handled_before_points(handled_before), batch
+
+    def lock_and_read_many(
+        self,
+        wanted: Sequence[tuple[str, int, int, Iterable[str] | None]],
+        limit: int,
+    ) -> list[tuple[LogPoint, list[LogPoint] | None, list[RecordedEvent]]]:
+        """One statement: every checkpoint row locked in name order, and each one's batch read
+        after it in the statement's snapshot (as `lock_and_read`). A row that is missing is
+        left to the base class's statements, which create it."""
+        names = [Checkpoint.name_for(*entry[:3]) for entry in wanted]
+        params: list[Any] = []
+        for n, (name, (_, partition, partitions, types)) in enumerate(
+            zip(names, wanted, strict=True)
+        ):
+            params += [n, name, None if types is None else sorted(types), partition, partitions]
+        sql = self._statement(
+            ("lock_and_read_many", len(wanted), limit), lambda: self._build_many(len(wanted), limit)
+        )
+        with current_connection().cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if len({row[0] for row in rows}) < len(wanted):
+            return super().lock_and_read_many(wanted, limit)
+        held: list[Any] = [None] * len(wanted)
+        for n, transaction_id, position, handled_before, *event in rows:
+            if held[n] is None:
+                held[n] = (
+                    LogPoint(transaction_id, position),
+                    handled_before_points(handled_before),
+                    [],
+                )
+            if event[0] is not None:
+                held[n][2].append(self._recorded(event))
+        return held
+
+    def _build_many(self, count: int, limit: int) -> str:
+        c, e = self.checkpoints, self.events
+        values = ", ".join(["(%s, %s, CAST(%s AS text[]), %s, %s)"] * count)
+        after = self.follow_condition(f"c.{c.transaction_id}", f"c.{c.position}")
+        return (
+            f"WITH w (n, name, types, p, pp) AS (VALUES {values}), "
+            f"c AS (SELECT w.n, k.{c.transaction_id}, k.{c.position}, k.{c.handled_before}, "
+            f"w.types, w.p, w.pp FROM w JOIN {c} k ON k.{c.name} = w.name ORDER BY k.{c.name} "
+            f"FOR UPDATE OF k) "
+            f"SELECT c.n, c.{c.transaction_id}, c.{c.position}, c.{c.handled_before}, e.* "
+            f"FROM c LEFT JOIN LATERAL ({self._select_events} WHERE {after} "
+            f"AND (c.types IS NULL OR {e.event_type} = ANY(c.types)) "
+            f"AND (c.pp = 1 OR {e.partition_hash} %% c.pp = c.p) "
+            f"ORDER BY {self.follow_order()} LIMIT {int(limit)}) e ON true ORDER BY c.n"
+        )
+
+    def save_checkpoints(self, moves: Sequence[CheckpointMove], *, now: datetime) -> None:
+        """Several moves in one statement, fenced alike: each row must be where it was read."""
+        if len(moves) < 2:
+            super().save_checkpoints(moves, now=now)
+            return
+        c = self.checkpoints
+
+        def build() -> str:
+            row = (
+                "(CAST(%s AS bigint), CAST(%s AS bigint), CAST(%s AS jsonb), %s, "
+                "CAST(%s AS bigint), CAST(%s AS timestamptz), %s, CAST(%s AS bigint), "
+                "CAST(%s AS bigint))"
+            )
+            return (
+                f"UPDATE {c} k SET {c.transaction_id} = v.tx, {c.position} = v.pos, "
+                f"{c.handled_before} = v.hb, {c.last_error} = v.err, "
+                f"{c.failed_position} = v.fp, {c.updated_at} = v.at "
+                f"FROM (VALUES {', '.join([row] * len(moves))}) "
+                "v (tx, pos, hb, err, fp, at, name, read_tx, read_pos) "
+                f"WHERE k.{c.name} = v.name AND k.{c.transaction_id} = v.read_tx "
+                f"AND k.{c.position} = v.read_pos"
+            )
+
+        at = self.db_datetime(now)
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                self._statement(("save_checkpoints", len(moves)), build),
+                [value for move in moves for value in move.params(at)],
+            )
+            if cursor.rowcount != len(moves):
+                raise moves[0].moved()
 
     def claim_effects(
         self, subscriber: str, now: datetime, until: datetime, token: uuid.UUID, limit: int

@@ -84,6 +84,67 @@ def test_after_commit_each_event_is_handled_once(
     assert Checkpoint.objects.get(subscriber="tests.noter").position == positions[-1]
 
 
+class Counter(Subscriber):
+    """Also reacts to each ThingHappened, by counting it in a stream of its own."""
+
+    name = "tests.counter"
+    event_types = frozenset({"ThingHappened"})
+
+    def __init__(self, fail_on=()):
+        self.fail_on = set(fail_on)
+
+    def handle(self, event):
+        from eventstore.store import event_store
+
+        if event.payload.get("n") in self.fail_on:
+            raise RuntimeError(f"cannot count {event.payload['n']}")
+        event_store.append_to_stream("count", f"c{event.position}", [NewEvent("Counted", {})])
+
+
+def counted():
+    return Event.objects.filter(event_type="Counted").count()
+
+
+@pytest.mark.django_db
+def test_a_commit_that_wakes_two_subscribers_catches_both_up_in_one_pass(store, subscribe):
+    subscribe(Noter())
+    subscribe(Counter())
+    [position] = happened(store, 1)
+    reads = []
+    real = recorder().lock_and_read_many
+
+    def lock_and_read_many(wanted, limit):
+        reads.append([name for name, *_ in wanted])
+        return real(wanted, limit)
+
+    with mock.patch.object(recorder(), "lock_and_read_many", lock_and_read_many):
+        dispatch_committed(events=store.read_page())
+
+    assert reads == [["tests.noter", "tests.counter"]]
+    assert (notes(), counted()) == ([position], 1)
+    assert set(Checkpoint.objects.values_list("subscriber", "position")) == {
+        ("tests.noter", position),
+        ("tests.counter", position),
+    }
+
+
+@pytest.mark.django_db
+def test_a_failure_in_a_shared_pass_undoes_it_and_each_subscriber_is_caught_up_alone(
+    store, subscribe
+):
+    subscribe(Noter())
+    subscribe(Counter(fail_on={0}))
+    [position] = happened(store, 1)
+
+    dispatch_committed(events=store.read_page())
+
+    assert (notes(), counted()) == ([position], 0)
+    noted, failed = Checkpoint.objects.order_by("subscriber").reverse()
+    assert (noted.subscriber, noted.position, noted.last_error) == ("tests.noter", position, "")
+    assert (failed.subscriber, failed.position) == ("tests.counter", 0)
+    assert failed.last_error == "RuntimeError: cannot count 0"
+
+
 @pytest.mark.django_db
 def test_an_event_delivered_twice_takes_effect_once(store, subscribe):
     noter = subscribe(Noter())
@@ -118,7 +179,7 @@ def test_a_crash_before_the_checkpoint_commits_undoes_the_effects_too(store, sub
     positions = happened(store, 3)
 
     with (
-        mock.patch.object(recorder(), "save_checkpoint", side_effect=SystemError("power cut")),
+        mock.patch.object(recorder(), "save_checkpoints", side_effect=SystemError("power cut")),
         pytest.raises(SystemError),
     ):
         catch_up(noter)
