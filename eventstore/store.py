@@ -26,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -134,6 +135,52 @@ class _Piece(NamedTuple):
     stream: int
     start: int
     rows: StreamRows
+
+
+def _row(
+    kind: str,
+    ident: str,
+    event: NewEvent,
+    trace_context: dict[str, str],
+    now: datetime,
+    stored_now: Any,
+) -> tuple[NewRow, RecordedEvent]:
+    """One event's row, and the event readers will see: payload and metadata exactly as they
+    will read back, the metadata with `trace_context` (the appending span's, replacing one
+    copied forward)."""
+    payload_text = _json_text(event.payload, "payload")
+    metadata = event.metadata
+    if trace_context and isinstance(metadata, dict):
+        metadata = {**metadata, **trace_context}
+    metadata_text = _json_text(metadata, "metadata")
+    metadata = json.loads(metadata_text)
+    schema_version = event.schema_version or current_schema_version(event.event_type)
+    row = NewRow(
+        event_id=recorder().db_uuid(event.event_id),
+        event_type=event.event_type,
+        schema_version=schema_version,
+        payload=payload_text,
+        metadata=metadata_text,
+        recorded_at=stored_now,
+        correlation_id=stored_correlation_id(metadata),
+        partition_hash=partition_hash(metadata, ident),
+    )
+    # What readers of the log will see: an event appended at an older schema version (an
+    # import, a replayed export) reaches projections upcast.
+    read_schema, payload = upcast(event.event_type, schema_version, json.loads(payload_text))
+    seen = RecordedEvent(
+        position=0,
+        event_id=event.event_id,
+        aggregate_type=kind,
+        aggregate_id=ident,
+        version=0,
+        event_type=event.event_type,
+        schema_version=read_schema,
+        payload=payload,
+        metadata=metadata,
+        recorded_at=now,
+    )
+    return row, seen
 
 
 def _chunks(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
@@ -375,52 +422,18 @@ class EventStore:
     ) -> tuple[list[_Piece], dict[Any, RecordedEvent]]:
         """The rows to insert, a piece per stream, and for each row (by its stored event id)
         the event readers will see, its position, version and transaction id still to come
-        from the insert: payload and metadata exactly as they will read back, the metadata
-        with `trace_context` (the appending span's, replacing one copied forward)."""
+        from the insert."""
         now = timezone.now()
         stored_now = recorder().db_datetime(now)
-        db_uuid = recorder().db_uuid
         pieces = []
         recorded = {}
         for number, stream in enumerate(streams):
             kind, ident = stream.aggregate_type, str(stream.aggregate_id)
             rows = []
             for event in stream.events:
-                payload_text = _json_text(event.payload, "payload")
-                metadata = event.metadata
-                if trace_context and isinstance(metadata, dict):
-                    metadata = {**metadata, **trace_context}
-                metadata_text = _json_text(metadata, "metadata")
-                metadata = json.loads(metadata_text)
-                schema_version = event.schema_version or current_schema_version(event.event_type)
-                row = NewRow(
-                    event_id=db_uuid(event.event_id),
-                    event_type=event.event_type,
-                    schema_version=schema_version,
-                    payload=payload_text,
-                    metadata=metadata_text,
-                    recorded_at=stored_now,
-                    correlation_id=stored_correlation_id(metadata),
-                    partition_hash=partition_hash(metadata, ident),
-                )
+                row, seen = _row(kind, ident, event, trace_context, now, stored_now)
                 rows.append(row)
-                # What readers of the log will see: an event appended at an older schema
-                # version (an import, a replayed export) reaches projections upcast.
-                read_schema, payload = upcast(
-                    event.event_type, schema_version, json.loads(payload_text)
-                )
-                recorded[row.event_id] = RecordedEvent(
-                    position=0,
-                    event_id=event.event_id,
-                    aggregate_type=kind,
-                    aggregate_id=ident,
-                    version=0,
-                    event_type=event.event_type,
-                    schema_version=read_schema,
-                    payload=payload,
-                    metadata=metadata,
-                    recorded_at=now,
-                )
+                recorded[row.event_id] = seen
             pieces.append(_Piece(number, 0, StreamRows(kind, ident, stream.expected_version, rows)))
         return pieces, recorded
 

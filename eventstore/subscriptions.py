@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -237,8 +238,9 @@ def catch_up_together(
     """Catch several (subscriber, partition) pairs up in one transaction (one follow pass for
     every subscriber a commit woke): their checkpoints locked and their batches read in one
     statement, each batch handled together, every checkpoint moved in one statement. None
-    when an event failed or left the transaction marked for rollback: nothing of it is kept,
-    and the caller catches each pair up on its own. A pair with more to read than one batch is
+    when an event failed or left the transaction marked for rollback, or a checkpoint row
+    is still to be created: nothing of it is kept, and the caller catches each pair up on its
+    own. A pair with more to read than one batch is
     left there (its result's point says where)."""
     size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
     catch_ups = [
@@ -252,6 +254,8 @@ def catch_up_together(
     try:
         with transaction.atomic():
             held = recorder().lock_and_read_many(wanted, size)
+            if held is None:
+                raise _HandleOneByOne()
             moves = [
                 move
                 for catch_up, batch in zip(catch_ups, held, strict=True)
@@ -429,16 +433,11 @@ class _PartitionCatchUp:
         with joining_units():
             for event in batch:
                 if not _handled_before(event, handled_before):
-                    with event_log_context(self.subscriber.name, event):
-                        try:
-                            with tracing.event_span(
-                                f"handle {event.event_type}",
-                                event,
-                                **{"eventstore.subscriber": self.subscriber.name},
-                            ):
-                                self.subscriber.handle(event)
-                        except Exception as error:
-                            raise _HandleOneByOne() from error
+                    try:
+                        with _handling(self.subscriber, event):
+                            self.subscriber.handle(event)
+                    except Exception as error:
+                        raise _HandleOneByOne() from error
                     if connection.needs_rollback:
                         raise _HandleOneByOne()
                     handled += 1
@@ -499,46 +498,58 @@ def _handle_batch(
     event to handle it again in a new transaction (a transient failure, `retry_transient`)."""
     point = read_at
     for event in batch:
-        if _handled_before(event, handled_before):
-            point = event.log_point
-            result.position = event.position
-            continue
-        # What the handler logs, and its failure, names the event and the subscriber.
-        with event_log_context(subscriber.name, event):
+        if not _handled_before(event, handled_before):
             try:
-                with (
-                    tracing.event_span(
-                        f"handle {event.event_type}",
-                        event,
-                        **{"eventstore.subscriber": subscriber.name},
-                    ),
-                    transaction.atomic(),
-                ):
+                with _handling(subscriber, event), transaction.atomic():
                     subscriber.handle(event)
-            except Exception as exc:
+            except Exception as error:
                 # Each failed attempt counts, whether or not the batch's transaction commits.
                 metrics.subscriber_errors.labels(subscriber=subscriber.name).inc()
-                if retry_transient and _transient(exc):
-                    logger.warning(
-                        "Subscriber %s met %s on event #%s (%s); it handles the event again in "
-                        "a new transaction",
-                        subscriber.name,
-                        type(exc).__name__,
-                        event.position,
-                        event.event_type,
-                    )
+                again = retry_transient and _transient(error)
+                _report(subscriber, event, error, again=again)
+                if again:
                     return point, "", None, True
-                logger.exception(
-                    "Subscriber %s failed on event #%s (%s)",
-                    subscriber.name,
-                    event.position,
-                    event.event_type,
-                )
-                return point, f"{type(exc).__name__}: {exc}", event.position, False
+                return point, f"{type(error).__name__}: {error}", event.position, False
+            result.handled += 1
         point = event.log_point
         result.position = event.position
-        result.handled += 1
     return point, "", None, False
+
+
+@contextmanager
+def _handling(subscriber: Subscriber, event: RecordedEvent) -> Iterator[None]:
+    """Around one event's handling: what the handler logs, and its failure, names the event and
+    the subscriber; a span traces it in the event's trace."""
+    with (
+        event_log_context(subscriber.name, event),
+        tracing.event_span(
+            f"handle {event.event_type}", event, **{"eventstore.subscriber": subscriber.name}
+        ),
+    ):
+        yield
+
+
+def _report(subscriber: Subscriber, event: RecordedEvent, error: Exception, *, again: bool):
+    """Log a handler's failure: a warning when the event is handled again at once (a transient
+    failure), else the error with its traceback."""
+    with event_log_context(subscriber.name, event):
+        if again:
+            logger.warning(
+                "Subscriber %s met %s on event #%s (%s); it handles the event again in a new "
+                "transaction",
+                subscriber.name,
+                type(error).__name__,
+                event.position,
+                event.event_type,
+            )
+            return
+        logger.error(
+            "Subscriber %s failed on event #%s (%s)",
+            subscriber.name,
+            event.position,
+            event.event_type,
+            exc_info=error,
+        )
 
 
 @dataclass(frozen=True)

@@ -183,9 +183,10 @@ class CheckpointRecorder(EventRecorder):
         self,
         wanted: Sequence[tuple[str, int, int, Iterable[str] | None]],
         limit: int,
-    ) -> list[tuple[LogPoint, list[LogPoint] | None, list[RecordedEvent]]]:
+    ) -> list[tuple[LogPoint, list[LogPoint] | None, list[RecordedEvent]]] | None:
         """`lock_and_read` for each (subscriber, partition, partitions, event types), in one
-        transaction, their rows locked in name order (here one lock and read each)."""
+        transaction, their rows locked in name order (here one lock and read each, rows
+        created as they are missing); None where that cannot be done (see `PostgresRecorder`)."""
         order = sorted(range(len(wanted)), key=lambda n: Checkpoint.name_for(*wanted[n][:3]))
         held: dict[int, Any] = {}
         for n in order:
@@ -211,23 +212,8 @@ class CheckpointRecorder(EventRecorder):
             rows = cursor.fetchall()
             previous = [row for row in rows if row[0] != partitions]
             have = {row[1] for row in rows if row[0] == partitions}
-            start, handled_before = START, None
+            start, handled_before = _restart(subscriber, previous)
             if previous:
-                counts = {row[0] for row in previous}
-                if len(counts) > 1 or any(from_json(row[4]) for row in previous):
-                    raise RepartitionPending(
-                        f"{subscriber}: its partition count changed again before the previous "
-                        "change was caught up; run every process with the previous "
-                        "EVENTSTORE_PARTITIONS until its checkpoints show no handled_before"
-                    )
-                (count,) = counts
-                points = [START] * count
-                for _, partition, transaction_id, position, _ in previous:
-                    if partition < count:
-                        points[partition] = LogPoint(transaction_id, position)
-                start = min(points)
-                if max(points) > start:
-                    handled_before = {"partitions": count, "positions": [list(p) for p in points]}
                 cursor.execute(
                     f"DELETE FROM {c} WHERE {c.subscriber} = %s AND {c.partitions} <> %s",
                     [subscriber, partitions],
@@ -346,6 +332,32 @@ class CheckpointMove(NamedTuple):
             f"{self.name}: the checkpoint moved from position {self.read_at} while this batch "
             "was handled; the batch is undone"
         )
+
+
+def _restart(
+    subscriber: str, previous: list[tuple[Any, ...]]
+) -> tuple[LogPoint, dict[str, Any] | None]:
+    """Where new partitions of a subscriber start after its rows under another count
+    (`previous`: partitions, partition, transaction id, position, handled_before each): the
+    lowest of their points, and every point (`handled_before`) when they differ."""
+    if not previous:
+        return START, None
+    counts = {row[0] for row in previous}
+    if len(counts) > 1 or any(from_json(row[4]) for row in previous):
+        raise RepartitionPending(
+            f"{subscriber}: its partition count changed again before the previous "
+            "change was caught up; run every process with the previous "
+            "EVENTSTORE_PARTITIONS until its checkpoints show no handled_before"
+        )
+    (count,) = counts
+    points = [START] * count
+    for _, partition, transaction_id, position, _ in previous:
+        if partition < count:
+            points[partition] = LogPoint(transaction_id, position)
+    start = min(points)
+    if max(points) == start:
+        return start, None
+    return start, {"partitions": count, "positions": [list(point) for point in points]}
 
 
 def handled_before_points(value: dict[str, Any] | str | None) -> list[LogPoint] | None:

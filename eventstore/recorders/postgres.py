@@ -128,10 +128,9 @@ class PostgresRecorder(Recorder):
         has ended (see `follow_condition`).
         """
         layout, owed = shape
-        e, index = self.events, self.streams
+        e = self.events
         columns = [getattr(e, name) for name in NewRow._fields]
         written = [e.aggregate_type, e.aggregate_id, e.version, e.transaction_id, *columns]
-        moved = [index.version, index.last_event_type, index.last_position, index.last_recorded_at]
         ok = "(SELECT ok FROM ok)"
         return (
             f"WITH {self._new_events(layout)}, "
@@ -151,13 +150,7 @@ class PostgresRecorder(Recorder):
             f"WHERE {ok} ORDER BY v.n, v.k ON CONFLICT DO NOTHING RETURNING {e.position}, "
             f"{e.event_id}, {e.transaction_id}, {e.version}, {e.aggregate_type}, "
             f"{e.aggregate_id}, {e.event_type}, {e.recorded_at}), "
-            f"x AS (INSERT INTO {index} ({', '.join(index.columns(_INDEX_FIELDS))}) "
-            f"SELECT DISTINCT ON ({e.aggregate_type}, {e.aggregate_id}) {e.aggregate_type}, "
-            f"{e.aggregate_id}, {e.version}, {e.event_type}, {e.position}, {e.recorded_at}, "
-            f"{e.recorded_at} FROM i ORDER BY {e.aggregate_type}, {e.aggregate_id}, "
-            f"{e.version} DESC ON CONFLICT ({index.aggregate_type}, {index.aggregate_id}) "
-            f"DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in moved)}) "
-            f"{self._owed_sql(owed)}"
+            f"{self._stream_index_sql()}{self._owed_sql(owed)}"
             f"SELECT {e.position}, {e.event_id}, {e.transaction_id}, {e.version}::bigint FROM i "
             "UNION ALL SELECT NULL::bigint, NULL::uuid, h.n::bigint, h.version::bigint FROM h "
             f"WHERE NOT {ok} "
@@ -211,10 +204,11 @@ class PostgresRecorder(Recorder):
         self,
         wanted: Sequence[tuple[str, int, int, Iterable[str] | None]],
         limit: int,
-    ) -> list[tuple[LogPoint, list[LogPoint] | None, list[RecordedEvent]]]:
+    ) -> list[tuple[LogPoint, list[LogPoint] | None, list[RecordedEvent]]] | None:
         """One statement: every checkpoint row locked in name order, and each one's batch read
-        after it in the statement's snapshot (as `lock_and_read`). A row that is missing is
-        left to the base class's statements, which create it."""
+        after it in the statement's snapshot (as `lock_and_read`). None when a row is missing:
+        the rows found are locked already, so creating it now could take locks out of name
+        order; the caller rolls back and catches each partition up on its own."""
         names = [Checkpoint.name_for(*entry[:3]) for entry in wanted]
         params: list[Any] = []
         for n, (name, (_, partition, partitions, types)) in enumerate(
@@ -228,7 +222,7 @@ class PostgresRecorder(Recorder):
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         if len({row[0] for row in rows}) < len(wanted):
-            return super().lock_and_read_many(wanted, limit)
+            return None
         held: list[Any] = [None] * len(wanted)
         for n, transaction_id, position, handled_before, *event in rows:
             if held[n] is None:
@@ -303,6 +297,20 @@ class PostgresRecorder(Recorder):
             cursor.execute(sql, self._claim_params(subscriber, now, until, token, limit))
             rows = cursor.fetchall()
         return sorted((row[0], row[1], self._recorded(row[2:])) for row in rows)
+
+    def _stream_index_sql(self) -> str:
+        """The append's CTE that moves the stream index to each stream's last inserted event
+        (a new row keeps its first_recorded_at from then on)."""
+        e, index = self.events, self.streams
+        moved = [index.version, index.last_event_type, index.last_position, index.last_recorded_at]
+        return (
+            f"x AS (INSERT INTO {index} ({', '.join(index.columns(_INDEX_FIELDS))}) "
+            f"SELECT DISTINCT ON ({e.aggregate_type}, {e.aggregate_id}) {e.aggregate_type}, "
+            f"{e.aggregate_id}, {e.version}, {e.event_type}, {e.position}, {e.recorded_at}, "
+            f"{e.recorded_at} FROM i ORDER BY {e.aggregate_type}, {e.aggregate_id}, "
+            f"{e.version} DESC ON CONFLICT ({index.aggregate_type}, {index.aggregate_id}) "
+            f"DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in moved)}) "
+        )
 
     def _owed_sql(self, owed: int) -> str:
         """The append's CTEs that record the calls it owes (`owed` of them: (subscriber name,
