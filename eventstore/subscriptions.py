@@ -240,8 +240,8 @@ def catch_up_together(
     statement, each batch handled together, every checkpoint moved in one statement. None
     when an event failed or left the transaction marked for rollback, or a checkpoint row
     is still to be created: nothing of it is kept, and the caller catches each pair up on its
-    own. A pair with more to read than one batch is
-    left there (its result's point says where)."""
+    own. A pair with more to read than one batch is left there (its result's point says
+    where)."""
     size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
     catch_ups = [
         _PartitionCatchUp(subscriber, partition, partitions, batch_size=size, skip_locked=False)
