@@ -76,6 +76,30 @@ def test_an_owed_call_is_made_once_after_the_catch_up_and_marked_done(subscribe,
     assert catch_up(recorder).calls == 0
 
 
+def test_an_intent_owes_its_call_in_the_transaction_that_appends_it(subscribe, ask):
+    subscribe(Recorder())
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        ask(1)
+        assert Effect.objects.filter(status="pending").count() == 1  # owed with the event
+        raise RuntimeError("the append rolls back")
+    asked = ask(2)
+
+    assert list(Effect.objects.values_list("event_id", "position")) == [
+        (asked.event_id, asked.position)
+    ]
+
+
+def test_an_intent_appended_again_owes_no_second_call(subscribe, store):
+    subscribe(Recorder())
+    intent = NewEvent("Asked", {"n": 1})
+
+    store.append_to_stream("thing", "t-1", [intent])
+    store.append_to_stream("thing", "t-1", [intent])  # its event id is stored: nothing new
+
+    assert Effect.objects.count() == 1
+
+
 def test_an_event_handled_twice_owes_one_call(subscribe, ask):
     recorder = subscribe(Recorder())
     asked = ask()
