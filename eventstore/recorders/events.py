@@ -204,7 +204,7 @@ class EventRecorder(RecorderBase):
         """The CTEs `s` (each stream: n, type, id, expected version) and `v` (each row: its
         stream n, its place k in it, then `NewRow`'s fields) of an append of `layout` (rows per
         stream)."""
-        marks = ", ".join(self._typed_mark(Event._meta.get_field(name)) for name in NewRow._fields)
+        marks = ", ".join(self._mark(Event._meta.get_field(name)) for name in NewRow._fields)
         stream_values = ", ".join(f"({n}, %s, %s, CAST(%s AS INTEGER))" for n in range(len(layout)))
         row_values = ", ".join(
             f"({n}, {k}, {marks})" for n, count in enumerate(layout) for k in range(1, count + 1)
@@ -213,11 +213,6 @@ class EventRecorder(RecorderBase):
             f"s (n, aggregate_type, aggregate_id, expected) AS (VALUES {stream_values}), "
             f"v (n, k, {', '.join(NewRow._fields)}) AS (VALUES {row_values})"
         )
-
-    def _typed_mark(self, field: Any) -> str:
-        """The placeholder of a value bound to the field's column in a VALUES list (here as in
-        an INSERT: SQLite gives a value its column's affinity when it is stored)."""
-        return self._mark(field)
 
     def _build_append_sql(self, layout: tuple[int, ...]) -> str:
         e = self.events

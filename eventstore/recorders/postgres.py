@@ -3,15 +3,16 @@ native UUIDs."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import OperationalError, models
+from django.db import OperationalError
 from django.utils import timezone
 
-from eventstore.models import Checkpoint, Effect, Stream
+from eventstore.models import Checkpoint, Effect, Event, Stream
 from eventstore.recorders.base import Recorder
 from eventstore.recorders.checkpoints import CheckpointMove, handled_before_points
 from eventstore.recorders.events import Appended, NewRow, StreamRows
@@ -47,6 +48,24 @@ _OWN = "(SELECT pg_current_xact_id_if_assigned()::text::bigint)"
 _INDEX_FIELDS = [field.name for field in written_fields(Stream)]
 
 
+def _rows_json(streams: Sequence[StreamRows]) -> str:
+    """Every row of the append as one JSON array, each row an object of its stream's place
+    (n), its own (k) and `NewRow`'s fields; payload and metadata go in as the JSON they are."""
+    return (
+        "["
+        + ",".join(
+            f'{{"n":{n},"k":{k},"event_id":"{row.event_id}","event_type":{json.dumps(row.event_type)},'
+            f'"schema_version":{int(row.schema_version)},"payload":{row.payload},'
+            f'"metadata":{row.metadata},"recorded_at":"{row.recorded_at.isoformat()}",'
+            f'"correlation_id":{json.dumps(row.correlation_id)},'
+            f'"partition_hash":{int(row.partition_hash)}}}'
+            for n, stream in enumerate(streams)
+            for k, row in enumerate(stream.rows, start=1)
+        )
+        + "]"
+    )
+
+
 class PostgresRecorder(Recorder):
     """PostgreSQL: appends run concurrently and followers read the log by (transaction id,
     position) up to the oldest transaction still running; rows are locked, JSON is JSONB."""
@@ -58,11 +77,30 @@ class PostgresRecorder(Recorder):
         """An event id as the column stores it (a native uuid)."""
         return value
 
-    def _typed_mark(self, field: Any) -> str:
-        """A VALUES list types its columns from its values: each is cast to its column's type."""
-        if isinstance(field, models.JSONField):
-            return self.json_mark
-        return f"CAST(%s AS {field.db_type(current_connection())})"
+    def _new_events(self, layout: tuple[int, ...]) -> str:
+        """As the base class's, but the rows come in one JSON parameter (`_rows_json`), which
+        the server unpacks, instead of a parameter per value: the driver adapts a few values
+        per append rather than dozens."""
+        stream_values = ", ".join(f"({n}, %s, %s, CAST(%s AS INTEGER))" for n in range(len(layout)))
+        fields = [Event._meta.get_field(name) for name in NewRow._fields]
+        columns = ", ".join(
+            f"{field.name} {field.db_type(current_connection())}" for field in fields
+        )
+        return (
+            f"s (n, aggregate_type, aggregate_id, expected) AS (VALUES {stream_values}), "
+            f"v AS (SELECT * FROM jsonb_to_recordset(CAST(%s AS jsonb)) "
+            f"AS v (n integer, k integer, {columns}))"
+        )
+
+    def _append_params(self, streams: Sequence[StreamRows]) -> list[Any]:
+        return [
+            *(
+                value
+                for stream in streams
+                for value in (stream.aggregate_type, stream.aggregate_id, stream.expected_version)
+            ),
+            _rows_json(streams),
+        ]
 
     def append(
         self,
