@@ -18,6 +18,7 @@ import logging
 import os
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from typing import Any
 
 from django.db import DatabaseError
@@ -44,10 +45,17 @@ subscriber_errors = Counter(
 
 def count_appended(events: Iterable[RecordedEvent]) -> None:
     """Count committed events by aggregate type and event type (an on-commit callback)."""
-    for (aggregate_type, event_type), count in Tally(
+    for labels, count in Tally(
         (event.aggregate_type, event.event_type) for event in events
     ).items():
-        events_appended.labels(aggregate_type=aggregate_type, event_type=event_type).inc(count)
+        _appended(labels).inc(count)
+
+
+@cache
+def _appended(labels: tuple[str, str]) -> Any:
+    """The counter of one (aggregate type, event type), looked up once."""
+    aggregate_type, event_type = labels
+    return events_appended.labels(aggregate_type=aggregate_type, event_type=event_type)
 
 
 class SubscriberLagCollector(Collector):
