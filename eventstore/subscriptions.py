@@ -15,7 +15,6 @@ types it committed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -56,11 +55,6 @@ class Subscriber:
         `handle` each; a batch handled event by event is not handed over whole)."""
         for event in events:
             self.handle(event)
-
-    def catching_up(self) -> contextlib.AbstractContextManager[None]:
-        """A context around a catch-up whose work after it (`after_catch_up`) this thread does
-        right after."""
-        return contextlib.nullcontext()
 
     def after_catch_up(self, handled: int) -> int:
         """Work done with no transaction open after each catch-up that `handled` this many
@@ -129,11 +123,10 @@ def catch_up(
     checkpoint ended before one of them (`wait_until_followable`).
     """
     count = partitions or int(settings.EVENTSTORE_PARTITIONS)
-    with subscriber.catching_up():
-        results = [
-            _catch_up_woken(subscriber, partition, count, batch_size, woken_by)
-            for partition in (range(count) if only is None else sorted(set(only)))
-        ]
+    results = [
+        _catch_up_woken(subscriber, partition, count, batch_size, woken_by)
+        for partition in (range(count) if only is None else sorted(set(only)))
+    ]
     failed = [result for result in results if result.error]
     result = CatchUpResult(
         subscriber.name,

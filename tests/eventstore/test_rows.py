@@ -151,3 +151,31 @@ def test_a_row_batch_writes_each_row_once_with_every_change_of_the_batch(
     statuses = dict(ReservationSummary.objects.values_list("reservation_id", "status"))
     assert statuses == {"new": "released", "stored": "committed"}
     assert ReservationSummary.objects.get(pk="stored").updated_at == LATER
+
+
+@pytest.mark.django_db
+def test_rows_a_batch_changes_alike_are_updated_in_one_statement(django_assert_num_queries):
+    for product_id in ("p1", "p2", "p3"):
+        rows.insert(
+            ProductStock,
+            product_id=product_id,
+            name=product_id,
+            price=Decimal("9.99"),
+            available_stock=10,
+            version=1,
+            created_at=AT,
+            updated_at=AT,
+        )
+    batch = rows.RowBatch(ProductStock)
+    batch.change("p1", {"version": 2, "updated_at": LATER}, add={"available_stock": -3})
+    batch.change("p2", {"version": 5, "updated_at": LATER}, add={"available_stock": 4})
+    batch.change("p2", {"version": 6}, add={"available_stock": 1})
+
+    with django_assert_num_queries(1):
+        batch.flush()
+
+    stock = {
+        row.product_id: (row.version, row.available_stock, row.updated_at)
+        for row in ProductStock.objects.all()
+    }
+    assert stock == {"p1": (2, 7, LATER), "p2": (6, 15, LATER), "p3": (1, 10, AT)}
