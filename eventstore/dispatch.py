@@ -89,9 +89,9 @@ def wake_here(events: list[RecordedEvent] | None) -> None:
     """Catch the woken partitions up in this thread, then make the calls left due.
 
     Subscribers that append events cause further commits; their wake-ups are folded into the
-    running loop instead of recursing. Once nothing is left to catch up, the calls that are due
-    are made, whoever owes them: under concurrent requests the thread (or process) that handled
-    a request's events first owes that request's call, and may be busy with a call of its own.
+    running loop instead of recursing. Each round makes the calls its commits owed; once nothing
+    is left to catch up, the calls that are due of every other effect subscriber are made,
+    whoever owes them (a call whose maker failed, or one another thread has not claimed yet).
     """
     if getattr(_here, "running", False):
         if events is None or _here.woken is None:
@@ -100,15 +100,18 @@ def wake_here(events: list[RecordedEvent] | None) -> None:
             _here.woken.extend(events)
         return
     _here.running = True
+    made: set[str] = set()  # effect subscribers whose due calls this loop made
     try:
         partitions = int(settings.EVENTSTORE_PARTITIONS)
         while True:
             _here.woken = []
             _catch_up_woken(events, partitions)
-            _make_calls_owed(events)
+            made |= _make_calls_owed(events)
             events = _here.woken
             if events is not None and not events:
-                make_due_calls(get_subscribers())
+                # Every call due when a subscriber's calls were made was claimed then: only
+                # the others are looked at.
+                make_due_calls(s for s in get_subscribers() if s.name not in made)
                 events = _here.woken
                 if events is not None and not events:
                     return
@@ -116,17 +119,21 @@ def wake_here(events: list[RecordedEvent] | None) -> None:
         _here.running = False
 
 
-def _make_calls_owed(events: list[RecordedEvent] | None) -> None:
+def _make_calls_owed(events: list[RecordedEvent] | None) -> set[str]:
     """Make the calls the commit of `events` owed (every effect subscriber's due calls when
-    `events` is None)."""
+    `events` is None); the names of the subscribers whose due calls were made."""
     if events is None:
         make_due_calls(get_subscribers())
-        return
+        return set()
+    made = set()
     for subscriber in owing(get_subscribers(), events):
         try:
             run_due(subscriber, look_first=False)
         except Exception:
             logger.exception("Making the calls of subscriber %s failed", subscriber.name)
+        else:
+            made.add(subscriber.name)
+    return made
 
 
 def _catch_up_woken(events: list[RecordedEvent] | None, partitions: int) -> None:

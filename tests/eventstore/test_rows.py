@@ -162,20 +162,25 @@ def test_rows_a_batch_changes_alike_are_updated_in_one_statement(django_assert_n
             name=product_id,
             price=Decimal("9.99"),
             available_stock=10,
+            received_stock=10,
             version=1,
             created_at=AT,
             updated_at=AT,
         )
     batch = rows.RowBatch(ProductStock)
-    batch.change("p1", {"version": 2, "updated_at": LATER}, add={"available_stock": -3})
-    batch.change("p2", {"version": 5, "updated_at": LATER}, add={"available_stock": 4})
-    batch.change("p2", {"version": 6}, add={"available_stock": 1})
+    batch.change("p1", {"version": 2, "updated_at": LATER}, add=reserved(3))
+    batch.change("p2", {"version": 5, "updated_at": LATER}, add=reserved(1))
+    batch.change("p2", {"version": 6}, add=reserved(2))
 
     with django_assert_num_queries(1):
         batch.flush()
 
     stock = {
-        row.product_id: (row.version, row.available_stock, row.updated_at)
+        row.product_id: (row.version, row.available_stock, row.reserved_stock, row.updated_at)
         for row in ProductStock.objects.all()
     }
-    assert stock == {"p1": (2, 7, LATER), "p2": (6, 15, LATER), "p3": (1, 10, AT)}
+    assert stock == {"p1": (2, 7, 3, LATER), "p2": (6, 7, 3, LATER), "p3": (1, 10, 0, AT)}
+
+
+def reserved(units):
+    return {"available_stock": -units, "reserved_stock": units}
