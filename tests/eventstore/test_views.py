@@ -10,6 +10,7 @@ from django.db import DatabaseError, connection
 from kombu.exceptions import OperationalError
 
 from config.celery import app as celery_app
+from eventstore.effects import EffectSubscriber
 from eventstore.subscriptions import Subscriber, catch_up
 from tests.factories import append_event
 from tests.processes import HOST, free_port, rabbitmq_missing
@@ -114,6 +115,32 @@ def test_health_answers_503_naming_the_partition_when_a_lag_exceeds_the_limit(
     assert (body["status"], body["database"]) == ("unavailable", "ok")
     assert body["subscribers"] == "behind: tests.lagging partition 0 is 3 events behind (limit 2)"
     assert body["largest_lag"]["events"] == 3
+
+
+class Calling(EffectSubscriber):
+    """Owes a call for each ThingHappened: its calls are owed as they are appended, and its
+    checkpoint is a safety net nobody follows in these tests."""
+
+    name = "tests.calling"
+    event_types = frozenset({"ThingHappened"})
+
+    def perform(self, event, *, attempt):
+        pass
+
+
+@pytest.mark.django_db
+def test_health_leaves_an_effect_subscribers_safety_net_out_of_the_lag(
+    anonymous_client, subscribe, settings
+):
+    settings.HEALTH_MAX_LAG_EVENTS = 2
+    subscribe(Calling())
+    for _ in range(3):
+        append_event()
+
+    response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 200
+    assert response.json()["largest_lag"] is None
 
 
 @pytest.mark.django_db
