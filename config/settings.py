@@ -382,10 +382,13 @@ CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "eventstore.tasks.sweep", "schedule": EVENTSTORE_SWEEP_INTERVAL},
 }
 
-# Orders: the fulfilment saga.
-# Seconds a saga waits for a service's reply before the step fails (or a compensation is sent
-# again); `manage.py expire_sagas` and every `process_events` pass enforce it.
+# Orders: the fulfilment saga. A request is given up on (the step fails, or a compensation is
+# sent again) when the service's work on it ran SAGA_STEP_TIMEOUT seconds from the start of its
+# first call without a reply, or when it waited SAGA_QUEUE_TIMEOUT seconds in our own queues
+# without being started; a reply already recorded is always waited for. `manage.py
+# expire_sagas` and every `process_events` pass enforce them (orders.saga.sagas_expire).
 SAGA_STEP_TIMEOUT = env_float("SAGA_STEP_TIMEOUT", 30.0)
+SAGA_QUEUE_TIMEOUT = env_float("SAGA_QUEUE_TIMEOUT", 300.0)
 # Requests of one compensation left unanswered before the saga stops in compensation_failed.
 SAGA_COMPENSATION_ATTEMPTS = env_int("SAGA_COMPENSATION_ATTEMPTS", 3)
 

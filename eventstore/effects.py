@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 from django.conf import settings
@@ -120,6 +120,27 @@ def owing(
     """The effect subscribers among `subscribers` that owe a call for one of `events`."""
     events = list(events)
     return [s for s in effect_subscribers(subscribers) if any(s.owes(e) for e in events)]
+
+
+@dataclass(frozen=True)
+class RequestProgress:
+    """How far the work a request event asked for has come: when the request was recorded,
+    whether a reply to it was, and when the first call owed for it began (None: none began,
+    or the request owes no call: its handler replies in the transaction that reads it)."""
+
+    requested_at: datetime
+    replied: bool
+    started_at: datetime | None
+
+
+def request_progress(
+    correlation_id: str, request_type: str, reply_types: Iterable[str]
+) -> RequestProgress | None:
+    """The progress of the last `request_type` event of the correlation, replies being events
+    of `reply_types` recorded in the correlation after it; None when none was recorded. One
+    lock-free statement (what a process manager asks before it gives up waiting)."""
+    found = recorder().request_progress(correlation_id, request_type, sorted(reply_types))
+    return None if found is None else RequestProgress(*found)
 
 
 @dataclass(frozen=True)

@@ -211,14 +211,18 @@ class Effect(models.Model):
     claim = models.UUIDField(
         null=True, blank=True, help_text="Token of the call in progress (fences a late finish)."
     )
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the first call began (None: not called yet)."
+    )
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
+            # Event id first: "the calls owed for this event" is one index seek.
             models.UniqueConstraint(
-                fields=["subscriber", "event_id"], name="eventstore_effect_event_uniq"
+                fields=["event_id", "subscriber"], name="eventstore_effect_event_uniq"
             )
         ]
         indexes = [

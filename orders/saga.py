@@ -7,7 +7,7 @@ stream (`saga/<order_id>`) and moves on when the service's reply arrives, matche
 one transaction, so a crash leaves either both or neither, and `process_events` resumes any
 saga in flight from the log.
 
-When a step fails (a refusal, or no reply within SAGA_STEP_TIMEOUT seconds), the compensations
+When a step fails (a refusal, or no reply in time: see `overdue_for`), the compensations
 of the steps already done run in reverse order, then the order is cancelled. Payment is the
 pivot: once it succeeds, the remaining local steps always succeed and are never undone. A reply
 that arrives after its step was given up is still handled: a late reservation is released and
@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from eventstore import tracing
 from eventstore.aggregates import AggregateNotFound, load_together, retry_on_conflict, unit_of_work
+from eventstore.effects import request_progress
 from eventstore.models import Event
 from eventstore.store import RecordedEvent
 from orders import events
@@ -370,8 +371,9 @@ class OrderFulfillmentSaga:
         return run.saga
 
     @retry_on_conflict
-    def expire(self, order_id: str, *, waiting: Waiting) -> Saga:
-        """The reply `waiting` (as `Saga.waiting_for` names it) did not come in time.
+    def expire(self, order_id: str, *, waiting: Waiting, error: str = "") -> Saga:
+        """The reply `waiting` (as `Saga.waiting_for` names it) did not come in time (`error`
+        says how; by default, within SAGA_STEP_TIMEOUT).
 
         A step fails and compensation begins; a compensation is sent again, up to
         SAGA_COMPENSATION_ATTEMPTS times, then the saga is left in compensation_failed. Does
@@ -386,11 +388,9 @@ class OrderFulfillmentSaga:
             if waiting.kind == Waiting.STEP:
                 if saga.waiting_for() != waiting:
                     return saga
-                timeout = settings.SAGA_STEP_TIMEOUT
                 step = self._step(saga, waiting.name)
-                self._fail(
-                    run, step, error=f"no reply within {timeout:g} s", reason=step.timeout_reason
-                )
+                error = error or f"no reply within {settings.SAGA_STEP_TIMEOUT:g} s"
+                self._fail(run, step, error=error, reason=step.timeout_reason)
             else:
                 name = waiting.name
                 entry = saga.compensations.get(name)
@@ -574,6 +574,16 @@ class OrderFulfillmentSaga:
                 return step
         raise IllegalTransition(f"Saga {saga.id!r} has no step {name!r}")
 
+    def request_of(self, version: int, waiting: Waiting) -> Request:
+        """The request whose reply `waiting` names, in definition `version`."""
+        for step in self.definition(version):
+            if waiting.kind == Waiting.STEP and step.name == waiting.name and step.request:
+                return step.request
+            undo = step.compensation
+            if waiting.kind == Waiting.COMPENSATION and undo and undo.name == waiting.name:
+                return undo.request
+        raise LookupError(f"Definition {version} sends no request for {waiting}")
+
     def _compensation(self, saga: Saga, name: str) -> Compensation:
         for step in self.definition(saga.definition_version):
             if step.compensation is not None and step.compensation.name == name:
@@ -606,18 +616,51 @@ class OrderFulfillmentSaga:
 fulfilment = OrderFulfillmentSaga(DEFINITIONS)
 
 
-def sagas_expire(*, now=None, limit: int = 500) -> list[str]:
-    """Give up on every reply older than SAGA_STEP_TIMEOUT seconds: fail the step (and
-    compensate) or send the compensation again. Returns the order ids acted on."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=float(settings.SAGA_STEP_TIMEOUT))
-    due = SagaSummary.objects.waiting_since_before(cutoff)[:limit]
-    acted = []
-    for order_id, kind, name, attempt in due.values_list(
-        "order_id", "waiting_kind", "waiting_for", "waiting_attempt"
+def sagas_overdue(*, now=None, limit: int = 500) -> list[tuple[str, Waiting, str]]:
+    """The sagas whose awaited reply is overdue (`overdue_for`), oldest request first: each as
+    (order id, the reply waited for, why it is overdue)."""
+    now = now or timezone.now()
+    least = min(float(settings.SAGA_STEP_TIMEOUT), float(settings.SAGA_QUEUE_TIMEOUT))
+    waiting = SagaSummary.objects.waiting_since_before(now - timedelta(seconds=least))[:limit]
+    overdue = []
+    for order_id, version, kind, name, attempt in waiting.values_list(
+        "order_id", "definition_version", "waiting_kind", "waiting_for", "waiting_attempt"
     ):
-        fulfilment.expire(order_id, waiting=Waiting(kind, name, attempt))
-        acted.append(order_id)
-    return acted
+        reply = Waiting(kind, name, attempt)
+        error = overdue_for(fulfilment.request_of(version, reply), order_id, now)
+        if error:
+            overdue.append((order_id, reply, error))
+    return overdue
+
+
+def sagas_expire(*, now=None, limit: int = 500) -> list[str]:
+    """Give up on every overdue reply: fail the step (and compensate) or send the compensation
+    again. Returns the order ids acted on."""
+    overdue = sagas_overdue(now=now, limit=limit)
+    for order_id, waiting, error in overdue:
+        fulfilment.expire(order_id, waiting=waiting, error=error)
+    return [order_id for order_id, _, _ in overdue]
+
+
+def overdue_for(request: Request, order_id: str, now) -> str:
+    """Why the order's last `request` is overdue ("" when it is not): the call its service owes
+    for it began SAGA_STEP_TIMEOUT seconds ago with no reply; or nothing began and it was
+    recorded SAGA_QUEUE_TIMEOUT seconds ago (a service that replies in the transaction that
+    reads the request owes no call: only this bound applies). A reply already recorded is not
+    overdue, however late the saga reads it: waiting in our own queues cancels no order before
+    SAGA_QUEUE_TIMEOUT."""
+    replies = [reply for reply in (request.succeeded_by, request.failed_by) if reply]
+    progress = request_progress(order_id, request.event_type, replies)
+    if progress is None or progress.replied:
+        return ""
+    step, queue = float(settings.SAGA_STEP_TIMEOUT), float(settings.SAGA_QUEUE_TIMEOUT)
+    if progress.started_at is not None:
+        if (now - progress.started_at).total_seconds() >= step:
+            return f"no reply within {step:g} s of the call"
+        return ""
+    if (now - progress.requested_at).total_seconds() >= queue:
+        return f"not started within {queue:g} s"
+    return ""
 
 
 def saga_retry(*, order_id: str) -> Saga:

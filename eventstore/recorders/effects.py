@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from eventstore.models import Effect
 from eventstore.recorders.events import EventRecorder
-from eventstore.recorders.tables import as_uuid, current_connection
+from eventstore.recorders.tables import as_datetime, as_uuid, current_connection
 from eventstore.records import RecordedEvent
 
 
@@ -42,13 +42,14 @@ class EffectRecorder(EventRecorder):
         token, until = claim or (None, None)
         columns = [
             "subscriber", "event_id", "position", "event_type", "status", "attempts",
-            "due_at", "claim", "last_error", "created_at", "updated_at",
+            "due_at", "claim", "started_at", "last_error", "created_at", "updated_at",
         ]  # fmt: skip
         shared = [
             Effect.Status.PENDING.value,
             0 if claim is None else 1,
             now if claim is None else self.db_datetime(until),
             None if token is None else self.db_uuid(token),
+            None if claim is None else now,
             "",
             now,
             now,
@@ -118,8 +119,10 @@ class EffectRecorder(EventRecorder):
         f = self.effects
         return (
             f"UPDATE {f} SET {f.attempts} = {f.attempts} + 1, {f.claim} = %s, "
-            f"{f.due_at} = %s, {f.updated_at} = %s{join} WHERE {on}{f}.{f.id} IN (SELECT {f.id} "
-            f"FROM {f} WHERE {self._due()} ORDER BY {f.due_at}, {f.id} LIMIT %s"
+            f"{f.due_at} = %s, {f.updated_at} = %s, "
+            f"{f.started_at} = COALESCE({f}.{f.started_at}, %s){join} "
+            f"WHERE {on}{f}.{f.id} IN (SELECT {f.id} FROM {f} WHERE {self._due()} "
+            f"ORDER BY {f.due_at}, {f.id} LIMIT %s"
             f"{self._for_update(skip_locked=True)}) "
             f"RETURNING {f}.{f.id}, {f}.{f.attempts}, {returning}"
         )
@@ -130,6 +133,7 @@ class EffectRecorder(EventRecorder):
         return [
             self.db_uuid(token),
             self.db_datetime(until),
+            self.db_datetime(now),
             self.db_datetime(now),
             subscriber,
             self.db_datetime(now),
@@ -157,3 +161,28 @@ class EffectRecorder(EventRecorder):
                 [*params, self.db_datetime(now), effect_id, self.db_uuid(token)],
             )
             return cursor.rowcount == 1
+
+    def request_progress(
+        self, correlation_id: str, request_type: str, reply_types: Sequence[str]
+    ) -> tuple[datetime, bool, datetime | None] | None:
+        """How the last `request_type` event of the correlation stands, in one lock-free
+        statement: when it was recorded, whether one of `reply_types` was recorded in the
+        correlation after it, and when the first call owed for it began (None: none began, or
+        none is owed). None when no such request was recorded."""
+        e, f = self.events, self.effects
+        replies = ", ".join(["%s"] * len(reply_types))
+        sql = (
+            f"SELECT r.recorded_at, EXISTS (SELECT 1 FROM {e} x WHERE x.{e.correlation_id} = %s "
+            f"AND x.{e.position} > r.position AND x.{e.event_type} IN ({replies})), "
+            f"(SELECT MIN({f.started_at}) FROM {f} WHERE {f.event_id} = r.event_id) "
+            f"FROM (SELECT {e.event_id} AS event_id, {e.position} AS position, "
+            f"{e.recorded_at} AS recorded_at FROM {e} WHERE {e.correlation_id} = %s "
+            f"AND {e.event_type} = %s ORDER BY {e.position} DESC LIMIT 1) r"
+        )
+        with current_connection().cursor() as cursor:
+            cursor.execute(sql, [correlation_id, *reply_types, correlation_id, request_type])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        requested, replied, started = row
+        return as_datetime(requested), bool(replied), as_datetime(started)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import models, transaction
+from django.utils.dateparse import parse_datetime
 
 from eventstore.models import Checkpoint, Effect, Event, Snapshot, Stream
 
@@ -62,6 +63,14 @@ def written_fields(model: type[models.Model]) -> list[models.Field]:
 def aware(value: datetime) -> datetime:
     """A datetime read back, in UTC (SQLite stores naive UTC)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A datetime column's value read back in UTC, where the driver returns the text (SQLite,
+    for a value computed by the statement) or None."""
+    if value is None:
+        return None
+    return aware(parse_datetime(value) if isinstance(value, str) else value)
 
 
 class RecorderBase:

@@ -122,7 +122,7 @@ def short_order(shop: Shop, client) -> None:
 def timed_out_order_paid_late(shop: Shop, client, settings) -> None:
     """The payment never answers, the saga gives up, then a late charge is refunded."""
     placed = shop.place_order(client, {"sku-widget": 1}, payment_token="tok_timeout")
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     call_command("expire_sagas", verbosity=0)
     shop.charge_late(client, placed)
 

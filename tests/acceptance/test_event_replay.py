@@ -63,7 +63,7 @@ def busy_shop(shop, staff_client, customer_client, other_customer_client, settin
     )
     place("completed_again", bob, {"sku-widget": 1})
 
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     call_command("expire_sagas", verbosity=0)
     shop.charge_late(bob, late)
     # Placed after the expiry: its saga still waits on the gateway when the log is replayed.

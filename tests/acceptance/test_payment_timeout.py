@@ -34,7 +34,7 @@ def placed(shop, customer_client):
 @pytest.fixture
 def timed_out(placed, settings):
     """The order whose payment step was given up on by `expire_sagas`."""
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     call_command("expire_sagas", verbosity=0)
     return placed
 
@@ -76,7 +76,7 @@ def test_overdue_payment_is_given_up_releasing_stock_and_cancelling_the_order(
     shop, placed, customer_client, settings, command
 ):
     order_id = placed["order_id"]
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
 
     call_command(command, verbosity=0)
 

@@ -184,7 +184,7 @@ def test_a_timed_out_step_is_given_up_in_the_orders_trace(spans, shop, customer_
     [request] = [span for span in spans.get_finished_spans() if span.kind == SpanKind.SERVER]
     spans.clear()
 
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     call_command("expire_sagas", verbosity=0)
 
     assert shop.order(customer_client, placed["order_id"])["status"] == "cancelled"

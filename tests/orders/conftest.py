@@ -95,7 +95,7 @@ def deliver(db, run_after_commit):
 def expire_overdue(settings, run_after_commit):
     """A function giving up on every reply the sagas wait for (SAGA_STEP_TIMEOUT is 0 in the
     test) and running what that sets off; returns the order ids acted on."""
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
 
     def expire():
         with run_after_commit():

@@ -116,7 +116,7 @@ def test_an_order_created_on_a_stream_that_is_no_order_does_not_stop_later_sagas
 
 
 def test_a_worker_pass_expires_overdue_replies_and_logs_how_many(place_waiting, settings, caplog):
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     order_id = place_waiting()
 
     with caplog.at_level(logging.INFO, logger="orders.handlers"):
@@ -139,7 +139,7 @@ def test_a_worker_pass_with_nothing_overdue_logs_nothing(place_waiting, caplog):
 
 
 def test_the_housekeeping_is_connected_to_the_worker_pass_signal(place_waiting, settings):
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     order_id = place_waiting()
 
     responses = signals.worker_pass.send(sender=None)
@@ -151,12 +151,12 @@ def test_the_housekeeping_is_connected_to_the_worker_pass_signal(place_waiting, 
 def test_process_events_expires_overdue_replies_then_delivers_the_compensation(
     place_waiting, settings
 ):
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     order_id = place_waiting()
 
     call_command("process_events", stdout=StringIO())
     assert saga_types(order_id)[-1] == events.INVENTORY_RELEASE_REQUESTED
-    settings.SAGA_STEP_TIMEOUT = 30  # the release is not overdue on the next passes
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 30  # the release is not overdue
     call_command("process_events", stdout=StringIO())  # inventory releases the stock
     call_command("process_events", stdout=StringIO())  # the saga reads the confirmation
 

@@ -125,7 +125,7 @@ def test_saga_retry_of_an_order_without_a_saga_raises_order_not_found(make_produ
 def test_saga_retry_sends_the_given_up_compensation_again(
     place_waiting, switched_off, settings, saga_types
 ):
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     settings.SAGA_COMPENSATION_ATTEMPTS = 1
     order_id = place_waiting()
     sagas_expire()  # the payment step fails; the release is sent (nobody answers: no commit)

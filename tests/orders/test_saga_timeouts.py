@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from eventstore.models import Event
+from eventstore.models import Effect, Event
 from orders import events
 from orders.aggregates import Order, Saga, Waiting
 from orders.models import SagaSummary
@@ -149,7 +149,7 @@ def test_sagas_expire_gives_up_on_replies_older_than_the_timeout(
 def test_sagas_expire_acts_on_the_oldest_overdue_sagas_first_up_to_the_limit(
     place_waiting, settings
 ):
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     oldest, middle, newest = place_waiting(), place_waiting(), place_waiting()
 
     first = sagas_expire(limit=2)
@@ -162,8 +162,78 @@ def test_sagas_expire_acts_on_the_oldest_overdue_sagas_first_up_to_the_limit(
 
 
 def test_sagas_expire_skips_sagas_that_wait_for_nothing(make_product, place, settings):
-    settings.SAGA_STEP_TIMEOUT = 0
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     make_product("p1")
     place()  # completed
 
     assert sagas_expire() == []
+
+
+# --- what counts as overdue: the call's own time, not the time in our queues ------------------
+
+
+def _payment_call(order_id: str) -> Effect:
+    request = Event.objects.get(correlation_id=order_id, event_type=events.PAYMENT_REQUESTED)
+    return Effect.objects.get(event_id=request.event_id)
+
+
+def test_a_started_call_is_overdue_step_timeout_after_it_began_not_after_the_request(
+    place_waiting, settings
+):
+    settings.SAGA_STEP_TIMEOUT, settings.SAGA_QUEUE_TIMEOUT = 5, 600
+    order_id = place_waiting()
+    requested = SagaSummary.objects.get(order_id=order_id).waiting_since
+    # The call began 100 s after the request: it waited that long in a queue.
+    began = requested + timedelta(seconds=100)
+    Effect.objects.filter(pk=_payment_call(order_id).pk).update(started_at=began)
+
+    assert sagas_expire(now=began + timedelta(seconds=4)) == []
+    assert sagas_expire(now=began + timedelta(seconds=5)) == [order_id]
+    saga = saga_of(order_id)
+    assert saga.steps["process_payment"]["error"] == "no reply within 5 s of the call"
+    assert order_of(order_id).failure_reason == "payment_timeout"
+
+
+def test_a_request_no_call_has_started_for_is_overdue_only_after_the_queue_timeout(
+    place_waiting, settings
+):
+    settings.SAGA_STEP_TIMEOUT, settings.SAGA_QUEUE_TIMEOUT = 5, 60
+    order_id = place_waiting()
+    requested = SagaSummary.objects.get(order_id=order_id).waiting_since
+    # As in celery mode while every worker is busy: the call is owed and nobody took it yet.
+    Effect.objects.filter(pk=_payment_call(order_id).pk).update(started_at=None, attempts=0)
+
+    assert sagas_expire(now=requested + timedelta(seconds=59)) == []
+    assert sagas_expire(now=requested + timedelta(seconds=60)) == [order_id]
+    assert saga_of(order_id).steps["process_payment"]["error"] == "not started within 60 s"
+
+
+def test_a_request_its_service_answers_as_it_reads_it_waits_the_queue_timeout(
+    make_product, place, switched_off, settings
+):
+    settings.SAGA_STEP_TIMEOUT, settings.SAGA_QUEUE_TIMEOUT = 5, 60
+    make_product("p1")
+    with switched_off("inventory.requests"):
+        order_id = place()
+    requested = SagaSummary.objects.get(order_id=order_id).waiting_since
+
+    assert sagas_expire(now=requested + timedelta(seconds=30)) == []
+    assert sagas_expire(now=requested + timedelta(seconds=60)) == [order_id]
+    assert saga_of(order_id).failure_reason == "inventory_timeout"
+
+
+def test_a_reply_recorded_before_the_saga_read_it_is_never_overdue(
+    make_product, place, switched_off, deliver, settings
+):
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
+    make_product("p1")
+    with switched_off("payments.requests"):
+        order_id = place()
+    with switched_off("orders.saga"):
+        deliver()  # payments charges the card; the saga has not read the answer yet
+    assert Event.objects.filter(correlation_id=order_id, event_type=events.PAYMENT_PROCESSED)
+
+    assert sagas_expire(now=timezone.now() + timedelta(days=1)) == []
+
+    deliver()
+    assert order_of(order_id).status == Order.COMPLETED

@@ -1,20 +1,18 @@
 """Fail saga steps (and resend compensations) whose reply is overdue."""
 
 from collections import Counter
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from eventstore.management.helpers import add_dry_run, write_dry_run
 from orders.models import SagaSummary
-from orders.saga import sagas_expire
+from orders.saga import sagas_expire, sagas_overdue
 
 
 class Command(BaseCommand):
     help = (
-        "Give up on every saga reply older than SAGA_STEP_TIMEOUT seconds: the step fails and "
+        "Give up on every overdue saga reply (no reply SAGA_STEP_TIMEOUT seconds after the "
+        "service's call began, or not started within SAGA_QUEUE_TIMEOUT): the step fails and "
         "the steps done are compensated, or an unanswered compensation is sent again (up to "
         "SAGA_COMPENSATION_ATTEMPTS times). process_events does the same on every pass."
     )
@@ -23,18 +21,15 @@ class Command(BaseCommand):
         add_dry_run(parser, "List the overdue sagas; change nothing.")
 
     def handle(self, *args, dry_run, verbosity, **options):
-        timeout = float(settings.SAGA_STEP_TIMEOUT)
-        cutoff = timezone.now() - timedelta(seconds=timeout)
         if dry_run:
-            overdue = SagaSummary.objects.waiting_since_before(cutoff)
+            overdue = sagas_overdue()
             write_dry_run(
                 self,
                 (
-                    f"{saga.order_id}: {saga.waiting_kind} {saga.waiting_for} waiting since "
-                    f"{saga.waiting_since:%Y-%m-%d %H:%M:%S}"
-                    for saga in overdue
+                    f"{order_id}: {waiting.kind} {waiting.name}: {error}"
+                    for order_id, waiting, error in overdue
                 ),
-                f"{overdue.count()} saga(s) overdue (timeout {timeout:g} s).",
+                f"{len(overdue)} saga(s) overdue.",
             )
             return
         expired = sagas_expire()
