@@ -7,7 +7,6 @@ from django.core.management import CommandError, call_command
 
 from eventstore.models import Event
 from orders.aggregates import Saga
-from orders.models import SagaSummary
 from orders.services import sagas
 
 pytestmark = pytest.mark.django_db
