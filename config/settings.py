@@ -389,6 +389,10 @@ CELERY_BEAT_SCHEDULE = {
 # expire_sagas` and every `process_events` pass enforce them (orders.saga.sagas_expire).
 SAGA_STEP_TIMEOUT = env_float("SAGA_STEP_TIMEOUT", 30.0)
 SAGA_QUEUE_TIMEOUT = env_float("SAGA_QUEUE_TIMEOUT", 300.0)
+# New orders are refused (429 with Retry-After, nothing written) while the oldest work not yet
+# started (an event a subscriber has yet to handle, a call owed and not begun) has waited longer
+# than this many seconds: overload is met at the door (eventstore.admission). 0: never refused.
+ADMISSION_MAX_BACKLOG_SECONDS = env_float("ADMISSION_MAX_BACKLOG_SECONDS", 10.0)
 # Requests of one compensation left unanswered before the saga stops in compensation_failed.
 SAGA_COMPENSATION_ATTEMPTS = env_int("SAGA_COMPENSATION_ATTEMPTS", 3)
 

@@ -12,6 +12,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from eventstore.admission import Overloaded
 from eventstore.store import AppendTimeout, ConcurrencyError
 
 
@@ -51,6 +52,8 @@ class ErrorAnswer:
 
 # Seconds a client is asked to wait before repeating a write that timed out on the log's lock.
 APPEND_RETRY_AFTER_SECONDS = 3
+# Seconds a client is asked to wait before placing an order the shop turned away (overload).
+ADMISSION_RETRY_AFTER_SECONDS = 5
 
 # The event store's errors, which any command may meet: declared here, as no service owns them.
 STORE_ANSWERS: Mapping[type[Exception], ErrorAnswer] = {
@@ -69,6 +72,9 @@ STORE_ANSWERS: Mapping[type[Exception], ErrorAnswer] = {
         },
         headers={"Retry-After": str(APPEND_RETRY_AFTER_SECONDS)},
     ),
+    # More work waits than the shop can start in time (eventstore.admission): the client is
+    # asked to slow down, as a throttle does; 5xx stays for faults.
+    Overloaded: ErrorAnswer(429, headers={"Retry-After": str(ADMISSION_RETRY_AFTER_SECONDS)}),
 }
 
 

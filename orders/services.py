@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from eventstore import rows
+from eventstore.admission import admit
 from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
 from eventstore.effects import require_no_transaction
 from eventstore.vault import vault_erase, vault_put
@@ -106,7 +107,8 @@ def order_place(
 ) -> PlacedOrder:
     """Place an order for products of the catalogue; its saga starts once this commits.
 
-    Raises InvalidOrder or UnknownProducts, writing nothing. With an idempotency key, a repeat
+    Raises InvalidOrder or UnknownProducts, or Overloaded (eventstore.admission), writing
+    nothing. With an idempotency key, a repeat
     of the same request returns the order placed first (created=False), and a different
     request under the same key raises IdempotencyKeyReused.
 
@@ -115,6 +117,7 @@ def order_place(
     reference and description (`events.payment_method_of`).
     """
     lines = _checked_items(items)
+    admit()  # Overloaded, before anything is written, while accepted work waits too long
     key = idempotency_key or ""
     if key:
         order_id = order_id_for_key(scope=idempotency_scope, idempotency_key=key)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from eventstore.models import Checkpoint
 from eventstore.recorders.events import EventRecorder
-from eventstore.recorders.tables import current_connection, from_json
+from eventstore.recorders.tables import as_datetime, current_connection, from_json
 from eventstore.records import START, LogPoint, RecordedEvent
 
 
@@ -131,6 +131,38 @@ class CheckpointRecorder(EventRecorder):
             )
             counts = dict(cursor.fetchall())
         return {partition: (counts[partition], error) for partition, _, _, error in points}
+
+    def oldest_unhandled(
+        self, subscribers: Sequence[tuple[str, Iterable[str] | None]], partitions: int
+    ) -> datetime | None:
+        """When the oldest event one of the (name, event types) subscribers reads, and has not
+        handled, was recorded (None: none waits), within the followers' horizon. One lock-free
+        statement: per partition, one index scan from its checkpoint to the first event it
+        reads; a partition with no checkpoint row yet starts at the log's start, unless no
+        event of its types was ever recorded."""
+        if not subscribers:
+            return None
+        e, c = self.events, self.checkpoints
+        after = self.follow_condition(
+            f"COALESCE(c.{c.transaction_id}, 0)", f"COALESCE(c.{c.position}, 0)"
+        )
+        hashed = f" AND {e.partition_hash} %% {int(partitions)} = p.column1" * (partitions > 1)
+        numbers = ", ".join(f"({n})" for n in range(partitions))
+        selects, params = [], []
+        for name, event_types in subscribers:
+            types, type_params = self._types_condition(event_types)
+            selects.append(
+                f"SELECT CASE WHEN c.{c.name} IS NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {e} WHERE 1 = 1{types}) THEN NULL "
+                f"ELSE (SELECT {e.recorded_at} FROM {e} WHERE {after}{hashed}{types} "
+                f"ORDER BY {self.follow_order()} LIMIT 1) END AS waiting "
+                f"FROM (VALUES {numbers}) p LEFT JOIN {c} c ON c.{c.subscriber} = %s "
+                f"AND c.{c.partitions} = %s AND c.{c.partition} = p.column1"
+            )
+            params += [*type_params, *type_params, name, partitions]
+        with current_connection().cursor() as cursor:
+            cursor.execute(f"SELECT MIN(waiting) FROM ({' UNION ALL '.join(selects)}) w", params)
+            return as_datetime(cursor.fetchone()[0])
 
     def lock_checkpoint(
         self, subscriber: str, partition: int, partitions: int, *, skip_locked: bool = False

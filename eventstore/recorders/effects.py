@@ -89,6 +89,21 @@ class EffectRecorder(EventRecorder):
             cursor.execute(looks, [value for name in subscribers for value in (name, name, when)])
             return {row[0] for row in cursor.fetchall()}
 
+    def oldest_unstarted_call(self, subscribers: Sequence[str]) -> datetime | None:
+        """When the oldest call the subscribers owe and have not begun fell due (None: none
+        waits): one index range per subscriber over its pending calls."""
+        if not subscribers:
+            return None
+        f = self.effects
+        marks = ", ".join(["%s"] * len(subscribers))
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                f"SELECT MIN({f.due_at}) FROM {f} WHERE {f.subscriber} IN ({marks}) "
+                f"AND {f.status} = '{Effect.Status.PENDING.value}' AND {f.attempts} = 0",
+                list(subscribers),
+            )
+            return as_datetime(cursor.fetchone()[0])
+
     def claim_effects(
         self, subscriber: str, now: datetime, until: datetime, token: uuid.UUID, limit: int
     ) -> list[tuple[int, int, RecordedEvent]]:
