@@ -96,7 +96,7 @@ def test_overdue_payment_is_given_up_releasing_stock_and_cancelling_the_order(
         "confirm_order": "pending",
         "complete_order": "pending",
     }
-    assert saga["steps"][1]["error"] == "no reply within 0 s"
+    assert saga["steps"][1]["error"] == "no reply within 0 s of the call"
     assert compensation_statuses(saga) == {"release_inventory": ("succeeded", 1)}
     assert saga["waiting_for"] == ""
     history = shop.events(customer_client, order_id)

@@ -140,6 +140,7 @@ class _Session:
         self.tally = tally
         self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         self.connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+        self.retry_after = 0.0  # the last answer's Retry-After, in seconds (0: none)
 
     def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes] | None:
         """(status, body), or None after a connection error (the connection is reopened)."""
@@ -147,6 +148,8 @@ class _Session:
             self.connection.request(method, path, body, self.headers)
             response = self.connection.getresponse()
             answer = response.read()
+            wait = response.getheader("Retry-After") or ""  # seconds (an HTTP date: ignored)
+            self.retry_after = float(wait) if wait.isdigit() else 0.0
         except (OSError, http.client.HTTPException) as error:
             self.connection.close()  # http.client reconnects on the next request
             with self.tally.lock:
@@ -218,6 +221,8 @@ def _customer(
                 tally.latencies.append(latency)
             status, data = answer
             if status // 100 != 2:
+                # Asked to come back later (429, 503): wait as told, as a polite client does.
+                time.sleep(min(session.retry_after, max(0.0, until - time.monotonic())))
                 continue
             with tally.lock:
                 tally.created += 1

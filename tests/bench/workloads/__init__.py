@@ -18,6 +18,7 @@ _WORKLOADS = {
     "http": "http:HTTP",
     "http-latency": "http_latency:HTTP_LATENCY",
     "scale": "scale:SCALE",
+    "overload": "overload:OVERLOAD",
     "peers": "peers:PEERS_WORKLOAD",
 }
 

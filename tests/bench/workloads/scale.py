@@ -223,9 +223,19 @@ def _environment(point: Point, database_url: str) -> dict[str, str]:
     }
 
 
-def _measure(context: Context, point: Point, template: str, seconds: tuple[float, float]):
-    """One point on a fresh copy of `template`: (its figures, the customers' tally, its
-    orders by status, products failing the stock check)."""
+def _measure(
+    context: Context,
+    point: Point,
+    template: str,
+    seconds: tuple[float, float],
+    *,
+    open_per_client: int = OPEN_PER_CLIENT,
+    settings: dict[str, str] | None = None,
+):
+    """One point on a fresh copy of `template` (the servers' environment plus `settings`, each
+    client with `open_per_client` orders open at most): (its figures, the customers' tally,
+    its orders by status, products failing the stock check). The figures include how many
+    payments were refunded and orders cancelled for payment_timeout."""
     from eventstore.subscriptions import catch_up_all
 
     warmup, window = seconds
@@ -239,8 +249,8 @@ def _measure(context: Context, point: Point, template: str, seconds: tuple[float
         product_ids = create_products("hot", PRODUCTS, STOCK)
         tokens = create_customers(point.clients)
         connections.close_all()  # the database is the servers' while they run
-        environment = _environment(point, url)
-        backlog = Backlog(OPEN_PER_CLIENT)
+        environment = {**_environment(point, url), **(settings or {})}
+        backlog = Backlog(open_per_client)
         with ExitStack() as running:
             if point.celery:
                 broker_url = running.enter_context(vhost(point.key))
@@ -275,10 +285,22 @@ def _measure(context: Context, point: Point, template: str, seconds: tuple[float
             )
         figures = _from_log(_at(started + warmup), _at(started + warmup + window))
         catch_up_all()
+        figures.update(_refunds())
         oversold, by_status = check_stock(product_ids, STOCK, context.notes)
         _note_point(context, point, tally, by_status, figures, sampler.usage)
         figures.update(cores=sampler.usage.get("machine", 0.0) / 100, unsettled=unsettled)
         return figures, tally, by_status, oversold
+
+
+def _refunds() -> dict[str, int]:
+    """How many payments were refunded, and orders cancelled for payment_timeout, in all."""
+    from eventstore.models import Event
+    from orders.models import OrderSummary
+
+    return {
+        "refunded": Event.objects.filter(event_type="PaymentRefunded").count(),
+        "payment_timeouts": OrderSummary.objects.filter(cancel_reason="payment_timeout").count(),
+    }
 
 
 def _note_point(context, point, tally, by_status, figures, usage) -> None:
