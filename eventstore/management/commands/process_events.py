@@ -7,6 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from eventstore import signals
+from eventstore.connections import replace_if_broken
 from eventstore.management.helpers import selected
 from eventstore.subscriptions import catch_up_all, registry
 
@@ -61,6 +62,9 @@ class Command(BaseCommand):
         self.stdout.write("Stopped.")
 
     def _pass(self, names, verbosity, *, quiet_when_idle):
+        # A connection the server ended (a restart, a fail-over) under the last pass is
+        # replaced, rather than failing every pass after it.
+        replace_if_broken()
         failures = 0
         results = catch_up_all(names)
         # Housekeeping that must run without new events (overdue saga steps); it may append
