@@ -10,32 +10,44 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 
+# SQLSTATEs that end the session: connection exceptions (class 08), and the server shutting the
+# backend down (pg_terminate_backend, a restart: admin_shutdown, crash_shutdown,
+# cannot_connect_now). The driver may still show such a connection as idle until its next use.
+LOST_SQLSTATE_CLASS = "08"
+LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
 
 def connection_broken(using: str = DEFAULT_DB_ALIAS) -> bool:
     """Whether connection `using` can run nothing more until it is replaced: Django dropped it
     (a rollback failed, or it could not connect), or the driver saw the server close it."""
     raw = connections[using].connection
-    # psycopg marks a connection the server closed (pg_terminate_backend, a restart) as
-    # `closed`; an SQLite file's connection has no such state and never breaks that way.
+    # psycopg marks a connection it found closed by the server as `closed`; an SQLite file's
+    # connection has no such state and never breaks that way.
     return raw is None or bool(getattr(raw, "closed", False))
 
 
 def connection_lost(error: BaseException, using: str = DEFAULT_DB_ALIAS) -> bool:
     """Whether `error` means connection `using` was lost: an OperationalError or InterfaceError
-    that left it broken. An ordinary OperationalError (a lock or statement timeout, an SQL
-    error) leaves the connection usable and is not one."""
-    return isinstance(error, (OperationalError, InterfaceError)) and connection_broken(using)
+    whose SQLSTATE ends the session, or that left the connection broken. An ordinary
+    OperationalError (a lock or statement timeout, an SQL error) leaves it usable: not one."""
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    sqlstate = getattr(error.__cause__, "sqlstate", None) or ""
+    return (
+        sqlstate.startswith(LOST_SQLSTATE_CLASS)
+        or sqlstate in LOST_SQLSTATES
+        or connection_broken(using)
+    )
 
 
 def replace_if_broken(using: str = DEFAULT_DB_ALIAS) -> None:
-    """Close connection `using` when it is broken and no transaction is open on it, so the next
-    query opens a new one instead of failing on the broken one."""
+    """Close connection `using` when a database error left it unusable and no transaction is
+    open on it, so the next query opens a new one instead of failing on the broken one."""
     connection = connections[using]
-    if (
-        connection.connection is not None
-        and not connection.in_atomic_block
-        and connection_broken(using)
-    ):
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    # is_usable asks the server (SELECT 1): only after an error, as Django does at request end.
+    if connection_broken(using) or (connection.errors_occurred and not connection.is_usable()):
         connection.close()
 
 

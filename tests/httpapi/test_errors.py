@@ -2,6 +2,7 @@
 its base class's, the event store's errors theirs (a lost database connection a 503), and
 anything else DRF's."""
 
+import psycopg
 import pytest
 from django.db import InterfaceError, OperationalError, connection
 from rest_framework.exceptions import NotFound
@@ -110,3 +111,13 @@ def test_an_operational_error_on_a_connection_still_usable_is_not_answered_503()
             cursor.execute(statement)
 
     assert answer(raised.value) is None  # DRF's: the 500 of an unexpected error
+
+
+@pytest.mark.django_db
+def test_an_error_whose_sqlstate_ends_the_session_answers_503_while_the_driver_shows_it_idle():
+    # pg_terminate_backend's error arrives before the driver sees the socket close.
+    error = OperationalError("terminating connection due to administrator command")
+    error.__cause__ = psycopg.errors.AdminShutdown()
+    connection.ensure_connection()
+
+    assert answer(error).status_code == 503
