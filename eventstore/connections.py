@@ -32,7 +32,12 @@ def connection_lost(error: BaseException, using: str = DEFAULT_DB_ALIAS) -> bool
     OperationalError (a lock or statement timeout, an SQL error) leaves it usable: not one."""
     if not isinstance(error, (OperationalError, InterfaceError)):
         return False
-    sqlstate = getattr(error.__cause__, "sqlstate", None) or ""
+    # "" for a driver without SQLSTATEs (SQLite); None for psycopg's own errors, raised when it
+    # lost the server before any answer ("server closed the connection unexpectedly"). Django
+    # may already have opened a new connection by then (after the failed transaction's end).
+    sqlstate = getattr(error.__cause__, "sqlstate", "")
+    if sqlstate is None:
+        return True
     return (
         sqlstate.startswith(LOST_SQLSTATE_CLASS)
         or sqlstate in LOST_SQLSTATES

@@ -121,3 +121,13 @@ def test_an_error_whose_sqlstate_ends_the_session_answers_503_while_the_driver_s
     connection.ensure_connection()
 
     assert answer(error).status_code == 503
+
+
+@pytest.mark.django_db
+def test_an_error_of_the_driver_losing_the_server_answers_503_though_a_new_connection_is_open():
+    # Django opens a new connection as the failed transaction ends, before the handler runs.
+    error = OperationalError("consuming input failed: server closed the connection unexpectedly")
+    error.__cause__ = psycopg.OperationalError("consuming input failed")
+    connection.ensure_connection()
+
+    assert answer(error).status_code == 503
