@@ -185,10 +185,15 @@ SQLITE_OPTIONS = {
     "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS};",
 }
 
+# A connection kept for CONN_MAX_AGE seconds is checked before each request's (and each Celery
+# task's: config/celery.py) first query, so one the server ended while it sat idle (a restart,
+# a fail-over) is replaced instead of failing that request; one lost mid-request answers 503
+# (httpapi/errors.py) and is replaced when the request ends.
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("CONN_MAX_AGE", 0),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
+from eventstore.connections import replace_if_broken
 from eventstore.effects import effect_subscribers, make_due_calls, owing, run_due
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import (
@@ -47,7 +48,13 @@ def dispatch_committed(
         subscriber.wants(event.event_type for event in events) for subscriber in get_subscribers()
     ):
         return  # no subscriber reads any of them: nothing to wake, no call owed because of them
-    waker()(events)
+    try:
+        waker()(events)
+    finally:
+        # The commit stands whatever the wake-up met: a connection lost meanwhile is replaced,
+        # so the request (or task) that committed still answers; the log keeps what was not
+        # followed up for process_events or beat's sweep.
+        replace_if_broken()
 
 
 @cache

@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -36,6 +35,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from eventstore import metrics, signals, tracing
+from eventstore.connections import on_commit_robust
 from eventstore.recorders import Appended, NewRow, StreamRows, recorder
 from eventstore.records import LogPoint, RecordedEvent, partition_hash, stored_correlation_id
 from eventstore.upcasting import current_schema_version, upcast
@@ -257,12 +257,9 @@ class EventStore:
             transaction.set_rollback(True)
             raise
         # Counted once committed: a rolled-back append (and its retry) counts once.
-        transaction.on_commit(partial(metrics.count_appended, recorded), robust=True)
+        on_commit_robust(metrics.count_appended, recorded)
         if settings.EVENTSTORE_DISPATCH_ON_COMMIT:
-            transaction.on_commit(
-                partial(signals.events_committed.send, sender=EventStore, events=recorded),
-                robust=True,
-            )
+            on_commit_robust(signals.events_committed.send, sender=EventStore, events=recorded)
         return recorded
 
     def append_to_stream(

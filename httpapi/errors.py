@@ -1,10 +1,11 @@
 """One exception handler for the whole API: the answer a viewset declares for a domain error
-(its `error_answers`), the event store's own errors' answers, else DRF's; so no view action
-catches a domain error itself."""
+(its `error_answers`), the event store's own errors' answers (a lost database connection among
+them), else DRF's; so no view action catches a domain error itself."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from eventstore.admission import Overloaded
+from eventstore.connections import connection_lost
 from eventstore.store import AppendTimeout, ConcurrencyError
+
+logger = logging.getLogger(__name__)
 
 
 class UnprocessableInput(APIException):
@@ -50,12 +54,21 @@ class ErrorAnswer:
         return Response(body, status=self.status, headers=dict(self.headers))
 
 
+class DatabaseConnectionLost(Exception):
+    """The database connection was lost during the request (`eventstore.connections`): the
+    server ended it (a restart, a fail-over) or could not be reached."""
+
+
 # Seconds a client is asked to wait before repeating a write that timed out on the log's lock.
 APPEND_RETRY_AFTER_SECONDS = 3
 # Seconds a client is asked to wait before placing an order the shop turned away (overload).
 ADMISSION_RETRY_AFTER_SECONDS = 5
+# Seconds a client is asked to wait before repeating a request that lost its connection: the
+# next request opens a new one.
+CONNECTION_RETRY_AFTER_SECONDS = 1
 
-# The event store's errors, which any command may meet: declared here, as no service owns them.
+# The event store's errors, and a lost database connection, which any command may meet: declared
+# here, as no service owns them.
 STORE_ANSWERS: Mapping[type[Exception], ErrorAnswer] = {
     # Every retry found the stream moved on: the request changed nothing and may be repeated.
     ConcurrencyError: ErrorAnswer(
@@ -75,6 +88,17 @@ STORE_ANSWERS: Mapping[type[Exception], ErrorAnswer] = {
     # More work waits than the shop can start in time (eventstore.admission): the client is
     # asked to slow down, as a throttle does; 5xx stays for faults.
     Overloaded: ErrorAnswer(429, headers={"Retry-After": str(ADMISSION_RETRY_AFTER_SECONDS)}),
+    # The connection broke under the request, which may have been applied or not: repeating it
+    # is safe for a read, and for a write sent with an Idempotency-Key (applied at most once).
+    DatabaseConnectionLost: ErrorAnswer(
+        503,
+        body={
+            "detail": "The database connection was lost; the request may be repeated in "
+            f"{CONNECTION_RETRY_AFTER_SECONDS} second(s). A write repeated with the same "
+            "Idempotency-Key is applied at most once."
+        },
+        headers={"Retry-After": str(CONNECTION_RETRY_AFTER_SECONDS)},
+    ),
 }
 
 
@@ -91,9 +115,15 @@ def answer_for(
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """The API's exception handler: the answer the view's `error_answers` (or STORE_ANSWERS)
-    declares for a domain error, else DRF's."""
-    declared = getattr(context.get("view"), "error_answers", {})
-    answer = answer_for(exc, {**STORE_ANSWERS, **declared})
+    declares for a domain error (a database error that lost the connection is
+    DatabaseConnectionLost), else DRF's."""
+    answers = {**STORE_ANSWERS, **getattr(context.get("view"), "error_answers", {})}
+    answer = answer_for(exc, answers)
+    if answer is None and connection_lost(exc):
+        # Django replaces the broken connection once the request ends (close_old_connections).
+        logger.warning("The database connection was lost: %s", exc)
+        exc = DatabaseConnectionLost(str(exc))
+        answer = answer_for(exc, answers)
     if answer is not None:
         return answer.response(exc)
     return drf_exception_handler(exc, context)

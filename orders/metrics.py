@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from functools import partial
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Count
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from eventstore.connections import on_commit_robust
 from eventstore.store import RecordedEvent
 from orders.events import ORDER, ORDER_CANCELLED, ORDER_COMPLETED, ORDER_CREATED
 from orders.models import OrderSummary, SagaSummary
@@ -74,7 +73,7 @@ def count_final_orders(sender: Any = None, events: Iterable[RecordedEvent] = (),
         started = created_at.get(event.aggregate_id)
         seconds = (event.recorded_at - started).total_seconds() if started else None
         outcomes.append((_OUTCOMES[event.event_type], reason, seconds))
-    transaction.on_commit(partial(_count, outcomes), robust=True)
+    on_commit_robust(_count, outcomes)
 
 
 def _count(outcomes: list[tuple[str, str, float | None]]) -> None:

@@ -5,8 +5,10 @@ import signal
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from eventstore import signals
+from eventstore.connections import connection_lost, replace_if_broken
 from eventstore.management.helpers import selected
 from eventstore.subscriptions import catch_up_all, registry
 
@@ -61,8 +63,19 @@ class Command(BaseCommand):
         self.stdout.write("Stopped.")
 
     def _pass(self, names, verbosity, *, quiet_when_idle):
+        # A connection the server ended (a restart, a fail-over) under the last pass is
+        # replaced, rather than failing every pass after it.
+        replace_if_broken()
         failures = 0
-        results = catch_up_all(names)
+        try:
+            results = catch_up_all(names)
+        except DatabaseError as error:
+            if not connection_lost(error):
+                raise
+            # The next pass runs on a new connection and goes on from the checkpoints.
+            logger.warning("The database connection was lost during a pass: %s", error)
+            self.stderr.write(f"The database connection was lost: {error}")
+            return 1
         # Housekeeping that must run without new events (overdue saga steps); it may append
         # events, which the next pass (or their own after-commit wake-up) delivers.
         for receiver, outcome in signals.worker_pass.send_robust(sender=self.__class__):

@@ -109,9 +109,20 @@ class Cluster:
     """The processes of celery mode on one database and vhost: web, workers w1..wN, beat."""
 
     def __init__(
-        self, services: Services, database_url: str, vhost: str, seeded: Seeded, tmp_path: Path
+        self,
+        services: Services,
+        database_url: str,
+        vhost: str,
+        seeded: Seeded,
+        tmp_path: Path,
+        *,
+        dispatch: str = "celery",
     ) -> None:
         self.services = services
+        # "inline": the web server follows up its own commits and the worker loop
+        # (process_events --follow, as `make run`) replaces Celery's workers and beat.
+        self.dispatch = dispatch
+        self.settings: dict[str, str] = {}  # a test's own settings, over the environment's
         self.database_url = database_url
         self.vhost = vhost
         self.tokens = seeded.tokens
@@ -134,7 +145,6 @@ class Cluster:
             **project_environment(self.database_url),
             "DEBUG": "1",
             "LOG_LEVEL": "INFO",
-            "EVENTSTORE_DISPATCH": "celery",
             "EVENTSTORE_PARTITIONS": str(PARTITIONS),
             "EVENTSTORE_SWEEP_INTERVAL": "1",
             "EVENTSTORE_EFFECT_LEASE": "5",
@@ -148,6 +158,8 @@ class Cluster:
             "THROTTLE_ANON": "1000000/min",
             "THROTTLE_USER": "1000000/min",
             "THROTTLE_ORDERS": "1000000/min",
+            "EVENTSTORE_DISPATCH": self.dispatch,
+            **self.settings,
         }
 
     @property
@@ -159,6 +171,9 @@ class Cluster:
         `broker_port`, every process reaches the broker through that port on HOST."""
         self.broker_port = broker_port
         environment = self.environment()
+        if self.dispatch == "inline":
+            self._start_inline(environment)
+            return
         celery = [sys.executable, "-m", "celery", "-A", "config"]
         for n in range(1, WORKERS + 1):
             worker = Service(
@@ -175,6 +190,27 @@ class Cluster:
             environment,
             self.logs,
         ).start()
+        self._start_web(environment)
+        with self.explained():
+            for worker in self.workers:
+                worker.wait_for_log(READY, START_TIMEOUT)
+            self.beat.wait_for_log(r"beat: Starting", START_TIMEOUT)
+            self._wait_until_serving()
+
+    def _start_inline(self, environment: dict[str, str]) -> None:
+        loop = Service(
+            "loop",
+            [sys.executable, "manage.py", "process_events", "--follow"],
+            {**environment, "DJANGO_SETTINGS_MODULE": "config.settings"},
+            self.logs,
+        )
+        self.workers.append(loop.start())
+        self._start_web(environment)
+        with self.explained():
+            loop.wait_for_log(r"^Following the log", START_TIMEOUT)
+            self._wait_until_serving()
+
+    def _start_web(self, environment: dict[str, str]) -> None:
         self.web = Service(
             "web",
             [
@@ -185,11 +221,6 @@ class Cluster:
             environment,
             self.logs,
         ).start()
-        with self.explained():
-            for worker in self.workers:
-                worker.wait_for_log(READY, START_TIMEOUT)
-            self.beat.wait_for_log(r"beat: Starting", START_TIMEOUT)
-            self._wait_until_serving()
 
     def _wait_until_serving(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -288,6 +319,7 @@ class Placed:
     error: str = ""
     seconds: float = 0.0
     replayed: bool = False
+    retry_after: str = ""  # the answer's Retry-After header, if any
 
     @property
     def body(self) -> dict[str, Any]:
@@ -330,6 +362,7 @@ def place(cluster: Cluster, placed: Placed) -> Placed:
     placed.status, placed.seconds = answer.status, answer.seconds
     placed.order_id = _order_id(answer)
     placed.replayed = answer.headers.get("Idempotent-Replayed") == "true"
+    placed.retry_after = answer.headers.get("Retry-After", "")
     if answer.status not in (201, 202):
         placed.error = str(answer.body)[:300]
     return placed

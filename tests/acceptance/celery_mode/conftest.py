@@ -1,5 +1,6 @@
 """Fixtures of the celery-mode tests: the services (skipping when one is missing), a template
-database seeded once for the session, and a cluster on a database and a vhost of each test's own."""
+database seeded once for the session, and a cluster on a database and a vhost of each test's own
+(or, in inline dispatch, on a database of its own)."""
 
 from __future__ import annotations
 
@@ -34,25 +35,29 @@ from tests.proxy import TcpProxy
 
 
 @pytest.fixture(scope="session")
-def services() -> Services:
+def postgres() -> Services:
+    """The services with PostgreSQL checked (skipping when it does not answer), the broker not:
+    for inline dispatch, which needs none."""
     found = Services(postgres=postgres_server(), broker=settings.CELERY_BROKER_URL)
-    missing = [
-        problem
-        for problem in (
-            postgres_missing(found.postgres),
-            rabbitmq_missing(found.broker),
-            rabbitmqctl_missing(),
-        )
-        if problem
-    ]
+    missing = postgres_missing(found.postgres)
     if missing:
-        pytest.skip("; ".join(missing))
+        pytest.skip(missing)
     return found
 
 
 @pytest.fixture(scope="session")
-def seeded(services: Services) -> Iterator[Seeded]:
-    with postgres_database(services.postgres, "celery_seed") as url:
+def services(postgres: Services) -> Services:
+    missing = [
+        problem for problem in (rabbitmq_missing(postgres.broker), rabbitmqctl_missing()) if problem
+    ]
+    if missing:
+        pytest.skip("; ".join(missing))
+    return postgres
+
+
+@pytest.fixture(scope="session")
+def seeded(postgres: Services) -> Iterator[Seeded]:
+    with postgres_database(postgres.postgres, "celery_seed") as url:
         environment = project_environment(url)
         manage(environment, "migrate", "--noinput")
         manage(environment, "seed_demo")
@@ -83,3 +88,15 @@ def broker_proxy(services: Services) -> Iterator[TcpProxy]:
     """A proxy in front of the broker, closed after the cluster using it has stopped."""
     with TcpProxy(services.broker_address) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def inline_cluster(postgres: Services, seeded: Seeded, tmp_path: Path) -> Iterator[Cluster]:
+    """As `cluster`, in inline dispatch (the web server and the worker loop; no broker): a
+    database of the test's own; every process is stopped afterwards, pass or fail."""
+    with postgres_database(postgres.postgres, "inline_test", template=seeded.database) as url:
+        running = Cluster(postgres, url, "", seeded, tmp_path, dispatch="inline")
+        try:
+            yield running
+        finally:
+            running.stop()
