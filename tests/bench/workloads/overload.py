@@ -28,12 +28,20 @@ from tests.bench.workloads.scale import DRAIN_TIMEOUT, LATENCY_MS, PARTITIONS, P
 STEP_TIMEOUT = 5
 PAST_CLIENTS = 48
 PAST_OPEN = 8
-SATURATED = Point("saturated", "celery", gunicorn=2, clients=16, celery=4)
-PAST = Point("past", "celery", gunicorn=2, clients=PAST_CLIENTS, celery=4)
+SATURATED = Point(
+    "saturated", "celery", gunicorn=2, clients=16, celery=4, name="saturated (16 clients x 2 open)"
+)
+PAST = Point(
+    "past",
+    "celery",
+    gunicorn=2,
+    clients=PAST_CLIENTS,
+    celery=4,
+    name=f"past saturation ({PAST_CLIENTS} x {PAST_OPEN} open)",
+)
 WARMUP = 15.0
 WINDOW = 45.0
 OPEN = {SATURATED: 2, PAST: PAST_OPEN}
-LABELS = {SATURATED: "saturated (16 clients x 2 open)", PAST: "past saturation (48 x 8 open)"}
 FIGURES = (
     ("completed_per_s", "throughput (completed)", "orders/s", True),
     ("p50_ms", "time to final p50", "ms", False),
@@ -95,7 +103,7 @@ OVERLOAD = Workload(
         *(
             Figure(
                 f"{point.key}_{name}",
-                f"{LABELS[point]}: {label}",
+                f"{point.label}: {label}",
                 unit,
                 higher_is_better=higher,
                 baseline=False,

@@ -86,9 +86,12 @@ class Point:
     gunicorn: int  # gunicorn workers
     clients: int
     celery: int = 0  # Celery worker processes
+    name: str = ""  # how the point is named, when not by its topology
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
         if self.dispatch == "inline":
             return f"inline, {self.gunicorn} gunicorn worker, {self.clients} client"
         return f"celery, {self.celery} worker{'s' * (self.celery > 1)}"
@@ -125,7 +128,13 @@ def _pointed_at(url: str, partitions: int) -> Iterator[None]:
 
 
 class _FinalWatch(threading.Thread):
-    """Reads the log every WATCH_INTERVAL for orders that became final, and tells the backlog."""
+    """Reads the log every WATCH_INTERVAL for orders that became final, and tells the backlog.
+
+    On PostgreSQL positions are taken before commit, so an event can commit after one with a
+    higher position was read: each look goes back LOOKBACK positions behind the highest seen,
+    and tells each order once."""
+
+    LOOKBACK = 5000
 
     def __init__(self, backlog: Backlog) -> None:
         super().__init__(daemon=True)
@@ -137,17 +146,19 @@ class _FinalWatch(threading.Thread):
 
         from eventstore.models import Event
 
-        after = 0
+        highest, told = 0, set()
         try:
             while not self.stopping.wait(WATCH_INTERVAL):
                 rows = list(
-                    Event.objects.filter(event_type__in=FINAL_EVENTS, position__gt=after)
-                    .order_by("position")
-                    .values_list("position", "aggregate_id")
+                    Event.objects.filter(
+                        event_type__in=FINAL_EVENTS, position__gt=highest - self.LOOKBACK
+                    ).values_list("position", "aggregate_id")
                 )
-                if rows:
-                    after = rows[-1][0]
-                    self.backlog.finished([order_id for _, order_id in rows])
+                new = [order_id for _, order_id in rows if order_id not in told]
+                if new:
+                    told.update(new)
+                    self.backlog.finished(new)
+                highest = max([highest, *(position for position, _ in rows)])
         finally:
             connection.close()
 
@@ -304,12 +315,23 @@ def _refunds() -> dict[str, int]:
 
 
 def _note_point(context, point, tally, by_status, figures, usage) -> None:
-    from orders.models import OrderSummary
+    from orders.models import OrderSummary, SagaSummary
 
     label = point.label
     if sum(by_status.values()) != tally.created:
         context.notes.append(
             f"{label}: {sum(by_status.values())} orders exist, {tally.created} were answered 2xx"
+        )
+    waiting = SagaSummary.objects.exclude(state__in=("completed", "compensated")).values_list(
+        "state", "waiting_for"
+    )
+    if waiting:
+        where: dict[str, int] = {}
+        for state, step in waiting:
+            where[f"{state} {step}".strip()] = where.get(f"{state} {step}".strip(), 0) + 1
+        context.notes.append(
+            f"{label}: sagas not finished after the drain: "
+            + ", ".join(f"{n} {w}" for w, n in sorted(where.items()))
         )
     reasons = OrderSummary.objects.filter(status="cancelled").values_list("cancel_reason")
     counts: dict[str, int] = {}
