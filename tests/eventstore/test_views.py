@@ -28,6 +28,8 @@ def test_health_answers_200_without_authentication(anonymous_client):
     if connection.vendor == "postgresql":
         assert body["followers"] == {
             "oldest_transaction_seconds": 0.0,
+            "waiting_for": None,
+            "oldest_ignored": None,
             "events_behind_horizon": 0,
             "transaction_ids_ahead": False,
         }
