@@ -1,4 +1,5 @@
-"""The admin's operations page: subscriber lag and errors, sagas by state, the last hour's
+"""The admin's operations page: subscriber lag and errors, the running transactions that hold
+subscribers back (PostgreSQL), sagas by state, the last hour's
 orders by outcome. It reads the log and orders' read models, so it lives in config, the one
 package that may see every app (eventstore may import no service)."""
 
@@ -6,11 +7,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from eventstore.recorders import recorder
 from eventstore.subscriptions import lags
 from orders.models import OrderSummary, SagaSummary
 
@@ -53,13 +56,16 @@ def outcome_bars(counts: dict[str, int]) -> list[dict[str, object]]:
 
 def operations_view(request: HttpRequest) -> HttpResponse:
     """Staff only (wrapped in `admin.site.admin_view` by the URLconf): one lag query per
-    subscriber and one grouped query each for sagas and orders, whatever their number."""
+    subscriber, one of pg_stat_activity on PostgreSQL, and one grouped query each for sagas
+    and orders, whatever their number."""
     since = timezone.now() - OUTCOME_WINDOW
     bars = outcome_bars(OrderSummary.objects.filter(created_at__gte=since).outcome_counts())
     context = {
         **admin.site.each_context(request),
         "title": "Operations",
         "subscriber_lags": lags(),
+        "held_by": recorder().held_by(),
+        "held_limit": settings.HEALTH_MAX_HELD_SECONDS,
         "saga_states": SagaSummary.objects.state_counts(),
         "since": since,
         "bars": bars,

@@ -54,6 +54,7 @@ def ensure_database(database: dict[str, Any]) -> bool:
             port=database.get("PORT") or None,
             connect_timeout=CONNECT_TIMEOUT,
             autocommit=True,
+            application_name=database.get("OPTIONS", {}).get("application_name"),
         )
     except psycopg.Error as error:
         raise Missing(

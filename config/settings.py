@@ -198,13 +198,34 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
-# PostgreSQL: followers of the log wait for the oldest transaction still running anywhere in
-# the cluster (eventstore.recorders.PostgresRecorder.follow_condition), so a connection left
-# idle inside a transaction would hold every subscriber back: the server ends such a session
-# after this many ms (0: never).
+# PostgreSQL: followers of the log wait for the oldest of the project's transactions still
+# running in the database (eventstore.recorders.PostgresRecorder.follow_condition), so a
+# connection left idle inside a transaction would hold every subscriber back: the server ends
+# such a session after this many ms (0: never).
 DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS = env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000)
+# Every connection of the project (web, workers, commands) carries this application_name:
+# followers wait only for transactions of sessions that carry it, so it must reach the server
+# unchanged (printable ASCII, at most 63 bytes: the server replaces other characters and cuts
+# longer names) and be the same in every process.
+DATABASE_APPLICATION_NAME = os.environ.get("DATABASE_APPLICATION_NAME", "").strip() or (
+    "order-processing"
+)
+if not re.fullmatch(r"[ -~]{1,63}", DATABASE_APPLICATION_NAME):
+    raise ImproperlyConfigured(
+        "DATABASE_APPLICATION_NAME must be 1 to 63 printable ASCII characters, "
+        f"got {DATABASE_APPLICATION_NAME!r}"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options = DATABASES["default"].setdefault("OPTIONS", {})
+    # A DATABASE_URL query naming another application would silently make every follower
+    # stop waiting for the project's own transactions.
+    if _options.get("application_name", DATABASE_APPLICATION_NAME) != DATABASE_APPLICATION_NAME or (
+        "application_name" in _options.get("options", "")
+    ):
+        raise ImproperlyConfigured(
+            "DATABASE_URL sets application_name: set DATABASE_APPLICATION_NAME instead"
+        )
+    _options["application_name"] = DATABASE_APPLICATION_NAME
     _options["options"] = (
         f"{_options.get('options', '')} "
         f"-c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
@@ -345,6 +366,9 @@ EVENTSTORE_SWEEP_INTERVAL = env_float("EVENTSTORE_SWEEP_INTERVAL", 5.0)
 # The health check (GET /api/health/) answers 503 when a subscriber partition is more than this
 # many events behind the log.
 HEALTH_MAX_LAG_EVENTS = env_int("HEALTH_MAX_LAG_EVENTS", 10000)
+# On PostgreSQL it also answers 503 when a transaction followers wait for (one of the
+# project's, see DATABASE_APPLICATION_NAME) has run longer than this many seconds.
+HEALTH_MAX_HELD_SECONDS = env_float("HEALTH_MAX_HELD_SECONDS", 30.0)
 
 # Celery (celery mode only; config/celery.py reads every CELERY_* setting).
 # Wake-ups travel over the broker, never events: the log stays the truth. RabbitMQ by default;

@@ -2,9 +2,9 @@ from django.apps import AppConfig
 
 
 class EventStoreConfig(AppConfig):
-    """Connects the event store's own projection, its subscribers' lag gauges, the after-commit
-    subscriber dispatch, the vault's housekeeping, the end of each request's log context, and
-    the mapping of the database's lock timeouts to AppendTimeout."""
+    """Connects the event store's own projection, its subscribers' lag and held-back gauges,
+    the after-commit subscriber dispatch, the vault's housekeeping, the end of each request's
+    log context, and the mapping of the database's lock timeouts to AppendTimeout."""
 
     name = "eventstore"
     verbose_name = "Event store"
@@ -16,14 +16,20 @@ class EventStoreConfig(AppConfig):
         from eventstore import signals
         from eventstore.dispatch import calls_owed, choose_again, dispatch_committed
         from eventstore.logs import end_request
-        from eventstore.metrics import SubscriberLagCollector, register_collector
+        from eventstore.metrics import (
+            HeldFollowersCollector,
+            SubscriberLagCollector,
+            register_collector,
+        )
         from eventstore.projections import StreamProjection, register_projection
+        from eventstore.recorders import recorder
         from eventstore.store import event_store, install_append_timeouts
         from eventstore.subscriptions import lags
         from eventstore.vault import erase_expired_secrets_on_worker_pass
 
         register_projection(StreamProjection())
         register_collector(SubscriberLagCollector(lags))
+        register_collector(HeldFollowersCollector(lambda: recorder().held_by()))
         signals.events_committed.connect(
             dispatch_committed, dispatch_uid="eventstore.dispatch.dispatch_committed"
         )

@@ -16,9 +16,9 @@ from eventstore.subscriptions import get_subscribers, lags
 
 def health_check() -> tuple[dict[str, Any], bool]:
     """The health check's answer and whether everything is healthy: the database answers (and
-    on PostgreSQL its transaction ids are not behind the log's), no subscriber partition is more
-    than HEALTH_MAX_LAG_EVENTS events behind, and in celery mode the broker accepts a
-    connection."""
+    on PostgreSQL its transaction ids are not behind the log's and no transaction has held
+    followers back longer than HEALTH_MAX_HELD_SECONDS), no subscriber partition is more than
+    HEALTH_MAX_LAG_EVENTS events behind, and in celery mode the broker accepts a connection."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -33,6 +33,8 @@ def health_check() -> tuple[dict[str, Any], bool]:
     healthy = True
     if followers is not None:
         body["followers"] = followers
+        followers["held"] = held_status(followers["waiting_for"])
+        healthy = followers["held"] == "ok"
         if followers["transaction_ids_ahead"]:
             body["database"] = (
                 "transaction ids behind the log's: see ARCHITECTURE.md, "
@@ -58,6 +60,19 @@ def health_check() -> tuple[dict[str, Any], bool]:
         body["broker"] = broker_status()
         healthy = healthy and body["broker"] == "ok"
     return {"status": "ok" if healthy else "unavailable", **body}, healthy
+
+
+def held_status(waiting_for: dict[str, Any] | None) -> str:
+    """ "ok", or which transaction has held followers back longer than HEALTH_MAX_HELD_SECONDS
+    (one whose age pg_stat_activity hides is not judged)."""
+    limit = float(settings.HEALTH_MAX_HELD_SECONDS)
+    if waiting_for is None or waiting_for["seconds"] is None or waiting_for["seconds"] <= limit:
+        return "ok"
+    return (
+        f"held back for {waiting_for['seconds']:.1f} s (limit {limit:g} s) by the transaction of "
+        f"pid {waiting_for['pid']} (application_name {waiting_for['application_name']!r}, "
+        f"{waiting_for['state']}): see docs/OPERATIONS.md"
+    )
 
 
 def broker_status() -> str:

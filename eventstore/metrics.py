@@ -84,6 +84,24 @@ class SubscriberLagCollector(Collector):
         )
 
 
+class HeldFollowersCollector(Collector):
+    """eventstore_followers_held_seconds: the age of the oldest running transaction followers
+    wait for, from `held_by()` at scrape time (the recorder's, given when the app registers it;
+    one short query of pg_stat_activity, none on SQLite)."""
+
+    def __init__(self, held_by: Callable[[], dict[str, Any] | None]) -> None:
+        self.held_by = held_by
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        waiting_for = (self.held_by() or {}).get("waiting_for")
+        yield GaugeMetricFamily(
+            "eventstore_followers_held_seconds",
+            "Age of the oldest running transaction subscribers wait for (0: none, or its age "
+            "is hidden from this role).",
+            value=(waiting_for and waiting_for["seconds"]) or 0,
+        )
+
+
 _collectors: list[Collector] = []
 
 

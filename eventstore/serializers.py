@@ -21,12 +21,36 @@ class EventOutputSerializer(serializers.ModelSerializer):
         return data
 
 
+class HeldByOutputSerializer(serializers.Serializer):
+    """A running transaction that has taken a transaction id, as pg_stat_activity shows it."""
+
+    seconds = serializers.FloatField(
+        allow_null=True, help_text="Its age (null where pg_stat_activity hides it)."
+    )
+    pid = serializers.IntegerField(help_text="Its backend's process id.")
+    application_name = serializers.CharField(allow_null=True)
+    state = serializers.CharField(allow_null=True, help_text='e.g. "idle in transaction".')
+
+
 class FollowersOutputSerializer(serializers.Serializer):
     """How far subscribers are held back by running transactions (PostgreSQL only)."""
 
     oldest_transaction_seconds = serializers.FloatField(
-        help_text="Age of the oldest transaction of the database still running that has "
-        "written anything: subscribers read no event committed after it started until it ends."
+        help_text="Age of the oldest running transaction subscribers wait for (one of the "
+        "project's, DATABASE_APPLICATION_NAME): they read no event committed after it started "
+        "until it ends."
+    )
+    waiting_for = HeldByOutputSerializer(
+        allow_null=True, help_text="That transaction (null when there is none)."
+    )
+    oldest_ignored = HeldByOutputSerializer(
+        allow_null=True,
+        help_text="The oldest running transaction of the database that subscribers do not wait "
+        "for (another application's).",
+    )
+    held = serializers.CharField(
+        help_text='"ok", or which transaction has held subscribers back longer than '
+        "HEALTH_MAX_HELD_SECONDS (answers 503)."
     )
     events_behind_horizon = serializers.IntegerField(
         help_text="Committed events that subscribers cannot read yet for that reason."

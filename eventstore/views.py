@@ -34,8 +34,9 @@ class HealthView(APIView):
     """200 when the database answers, no subscriber partition is more than
     HEALTH_MAX_LAG_EVENTS events behind, and in celery mode the broker accepts a connection;
     503 naming what is wrong otherwise. On PostgreSQL it also shows how far subscribers are held
-    back by running transactions (`followers`), and answers 503 when the log holds transaction
-    ids the database has not reached (a dump restored into a new cluster, docs/OPERATIONS.md)."""
+    back by running transactions (`followers`), and answers 503 when one of them has held them
+    back longer than HEALTH_MAX_HELD_SECONDS or the log holds transaction ids the database has
+    not reached (a dump restored into a new cluster, docs/OPERATIONS.md)."""
 
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
@@ -47,8 +48,9 @@ class HealthView(APIView):
             200: HealthOutputSerializer,
             503: OpenApiResponse(
                 HealthOutputSerializer,
-                description="Database unreachable or its transaction ids behind the log's, a "
-                "subscriber too far behind, or (celery mode) the broker unreachable",
+                description="Database unreachable or its transaction ids behind the log's, "
+                "subscribers held back too long by a transaction, a subscriber too far behind, "
+                "or (celery mode) the broker unreachable",
             ),
         }
     )

@@ -76,6 +76,23 @@ def postgres_server() -> str:
     return f"postgres://{credentials}@{settings['HOST'] or HOST}:{settings['PORT'] or 5432}"
 
 
+@contextmanager
+def held_transaction(application_name: str, database_url: str | None = None) -> Iterator[int]:
+    """A transaction on a connection of its own carrying `application_name` (to the suite's
+    database, or `database_url`) that has taken a transaction id and stays open, idle, until
+    the block ends (then rolls back); yields its backend's pid."""
+    import psycopg
+    from django.db import connection
+
+    url = database_url or f"{postgres_server()}/{connection.settings_dict['NAME']}"
+    with psycopg.connect(url, application_name=application_name) as held:
+        held.execute("SELECT pg_current_xact_id()")
+        try:
+            yield held.info.backend_pid
+        finally:
+            held.rollback()
+
+
 def postgres_missing(server: str) -> str | None:
     """Why the PostgreSQL server at `server` (postgres://user@host:port) cannot be used, or
     None when it answers."""

@@ -496,3 +496,8 @@ class EventRecorder(RecorderBase):
     def horizon(self) -> dict[str, Any] | None:
         """How far followers are held back by running transactions (None: never held back)."""
         return None
+
+    def held_by(self) -> dict[str, dict[str, Any] | None] | None:
+        """The oldest running transaction followers wait for, and the oldest they leave out
+        (None: followers never wait for a running transaction)."""
+        return None

@@ -20,29 +20,56 @@ from eventstore.recorders.tables import current_connection, written_fields
 from eventstore.records import LogPoint, RecordedEvent
 
 # PostgreSQL: an event is followed only once its transaction id lies below the horizon: the
-# oldest transaction of this database still running (by the statement's snapshot), this
-# transaction's own id included. Every transaction below it has ended, so each event sorted
-# before it is visible, or never will be; an event appended later sorts at or after its own
-# transaction's id (`PostgresRecorder._build_append_sql`), which is at or above the horizon.
-# Transactions of other databases of the cluster write no events here: the snapshot lists their
-# ids too, and those that pg_stat_activity shows connected to another database are left out (an
-# id it does not show, such as a prepared transaction's, counts: the horizon errs towards
-# waiting).
+# oldest of the project's transactions still running (by the statement's snapshot), this
+# transaction's own id included. Every transaction below it that could append has ended, so each
+# event sorted before it is visible, or never will be; an event appended later sorts at or after
+# its own transaction's id (`PostgresRecorder._build_append_sql`), which is at or above the
+# horizon.
+# The project's transactions are those of sessions carrying its application_name
+# (DATABASE_APPLICATION_NAME) in this database: the snapshot lists every running transaction of
+# the cluster, and those that pg_stat_activity shows only in sessions of another database or
+# another application name are left out, so a psql session or a report left open holds nobody
+# back. An id pg_stat_activity does not show (a prepared transaction's, one taken after this
+# transaction first read pg_stat_activity) or shows without its database and application name
+# counts: the horizon errs towards waiting. An event inserted by another client is not followed
+# gap-free (docs/EVENTSTORE.md).
 # A transaction also follows the events it appended itself (a test runs in one transaction):
 # followers in production never read after appending in one transaction (a batch reads before
 # it handles; dispatch runs after commit), and must not, as an older writer still running could
 # commit events that sort before those.
-_OTHER_DATABASE = (
-    "EXISTS(SELECT 1 FROM pg_stat_get_activity(NULL) a "
-    "WHERE a.backend_xid::text::bigint = x::text::bigint %% 4294967296 "
-    "AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))"
-)
-_HORIZON = (
-    "(SELECT LEAST(pg_snapshot_xmax(s)::text::bigint, "
-    "pg_current_xact_id_if_assigned()::text::bigint, "
-    f"(SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(s) x WHERE NOT {_OTHER_DATABASE})) "
-    "FROM pg_current_snapshot() s)"
-)
+_XID_MODULUS = "4294967296"  # pg_stat_activity shows 32-bit ids; the snapshot, 64-bit ones
+_THIS_DATABASE = "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
+
+
+def _foreign_transactions(application_name: str | None) -> str:
+    """The ids (modulo 2^32) of running transactions that pg_stat_activity shows only in
+    sessions of another database or, when `application_name` is given, of another application:
+    transactions that cannot append events here. Every row showing an id must say so."""
+    from psycopg import sql
+
+    foreign = f"a.datid <> {_THIS_DATABASE}"
+    if application_name:
+        name = sql.Literal(application_name).as_string(None).replace("%", "%%")
+        foreign += f" OR a.application_name <> {name}"
+    return (
+        "SELECT a.backend_xid::text::bigint FROM pg_catalog.pg_stat_get_activity(NULL) a "
+        "WHERE a.backend_xid IS NOT NULL GROUP BY a.backend_xid::text::bigint "
+        # A hidden (NULL) database or application name makes the row's answer NULL: it counts.
+        f"HAVING bool_and(COALESCE({foreign}, false))"
+    )
+
+
+def _horizon(application_name: str | None) -> str:
+    """The horizon (see above) as a scalar subquery."""
+    return (
+        "(SELECT LEAST(pg_snapshot_xmax(s)::text::bigint, "
+        "pg_current_xact_id_if_assigned()::text::bigint, "
+        f"(SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(s) x WHERE x::text::bigint %% "
+        f"{_XID_MODULUS} NOT IN ({_foreign_transactions(application_name)}))) "
+        "FROM pg_current_snapshot() s)"
+    )
+
+
 _OWN = "(SELECT pg_current_xact_id_if_assigned()::text::bigint)"
 # The stream index's columns, in the order the append writes them.
 _INDEX_FIELDS = [field.name for field in written_fields(Stream)]
@@ -394,13 +421,20 @@ class PostgresRecorder(Recorder):
         """psycopg's LockNotAvailable, SQLSTATE 55P03: lock_timeout ran out."""
         return getattr(error.__cause__, "sqlstate", None) == "55P03"
 
+    def _horizon(self) -> str:
+        """The horizon for the current connection's application name (module comment)."""
+        return self._statement(
+            "horizon",
+            lambda: _horizon(current_connection().settings_dict["OPTIONS"].get("application_name")),
+        )
+
     def follow_condition(self, transaction_id: str = "%s", position: str = "%s") -> str:
         """Events after the point in (transaction id, position) order whose transaction id lies
         below the horizon (or is this transaction's own)."""
         e = self.events
         return (
             f"({e.transaction_id}, {e.position}) > ({transaction_id}, {position}) "
-            f"AND ({e.transaction_id} < {_HORIZON} OR {e.transaction_id} = {_OWN})"
+            f"AND ({e.transaction_id} < {self._horizon()} OR {e.transaction_id} = {_OWN})"
         )
 
     def follow_params(self, point: LogPoint) -> list[int]:
@@ -412,39 +446,82 @@ class PostgresRecorder(Recorder):
         return f"{self.events.transaction_id}, {self.events.position}"
 
     def followable(self, transaction_id: int) -> bool:
-        """Whether every transaction of the database that could sort before events stored with
+        """Whether every transaction of the project that could sort before events stored with
         `transaction_id` has ended."""
         if not transaction_id:
             return True
         with current_connection().cursor() as cursor:
             cursor.execute(
-                f"SELECT %s < {_HORIZON} OR %s = {_OWN}", [transaction_id, transaction_id]
+                self._statement(
+                    "followable", lambda: f"SELECT %s < {self._horizon()} OR %s = {_OWN}"
+                ),
+                [transaction_id, transaction_id],
             )
             return bool(cursor.fetchone()[0])
 
+    def _build_held(self) -> str:
+        foreign = _foreign_transactions(
+            current_connection().settings_dict["OPTIONS"].get("application_name")
+        )
+        return (
+            "WITH a AS (SELECT pid, application_name, state, xact_start, datid, "
+            f"backend_xid::text::bigint NOT IN ({foreign}) AS counted "
+            "FROM pg_catalog.pg_stat_get_activity(NULL) "
+            "WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) "
+            "SELECT DISTINCT ON (counted) counted, "
+            "EXTRACT(EPOCH FROM clock_timestamp() - xact_start), pid, application_name, state "
+            "FROM a WHERE counted "
+            f"OR datid = {_THIS_DATABASE} "
+            "ORDER BY counted, xact_start NULLS LAST"
+        )
+
+    def held_by(self) -> dict[str, dict[str, Any] | None]:
+        """The oldest running transaction (other than this one's) that followers wait for
+        (`waiting_for`) and the oldest of this database they leave out (`ignored`), each as its
+        age in seconds, pid, application name and state, or None. The age, name and state are
+        None where pg_stat_activity hides them (another role's session, without
+        pg_read_all_stats); prepared transactions, which it does not show, are not listed."""
+        with current_connection().cursor() as cursor:
+            cursor.execute(self._statement("held_by", self._build_held), [])
+            rows = cursor.fetchall()
+        found: dict[str, dict[str, Any] | None] = {"waiting_for": None, "ignored": None}
+        for counted, seconds, pid, application_name, state in rows:
+            found["waiting_for" if counted else "ignored"] = {
+                "seconds": None if seconds is None else round(float(seconds), 3),
+                "pid": pid,
+                "application_name": application_name,
+                "state": state,
+            }
+        return found
+
     def horizon(self) -> dict[str, Any] | None:
-        """The age in seconds of the oldest transaction of this database still running that
-        has written anything, and how many committed events wait behind the horizon. A long or
-        idle transaction holds every follower back for as long as it runs."""
+        """What holds followers back: the oldest running transaction they wait for and the
+        oldest they leave out (`held_by`), and how many committed events wait behind the
+        horizon. A long or idle transaction of the project holds every follower back for as
+        long as it runs."""
         e = self.events
+        held = self.held_by()
         with current_connection().cursor() as cursor:
             cursor.execute(
-                "SELECT COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - MIN(xact_start)), 0) "
-                "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
-                "AND pid <> pg_backend_pid() AND datname = current_database()"
-            )
-            (seconds,) = cursor.fetchone()
-            cursor.execute(
-                f"SELECT COUNT(*), COALESCE(MAX({e.transaction_id}), 0), "
-                "(SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
-                # This transaction's own events (a test's, which runs in one) are not held back.
-                f"FROM {e} WHERE {e.transaction_id} >= {_HORIZON} "
-                f"AND {e.transaction_id} IS DISTINCT FROM {_OWN}",
+                self._statement(
+                    "behind_horizon",
+                    lambda: (
+                        f"SELECT COUNT(*), COALESCE(MAX({e.transaction_id}), 0), "
+                        "(SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
+                        # This transaction's own events (a test's, which runs in one) are not
+                        # held back.
+                        f"FROM {e} WHERE {e.transaction_id} >= {self._horizon()} "
+                        f"AND {e.transaction_id} IS DISTINCT FROM {_OWN}"
+                    ),
+                ),
                 [],  # with parameters, so that "%%" in the statement reads as "%"
             )
             waiting, highest, next_id = cursor.fetchone()
+        waiting_for = held["waiting_for"]
         return {
-            "oldest_transaction_seconds": round(float(seconds), 3),
+            "oldest_transaction_seconds": (waiting_for and waiting_for["seconds"]) or 0.0,
+            "waiting_for": waiting_for,
+            "oldest_ignored": held["ignored"],
             "events_behind_horizon": waiting,
             # Stored events whose transaction ids this cluster has not reached: a dump restored
             # into a new cluster (see ARCHITECTURE.md, "Transaction ids after a restore").

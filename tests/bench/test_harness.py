@@ -126,6 +126,23 @@ def test_the_latency_workloads_headline_is_the_ratio_with_a_3x_target():
     assert (headline.meets(3.0, None), headline.meets(1.7, None)) == (True, False)
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # pg_stat_activity is read afresh after the block
+def test_the_foreign_workloads_transaction_is_another_applications_and_ends_with_its_block():
+    from django.db import connection
+
+    from eventstore.recorders import recorder
+    from tests.bench.workloads.http_foreign import foreign_transaction
+    from tests.processes import postgres_server
+
+    url = f"{postgres_server()}/{connection.settings_dict['NAME']}"
+    with foreign_transaction(url, seconds=30) as pid:
+        ignored = recorder().held_by()["ignored"]
+        assert (ignored["pid"], ignored["application_name"]) == (pid, "psql")
+
+    assert recorder().held_by()["ignored"] is None
+
+
 def test_the_concurrent_append_workloads_headline_is_16_clients_concurrent_over_locked():
     workload = get_workload("append-concurrent")
     headline = workload.figures[0]

@@ -16,6 +16,7 @@ from inventory.services import product_create
 from orders.models import OrderSummary
 from orders.services import order_place
 from tests.factories import append_event
+from tests.processes import held_transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -99,6 +100,24 @@ def test_staff_see_each_subscriber_partition_with_its_lag_and_last_error(staff_s
     assert "ledger unavailable" in failing.group()
     for subscriber in get_subscribers():
         assert f"<td>{subscriber.name}</td>" in page
+
+
+@pytest.mark.postgres
+def test_staff_see_the_transaction_subscribers_wait_for_and_the_one_they_leave_out(
+    staff_session, settings
+):
+    settings.HEALTH_MAX_HELD_SECONDS = 0
+    with held_transaction("psql") as ignored, held_transaction("order-processing") as waited:
+        page = staff_session.get(OPERATIONS).content.decode()
+
+    [waiting_for] = re.findall(r'<tr class="waiting_for failing">.*?</tr>', page, re.S)
+    [oldest_ignored] = re.findall(r'<tr class="ignored">.*?</tr>', page, re.S)
+    assert f'<td class="pid">{waited}</td>' in waiting_for
+    assert "<td>order-processing</td><td>idle in transaction</td>" in re.sub(
+        r"\s+<", "<", waiting_for
+    )
+    assert f'<td class="pid">{ignored}</td>' in oldest_ignored
+    assert "<td>psql</td>" in oldest_ignored
 
 
 def test_staff_see_sagas_by_state_and_the_last_hours_orders_by_outcome(staff_session, place):

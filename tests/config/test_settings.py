@@ -104,8 +104,78 @@ def test_database_hosts_and_tuning_come_from_the_environment():
     assert result.stdout.split()[0] == "False"
     assert "['api.example.com', 'admin.example.com']" in result.stdout
     # The server ends a connection left idle inside a transaction (it would hold followers back).
-    options = "{'options': '-c idle_in_transaction_session_timeout=60000'}"
+    options = (
+        "{'application_name': 'order-processing', "
+        "'options': '-c idle_in_transaction_session_timeout=60000'}"
+    )
     assert f"django.db.backends.postgresql 25 {options}" in result.stdout
+
+
+def test_the_application_name_comes_from_the_environment():
+    result = load_settings(
+        SECRET_KEY="s",
+        DATABASE_URL="postgres://user@db.example:5432/orders",
+        DATABASE_APPLICATION_NAME="shop-eu",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "'application_name': 'shop-eu'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "query", ["?application_name=reports", "?options=-c%20application_name%3Dreports"]
+)
+def test_a_database_url_naming_another_application_is_refused(query):
+    """Followers would stop waiting for the project's own transactions."""
+    result = load_settings(
+        SECRET_KEY="s", DATABASE_URL=f"postgres://user@db.example:5432/orders{query}"
+    )
+
+    assert result.returncode != 0
+    assert "DATABASE_URL sets application_name: set DATABASE_APPLICATION_NAME" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["commandes-\u00e9t\u00e9", "x" * 64])
+def test_an_application_name_the_server_would_change_is_refused(name):
+    result = load_settings(
+        SECRET_KEY="s",
+        DATABASE_URL="postgres://user@db.example:5432/orders",
+        DATABASE_APPLICATION_NAME=name,
+    )
+
+    assert result.returncode != 0
+    assert "DATABASE_APPLICATION_NAME must be 1 to 63 printable ASCII" in result.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("entry", ["config.wsgi", "config.celery", "manage.py shell"])
+def test_every_process_reaches_the_server_with_the_application_name(entry):
+    """Web, Celery workers and management commands (and this suite's own connection)."""
+    from tests.processes import postgres_server
+
+    query = (
+        "from django.db import connection; cursor = connection.cursor(); "
+        "cursor.execute('SELECT application_name FROM pg_stat_activity "
+        "WHERE pid = pg_backend_pid()'); print(cursor.fetchone()[0])"
+    )
+    env = {
+        "SECRET_KEY": "s",
+        "DATABASE_URL": f"{postgres_server()}/{connection.settings_dict['NAME']}",
+        "DATABASE_APPLICATION_NAME": "order-processing-probe",
+    }
+    if entry == "manage.py shell":
+        result = run_in_project("manage.py", "shell", "-c", query, **env)
+    else:
+        result = run_in_project(
+            "-c", f"import {entry}; import django; django.setup(); {query}", **env
+        )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "order-processing-probe"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('application_name')")
+        assert cursor.fetchone()[0] == "order-processing"
 
 
 def test_the_idle_in_transaction_timeout_comes_from_the_environment_and_0_turns_it_off():

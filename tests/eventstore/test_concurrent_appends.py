@@ -5,7 +5,9 @@ Positions are handed out in insert order and become visible in commit order. Fol
 (eventstore.recorders.PostgresRecorder.follow_condition), so a writer that has not committed
 holds every follower back instead of being passed; and an appended event's transaction id is
 raised to its stream's previous event's, so a stream's events are read in version order even
-from a transaction that took its id before the writer it follows.
+from a transaction that took its id before the writer it follows. Only the project's own
+transactions (those of sessions carrying DATABASE_APPLICATION_NAME) hold followers back; one
+whose owner pg_stat_activity does not show counts as the project's.
 """
 
 import random
@@ -14,13 +16,15 @@ import time
 from collections import Counter
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection, connections, transaction
 
 from eventstore.models import Checkpoint, Event
 from eventstore.recorders import recorder
-from eventstore.records import START, LogPoint
+from eventstore.records import START, LogPoint, RecordedEvent
 from eventstore.store import ConcurrencyError, NewEvent, event_store
 from eventstore.subscriptions import Subscriber, catch_up
+from tests.processes import held_transaction
 from tests.threads import run_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -101,6 +105,69 @@ def test_a_writer_that_has_not_committed_holds_every_follower_back(subscribe, se
     assert "still behind an older running transaction" in caplog.text
     assert checkpoint(follower.name) == follower.handled[-1].log_point
     assert recorder().horizon()["events_behind_horizon"] == 0
+
+
+def append_elsewhere(stream: str) -> RecordedEvent:
+    """An event appended and committed by another connection of the project (a thread)."""
+    appended = []
+    run_threads(
+        lambda index: appended.extend(
+            event_store.append_to_stream("thing", stream, [NewEvent("Late", {})])
+        ),
+        1,
+    )
+    return appended[0]
+
+
+def test_a_transaction_of_another_application_holds_no_follower_back(subscribe):
+    """A psql session left open with a transaction id: the project's later events flow on."""
+    follower = subscribe(Follower("tests.follower"))
+    with held_transaction("psql") as pid:
+        event_store.append_to_stream("thing", "late", [NewEvent("Late", {})])
+
+        catch_up(follower)  # its commit's wake-up delivered it already
+        assert [event.event_type for event in follower.handled] == ["Late"]
+        held = recorder().horizon()
+        assert held["waiting_for"] is None
+        assert held["oldest_ignored"]["pid"] == pid
+        assert held["oldest_ignored"]["application_name"] == "psql"
+        assert held["events_behind_horizon"] == 0
+
+
+def test_a_transaction_of_the_projects_application_holds_followers_back_on_any_connection(
+    subscribe, settings
+):
+    """What counts is the application name, not which connection object took the id."""
+    settings.EVENTSTORE_FOLLOW_WAIT = 0.1  # the append's wake-up gives up waiting soon
+    follower = subscribe(Follower("tests.follower"))
+    name = django_settings.DATABASE_APPLICATION_NAME
+    with held_transaction(name) as pid:
+        event_store.append_to_stream("thing", "late", [NewEvent("Late", {})])
+
+        assert catch_up(follower).handled == 0
+        held = recorder().horizon()
+        assert held["waiting_for"]["pid"] == pid
+        assert held["waiting_for"]["application_name"] == name
+        assert held["waiting_for"]["state"] == "idle in transaction"
+        assert held["events_behind_horizon"] == 1
+
+    assert catch_up(follower).handled == 1
+
+
+def test_a_transaction_id_pg_stat_activity_does_not_show_holds_followers_back():
+    """pg_stat_activity is read once per transaction: an id taken after that read has no
+    owner it shows, even from another application, so it counts until a later transaction
+    sees whose it is."""
+    with transaction.atomic():
+        assert recorder().held_by()["ignored"] is None  # pg_stat_activity read now
+        with held_transaction("psql"):
+            late = append_elsewhere("late")
+
+            assert not recorder().followable(late.transaction_id)
+            assert event_store.read_new(START) == []
+
+    with held_transaction("psql"):
+        assert recorder().followable(late.transaction_id)
 
 
 def test_a_commit_wakes_its_subscribers_once_the_older_writers_it_waited_for_have_ended(

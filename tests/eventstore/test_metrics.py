@@ -1,5 +1,6 @@
 """The event store's Prometheus series, and GET /metrics."""
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +11,7 @@ from eventstore.metrics import scrape_registry
 from eventstore.recorders import recorder
 from eventstore.store import NewEvent
 from eventstore.subscriptions import Subscriber, catch_up
+from tests.processes import held_transaction
 
 APPENDED = "eventstore_events_appended_total"
 THING = {"aggregate_type": "thing", "event_type": "MetricMeasured"}
@@ -95,6 +97,19 @@ def test_lag_and_parked_partitions_are_read_at_scrape_time(store, subscribe, set
 
 
 # --- GET /metrics ---------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # each scrape reads pg_stat_activity afresh
+def test_the_age_of_the_oldest_transaction_followers_wait_for_is_read_at_scrape_time(settings):
+    held = "eventstore_followers_held_seconds"
+    assert scrape_registry().get_sample_value(held) == 0
+    with held_transaction("psql"):
+        time.sleep(0.2)
+        assert scrape_registry().get_sample_value(held) == 0  # not waited for
+    with held_transaction(settings.DATABASE_APPLICATION_NAME):
+        time.sleep(0.2)
+        assert scrape_registry().get_sample_value(held) >= 0.2
 
 
 @pytest.mark.django_db

@@ -13,7 +13,7 @@ from config.celery import app as celery_app
 from eventstore.effects import EffectSubscriber
 from eventstore.subscriptions import Subscriber, catch_up
 from tests.factories import append_event
-from tests.processes import HOST, free_port, rabbitmq_missing
+from tests.processes import HOST, free_port, held_transaction, rabbitmq_missing
 
 # --- health --------------------------------------------------------------------------------------
 
@@ -28,8 +28,11 @@ def test_health_answers_200_without_authentication(anonymous_client):
     if connection.vendor == "postgresql":
         assert body["followers"] == {
             "oldest_transaction_seconds": 0.0,
+            "waiting_for": None,
+            "oldest_ignored": None,
             "events_behind_horizon": 0,
             "transaction_ids_ahead": False,
+            "held": "ok",
         }
     else:
         assert "followers" not in body
@@ -56,6 +59,51 @@ def test_health_answers_503_when_the_log_holds_transaction_ids_the_database_has_
     assert body["status"] == "unavailable"
     assert "restore" in body["database"]
     assert body["followers"]["transaction_ids_ahead"] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_health_answers_503_naming_a_transaction_that_held_followers_back_too_long(
+    anonymous_client, settings
+):
+    with held_transaction(settings.DATABASE_APPLICATION_NAME) as pid:
+        time.sleep(0.3)
+        within_limit = anonymous_client.get("/api/health/")
+        settings.HEALTH_MAX_HELD_SECONDS = 0.2
+        past_limit = anonymous_client.get("/api/health/")
+
+    assert within_limit.status_code == 200
+    assert within_limit.json()["followers"]["held"] == "ok"
+    assert past_limit.status_code == 503
+    body = past_limit.json()
+    assert body["status"] == "unavailable"
+    followers = body["followers"]
+    assert followers["waiting_for"]["pid"] == pid
+    assert followers["waiting_for"]["state"] == "idle in transaction"
+    assert followers["oldest_transaction_seconds"] >= 0.3
+    assert followers["held"].startswith("held back for 0.")
+    assert (
+        f"pid {pid} (application_name 'order-processing', idle in transaction)"
+        in (followers["held"])
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_health_stays_200_and_shows_another_applications_long_transaction_as_ignored(
+    anonymous_client, settings
+):
+    settings.HEALTH_MAX_HELD_SECONDS = 0.2
+    with held_transaction("psql") as pid:
+        time.sleep(0.3)
+        response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 200
+    followers = response.json()["followers"]
+    assert (followers["held"], followers["waiting_for"]) == ("ok", None)
+    assert followers["oldest_ignored"]["pid"] == pid
+    assert followers["oldest_ignored"]["application_name"] == "psql"
+    assert followers["oldest_ignored"]["seconds"] >= 0.3
 
 
 @pytest.mark.django_db

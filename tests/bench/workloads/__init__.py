@@ -17,6 +17,7 @@ _WORKLOADS = {
     "order-cost": "order_cost:ORDER_COST",
     "http": "http:HTTP",
     "http-latency": "http_latency:HTTP_LATENCY",
+    "http-foreign": "http_foreign:HTTP_FOREIGN",
     "scale": "scale:SCALE",
     "overload": "overload:OVERLOAD",
     "peers": "peers:PEERS_WORKLOAD",
