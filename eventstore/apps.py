@@ -14,9 +14,11 @@ class EventStoreConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from eventstore import signals
+        from eventstore.admission import backlog_seconds
         from eventstore.dispatch import calls_owed, choose_again, dispatch_committed
         from eventstore.logs import end_request
         from eventstore.metrics import (
+            BacklogCollector,
             HeldFollowersCollector,
             SubscriberLagCollector,
             register_collector,
@@ -30,6 +32,7 @@ class EventStoreConfig(AppConfig):
         register_projection(StreamProjection())
         register_collector(SubscriberLagCollector(lags))
         register_collector(HeldFollowersCollector(lambda: recorder().held_by()))
+        register_collector(BacklogCollector(backlog_seconds))
         signals.events_committed.connect(
             dispatch_committed, dispatch_uid="eventstore.dispatch.dispatch_committed"
         )

@@ -102,6 +102,23 @@ class HeldFollowersCollector(Collector):
         )
 
 
+class BacklogCollector(Collector):
+    """eventstore_backlog_seconds: how long the oldest work not started has waited (what
+    admission refuses new orders on), from `backlog_seconds()` at scrape time (given when the
+    app registers it; two lock-free statements)."""
+
+    def __init__(self, backlog_seconds: Callable[[], float]) -> None:
+        self.backlog_seconds = backlog_seconds
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "eventstore_backlog_seconds",
+            "Seconds the oldest work not started (an event a subscriber has yet to handle, a "
+            "call owed and not begun) has waited (0: none waits).",
+            value=self.backlog_seconds(),
+        )
+
+
 _collectors: list[Collector] = []
 
 

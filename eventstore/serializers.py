@@ -77,6 +77,12 @@ class HealthOutputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     database = serializers.CharField(help_text='"ok", or what is wrong with it (answers 503).')
     followers = FollowersOutputSerializer(required=False, help_text="PostgreSQL only.")
+    backlog_seconds = serializers.FloatField(
+        required=False,
+        help_text="How long the oldest work not started has waited; placing an order answers 429 "
+        "while it is over ADMISSION_MAX_BACKLOG_SECONDS (shown, never answers 503). Absent when "
+        "the database is unreachable.",
+    )
     subscribers = serializers.CharField(
         required=False,
         help_text='"ok", or which partition is more than HEALTH_MAX_LAG_EVENTS events behind '

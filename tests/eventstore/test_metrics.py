@@ -186,3 +186,23 @@ def test_a_database_error_at_scrape_time_costs_only_the_series_read_from_it(monk
 
     assert registry.get_sample_value("eventstore_subscribers_parked") is None
     assert registry.get_sample_value("saga_instances", {"state": "running"}) == 0
+
+
+@pytest.mark.django_db
+def test_the_backlog_is_read_at_scrape_time(store, subscribe):
+    class Waiting(Subscriber):
+        name = "tests.metrics.waiting"
+        event_types = frozenset({"MetricMeasured"})
+
+        def handle(self, event):
+            pass
+
+    subscriber = subscribe(Waiting())
+    assert scrape_registry().get_sample_value("eventstore_backlog_seconds") == 0
+    measure(store)
+    time.sleep(0.01)
+
+    assert scrape_registry().get_sample_value("eventstore_backlog_seconds") >= 0.01
+
+    catch_up(subscriber)
+    assert scrape_registry().get_sample_value("eventstore_backlog_seconds") == 0

@@ -140,6 +140,7 @@ def test_health_reports_the_largest_lag_and_stays_200_up_to_the_limit(
     anonymous_client, three_events_behind, settings
 ):
     settings.HEALTH_MAX_LAG_EVENTS = 3
+    time.sleep(0.01)  # so the oldest of them has waited a measurable while
 
     response = anonymous_client.get("/api/health/")
 
@@ -147,6 +148,7 @@ def test_health_reports_the_largest_lag_and_stays_200_up_to_the_limit(
     body = response.json()
     assert (body["status"], body["subscribers"]) == ("ok", "ok")
     assert body["largest_lag"] == {"subscriber": "tests.lagging", "partition": 0, "events": 3}
+    assert body["backlog_seconds"] > 0  # the three events wait, shown without a 503
     assert "broker" not in body
 
 
@@ -200,6 +202,7 @@ def test_health_shows_no_lag_once_subscribers_caught_up(anonymous_client, subscr
     body = anonymous_client.get("/api/health/").json()
 
     assert body["largest_lag"]["events"] == 0
+    assert body["backlog_seconds"] == 0
 
 
 @pytest.mark.django_db
