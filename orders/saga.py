@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from eventstore import tracing
 from eventstore.aggregates import AggregateNotFound, load_together, retry_on_conflict, unit_of_work
-from eventstore.effects import request_progress
+from eventstore.effects import RequestProgress, requests_progress
 from eventstore.models import Event
 from eventstore.store import RecordedEvent
 from orders import events
@@ -618,16 +618,23 @@ fulfilment = OrderFulfillmentSaga(DEFINITIONS)
 
 def sagas_overdue(*, now=None, limit: int = 500) -> list[tuple[str, Waiting, str]]:
     """The sagas whose awaited reply is overdue (`overdue_for`), oldest request first: each as
-    (order id, the reply waited for, why it is overdue)."""
+    (order id, the reply waited for, why it is overdue). One query for the candidates, and
+    one for their requests' progress."""
     now = now or timezone.now()
     least = min(float(settings.SAGA_STEP_TIMEOUT), float(settings.SAGA_QUEUE_TIMEOUT))
     waiting = SagaSummary.objects.waiting_since_before(now - timedelta(seconds=least))[:limit]
-    overdue = []
+    candidates = []
     for order_id, version, kind, name, attempt in waiting.values_list(
         "order_id", "definition_version", "waiting_kind", "waiting_for", "waiting_attempt"
     ):
         reply = Waiting(kind, name, attempt)
-        error = overdue_for(fulfilment.request_of(version, reply), order_id, now)
+        request = fulfilment.request_of(version, reply)
+        replies = [r for r in (request.succeeded_by, request.failed_by) if r]
+        candidates.append((order_id, reply, (order_id, request.event_type, replies)))
+    progress = requests_progress([asked for _, _, asked in candidates])
+    overdue = []
+    for (order_id, reply, _), found in zip(candidates, progress, strict=True):
+        error = overdue_for(found, now)
         if error:
             overdue.append((order_id, reply, error))
     return overdue
@@ -642,15 +649,13 @@ def sagas_expire(*, now=None, limit: int = 500) -> list[str]:
     return [order_id for order_id, _, _ in overdue]
 
 
-def overdue_for(request: Request, order_id: str, now) -> str:
-    """Why the order's last `request` is overdue ("" when it is not): the call its service owes
-    for it began SAGA_STEP_TIMEOUT seconds ago with no reply; or nothing began and it was
-    recorded SAGA_QUEUE_TIMEOUT seconds ago (a service that replies in the transaction that
-    reads the request owes no call: only this bound applies). A reply already recorded is not
-    overdue, however late the saga reads it: waiting in our own queues cancels no order before
-    SAGA_QUEUE_TIMEOUT."""
-    replies = [reply for reply in (request.succeeded_by, request.failed_by) if reply]
-    progress = request_progress(order_id, request.event_type, replies)
+def overdue_for(progress: RequestProgress | None, now) -> str:
+    """Why a saga's request is overdue, by its `progress` ("" when it is not): the call its
+    service owes for it began SAGA_STEP_TIMEOUT seconds ago with no reply; or nothing began
+    and it was recorded SAGA_QUEUE_TIMEOUT seconds ago (a service that replies in the
+    transaction that reads the request owes no call: only this bound applies). A reply already
+    recorded is not overdue, however late the saga reads it: waiting in our own queues cancels
+    no order before SAGA_QUEUE_TIMEOUT."""
     if progress is None or progress.replied:
         return ""
     step, queue = float(settings.SAGA_STEP_TIMEOUT), float(settings.SAGA_QUEUE_TIMEOUT)

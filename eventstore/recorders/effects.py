@@ -15,6 +15,9 @@ from eventstore.recorders.events import EventRecorder
 from eventstore.recorders.tables import as_datetime, as_uuid, current_connection
 from eventstore.records import RecordedEvent
 
+# Requests per statement of `requests_progress` (SQLite allows 500 SELECTs in one UNION).
+PROGRESS_CHUNK = 100
+
 
 class EffectRecorder(EventRecorder):
     """Owed calls: recorded, claimed, finished."""
@@ -177,27 +180,38 @@ class EffectRecorder(EventRecorder):
             )
             return cursor.rowcount == 1
 
-    def request_progress(
-        self, correlation_id: str, request_type: str, reply_types: Sequence[str]
-    ) -> tuple[datetime, bool, datetime | None] | None:
-        """How the last `request_type` event of the correlation stands, in one lock-free
-        statement: when it was recorded, whether one of `reply_types` was recorded in the
-        correlation after it, and when the first call owed for it began (None: none began, or
-        none is owed). None when no such request was recorded."""
+    def requests_progress(
+        self, requests: Sequence[tuple[str, str, Sequence[str]]]
+    ) -> list[tuple[datetime, bool, datetime | None] | None]:
+        """For each (correlation id, request type, reply types), how the correlation's last
+        event of that request type stands: when it was recorded, whether an event of one of the
+        reply types was recorded in the correlation after it, and when the first call owed for
+        it began (None: none began, or none is owed); None when no such request was recorded.
+        Lock-free, one statement per PROGRESS_CHUNK requests (a few index seeks each)."""
+        found: list[tuple[datetime, bool, datetime | None] | None] = [None] * len(requests)
+        for first in range(0, len(requests), PROGRESS_CHUNK):
+            chunk = requests[first : first + PROGRESS_CHUNK]
+            selects, params = [], []
+            for n, (correlation_id, request_type, reply_types) in enumerate(chunk, start=first):
+                selects.append(self._progress_select(len(reply_types)))
+                params += [correlation_id, *reply_types, n, correlation_id, request_type]
+            with current_connection().cursor() as cursor:
+                cursor.execute(" UNION ALL ".join(selects), params)
+                for n, requested, replied, started in cursor.fetchall():
+                    found[n] = as_datetime(requested), bool(replied), as_datetime(started)
+        return found
+
+    def _progress_select(self, replies: int) -> str:
+        """One request's row of `requests_progress`: (n, recorded at, replied, started at)."""
         e, f = self.events, self.effects
-        replies = ", ".join(["%s"] * len(reply_types))
-        sql = (
-            f"SELECT r.recorded_at, EXISTS (SELECT 1 FROM {e} x WHERE x.{e.correlation_id} = %s "
-            f"AND x.{e.position} > r.position AND x.{e.event_type} IN ({replies})), "
+        marks = ", ".join(["%s"] * replies) or "NULL"
+        return (
+            f"SELECT r.n, r.recorded_at, EXISTS (SELECT 1 FROM {e} x "
+            f"WHERE x.{e.correlation_id} = %s AND x.{e.position} > r.position "
+            f"AND x.{e.event_type} IN ({marks})), "
             f"(SELECT MIN({f.started_at}) FROM {f} WHERE {f.event_id} = r.event_id) "
-            f"FROM (SELECT {e.event_id} AS event_id, {e.position} AS position, "
-            f"{e.recorded_at} AS recorded_at FROM {e} WHERE {e.correlation_id} = %s "
-            f"AND {e.event_type} = %s ORDER BY {e.position} DESC LIMIT 1) r"
+            f"FROM (SELECT CAST(%s AS INTEGER) AS n, {e.event_id} AS event_id, "
+            f"{e.position} AS position, {e.recorded_at} AS recorded_at FROM {e} "
+            f"WHERE {e.correlation_id} = %s AND {e.event_type} = %s "
+            f"ORDER BY {e.position} DESC LIMIT 1) r"
         )
-        with current_connection().cursor() as cursor:
-            cursor.execute(sql, [correlation_id, *reply_types, correlation_id, request_type])
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        requested, replied, started = row
-        return as_datetime(requested), bool(replied), as_datetime(started)

@@ -14,7 +14,13 @@ from django.utils import timezone
 
 from eventstore import effects
 from eventstore.dispatch import dispatch_committed
-from eventstore.effects import EffectSubscriber, TransactionOpen, require_no_transaction
+from eventstore.effects import (
+    EffectSubscriber,
+    RequestProgress,
+    TransactionOpen,
+    requests_progress,
+    require_no_transaction,
+)
 from eventstore.models import Effect
 from eventstore.store import NewEvent
 from eventstore.subscriptions import Subscriber, catch_up
@@ -395,3 +401,27 @@ def test_due_calls_of_different_orders_are_made_at_once_and_one_orders_in_turn(
     assert spans[0][2] <= spans[2][1] and spans[1][2] <= spans[3][1]  # each order's in turn
     assert spans[1][1] < spans[0][2]  # the other order's first call did not wait for it
     assert Effect.objects.filter(status=Effect.Status.DONE).count() == 4
+
+
+# --- the progress of a request ------------------------------------------------------------------
+
+
+def test_requests_progress_answers_each_request_in_order_past_one_statements_worth(store):
+    asked = store.append_to_stream(
+        "thing", "t-1", [NewEvent("Asked", {}, metadata={"correlation_id": "c-120"})]
+    )[0]
+    store.append_to_stream(
+        "thing", "t-2", [NewEvent("Answered", {}, metadata={"correlation_id": "c-130"})]
+    )
+    store.append_to_stream(
+        "thing", "t-3", [NewEvent("Asked", {}, metadata={"correlation_id": "c-130"})]
+    )
+    requests = [(f"c-{n}", "Asked", ["Answered"]) for n in range(150)]
+
+    progress = requests_progress(requests)
+
+    assert len(progress) == 150
+    assert progress[120] == RequestProgress(asked.recorded_at, replied=False, started_at=None)
+    # An answer recorded before the request does not answer it.
+    assert progress[130] is not None and progress[130].replied is False
+    assert [n for n, found in enumerate(progress) if found is not None] == [120, 130]
