@@ -319,8 +319,12 @@ SPECTACULAR_SETTINGS = {
 # Event store.
 # Take a snapshot of an aggregate every N events; loading costs the snapshot plus < N events.
 EVENTSTORE_SNAPSHOT_EVERY = env_int("EVENTSTORE_SNAPSHOT_EVERY", 25)
-# Events read per query when replaying or catching a subscriber up.
+# Events read per query when replaying.
 EVENTSTORE_BATCH_SIZE = env_int("EVENTSTORE_BATCH_SIZE", 500)
+# Events a subscriber handles per transaction when catching up. Short: on PostgreSQL every
+# other follower waits for the oldest running transaction of the project, so under a backlog
+# long batches leave workers idle (BENCHMARKS.md, Overload).
+EVENTSTORE_HANDLE_BATCH_SIZE = env_int("EVENTSTORE_HANDLE_BATCH_SIZE", 50)
 # Wake subscribers after each commit; off, only `manage.py process_events` delivers.
 EVENTSTORE_DISPATCH_ON_COMMIT = env_flag("EVENTSTORE_DISPATCH_ON_COMMIT", True)
 # PostgreSQL: how long an append waits for a lock (a replay holding the log, another writer of

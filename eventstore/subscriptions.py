@@ -217,7 +217,7 @@ def catch_up_partition(
         subscriber,
         partition,
         partitions,
-        batch_size=batch_size or int(settings.EVENTSTORE_BATCH_SIZE),
+        batch_size=batch_size or int(settings.EVENTSTORE_HANDLE_BATCH_SIZE),
         skip_locked=skip_locked,
     )
     if look_first and not catch_up.has_backlog():
@@ -235,7 +235,7 @@ def catch_up_together(
     is still to be created: nothing of it is kept, and the caller catches each pair up on its
     own. A pair with more to read than one batch is left there (its result's point says
     where)."""
-    size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
+    size = batch_size or int(settings.EVENTSTORE_HANDLE_BATCH_SIZE)
     catch_ups = [
         _PartitionCatchUp(subscriber, partition, partitions, batch_size=size, skip_locked=False)
         for subscriber, partition in woken
