@@ -53,7 +53,8 @@ run: migrate
 # development key (never use it, or this target, for a real deployment: set a secret one),
 # ALLOWED_HOSTS names $(HOST), and https is not required (no redirect, cookies sent over http,
 # as behind a proxy that ends TLS). Emails are printed in the console (no mail server).
-# gunicorn serves no static files: the admin and the API docs come unstyled; `make run` for those.
+# collectstatic: the admin's and the API docs' files, compressed and named after their content,
+# which WhiteNoise serves from gunicorn (STATIC_ROOT, staticfiles/ by default).
 # seed_demo --force: with DEBUG off it refuses to create the demo accounts (public passwords)
 # unless asked; a cluster on this machine is what they are for.
 # CONN_MAX_AGE: database connections are kept for a minute; otherwise every task and every
@@ -76,6 +77,7 @@ cluster: export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 cluster: $(VENV)/.installed-run
 	$(BIN)/python -m config.services
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo --force
 	WEB_ADDRESS=$(HOST):$(PORT) PATH="$(abspath $(BIN)):$$PATH" \
 		$(BIN)/honcho -f Procfile.cluster start --env /dev/null

@@ -130,6 +130,9 @@ MIDDLEWARE = [
     # Then: an over-long URL or header under /api/ is refused before any other work.
     "config.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's styles, the API docs' scripts) from the app itself, under
+    # gunicorn as under runserver: no other server to configure.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -253,7 +256,14 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` gathers them for WhiteNoise: compressed, and named after their
+# content so that browsers may keep them for ever (a deployment runs collectstatic after each
+# upgrade; `make cluster` does). With DEBUG on, runserver serves them from the apps unhashed.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # Largest request body accepted; a larger one answers 413 under /api/ (config.api).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

@@ -9,6 +9,7 @@ cluster` does) or DEBUG=0.
 """
 
 import os
+import warnings
 
 # Before config.settings reads the environment: every DEBUG-dependent default (SECRET_KEY,
 # ALLOWED_HOSTS, the https settings, EMAIL_BACKEND, LOG_FORMAT) follows it. The environment,
@@ -16,3 +17,7 @@ import os
 os.environ.setdefault("DEBUG", "1")
 
 from config.settings import *  # noqa: F403
+
+# runserver serves the apps' own static files; nothing is collected, and WhiteNoise need not
+# warn in every process that STATIC_ROOT does not exist.
+warnings.filterwarnings("ignore", message=r"No directory at: ", category=UserWarning)

@@ -22,6 +22,14 @@ SECURE_SSL_REDIRECT = False
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Pages render without `collectstatic` having run (production's storage names files after a
+# manifest it writes; tests/acceptance/test_static_files.py serves those under gunicorn).
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_ROOT = None  # nothing collected: WhiteNoise serves from the apps (as DEBUG would)
+
 # Emails land in django.core.mail.outbox (pytest-django sets this too; say it where it is seen).
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
