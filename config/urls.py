@@ -1,7 +1,9 @@
-"""Top-level routes: the API (with its browsable root), its schema and docs, and the admin."""
+"""Top-level routes: a home page, the API (with its browsable root), its schema and docs, and the
+admin."""
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -25,6 +27,8 @@ for app_router in (
     api.registry.extend(app_router.registry)
 
 urlpatterns = [
+    # What this is and where to go: the address the server prints and the admin's "View site".
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     # Before the admin's own routes, which would otherwise take the path as an app label.
     path("admin/operations/", admin.site.admin_view(operations_view), name="admin-operations"),
     path("admin/", admin.site.urls),

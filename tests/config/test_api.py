@@ -163,3 +163,13 @@ def test_a_form_body_answers_415_and_writes_nothing(staff_client, body, content_
     assert response.status_code == 415
     assert "detail" in response.json()
     assert not Event.objects.exists()
+
+
+def test_the_home_page_links_the_api_its_docs_the_admin_and_health(anonymous_client):
+    response = anonymous_client.get("/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    for link in ("/api/", "/api/docs/", "/api/redoc/", "/api/schema/", "/admin/", "/api/health/"):
+        assert f'href="{link}"' in page, link
