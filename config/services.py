@@ -1,7 +1,8 @@
 """`python -m config.services`: what `make cluster` runs before anything else. Celery mode needs a
 PostgreSQL server and a broker (RabbitMQ by default); this checks that both answer, with the
-settings' own DATABASE_URL and CELERY_BROKER_URL, and creates the database when the server has
-none of that name yet, so `make cluster` works on a fresh server with no management command.
+settings' own DATABASE_URL and CELERY_BROKER_URL, and then, only if both do, creates the
+database when the server has none of that name yet, so `make cluster` works on a fresh server
+with no management command and leaves nothing behind when a service is missing.
 
 Exit status 0 when both answer; otherwise 1, with a message naming the missing service and the
 variable that points at another one. Runs without Django set up: it reads config.settings as a
@@ -35,8 +36,16 @@ def _one_line(error: BaseException) -> str:
 def ensure_database(database: dict[str, Any]) -> bool:
     """Check that the PostgreSQL server of `database` (a DATABASES entry) answers and create the
     database if it does not exist; whether it was created."""
+    if database_exists(database):
+        return False
+    create_database(database)
+    return True
+
+
+def _maintenance(database: dict[str, Any]):
+    """A connection to the server of `database` (a DATABASES entry), to its maintenance
+    database; Missing, naming the variable to set, when it is not PostgreSQL or does not answer."""
     import psycopg
-    from psycopg import sql
 
     if database["ENGINE"] != "django.db.backends.postgresql":
         raise Missing(
@@ -46,7 +55,7 @@ def ensure_database(database: dict[str, Any]) -> bool:
             "make cluster DATABASE_URL=postgres://user@host:5432/orders_cluster"
         )
     try:
-        connection = psycopg.connect(
+        return psycopg.connect(
             dbname=MAINTENANCE_DATABASE,
             user=database.get("USER") or None,
             password=database.get("PASSWORD") or None,
@@ -62,12 +71,25 @@ def ensure_database(database: dict[str, Any]) -> bool:
             "  Start one, or point DATABASE_URL at one: "
             "make cluster DATABASE_URL=postgres://user@host:5432/orders_cluster"
         ) from error
-    with connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]
-        ).fetchone()
-        if exists:
-            return False
+
+
+def database_exists(database: dict[str, Any]) -> bool:
+    """Whether the server of `database` (a DATABASES entry) has it; Missing when the server is
+    not PostgreSQL or does not answer. Changes nothing."""
+    with _maintenance(database) as connection:
+        return bool(
+            connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]
+            ).fetchone()
+        )
+
+
+def create_database(database: dict[str, Any]) -> None:
+    """Create `database` (a DATABASES entry) on its server, as `createdb` does."""
+    import psycopg
+    from psycopg import sql
+
+    with _maintenance(database) as connection:
         try:
             connection.execute(
                 sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database["NAME"]))
@@ -78,7 +100,6 @@ def ensure_database(database: dict[str, Any]) -> bool:
                 f"created: {_one_line(error)}\n"
                 "  Create it, or point DATABASE_URL at one that exists."
             ) from error
-        return True
 
 
 def check_broker(url: str) -> None:
@@ -101,26 +122,31 @@ def check_broker(url: str) -> None:
 
 
 def main() -> int:
+    """Check every service, then create the database if it is missing: nothing is created
+    while a service does not answer."""
     from config import settings
 
     database = settings.DATABASES["default"]
     problems = []
-    created = False
+    exists = True
     try:
-        created = ensure_database(database)
+        exists = database_exists(database)
     except Missing as missing:
         problems.append(str(missing))
     try:
         check_broker(settings.CELERY_BROKER_URL)
     except Missing as missing:
         problems.append(str(missing))
+    if not problems and not exists:
+        try:
+            create_database(database)
+        except Missing as missing:
+            problems.append(str(missing))
+        else:
+            print(f"Created the database {_where(database)}")
     for problem in problems:
         print(problem, file=sys.stderr)
-    if problems:
-        return 1
-    if created:
-        print(f"Created the database {_where(database)}")
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

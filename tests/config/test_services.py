@@ -88,3 +88,22 @@ def test_a_missing_database_is_created_once(monkeypatch, capsys):
             autocommit=True,
         ) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.mark.postgres
+def test_nothing_is_created_while_the_broker_does_not_answer(monkeypatch, capsys):
+    server = connection.settings_dict
+    name = f"services_{uuid.uuid4().hex[:12]}"
+    database = {
+        **_postgres(name),
+        **{key: server[key] for key in ("USER", "PASSWORD", "HOST", "PORT")},
+    }
+    monkeypatch.setattr(settings, "DATABASES", {"default": database})
+    monkeypatch.setattr(settings, "CELERY_BROKER_URL", f"amqp://127.0.0.1:{free_port()}//")
+
+    assert services.main() == 1
+
+    output = capsys.readouterr()
+    assert "RabbitMQ does not answer" in output.err
+    assert "Created the database" not in output.out
+    assert not services.database_exists(database)
