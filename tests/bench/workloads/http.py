@@ -34,6 +34,24 @@ WORKERS = 2
 SEED = 6
 
 
+def settled(context: Context, product_ids, tallies) -> Figures:
+    """Once the clients stopped: every subscriber caught up, the stock checked, what the
+    customers saw compared with the database (notes); the runs' cancellations, 5xx answers,
+    connection errors and products oversold, summed over `tallies`."""
+    from eventstore.subscriptions import catch_up_all
+
+    context.progress("catching up subscribers and checking stock")
+    catch_up_all()
+    oversold, by_status = check_stock(product_ids, STOCK, context.notes)
+    note_discrepancies(tallies, by_status, context.notes)
+    return {
+        "cancelled": sum(tally.count("cancelled") for tally in tallies),
+        "errors_5xx": sum(tally.answers(5) for tally in tallies),
+        "connection_errors": sum(tally.connection_errors for tally in tallies),
+        "oversold": oversold,
+    }
+
+
 def _project(context: Context) -> Figures:
     from django.db import connections
 

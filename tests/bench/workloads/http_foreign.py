@@ -17,10 +17,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from tests.bench.catalogue import check_stock, create_products
+from tests.bench.catalogue import create_products
 from tests.bench.core import Context, Figure, Figures, Workload, percentile
 from tests.bench.serving import served
-from tests.bench.shoppers import create_customers, note_discrepancies, place_orders
+from tests.bench.shoppers import create_customers, place_orders
 from tests.bench.workloads.http import (
     CANCELLED,
     CLIENTS,
@@ -30,6 +30,7 @@ from tests.bench.workloads.http import (
     PRODUCTS,
     STOCK,
     WORKERS,
+    settled,
 )
 
 SECONDS = 25.0  # per phase
@@ -65,8 +66,6 @@ def foreign_transaction(database_url: str, seconds: float) -> Iterator[int]:
 def _project(context: Context) -> Figures:
     from django.db import connections
 
-    from eventstore.subscriptions import catch_up_all
-
     context.progress(f"seeding {PRODUCTS} products of {STOCK:,} units and {CLIENTS} customers")
     product_ids = create_products("hot", PRODUCTS, STOCK)
     tokens = create_customers(CLIENTS)
@@ -93,16 +92,7 @@ def _project(context: Context) -> Figures:
     alone = figures["alone_completed_per_s"]
     figures["ratio"] = figures["foreign_completed_per_s"] / alone if alone else 0.0
 
-    context.progress("catching up subscribers and checking stock")
-    catch_up_all()
-    oversold, by_status = check_stock(product_ids, STOCK, context.notes)
-    note_discrepancies(tallies, by_status, context.notes)
-    figures.update(
-        cancelled=sum(tally.count("cancelled") for tally in tallies),
-        errors_5xx=sum(tally.answers(5) for tally in tallies),
-        connection_errors=sum(tally.connection_errors for tally in tallies),
-        oversold=oversold,
-    )
+    figures.update(settled(context, product_ids, tallies))
     return figures
 
 

@@ -22,10 +22,10 @@ the stock checked as in the `http` workload.
 
 from __future__ import annotations
 
-from tests.bench.catalogue import check_stock, create_products
+from tests.bench.catalogue import create_products
 from tests.bench.core import Context, Figure, Figures, Workload, percentile
 from tests.bench.serving import served
-from tests.bench.shoppers import create_customers, note_discrepancies, place_orders
+from tests.bench.shoppers import create_customers, place_orders
 from tests.bench.workloads.http import (
     CANCELLED,
     CONNECTION_ERRORS,
@@ -33,6 +33,7 @@ from tests.bench.workloads.http import (
     OVERSOLD,
     PRODUCTS,
     STOCK,
+    settled,
 )
 
 LATENCY_MS = 50
@@ -53,8 +54,6 @@ def _label(workers: int, clients: int) -> str:
 
 def _project(context: Context) -> Figures:
     from django.db import connections
-
-    from eventstore.subscriptions import catch_up_all
 
     customers = max(clients for _, clients in SETTINGS)
     context.progress(f"seeding {PRODUCTS} products of {STOCK:,} units and {customers} customers")
@@ -81,16 +80,7 @@ def _project(context: Context) -> Figures:
     first, second = (figures[_key(*setting, "completed_per_s")] for setting in SETTINGS)
     figures["ratio"] = second / first if first else 0.0
 
-    context.progress("catching up subscribers and checking stock")
-    catch_up_all()
-    oversold, by_status = check_stock(product_ids, STOCK, context.notes)
-    note_discrepancies(tallies, by_status, context.notes)
-    figures.update(
-        cancelled=sum(tally.count("cancelled") for tally in tallies),
-        errors_5xx=sum(tally.answers(5) for tally in tallies),
-        connection_errors=sum(tally.connection_errors for tally in tallies),
-        oversold=oversold,
-    )
+    figures.update(settled(context, product_ids, tallies))
     return figures
 
 
