@@ -62,8 +62,10 @@ def test_main_names_every_missing_service_and_fails(monkeypatch, capsys):
     assert "RabbitMQ does not answer" in errors
 
 
-@pytest.mark.postgres
-def test_a_missing_database_is_created_once(monkeypatch, capsys):
+@pytest.fixture
+def unborn_database(monkeypatch):
+    """The settings' database: a name the test's PostgreSQL server does not have yet (dropped
+    afterwards, should the test have created it)."""
     server = connection.settings_dict
     name = f"services_{uuid.uuid4().hex[:12]}"
     database = {
@@ -71,34 +73,32 @@ def test_a_missing_database_is_created_once(monkeypatch, capsys):
         **{key: server[key] for key in ("USER", "PASSWORD", "HOST", "PORT")},
     }
     monkeypatch.setattr(settings, "DATABASES", {"default": database})
+    yield database
+    with psycopg.connect(
+        dbname="postgres",
+        user=server["USER"],
+        password=server["PASSWORD"] or None,
+        host=server["HOST"],
+        port=server["PORT"],
+        autocommit=True,
+    ) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.mark.postgres
+def test_a_missing_database_is_created_once(unborn_database, monkeypatch, capsys):
+    database = unborn_database
     monkeypatch.setattr(services, "check_broker", lambda url: None)
-    try:
-        assert services.main() == 0
-        where = f"{database['HOST'] or 'localhost'}:{database['PORT'] or 5432}/{name}"
-        assert capsys.readouterr().out == f"Created the database {where}\n"
-        assert services.main() == 0
-        assert capsys.readouterr().out == ""
-    finally:
-        with psycopg.connect(
-            dbname="postgres",
-            user=server["USER"],
-            password=server["PASSWORD"] or None,
-            host=server["HOST"],
-            port=server["PORT"],
-            autocommit=True,
-        ) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+
+    assert services.main() == 0
+    where = f"{database['HOST'] or 'localhost'}:{database['PORT'] or 5432}/{database['NAME']}"
+    assert capsys.readouterr().out == f"Created the database {where}\n"
+    assert services.main() == 0
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.postgres
-def test_nothing_is_created_while_the_broker_does_not_answer(monkeypatch, capsys):
-    server = connection.settings_dict
-    name = f"services_{uuid.uuid4().hex[:12]}"
-    database = {
-        **_postgres(name),
-        **{key: server[key] for key in ("USER", "PASSWORD", "HOST", "PORT")},
-    }
-    monkeypatch.setattr(settings, "DATABASES", {"default": database})
+def test_nothing_is_created_while_the_broker_does_not_answer(unborn_database, monkeypatch, capsys):
     monkeypatch.setattr(settings, "CELERY_BROKER_URL", f"amqp://127.0.0.1:{free_port()}//")
 
     assert services.main() == 1
@@ -106,4 +106,4 @@ def test_nothing_is_created_while_the_broker_does_not_answer(monkeypatch, capsys
     output = capsys.readouterr()
     assert "RabbitMQ does not answer" in output.err
     assert "Created the database" not in output.out
-    assert not services.database_exists(database)
+    assert not services.database_exists(unborn_database)
