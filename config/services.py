@@ -1,10 +1,11 @@
 """`python -m config.services`: what `make cluster` runs before anything else. Celery mode needs a
-PostgreSQL server and a broker (RabbitMQ by default); this checks that both answer, with the
-settings' own DATABASE_URL and CELERY_BROKER_URL, and then, only if both do, creates the
+PostgreSQL server and a broker (RabbitMQ by default), and several processes need a shared cache
+for their throttles (Redis); this checks that each answers, with the settings' own
+DATABASE_URL, CELERY_BROKER_URL and CACHE_URL (when set), and then, only if all do, creates the
 database when the server has none of that name yet, so `make cluster` works on a fresh server
 with no management command and leaves nothing behind when a service is missing.
 
-Exit status 0 when both answer; otherwise 1, with a message naming the missing service and the
+Exit status 0 when all answer; otherwise 1, with a message naming each missing service and the
 variable that points at another one. Runs without Django set up: it reads config.settings as a
 plain module (which needs SECRET_KEY, or DEBUG, like every process of the project).
 """
@@ -121,6 +122,27 @@ def check_broker(url: str) -> None:
         connection.release()
 
 
+def check_cache(url: str) -> None:
+    """Check that the Redis server at `url` (CACHE_URL, where the throttles count) answers and
+    takes the credentials and database number."""
+    import redis
+
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT
+    )
+    where = client.connection_pool.connection_kwargs
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise Missing(
+            f"Redis does not answer at {where.get('host')}:{where.get('port')}/"
+            f"{where.get('db', 0)}: {_one_line(error)}\n"
+            "  Start one, or point CACHE_URL at one: make cluster CACHE_URL=redis://host:6379/0"
+        ) from error
+    finally:
+        client.close()
+
+
 def main() -> int:
     """Check every service, then create the database if it is missing: nothing is created
     while a service does not answer."""
@@ -137,6 +159,12 @@ def main() -> int:
         check_broker(settings.CELERY_BROKER_URL)
     except Missing as missing:
         problems.append(str(missing))
+    cache = settings.CACHES["default"]
+    if cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        try:
+            check_cache(cache["LOCATION"])
+        except Missing as missing:
+            problems.append(str(missing))
     if not problems and not exists:
         try:
             create_database(database)

@@ -276,6 +276,33 @@ API_MAX_HEADER_FIELD_SIZE = 8190
 # request the API takes nests a few levels, and Python's parser and encoder recurse per level.
 API_MAX_JSON_DEPTH = 32
 
+# The default cache, where the throttles below count requests. CACHE_URL names a Redis server
+# every process shares (redis://host:6379/0; rediss:// for TLS); unset, Django's LocMemCache
+# counts in each process's own memory. CACHE_KEY_PREFIX starts every key, for deployments that
+# share one Redis database. A Redis that does not answer costs a request at most
+# CACHE_SOCKET_TIMEOUT seconds per call (the throttles then answer 500, never hang).
+CACHE_SOCKET_TIMEOUT = 1.0
+_cache_url = os.environ.get("CACHE_URL", "").strip()
+if not _cache_url:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif not _cache_url.startswith(("redis://", "rediss://")):
+    # The URL is not quoted: it may carry a password.
+    raise ImproperlyConfigured(
+        "CACHE_URL must start with redis:// or rediss://, e.g. redis://127.0.0.1:6379/0"
+    )
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", ""),
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+                "socket_timeout": CACHE_SOCKET_TIMEOUT,
+            },
+        }
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -293,9 +320,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "httpapi.errors.exception_handler",
     # Too many requests answer 429 with Retry-After. Anonymous callers are counted by address,
     # users by account; placing orders has its own, stricter budget. The counts live in the
-    # default cache: LocMemCache (Django's default) counts per process, so with N processes a
-    # caller gets up to N times the rate; give them a shared cache (Redis, Memcached,
-    # DatabaseCache) to count across processes.
+    # default cache (CACHES above): without CACHE_URL each process counts on its own, so with N
+    # processes a caller gets up to N times the rate.
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",

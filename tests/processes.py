@@ -1,7 +1,8 @@
 """Helpers of the tests that start the project's own processes (tests marked `processes`):
 management commands run as `make run` runs them, a free port, a demo account's API token; for
 celery mode, checks that PostgreSQL and RabbitMQ answer, a database and a vhost of a test's
-own, long-running processes logging to files, and plain HTTP requests."""
+own, long-running processes logging to files, and plain HTTP requests; for a cache shared
+by several processes, a check that Redis answers and a key prefix of a test's own."""
 
 from __future__ import annotations
 
@@ -115,6 +116,42 @@ def rabbitmq_missing(broker_url: str) -> str | None:
     except Exception as error:  # kombu's OperationalError, socket errors
         return f"RabbitMQ at {_without_password(broker_url)} does not answer: {error}"
     return None
+
+
+REDIS = "redis://127.0.0.1:6379/0"  # the Redis server tests that need one use
+
+
+def redis_missing(url: str = REDIS) -> str | None:
+    """Why the Redis server at `url` cannot be used, or None when it answers."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=SERVICE_TIMEOUT)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        return f"Redis at {_without_password(url)} does not answer: {error}"
+    finally:
+        client.close()
+    return None
+
+
+@contextmanager
+def redis_key_prefix(prefix: str, url: str = REDIS) -> Iterator[str]:
+    """A key prefix of a unique name (CACHE_KEY_PREFIX) on the Redis server at `url`; yields it
+    and deletes the keys under it afterwards, and only those."""
+    import redis
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        client = redis.Redis.from_url(url, socket_connect_timeout=SERVICE_TIMEOUT)
+        try:
+            keys = list(client.scan_iter(match=f"{name}:*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 def _without_password(url: str) -> str:

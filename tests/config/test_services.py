@@ -1,5 +1,6 @@
-"""`python -m config.services`, what `make cluster` runs first: a missing PostgreSQL or broker is
-named, with the variable that points at another one; a missing database is created."""
+"""`python -m config.services`, what `make cluster` runs first: a missing PostgreSQL, broker or
+Redis cache is named, with the variable that points at another one; a missing database is
+created."""
 
 import uuid
 
@@ -51,15 +52,33 @@ def test_a_broker_that_does_not_answer_is_named_without_its_password(scheme, nam
     assert "point CELERY_BROKER_URL at one" in message
 
 
+def test_a_cache_that_does_not_answer_is_named_without_its_password():
+    port = free_port()
+
+    with pytest.raises(services.Missing) as missing:
+        services.check_cache(f"redis://:secret@127.0.0.1:{port}/3")
+
+    message = str(missing.value)
+    assert message.startswith(f"Redis does not answer at 127.0.0.1:{port}/3: ")
+    assert "secret" not in message
+    assert "point CACHE_URL at one" in message
+
+
+def _redis_cache(url: str) -> dict:
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+
+
 def test_main_names_every_missing_service_and_fails(monkeypatch, capsys):
     monkeypatch.setattr(settings, "DATABASES", {"default": _postgres("orders", free_port())})
     monkeypatch.setattr(settings, "CELERY_BROKER_URL", f"amqp://127.0.0.1:{free_port()}//")
+    monkeypatch.setattr(settings, "CACHES", _redis_cache(f"redis://127.0.0.1:{free_port()}/0"))
 
     assert services.main() == 1
 
     errors = capsys.readouterr().err
     assert "PostgreSQL does not answer" in errors
     assert "RabbitMQ does not answer" in errors
+    assert "Redis does not answer" in errors
 
 
 @pytest.fixture
@@ -89,6 +108,7 @@ def unborn_database(monkeypatch):
 def test_a_missing_database_is_created_once(unborn_database, monkeypatch, capsys):
     database = unborn_database
     monkeypatch.setattr(services, "check_broker", lambda url: None)
+    monkeypatch.setattr(services, "check_cache", lambda url: None)
 
     assert services.main() == 0
     where = f"{database['HOST'] or 'localhost'}:{database['PORT'] or 5432}/{database['NAME']}"
@@ -98,12 +118,25 @@ def test_a_missing_database_is_created_once(unborn_database, monkeypatch, capsys
 
 
 @pytest.mark.postgres
-def test_nothing_is_created_while_the_broker_does_not_answer(unborn_database, monkeypatch, capsys):
-    monkeypatch.setattr(settings, "CELERY_BROKER_URL", f"amqp://127.0.0.1:{free_port()}//")
+@pytest.mark.parametrize(
+    ("setting", "missing", "name"),
+    [
+        ("CELERY_BROKER_URL", lambda port: f"amqp://127.0.0.1:{port}//", "RabbitMQ"),
+        ("CACHES", lambda port: _redis_cache(f"redis://127.0.0.1:{port}/0"), "Redis"),
+    ],
+)
+def test_nothing_is_created_while_the_broker_or_the_cache_does_not_answer(
+    unborn_database, monkeypatch, capsys, setting, missing, name
+):
+    # The other service answers, whatever the suite's environment configures.
+    monkeypatch.setattr(
+        services, "check_broker" if name == "Redis" else "check_cache", lambda url: None
+    )
+    monkeypatch.setattr(settings, setting, missing(free_port()))
 
     assert services.main() == 1
 
     output = capsys.readouterr()
-    assert "RabbitMQ does not answer" in output.err
+    assert f"{name} does not answer" in output.err
     assert "Created the database" not in output.out
     assert not services.database_exists(unborn_database)

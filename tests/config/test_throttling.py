@@ -90,3 +90,29 @@ def test_a_rate_that_is_not_one_fails_loudly():
 
     assert result.returncode != 0
     assert "THROTTLE_ORDERS must be a rate like 60/min" in result.stderr
+
+
+CACHE = (
+    "from config import settings as s; c = s.CACHES['default']; "
+    "print(c['BACKEND'], c.get('LOCATION'), c.get('KEY_PREFIX'))"
+)
+
+
+def test_the_counts_are_each_processs_own_unless_cache_url_names_a_redis_server():
+    own = load_settings(DEBUG="1", code=CACHE)
+    shared = load_settings(
+        DEBUG="1", CACHE_URL="rediss://cache:6380/2", CACHE_KEY_PREFIX="shop", code=CACHE
+    )
+
+    assert own.stdout.strip() == "django.core.cache.backends.locmem.LocMemCache None None"
+    assert shared.stdout.strip() == (
+        "django.core.cache.backends.redis.RedisCache rediss://cache:6380/2 shop"
+    )
+
+
+def test_a_cache_url_that_is_not_redis_is_refused_naming_the_variable_not_its_password():
+    result = load_settings(DEBUG="1", CACHE_URL="memcached://user:secret@cache:11211")
+
+    assert result.returncode != 0
+    assert "CACHE_URL must start with redis:// or rediss://" in result.stderr
+    assert "secret" not in result.stderr
