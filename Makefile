@@ -10,6 +10,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Where the processes honcho starts (make run, make cluster) write their Prometheus series, so
+# that /metrics sums them all (PROMETHEUS_MULTIPROC_DIR, docs/METRICS.md). Its files are
+# removed before each start: a dead process's would be summed in.
+METRICS_DIR ?= .metrics
 
 .PHONY: run cluster test lint migrate clean bench
 
@@ -32,20 +36,26 @@ migrate: $(VENV)/.installed-run
 # Then honcho runs the Procfile: the development server on $(HOST):$(PORT) and the worker loop
 # (process_events --follow) that fires saga timeouts, in one console; Ctrl+C stops both.
 # --env /dev/null: honcho would otherwise read a .env file that migrate and seed_demo do not;
-# the environment alone configures all three. tests/acceptance/test_make_run.py starts honcho
-# the same way: keep the two in step.
+# the environment alone configures all three. Both processes write their series to METRICS_DIR
+# (emptied first), so the server's /metrics counts what the worker loop did too.
+# tests/acceptance/test_make_run.py starts honcho the same way: keep the two in step.
 run: migrate
 	$(BIN)/python manage.py seed_demo
-	WEB_ADDRESS=$(HOST):$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --env /dev/null
+	mkdir -p "$(METRICS_DIR)" && rm -f "$(METRICS_DIR)"/*.db
+	PROMETHEUS_MULTIPROC_DIR="$(abspath $(METRICS_DIR))" WEB_ADDRESS=$(HOST):$(PORT) \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --env /dev/null
 
 # The production-like topology of celery mode in one console, on PostgreSQL and RabbitMQ:
 # gunicorn (2 workers) on $(HOST):$(PORT), two Celery workers serving every queue, and beat
 # (Procfile.cluster, run by honcho; Ctrl+C stops every process). First config.services checks
-# that both services answer (naming the missing one and the variable that points at another)
+# that every service answers (naming the missing one and the variable that points at another)
 # and creates the database if the server has none of that name; then migrate and seed_demo, as
-# `make run` does. DATABASE_URL and CELERY_BROKER_URL come from the environment or the command
-# line (make cluster DATABASE_URL=postgres://... CELERY_BROKER_URL=amqp://...); the broker's
-# default is the settings' own (amqp://guest:guest@127.0.0.1:5672//).
+# `make run` does. DATABASE_URL, CELERY_BROKER_URL and CACHE_URL come from the environment or
+# the command line (make cluster DATABASE_URL=postgres://... CELERY_BROKER_URL=amqp://...); the
+# broker's default is the settings' own (amqp://guest:guest@127.0.0.1:5672//).
+# CACHE_URL: Redis, where both gunicorn workers count the throttles (each would otherwise allow
+# the whole rate). METRICS_DIR: every process writes its series there, so /metrics from either
+# gunicorn worker counts what the Celery workers did.
 # The production settings (config.settings, not manage.py's development ones) with DEBUG off,
 # as in production: errors answer the API's JSON 500 and never a debug page, and
 # Celery workers keep no log of every query (Celery warns against DEBUG in a worker). What that
@@ -62,6 +72,7 @@ run: migrate
 # PYTHONPATH: the checkout's own code, even when VENV is another checkout's environment (celery
 # imports only `config` from the current folder, the rest from where the project is installed).
 cluster: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orders_cluster
+cluster: export CACHE_URL ?= redis://127.0.0.1:6379/0
 cluster: export EVENTSTORE_DISPATCH = celery
 cluster: export EVENTSTORE_PARTITIONS = 16
 cluster: export DJANGO_SETTINGS_MODULE := config.settings
@@ -79,8 +90,9 @@ cluster: $(VENV)/.installed-run
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo --force
-	WEB_ADDRESS=$(HOST):$(PORT) PATH="$(abspath $(BIN)):$$PATH" \
-		$(BIN)/honcho -f Procfile.cluster start --env /dev/null
+	mkdir -p "$(METRICS_DIR)" && rm -f "$(METRICS_DIR)"/*.db
+	PROMETHEUS_MULTIPROC_DIR="$(abspath $(METRICS_DIR))" WEB_ADDRESS=$(HOST):$(PORT) \
+		PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho -f Procfile.cluster start --env /dev/null
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -95,4 +107,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm .pytest-db-* .coverage
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm .pytest-db-* .coverage .metrics

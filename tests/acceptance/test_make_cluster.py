@@ -1,12 +1,14 @@
-"""Scenario: `make cluster` for real. make checks PostgreSQL and RabbitMQ, creates the database,
-migrates and seeds it, then honcho starts Procfile.cluster: gunicorn, two Celery workers and
-beat, in celery mode. An order placed over HTTP is completed by the workers alone (its email
-shows in the console), and SIGINT (Ctrl+C) stops make, honcho and every process they started.
+"""Scenario: `make cluster` for real. make checks PostgreSQL, RabbitMQ and Redis, creates the
+database, migrates and seeds it, then honcho starts Procfile.cluster: gunicorn, two Celery
+workers and beat, in celery mode. An order placed over HTTP is completed by the workers alone
+(its email shows in the console, gunicorn's /metrics counts it), and SIGINT (Ctrl+C) stops
+make, honcho and every process they started.
 
-Marked `processes`. Needs PostgreSQL at POSTGRES_SERVER and RabbitMQ at RABBITMQ, with
-`rabbitmqctl` on this machine: skipped, naming what is missing, otherwise. Everything it uses is
-its own and removed afterwards: a database (created by `make cluster` itself, dropped here), a
-RabbitMQ virtual host, a free port."""
+Marked `processes`. Needs PostgreSQL at POSTGRES_SERVER, RabbitMQ at RABBITMQ, with
+`rabbitmqctl` on this machine, and Redis at REDIS: skipped, naming what is missing, otherwise.
+Everything it uses is its own and removed afterwards: a database (created by `make cluster`
+itself, dropped here), a RabbitMQ virtual host, a Redis key prefix, a metrics directory, a free
+port."""
 
 from __future__ import annotations
 
@@ -26,15 +28,19 @@ import pytest
 
 from tests.processes import (
     HOST,
+    REDIS,
     ROOT,
     Console,
     RabbitmqctlUnavailable,
     free_port,
     group_alive,
+    http_request,
     postgres_missing,
     rabbitmq_missing,
     rabbitmq_vhost,
     rabbitmqctl_missing,
+    redis_key_prefix,
+    redis_missing,
     signal_group,
     token_for,
 )
@@ -49,6 +55,7 @@ RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
 RABBITMQ_USER = "guest"
 PRODUCT = "keyboard"  # seed_demo's catalogue
 CUSTOMER = "alice"  # seed_demo's accounts
+STAFF = "admin"  # who may read /metrics
 PROCESSES = {"web", "worker1", "worker2", "beat"}  # Procfile.cluster
 
 START_TIMEOUT = 60  # from make until the server answers /api/health/
@@ -62,21 +69,31 @@ def _drop_database(name: str) -> None:
 
 
 @pytest.fixture
-def services() -> Iterator[tuple[str, str]]:
-    """(DATABASE_URL, CELERY_BROKER_URL) of the test's own: a database name nothing else uses
-    (`make cluster` creates it; dropped afterwards) and a RabbitMQ virtual host (deleted
-    afterwards). Skips the test when a service does not answer."""
+def services() -> Iterator[dict[str, str]]:
+    """The variables pointing `make cluster` at services of the test's own: a database name
+    nothing else uses (`make cluster` creates it; dropped afterwards), a RabbitMQ virtual host
+    and a Redis key prefix (both deleted afterwards). Skips the test when a service does not
+    answer."""
     for missing in (
         postgres_missing(POSTGRES_SERVER),
         rabbitmq_missing(f"{RABBITMQ}//"),
         rabbitmqctl_missing(),
+        redis_missing(REDIS),
     ):
         if missing:
             pytest.skip(missing)
     name = f"cluster_test_{uuid.uuid4().hex[:12]}"
     try:
-        with rabbitmq_vhost("cluster_test", RABBITMQ_USER) as vhost:
-            yield f"{POSTGRES_SERVER}/{name}", f"{RABBITMQ}/{vhost}"
+        with (
+            rabbitmq_vhost("cluster_test", RABBITMQ_USER) as vhost,
+            redis_key_prefix("cluster_test", REDIS) as prefix,
+        ):
+            yield {
+                "DATABASE_URL": f"{POSTGRES_SERVER}/{name}",
+                "CELERY_BROKER_URL": f"{RABBITMQ}/{vhost}",
+                "CACHE_URL": REDIS,
+                "CACHE_KEY_PREFIX": prefix,
+            }
     except RabbitmqctlUnavailable as error:
         pytest.skip(f"needs rabbitmqctl to add a RabbitMQ virtual host: {error}")
     finally:
@@ -85,11 +102,11 @@ def services() -> Iterator[tuple[str, str]]:
 
 @contextmanager
 def _make_cluster(
-    tmp_path: Path, database_url: str, broker_url: str
+    tmp_path: Path, services: dict[str, str]
 ) -> Iterator[tuple[Console, dict[str, str]]]:
-    """`make cluster` on a free port with the test's own database and virtual host; yields the
-    running processes and the environment of management commands on that database; stops every
-    process afterwards, pass or fail."""
+    """`make cluster` on a free port with the test's own services and metrics directory; yields
+    the running processes and the environment of management commands on that database; stops
+    every process afterwards, pass or fail."""
     environment = dict(os.environ)
     environment.pop("DJANGO_SETTINGS_MODULE", None)  # manage.py picks config.settings
     port = free_port()
@@ -106,8 +123,8 @@ def _make_cluster(
                 f"VENV={VENV}",
                 f"HOST={HOST}",
                 f"PORT={port}",
-                f"DATABASE_URL={database_url}",
-                f"CELERY_BROKER_URL={broker_url}",
+                f"METRICS_DIR={tmp_path / 'metrics'}",
+                *(f"{name}={value}" for name, value in services.items()),
             ],
             cwd=ROOT,
             env=environment,
@@ -120,7 +137,7 @@ def _make_cluster(
     running = Console(make, console_path, port)
     try:
         running.wait_until_serving(START_TIMEOUT)
-        yield running, {**environment, "DATABASE_URL": database_url}
+        yield running, {**environment, "DATABASE_URL": services["DATABASE_URL"]}
     finally:
         running.stop()
 
@@ -128,8 +145,7 @@ def _make_cluster(
 def test_make_cluster_completes_an_order_with_celery_workers_and_stops_on_sigint(
     tmp_path, services
 ):
-    database_url, broker_url = services
-    with _make_cluster(tmp_path, database_url, broker_url) as (running, environment):
+    with _make_cluster(tmp_path, services) as (running, environment):
         token = token_for(environment, CUSTOMER)
 
         status, order = running.request(
@@ -151,6 +167,13 @@ def test_make_cluster_completes_an_order_with_celery_workers_and_stops_on_sigint
             rf"^\S+ worker\d\S* +\| Subject: Your order {order['order_id']} is complete$",
             timeout=COMPLETE_TIMEOUT,
         )
+
+        # gunicorn's /metrics counts it, though only a Celery worker recorded it.
+        scrape = http_request(
+            running.port, "GET", "/metrics", token=token_for(environment, STAFF), timeout=10
+        )
+        assert scrape.status == 200, scrape.body
+        assert 'orders_total{outcome="completed",reason=""} 1.0' in scrape.body
 
         children = running.children()
         assert set(children) == PROCESSES, running.console()

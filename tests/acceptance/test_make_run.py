@@ -1,8 +1,8 @@
 """Scenario: `make run` for real. honcho starts the Procfile's web server and worker loop on a
 fresh SQLite file, as the Makefile starts them; an order whose payment is never answered is
 cancelled, and its stock released, about SAGA_STEP_TIMEOUT after it was placed with nothing
-else run; a paid order's email shows in the console; SIGINT (Ctrl+C) to honcho stops both
-processes.
+else run, and the server's /metrics counts that cancellation, which the worker loop recorded; a
+paid order's email shows in the console; SIGINT (Ctrl+C) to honcho stops both processes.
 
 These tests start real processes (marked `processes`) and stop every one of them, pass or fail.
 They need only SQLite: the database is a file in the test's temporary folder."""
@@ -27,6 +27,7 @@ from tests.processes import (
     Console,
     free_port,
     group_alive,
+    http_request,
     manage,
     signal_group,
     token_for,
@@ -38,6 +39,7 @@ BIN = Path(sys.executable).parent  # the environment's scripts: python, honcho
 STEP_TIMEOUT = 2  # SAGA_STEP_TIMEOUT for the processes, in seconds
 PRODUCT = "keyboard"  # seed_demo's catalogue
 CUSTOMER = "alice"  # seed_demo's accounts
+STAFF = "admin"  # who may read /metrics
 
 START_TIMEOUT = 60  # until the server answers /api/health/
 CANCEL_TIMEOUT = 60  # from placing the order until it is cancelled
@@ -59,12 +61,14 @@ def _environment(tmp_path: Path) -> dict[str, str]:
 @contextmanager
 def _make_run(tmp_path: Path) -> Iterator[tuple[Console, dict[str, str]]]:
     """What `make run` does, on a database of the test's own: migrate, seed_demo, then honcho
-    with the project's Procfile, started as the Makefile starts it (WEB_ADDRESS, the scripts'
-    folder first on PATH, no .env file). Yields the running processes and their environment;
-    stops every process afterwards, pass or fail."""
+    with the project's Procfile, started as the Makefile starts it (a fresh metrics directory,
+    WEB_ADDRESS, the scripts' folder first on PATH, no .env file). Yields the running processes
+    and their environment; stops every process afterwards, pass or fail."""
     environment = _environment(tmp_path)
     manage(environment, "migrate", "--noinput")
     manage(environment, "seed_demo")
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
     port = free_port()
     console_path = tmp_path / "console.log"
     with open(console_path, "wb") as console:
@@ -73,6 +77,7 @@ def _make_run(tmp_path: Path) -> Iterator[tuple[Console, dict[str, str]]]:
             cwd=ROOT,
             env={
                 **environment,
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics),
                 "WEB_ADDRESS": f"{HOST}:{port}",
                 "PATH": f"{BIN}{os.pathsep}{environment.get('PATH', os.defpath)}",
             },
@@ -132,6 +137,12 @@ def test_make_run_cancels_an_unanswered_payment_emails_a_paid_one_and_stops_on_s
         running.wait_for_console(
             r"^.*worker\S* +\| .*Expired the overdue step of 1 saga", timeout=10
         )
+        # The server's /metrics counts it too: the two processes share the metrics directory.
+        scrape = http_request(
+            running.port, "GET", "/metrics", token=token_for(environment, STAFF), timeout=10
+        )
+        assert scrape.status == 200, scrape.body
+        assert 'orders_total{outcome="cancelled",reason="payment_timeout"} 1.0' in scrape.body
 
         # A paid order completes, and its email shows in the console (the console backend).
         status, paid = running.request(
