@@ -280,7 +280,8 @@ API_MAX_JSON_DEPTH = 32
 # every process shares (redis://host:6379/0; rediss:// for TLS); unset, Django's LocMemCache
 # counts in each process's own memory. CACHE_KEY_PREFIX starts every key, for deployments that
 # share one Redis database. A Redis that does not answer costs a request at most
-# CACHE_SOCKET_TIMEOUT seconds per call (the throttles then answer 500, never hang).
+# CACHE_SOCKET_TIMEOUT seconds per call, and the throttles then let it through
+# (httpapi.throttling).
 CACHE_SOCKET_TIMEOUT = 1.0
 _cache_url = os.environ.get("CACHE_URL", "").strip()
 if not _cache_url:
@@ -323,8 +324,8 @@ REST_FRAMEWORK = {
     # default cache (CACHES above): without CACHE_URL each process counts on its own, so with N
     # processes a caller gets up to N times the rate.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "httpapi.throttling.AnonRateThrottle",
+        "httpapi.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_rate("THROTTLE_ANON", "60/min"),

@@ -11,7 +11,6 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
 from eventstore.models import Event
 from eventstore.serializers import EventOutputSerializer
@@ -25,6 +24,7 @@ from httpapi.headers import (
     prefer_wait,
 )
 from httpapi.schema import NOT_FOUND, VALIDATION_ERROR, DetailOutputSerializer
+from httpapi.throttling import ScopedRateThrottle
 from httpapi.viewsets import ServiceViewSet
 from orders.filters import OrderFilter
 from orders.models import OrderSummary, SagaSummary
