@@ -2,6 +2,7 @@
 retried with backoff, parked after the attempts setting, fenced by their claim."""
 
 import io
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -25,6 +26,7 @@ from eventstore.models import Effect
 from eventstore.recorders import recorder
 from eventstore.store import NewEvent
 from eventstore.subscriptions import Subscriber, catch_up
+from tests.threads import run_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -644,3 +646,36 @@ def test_a_withdrawn_call_is_no_backlog_for_admission(subscribe, ask_in, give_up
     give_up()
 
     assert recorder().oldest_unstarted_call(["tests.withdrawing"]) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_racing_a_withdrawal_not_yet_committed_never_makes_the_call(
+    subscribe, ask_in, give_up, settings
+):
+    """On PostgreSQL claims and appends run at once: a worker that claims while the withdrawal's
+    transaction is still open passes the call by, and nothing is left to make once it commits."""
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False  # only the claims below call
+    withdrawing = subscribe(Withdrawing())
+    ask_in()
+    withdrawn, release = threading.Event(), threading.Event()
+
+    def give_up_and_hold(index):
+        with transaction.atomic():
+            give_up()
+            withdrawn.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=run_threads, args=(give_up_and_hold, 1))
+    holder.start()
+    try:
+        assert withdrawn.wait(timeout=30), "the withdrawal never ran"
+        racing_claim = effects.claim_next(withdrawing.name)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+
+    assert racing_claim is None
+    assert effects.run_due(withdrawing) == 0
+    assert withdrawing.calls == []
+    assert (effect().status, effect().attempts) == ("withdrawn", 0)
