@@ -332,7 +332,8 @@ def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
 
 def _reconcile_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
     """Reconcile the claimed withdrawn call; it stays withdrawn, due again after a backoff
-    while the provider cannot say (never parked: no call is ever made for it again)."""
+    while the provider cannot say (never parked: no call is ever made for it again), settled
+    with its error when asking again cannot help (`permanent_errors`)."""
     event = claim.event
     try:
         with tracing.event_span(
@@ -343,14 +344,18 @@ def _reconcile_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
             subscriber.reconcile(event, attempt=claim.attempt)
     except Exception as error:
         message = f"{type(error).__name__}: {error}"
-        logger.warning(
-            "%s: reconciling the withdrawn call for event #%s (%s) failed, will retry: %s",
+        settled = isinstance(error, subscriber.permanent_errors)
+        log = logger.error if settled else logger.warning
+        log(
+            "%s: reconciling the withdrawn call for event #%s (%s) failed%s: %s",
             subscriber.name,
             event.position,
             event.event_type,
+            "" if settled else ", will retry",
             message,
         )
-        _finish(claim, WITHDRAWN, message, due_at=timezone.now() + backoff(claim.attempt))
+        due_at = None if settled else timezone.now() + backoff(claim.attempt)
+        _finish(claim, WITHDRAWN, message, due_at=due_at, settle=settled)
         return WITHDRAWN
     _finish(claim, WITHDRAWN, settle=True)
     return WITHDRAWN

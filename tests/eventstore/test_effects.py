@@ -539,6 +539,23 @@ def test_a_failing_reconciliation_is_retried_after_its_backoff_and_never_parked(
     assert [n for n, _ in withdrawing.reconciled] == [1, 1]
 
 
+def test_a_reconciliation_that_can_never_succeed_is_settled_with_its_error(
+    subscribe, ask_in, give_up, settings
+):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 60
+    withdrawing = subscribe(Withdrawing(OSError("no answer"), lookups=[Refused("unknown key")]))
+    ask_in()
+    catch_up(withdrawing)
+    give_up()
+
+    assert effects.run_due(withdrawing) == 1
+
+    settled = effect()
+    assert (settled.status, settled.due_at) == ("withdrawn", None)
+    assert settled.last_error == "Refused: unknown key"
+    assert withdrawing.calls == [1]
+
+
 def test_only_calls_owed_before_the_withdrawal_in_its_correlation_and_not_done_are_withdrawn(
     subscribe, ask_in, give_up
 ):
