@@ -133,7 +133,8 @@ class CheckpointAdmin(ReadOnlyAdmin):
 
 @admin.register(Effect)
 class EffectAdmin(ReadOnlyAdmin):
-    """Calls to the outside world owed by effect subscribers; parked ones wait for staff."""
+    """Calls to the outside world owed by effect subscribers; parked ones wait for staff,
+    withdrawn ones are never made (the reason says which event withdrew them)."""
 
     list_display = (
         "subscriber",
@@ -143,6 +144,7 @@ class EffectAdmin(ReadOnlyAdmin):
         "attempts",
         "due_at",
         "last_error",
+        "withdrawn_reason",
     )
     list_filter = ("status", "subscriber", "event_type")
     search_fields = ("=event_id",)
@@ -159,13 +161,15 @@ class EffectAdmin(ReadOnlyAdmin):
         "due_at",
         "claim",
         "last_error",
+        "withdrawn_at",
+        "withdrawn_reason",
         "created_at",
         "updated_at",
     )
     readonly_fields = fields
     actions = ["retry_parked"]
 
-    @admin.action(description="Retry the selected parked calls")
+    @admin.action(description="Retry the selected parked calls (withdrawn ones never are)")
     def retry_parked(self, request, queryset):
         count = effects.retry_parked(ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} parked call(s) will be made again.")

@@ -16,6 +16,7 @@ class EventStoreConfig(AppConfig):
         from eventstore import signals
         from eventstore.admission import backlog_seconds
         from eventstore.dispatch import calls_owed, choose_again, dispatch_committed
+        from eventstore.effects import withdraw_on_append
         from eventstore.logs import end_request
         from eventstore.metrics import (
             BacklogCollector,
@@ -38,6 +39,9 @@ class EventStoreConfig(AppConfig):
         )
         setting_changed.connect(choose_again, dispatch_uid="eventstore.dispatch.choose_again")
         event_store.calls_owed = calls_owed
+        signals.events_recorded.connect(
+            withdraw_on_append, dispatch_uid="eventstore.effects.withdraw_on_append"
+        )
         signals.worker_pass.connect(
             erase_expired_secrets_on_worker_pass,
             dispatch_uid="eventstore.vault.erase_expired_secrets",

@@ -16,6 +16,12 @@ The pattern, for any reaction that calls out:
 
 Claims are fenced: a worker finishes an effect only while the claim it took is still the current
 one, so a worker whose lease ran out cannot overwrite what its successor recorded.
+
+A call its intent's requester no longer wants is withdrawn (`withdraw_calls`), by an event the
+subscriber names (`withdraws`), in the transaction that appends that event: it is never made
+after that. A call already attempted without an answer may have been made: once any call in
+flight has ended (its lease) it is reconciled instead (`reconcile`: ask the provider by the
+idempotency key, record what it answers), retried with backoff until that succeeds.
 """
 
 from __future__ import annotations
@@ -30,17 +36,19 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
 from eventstore import tracing
-from eventstore.models import Effect
+from eventstore.models import Effect, Event
 from eventstore.recorders import recorder
 from eventstore.store import RecordedEvent
-from eventstore.subscriptions import Subscriber
+from eventstore.subscriptions import Subscriber, get_subscribers
 
 logger = logging.getLogger(__name__)
 
 PENDING, DONE, PARKED = Effect.Status.PENDING, Effect.Status.DONE, Effect.Status.PARKED
+WITHDRAWN = Effect.Status.WITHDRAWN
 
 
 class TransactionOpen(RuntimeError):
@@ -77,6 +85,15 @@ class EffectSubscriber(Subscriber):
         one of its types)."""
         return self.wants((event.event_type,))
 
+    def withdraws(self, event: RecordedEvent) -> Withdrawal | None:
+        """The calls an appended `event` withdraws, if any (default: none): see `Withdrawal`."""
+        return None
+
+    def reconcile(self, event: RecordedEvent, *, attempt: int) -> None:
+        """For a withdrawn call that was attempted without an answer: find out from the
+        provider, without calling again, whether it was made, and record its outcome; safe to
+        call again (default: nothing to find out)."""
+
     def handle(self, event: RecordedEvent) -> None:
         self.handle_batch([event])
 
@@ -94,6 +111,69 @@ class EffectSubscriber(Subscriber):
 
     def after_catch_up(self, handled: int) -> int:
         return run_due(self)
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """The calls an event withdraws: those its subscriber owes for intents of `intent_types`
+    recorded before it in its correlation, not made yet; `reason` is kept on each."""
+
+    intent_types: frozenset[str]
+    reason: str
+
+
+def withdraw_calls(
+    subscriber_name: str,
+    *,
+    correlation_id: str,
+    intent_types: Iterable[str],
+    before: int,
+    reason: str,
+) -> int:
+    """Withdraw the subscriber's pending or parked calls owed for the correlation's intents of
+    `intent_types` recorded before position `before`: one statement, in the caller's
+    transaction; how many.
+
+    A call never attempted is settled. One attempted (the provider may have acted) is left due
+    for `reconcile`: at once, or once the lease of a call in flight ends. Either way its claim
+    is cleared, so a worker making it now cannot record its finish (its outcome event, if the
+    provider answers, still is); the withdrawal is recorded whatever the provider said."""
+    now = timezone.now()
+    intents = Event.objects.filter(
+        correlation_id=correlation_id, event_type__in=list(intent_types), position__lt=before
+    ).values("event_id")
+    return Effect.objects.filter(
+        subscriber=subscriber_name, status__in=[PENDING, PARKED], event_id__in=intents
+    ).update(
+        status=WITHDRAWN,
+        due_at=Case(
+            When(attempts=0, then=Value(None)),
+            When(claim__isnull=True, then=Value(now)),
+            default=F("due_at"),
+            output_field=DateTimeField(),
+        ),
+        claim=None,
+        withdrawn_at=now,
+        withdrawn_reason=reason,
+        updated_at=now,
+    )
+
+
+def withdraw_on_append(sender: object = None, events: Iterable[RecordedEvent] = (), **kwargs):
+    """`events_recorded` receiver: withdraw, in the appending transaction, the calls each
+    appended event withdraws (`EffectSubscriber.withdraws`)."""
+    subscribers = effect_subscribers(get_subscribers())
+    for event in events:
+        for subscriber in subscribers:
+            withdrawal = subscriber.withdraws(event)
+            if withdrawal is not None and event.correlation_id:
+                withdraw_calls(
+                    subscriber.name,
+                    correlation_id=event.correlation_id,
+                    intent_types=withdrawal.intent_types,
+                    before=event.position,
+                    reason=withdrawal.reason,
+                )
 
 
 def effect_subscribers(subscribers: Iterable[Subscriber]) -> list[EffectSubscriber]:
@@ -149,12 +229,14 @@ def requests_progress(
 
 @dataclass(frozen=True)
 class Claim:
-    """One worker's turn at one effect: `token` fences its finish; `event` is the intent."""
+    """One worker's turn at one effect: `token` fences its finish; `event` is the intent;
+    `withdrawn`: the call is not to be made, only reconciled."""
 
     effect_id: int
     event: RecordedEvent
     attempt: int
     token: uuid.UUID
+    withdrawn: bool = False
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -173,7 +255,10 @@ def claim_due(subscriber_name: str, *, limit: int = 1) -> list[Claim]:
     lease = timedelta(seconds=float(settings.EVENTSTORE_EFFECT_LEASE))
     token = uuid.uuid4()
     claimed = recorder().claim_effects(subscriber_name, now, now + lease, token, limit)
-    return [Claim(effect_id, event, attempt, token) for effect_id, attempt, event in claimed]
+    return [
+        Claim(effect_id, event, attempt, token, withdrawn=status == WITHDRAWN)
+        for effect_id, attempt, status, event in claimed
+    ]
 
 
 def claim_next(subscriber_name: str) -> Claim | None:
@@ -190,7 +275,9 @@ def backoff(attempt: int) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** (attempt - 1)))
 
 
-def _finish(claim: Claim, status: str, last_error: str = "", due_at=None) -> bool:
+def _finish(
+    claim: Claim, status: str, last_error: str = "", due_at=None, *, settle: bool = False
+) -> bool:
     """Record how the claimed call went, unless another worker has claimed it since."""
     return recorder().finish_effect(
         claim.effect_id,
@@ -199,11 +286,15 @@ def _finish(claim: Claim, status: str, last_error: str = "", due_at=None) -> boo
         last_error=last_error,
         due_at=due_at,
         now=timezone.now(),
+        settle=settle,
     )
 
 
 def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
-    """Make the claimed call and record how it went: the effect's new status."""
+    """Make the claimed call (or reconcile a withdrawn one) and record how it went: the
+    effect's new status."""
+    if claim.withdrawn:
+        return _reconcile_claimed(subscriber, claim)
     event = claim.event
     try:
         with tracing.event_span(
@@ -239,9 +330,43 @@ def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
     return DONE
 
 
+def _reconcile_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
+    """Reconcile the claimed withdrawn call; it stays withdrawn, due again after a backoff
+    while the provider cannot say (never parked: no call is ever made for it again), settled
+    with its error when asking again cannot help (`permanent_errors`)."""
+    event = claim.event
+    try:
+        with tracing.event_span(
+            f"reconcile {subscriber.name}",
+            event,
+            **{"eventstore.subscriber": subscriber.name, "eventstore.attempt": claim.attempt},
+        ):
+            subscriber.reconcile(event, attempt=claim.attempt)
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}"
+        settled = isinstance(error, subscriber.permanent_errors)
+        log = logger.error if settled else logger.warning
+        log(
+            "%s: reconciling the withdrawn call for event #%s (%s) failed%s: %s",
+            subscriber.name,
+            event.position,
+            event.event_type,
+            "" if settled else ", will retry",
+            message,
+        )
+        due_at = None if settled else timezone.now() + backoff(claim.attempt)
+        _finish(claim, WITHDRAWN, message, due_at=due_at, settle=settled)
+        return WITHDRAWN
+    _finish(claim, WITHDRAWN, settle=True)
+    return WITHDRAWN
+
+
 def due_calls(subscriber_name: str, now, *, limit: int) -> int:
-    """How many pending calls of the subscriber are due at `now` (at most `limit`)."""
-    due = Effect.objects.filter(subscriber=subscriber_name, status=PENDING, due_at__lte=now)
+    """How many calls of the subscriber are due at `now` (at most `limit`): pending ones, and
+    withdrawn ones to reconcile."""
+    due = Effect.objects.filter(
+        subscriber=subscriber_name, status__in=[PENDING, WITHDRAWN], due_at__lte=now
+    )
     return len(due.values_list("pk", flat=True)[:limit])
 
 
@@ -323,7 +448,8 @@ def _perform_apart(subscriber: EffectSubscriber, claims: list[Claim]) -> None:
 
 def retry_parked(subscriber_names: list[str] | None = None, *, ids: list[int] | None = None) -> int:
     """Make parked effects (of these subscribers, or with these ids) pending again with a fresh
-    count of attempts, due now; how many."""
+    count of attempts, due now; how many. A withdrawn call is never made again: it is not
+    parked, whatever it was before."""
     parked = Effect.objects.filter(status=PARKED)
     if subscriber_names is not None:
         parked = parked.filter(subscriber__in=subscriber_names)

@@ -189,24 +189,31 @@ class Effect(models.Model):
 
     Recorded in the transaction that advances the subscriber's checkpoint; performed after that
     commit with no transaction open; `done` once its outcome is recorded, `parked` when it gave up
-    (`manage.py retry_effects` makes it pending again). Operational state, like checkpoints:
-    the outcome itself is an event.
+    (`manage.py retry_effects` makes it pending again), `withdrawn` when the event that asked for
+    it no longer wants it (never made after that; one already attempted is reconciled with the
+    provider while `due_at` is set). Operational state, like checkpoints: the outcome itself is
+    an event.
     """
 
     class Status(models.TextChoices):
         PENDING = "pending"
         DONE = "done"
         PARKED = "parked"
+        WITHDRAWN = "withdrawn"
 
     subscriber = models.CharField(max_length=128)
     event_id = models.UUIDField(help_text="The event that asked for the call (the intent).")
     position = models.BigIntegerField(help_text="Position of that event in the log.")
     event_type = models.CharField(max_length=128)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0, help_text="Calls made so far.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Calls made so far (for a withdrawn call, and lookups)."
+    )
     due_at = models.DateTimeField(
+        null=True,
+        blank=True,
         help_text="Not called again before this time (a retry's backoff, or a running call's "
-        "lease)."
+        "lease); a withdrawn call is reconciled then (None: nothing is left to do).",
     )
     claim = models.UUIDField(
         null=True, blank=True, help_text="Token of the call in progress (fences a late finish)."
@@ -215,6 +222,13 @@ class Effect(models.Model):
         null=True, blank=True, help_text="When the first call began (None: not called yet)."
     )
     last_error = models.TextField(blank=True, default="")
+    withdrawn_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the call was withdrawn (None: it was not)."
+    )
+    # A database default: the statements that owe calls name only the columns they set.
+    withdrawn_reason = models.TextField(
+        blank=True, db_default="", help_text="Which event withdrew the call, and why."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

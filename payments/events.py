@@ -11,6 +11,8 @@ PAYMENT_PROCESSED = "PaymentProcessed"
 PAYMENT_FAILED = "PaymentFailed"
 PAYMENT_REFUNDED = "PaymentRefunded"
 
-# Consumed: requests from the order saga.
+# Consumed: requests from the order saga, and its giving up a step (after which no charge it
+# requested is made: eventstore.effects withdraws the call).
 PAYMENT_REQUESTED = "PaymentRequested"
 PAYMENT_REFUND_REQUESTED = "PaymentRefundRequested"
+SAGA_STEP_FAILED = "SagaStepFailed"

@@ -54,11 +54,17 @@ class PaymentGateway(Protocol):
 
     def refund(self, *, idempotency_key: str, transaction_id: str, amount: Decimal) -> None: ...
 
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The answer the charge with this key got (None: no charge was made with it); never
+        charges. Raises GatewayTimeout when the provider cannot say."""
+        ...
+
 
 class SimulatedGateway:
     """Decides by payment token, deterministically: tok_visa_success approves, tok_decline and
-    tok_insufficient_funds decline with that reason, tok_timeout never answers, any other token
-    is declined as invalid_token. With `failure_rate` > 0 an approvable charge is declined
+    tok_insufficient_funds decline with that reason, tok_timeout never answers (and charges
+    nothing), any other token is declined as invalid_token. `find_charge` tells the answers
+    given, by key. With `failure_rate` > 0 an approvable charge is declined
     (processing_error) with that probability, drawn from `seed` and the idempotency key.
 
     Every charge and refund first waits `latency_ms` milliseconds, as a real provider's round
@@ -114,6 +120,11 @@ class SimulatedGateway:
                 return ChargeResult(approved=False, reason="processing_error")
         transaction_id = f"txn_{uuid.uuid5(TRANSACTION_NAMESPACE, idempotency_key).hex[:24]}"
         return ChargeResult(approved=True, transaction_id=transaction_id)
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        self._round_trip()
+        with self._lock:
+            return self.charges.get(idempotency_key)
 
     def refund(self, *, idempotency_key: str, transaction_id: str, amount: Decimal) -> None:
         self._round_trip()

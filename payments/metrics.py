@@ -14,7 +14,7 @@ from prometheus_client import Histogram
 
 gateway_seconds = Histogram(
     "payments_gateway_seconds",
-    "Seconds a payment provider call took, by operation (charge, refund) and outcome.",
+    "Seconds a payment provider call took, by operation (charge, refund, find_charge) and outcome.",
     ["operation", "outcome"],
 )
 

@@ -21,7 +21,7 @@ from eventstore.effects import require_no_transaction
 from eventstore.store import ConcurrencyError
 from eventstore.vault import vault_erase, vault_take
 from payments.aggregates import Payment, PaymentError, PaymentNotFound
-from payments.gateway import DEFAULT_TOKEN, get_gateway
+from payments.gateway import DEFAULT_TOKEN, ChargeResult, get_gateway
 from payments.metrics import gateway_timed
 
 payments: Repository[Payment] = Repository(Payment)
@@ -95,12 +95,7 @@ def _charge(
         tracing.set_attributes(
             span, **{"payments.approved": result.approved, "payments.reason": result.reason or None}
         )
-    if result.approved:
-        payment.processed(
-            customer_id=customer_id, amount=amount, transaction_id=result.transaction_id
-        )
-    else:
-        payment.failed(customer_id=customer_id, amount=amount, reason=result.reason)
+    _record_answer(payment, customer_id=customer_id, amount=amount, result=result)
     return _save_outcome(payment, metadata)
 
 
@@ -137,6 +132,55 @@ def payment_charge_vaulted(
             )
     vault_erase(payment_token_ref)
     return payment
+
+
+def payment_reconcile(
+    *,
+    payment_id: str,
+    customer_id: str,
+    amount: Decimal | str,
+    payment_token_ref: str | None,
+    metadata: Metadata = None,
+) -> Payment:
+    """For a charge that was withdrawn after calls the gateway did not answer: ask the gateway,
+    by the charge's idempotency key, what became of it, never charging, and record its answer
+    (a late approval is then refunded by the saga, as any late success). Nothing is recorded
+    when no charge was made; the token is erased either way.
+
+    Raises GatewayTimeout when the gateway cannot say; nothing is written then.
+    """
+    payment = payments.load_or_new(payment_id)
+    if payment.status == Payment.NEW:
+        require_no_transaction("A payment gateway call")
+        with (
+            tracing.span(
+                "payments.gateway.find_charge",
+                {"payments.payment_id": payment_id},
+                kind=SpanKind.CLIENT,
+            ),
+            gateway_timed("find_charge") as call,
+        ):
+            result = get_gateway().find_charge(idempotency_key=f"charge:{payment_id}")
+            call.outcome = "none" if result is None else "found"
+        if result is not None:
+            _record_answer(
+                payment, customer_id=customer_id, amount=_valid_amount(amount), result=result
+            )
+            payment = _save_outcome(payment, metadata)
+    vault_erase(payment_token_ref)
+    return payment
+
+
+def _record_answer(
+    payment: Payment, *, customer_id: str, amount: Decimal, result: ChargeResult
+) -> None:
+    """Record the gateway's answer to the payment's charge: approved or declined."""
+    if result.approved:
+        payment.processed(
+            customer_id=customer_id, amount=amount, transaction_id=result.transaction_id
+        )
+    else:
+        payment.failed(customer_id=customer_id, amount=amount, reason=result.reason)
 
 
 def payment_refund(*, payment_id: str, metadata: Metadata = None) -> Payment:

@@ -1,5 +1,7 @@
-"""A payment gateway that writes down every call it answers, for tests that run the project in
-several processes (PAYMENTS_GATEWAY=tests.gateways.RecordingGateway).
+"""Payment gateway doubles: `AskedGateway` writes down, in its process, every call it is asked
+to make (PAYMENTS_GATEWAY=tests.gateways.AskedGateway); `RecordingGateway` writes down every call
+it answers, for tests that run the project in several processes
+(PAYMENTS_GATEWAY=tests.gateways.RecordingGateway).
 
 Each process builds its own gateway, so the calls are counted in a file shared by all of them:
 RECORDING_GATEWAY_FILE names it. Every answered charge or refund appends one JSON line, written
@@ -16,9 +18,52 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from payments.gateway import ChargeResult, SimulatedGateway
+from payments.gateway import (
+    DEFAULT_TOKEN,
+    TIMEOUT_TOKEN,
+    ChargeResult,
+    GatewayTimeout,
+    SimulatedGateway,
+)
 
 FILE_VARIABLE = "RECORDING_GATEWAY_FILE"
+
+
+class AskedGateway(SimulatedGateway):
+    """The simulated gateway, writing down in `asked` every call it is asked to make, answered
+    or not: (call, idempotency key) each, in order. While `lose_answers` is set, a tok_timeout
+    charge is made (approved) and its answer lost: the provider charged, the caller cannot
+    tell."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.asked: list[tuple[str, str]] = []
+        self.lose_answers = False
+
+    def charge(self, *, idempotency_key: str, amount: Decimal, payment_token: str) -> ChargeResult:
+        self.asked.append(("charge", idempotency_key))
+        if self.lose_answers and payment_token == TIMEOUT_TOKEN:
+            super().charge(
+                idempotency_key=idempotency_key, amount=amount, payment_token=DEFAULT_TOKEN
+            )
+            raise GatewayTimeout(f"The answer to the charge {idempotency_key!r} was lost")
+        return super().charge(
+            idempotency_key=idempotency_key, amount=amount, payment_token=payment_token
+        )
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        self.asked.append(("find_charge", idempotency_key))
+        return super().find_charge(idempotency_key=idempotency_key)
+
+    def refund(self, *, idempotency_key: str, transaction_id: str, amount: Decimal) -> None:
+        self.asked.append(("refund", idempotency_key))
+        super().refund(
+            idempotency_key=idempotency_key, transaction_id=transaction_id, amount=amount
+        )
+
+    def charges_asked(self) -> int:
+        """How many charges it was asked to make."""
+        return sum(1 for call, _ in self.asked if call == "charge")
 
 
 class RecordingGateway(SimulatedGateway):

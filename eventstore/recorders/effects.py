@@ -23,11 +23,11 @@ class EffectRecorder(EventRecorder):
     """Owed calls: recorded, claimed, finished."""
 
     def _due(self) -> str:
+        """A subscriber's calls due: pending ones, and withdrawn ones still to reconcile (a
+        withdrawn call with nothing left to do has no due time)."""
         f = self.effects
-        return (
-            f"{f.subscriber} = %s AND {f.status} = '{Effect.Status.PENDING.value}' "
-            f"AND {f.due_at} <= %s"
-        )
+        statuses = f"'{Effect.Status.PENDING.value}', '{Effect.Status.WITHDRAWN.value}'"
+        return f"{f.subscriber} = %s AND {f.status} IN ({statuses}) AND {f.due_at} <= %s"
 
     def owe_effects(
         self,
@@ -109,20 +109,20 @@ class EffectRecorder(EventRecorder):
 
     def claim_effects(
         self, subscriber: str, now: datetime, until: datetime, token: uuid.UUID, limit: int
-    ) -> list[tuple[int, int, RecordedEvent]]:
-        """Take the subscriber's oldest due pending calls, at most `limit`: count an attempt on
+    ) -> list[tuple[int, int, str, RecordedEvent]]:
+        """Take the subscriber's oldest due calls (`_due`), at most `limit`: count an attempt on
         each, store `token` and push its due time to `until`, in one statement of its own
-        (committed at once); each as (id, attempt, the event it is owed for), in the order
-        owed. Concurrent claimers do not take one row twice (where rows are not locked, the
-        single writer serialises them). Here the events are read by a second statement."""
+        (committed at once); each as (id, attempt, status, the event it is owed for), in the
+        order owed. Concurrent claimers do not take one row twice (where rows are not locked,
+        the single writer serialises them). Here the events are read by a second statement."""
         f = self.effects
         with current_connection().cursor() as cursor:
             cursor.execute(
                 self._claim(f.event_id), self._claim_params(subscriber, now, until, token, limit)
             )
             claimed = {
-                as_uuid(event_id): (effect_id, attempt)
-                for effect_id, attempt, event_id in cursor.fetchall()
+                as_uuid(event_id): (effect_id, attempt, status)
+                for effect_id, attempt, status, event_id in cursor.fetchall()
             }
         if not claimed:
             return []
@@ -132,7 +132,7 @@ class EffectRecorder(EventRecorder):
         )
 
     def _claim(self, returning: str, *, join: str = "", on: str = "") -> str:
-        """The claim's UPDATE, returning id, attempts and then `returning`; `join` names a
+        """The claim's UPDATE, returning id, attempts, status and then `returning`; `join` names a
         table (`FROM ...`) whose rows `on` matches to the claimed ones."""
         f = self.effects
         return (
@@ -142,7 +142,7 @@ class EffectRecorder(EventRecorder):
             f"WHERE {on}{f}.{f.id} IN (SELECT {f.id} FROM {f} WHERE {self._due()} "
             f"ORDER BY {f.due_at}, {f.id} LIMIT %s"
             f"{self._for_update(skip_locked=True)}) "
-            f"RETURNING {f}.{f.id}, {f}.{f.attempts}, {returning}"
+            f"RETURNING {f}.{f.id}, {f}.{f.attempts}, {f}.{f.status}, {returning}"
         )
 
     def _claim_params(
@@ -167,11 +167,14 @@ class EffectRecorder(EventRecorder):
         last_error: str,
         due_at: datetime | None,
         now: datetime,
+        settle: bool = False,
     ) -> bool:
-        """Record how a claimed call went, unless another claim has replaced `token` since."""
+        """Record how a claimed call went, unless another claim has replaced `token` since:
+        its status and error, and `due_at` when given (`settle`: none, it is never due again)."""
         f = self.effects
-        due = f"{f.due_at} = %s, " if due_at is not None else ""
-        params = [status, last_error, *([self.db_datetime(due_at)] if due_at is not None else [])]
+        due = f"{f.due_at} = %s, " if due_at is not None or settle else ""
+        moved = [] if not due else [None if settle else self.db_datetime(due_at)]
+        params = [status, last_error, *moved]
         with current_connection().cursor() as cursor:
             cursor.execute(
                 f"UPDATE {f} SET {f.claim} = NULL, {f.status} = %s, {f.last_error} = %s, {due}"

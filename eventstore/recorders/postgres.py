@@ -350,7 +350,7 @@ class PostgresRecorder(Recorder):
 
     def claim_effects(
         self, subscriber: str, now: datetime, until: datetime, token: uuid.UUID, limit: int
-    ) -> list[tuple[int, int, RecordedEvent]]:
+    ) -> list[tuple[int, int, str, RecordedEvent]]:
         """One statement: the claimed rows come back with the events they are owed for."""
         e, f = self.events, self.effects
         sql = self._claim(
@@ -361,7 +361,7 @@ class PostgresRecorder(Recorder):
         with current_connection().cursor() as cursor:
             cursor.execute(sql, self._claim_params(subscriber, now, until, token, limit))
             rows = cursor.fetchall()
-        return sorted((row[0], row[1], self._recorded(row[2:])) for row in rows)
+        return sorted((row[0], row[1], row[2], self._recorded(row[3:])) for row in rows)
 
     def _stream_index_sql(self) -> str:
         """The append's CTE that moves the stream index to each stream's last inserted event

@@ -1,13 +1,17 @@
 """Scenario: the gateway never answers the charge; once the step is overdue the saga gives up,
-releases the stock and cancels the order; a payment that succeeds after all is refunded."""
+releases the stock and cancels the order; the charge is withdrawn, never asked again; a payment
+that succeeds after all is refunded."""
 
+import io
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from eventstore import effects
 from eventstore.models import Effect
+from eventstore.subscriptions import get_subscribers
 from payments.gateway import get_gateway
 from tests.acceptance import chains
 from tests.acceptance.shop import (
@@ -25,7 +29,15 @@ TOTAL = "54.47"
 
 
 @pytest.fixture
-def placed(shop, customer_client):
+def gateway(settings):
+    """The gateway, writing down every call it is asked to make (tests/gateways.py)."""
+    settings.PAYMENTS_GATEWAY = "tests.gateways.AskedGateway"
+    get_gateway.cache_clear()
+    return get_gateway()
+
+
+@pytest.fixture
+def placed(shop, customer_client, gateway):
     shop.add_product("sku-widget", price="9.99", stock=10)
     shop.add_product("sku-gadget", price="24.50", stock=4)
     return shop.place_order(customer_client, ITEMS, payment_token="tok_timeout")
@@ -177,32 +189,118 @@ def test_repeating_the_late_charge_charges_and_refunds_nothing_more(
     assert len(get_gateway().refunds) == 1
 
 
-def test_the_unanswered_charge_is_asked_again_later_and_a_late_success_is_refunded(
-    shop, timed_out, customer_client, monkeypatch
+def charge_effect() -> Effect:
+    """The call payments owes for the order's charge request."""
+    return Effect.objects.get(subscriber="payments.requests", event_type="PaymentRequested")
+
+
+def test_the_given_up_charge_is_withdrawn_and_the_gateway_never_asked_to_charge_again(
+    shop, timed_out, customer_client, gateway
 ):
-    """The charge stays owed after the timeout; when the gateway answers a later call, the
-    payment is recorded once, and the saga, which gave up already, refunds it."""
-    order_id = timed_out["order_id"]
-    [owed] = Effect.objects.filter(subscriber="payments.requests")
-    assert (owed.status, owed.attempts) == ("pending", 1)
-    gateway = get_gateway()
-    real_charge = gateway.charge
-    monkeypatch.setattr(
-        gateway,
-        "charge",
-        lambda **kwargs: real_charge(**{**kwargs, "payment_token": "tok_visa_success"}),
-    )
-    Effect.objects.update(due_at=timezone.now())  # its backoff is over
+    """The first call went unanswered, so the gateway is asked what became of it (nothing),
+    never asked to charge again: not by the worker, not by retry_effects."""
+    key = f"charge:{timed_out['order_id']}"
+    withdrawn = charge_effect()
+    assert (withdrawn.status, withdrawn.due_at) == ("withdrawn", None)
+    assert withdrawn.withdrawn_reason == "SagaStepFailed: payment_timeout"
+    assert gateway.asked == [("charge", key), ("find_charge", key)]
 
     call_command("process_events", verbosity=0)
+    call_command("retry_effects", verbosity=0)
 
-    owed.refresh_from_db()
-    assert (owed.status, owed.attempts) == ("done", 2)
-    assert [p["status"] for p in shop.payments()] == ["refunded"]
-    assert list(gateway.charges) == [f"charge:{order_id}"]
-    assert list(gateway.refunds) == [f"refund:{order_id}"]
+    assert charge_effect().status == "withdrawn"
+    assert gateway.asked == [("charge", key), ("find_charge", key)]
+    assert gateway.charges == gateway.refunds == {}
+    assert shop.payments() == []
+    order = shop.order(customer_client, timed_out["order_id"])
+    assert (order["status"], order["cancel_reason"]) == ("cancelled", "payment_timeout")
+
+
+def test_retry_effects_does_not_offer_a_charge_parked_before_the_saga_gave_up(
+    shop, placed, gateway, settings
+):
+    settings.EVENTSTORE_EFFECT_ATTEMPTS = 2
+    Effect.objects.update(due_at=timezone.now())  # the first call's backoff is over
+    effects.run_due(get_subscribers(["payments.requests"])[0])
+    assert charge_effect().status == "parked"  # the second call went unanswered too
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
+    call_command("expire_sagas", verbosity=0)
+    out = io.StringIO()
+
+    call_command("retry_effects", "--dry-run", stdout=out)
+    call_command("retry_effects", stdout=out)
+
+    assert "0 parked call(s) would be retried." in out.getvalue()
+    assert "0 parked call(s) are pending again." in out.getvalue()
+    assert charge_effect().status == "withdrawn"
+    assert gateway.charges_asked() == 2
+    assert shop.payments() == []
+
+
+def test_a_charge_made_though_its_answer_was_lost_is_found_and_refunded(
+    shop, customer_client, gateway, settings
+):
+    """The gateway charged and the answer was lost: the saga gives up all the same; the
+    reconciliation finds the charge, records it, and the saga refunds it, once."""
+    gateway.lose_answers = True
+    shop.add_product("sku-widget", price="9.99", stock=10)
+    shop.add_product("sku-gadget", price="24.50", stock=4)
+    placed = shop.place_order(customer_client, ITEMS, payment_token="tok_timeout")
+    order_id = placed["order_id"]
+    assert shop.payments() == []  # the gateway charged; the project cannot tell yet
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
+
+    call_command("expire_sagas", verbosity=0)
+    Effect.objects.update(due_at=timezone.now())
+    call_command("process_events", verbosity=0)
+
+    key = f"charge:{order_id}"
+    assert gateway.asked == [
+        ("charge", key),
+        ("find_charge", key),
+        ("refund", f"refund:{order_id}"),
+    ]
+    [payment] = shop.payments()
+    assert (payment["payment_id"], payment["status"]) == (order_id, "refunded")
+    assert charge_effect().status == "withdrawn"
     order = shop.order(customer_client, order_id)
     assert (order["status"], order["cancel_reason"]) == ("cancelled", "payment_timeout")
     history = causal_chain(shop.events(customer_client, order_id), order_id)
     assert ("PaymentProcessed", "PaymentRequested") in history
     assert ("PaymentRefunded", "PaymentRefundRequested") in history
+
+
+def test_a_charge_in_flight_when_the_saga_gives_up_is_fenced_off_and_its_late_success_refunded(
+    shop, placed, customer_client, gateway, settings, monkeypatch
+):
+    """The race: a worker holds the claim and is charging when the saga gives up and the
+    call is withdrawn. The gateway approves; the payment is recorded (the worker's outcome
+    event) and refunded by the saga, but the worker cannot mark the call done; once its lease
+    is over the call is settled without another charge or a second refund."""
+    order_id = placed["order_id"]
+    Effect.objects.update(due_at=timezone.now())  # the first call's backoff is over
+    [in_flight] = effects.claim_due("payments.requests")
+    settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
+    call_command("expire_sagas", verbosity=0)
+    assert (charge_effect().status, charge_effect().claim) == ("withdrawn", None)
+    real_charge = gateway.charge
+    monkeypatch.setattr(  # the gateway answers this call
+        gateway,
+        "charge",
+        lambda **kwargs: real_charge(**{**kwargs, "payment_token": "tok_visa_success"}),
+    )
+
+    effects.perform_claimed(get_subscribers(["payments.requests"])[0], in_flight)
+
+    assert charge_effect().status == "withdrawn"  # the worker's finish was fenced off
+    assert charge_effect().due_at is not None  # reconciled once the worker's lease is over
+    Effect.objects.update(due_at=timezone.now())
+    call_command("process_events", verbosity=0)
+    call_command("retry_effects", verbosity=0)
+    assert (charge_effect().status, charge_effect().due_at) == ("withdrawn", None)
+    assert gateway.charges_asked() == 2  # the unanswered call, and the one in flight
+    assert list(gateway.charges) == [f"charge:{order_id}"]
+    assert list(gateway.refunds) == [f"refund:{order_id}"]
+    assert [p["status"] for p in shop.payments()] == ["refunded"]
+    order = shop.order(customer_client, order_id)
+    assert (order["status"], order["cancel_reason"]) == ("cancelled", "payment_timeout")

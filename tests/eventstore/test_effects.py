@@ -2,6 +2,7 @@
 retried with backoff, parked after the attempts setting, fenced by their claim."""
 
 import io
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -22,8 +23,10 @@ from eventstore.effects import (
     require_no_transaction,
 )
 from eventstore.models import Effect
+from eventstore.recorders import recorder
 from eventstore.store import NewEvent
 from eventstore.subscriptions import Subscriber, catch_up
+from tests.threads import run_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -425,3 +428,271 @@ def test_requests_progress_answers_each_request_in_order_past_one_statements_wor
     # An answer recorded before the request does not answer it.
     assert progress[130] is not None and progress[130].replied is False
     assert [n for n, found in enumerate(progress) if found is not None] == [120, 130]
+
+
+# --- withdrawn calls ----------------------------------------------------------------------------
+
+
+class Withdrawing(Recorder):
+    """A recorder whose `Asked` calls a `GaveUp` event of the same correlation withdraws; it
+    reconciles a withdrawn call it attempted by popping the next planned lookup outcome."""
+
+    name = "tests.withdrawing"
+
+    def __init__(self, *outcomes, lookups=()):
+        super().__init__(*outcomes)
+        self.lookups = list(lookups)
+        self.reconciled = []
+
+    def withdraws(self, event):
+        if event.event_type != "GaveUp":
+            return None
+        return effects.Withdrawal(frozenset({"Asked"}), f"gave up: {event.payload['why']}")
+
+    def reconcile(self, event, *, attempt):
+        self.reconciled.append((event.payload["n"], attempt))
+        outcome = self.lookups.pop(0) if self.lookups else None
+        if outcome is not None:
+            raise outcome
+
+
+@pytest.fixture
+def ask_in(store):
+    """Append an `Asked` event (payload n) in correlation `order`."""
+
+    def append(n=1, order="o-1"):
+        metadata = {"correlation_id": order}
+        return store.append_to_stream("thing", f"t-{n}", [NewEvent("Asked", {"n": n}, metadata)])[0]
+
+    return append
+
+
+@pytest.fixture
+def give_up(store):
+    """Append a `GaveUp` event in correlation `order`: it withdraws that order's calls."""
+
+    def append(order="o-1", why="too slow"):
+        metadata = {"correlation_id": order}
+        return store.append_to_stream(
+            "saga", order, [NewEvent("GaveUp", {"why": why}, metadata)], expected_version=None
+        )[0]
+
+    return append
+
+
+def test_a_call_not_made_yet_is_withdrawn_and_never_made(subscribe, ask_in, give_up):
+    withdrawing = subscribe(Withdrawing())
+    ask_in()
+
+    give_up(why="timeout")
+
+    withdrawn = effect()
+    assert (withdrawn.status, withdrawn.attempts, withdrawn.due_at) == ("withdrawn", 0, None)
+    assert withdrawn.withdrawn_reason == "gave up: timeout"
+    assert withdrawn.withdrawn_at is not None
+    assert effects.run_due(withdrawing) == 0
+    assert catch_up(withdrawing).calls == 0
+    assert (withdrawing.calls, withdrawing.reconciled) == ([], [])
+
+
+def test_an_attempted_call_is_reconciled_once_and_never_made_again(
+    subscribe, ask_in, give_up, settings
+):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 60
+    withdrawing = subscribe(Withdrawing(OSError("no answer")))
+    ask_in()
+    catch_up(withdrawing)
+    assert (effect().status, effect().attempts) == ("pending", 1)
+
+    give_up()
+
+    assert (effect().status, effect().claim) == ("withdrawn", None)
+    assert effect().due_at <= timezone.now()  # reconciled at once, whatever the backoff
+    assert effects.run_due(withdrawing) == 1
+    assert effects.run_due(withdrawing) == 0
+    assert withdrawing.calls == [1]  # only the call made before the withdrawal
+    assert withdrawing.reconciled == [(1, 2)]
+    assert (effect().status, effect().due_at) == ("withdrawn", None)
+
+
+def test_a_failing_reconciliation_is_retried_after_its_backoff_and_never_parked(
+    subscribe, ask_in, give_up, settings
+):
+    settings.EVENTSTORE_EFFECT_ATTEMPTS = 1
+    settings.EVENTSTORE_EFFECT_BACKOFF = 60
+    withdrawing = subscribe(Withdrawing(Refused("no answer"), lookups=[OSError("cannot say")]))
+    ask_in()
+    catch_up(withdrawing)
+    assert effect().status == "parked"
+    give_up()
+
+    assert effects.run_due(withdrawing) == 1
+
+    failed = effect()
+    assert (failed.status, failed.last_error) == ("withdrawn", "OSError: cannot say")
+    assert failed.due_at > timezone.now() + timedelta(seconds=50)
+    assert effects.run_due(withdrawing) == 0  # not due yet
+    Effect.objects.update(due_at=timezone.now())
+    assert effects.run_due(withdrawing) == 1
+    assert (effect().status, effect().due_at) == ("withdrawn", None)
+    assert withdrawing.calls == [1]
+    assert [n for n, _ in withdrawing.reconciled] == [1, 1]
+
+
+def test_a_reconciliation_that_can_never_succeed_is_settled_with_its_error(
+    subscribe, ask_in, give_up, settings
+):
+    settings.EVENTSTORE_EFFECT_BACKOFF = 60
+    withdrawing = subscribe(Withdrawing(OSError("no answer"), lookups=[Refused("unknown key")]))
+    ask_in()
+    catch_up(withdrawing)
+    give_up()
+
+    assert effects.run_due(withdrawing) == 1
+
+    settled = effect()
+    assert (settled.status, settled.due_at) == ("withdrawn", None)
+    assert settled.last_error == "Refused: unknown key"
+    assert withdrawing.calls == [1]
+
+
+def test_only_calls_owed_before_the_withdrawal_in_its_correlation_and_not_done_are_withdrawn(
+    subscribe, ask_in, give_up
+):
+    withdrawing = subscribe(Withdrawing())
+    done = ask_in(1)
+    effects.run_due(withdrawing)
+    owed = ask_in(2)
+    other_order = ask_in(3, order="o-2")
+
+    give_up()
+    later = ask_in(4)
+
+    statuses = dict(Effect.objects.values_list("event_id", "status"))
+    assert statuses == {
+        done.event_id: "done",
+        owed.event_id: "withdrawn",
+        other_order.event_id: "pending",
+        later.event_id: "pending",
+    }
+
+
+def test_a_withdrawal_rolls_back_with_the_append_that_made_it(subscribe, ask_in, give_up):
+    subscribe(Withdrawing())
+    ask_in()
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        give_up()
+        raise RuntimeError("the append rolls back")
+
+    assert effect().status == "pending"
+
+
+def test_a_worker_in_flight_when_the_call_is_withdrawn_cannot_finish_it(
+    subscribe, ask_in, give_up, settings
+):
+    """The race: a worker claimed the call and is making it when the withdrawal lands. Its
+    finish is fenced off; the call is reconciled once the worker's lease is over, not before."""
+    settings.EVENTSTORE_EFFECT_LEASE = 60
+    withdrawing = subscribe(Withdrawing())
+    ask_in()
+    in_flight = effects.claim_next(withdrawing.name)
+    lease_end = effect().due_at
+
+    give_up()
+
+    assert (effect().status, effect().claim, effect().due_at) == ("withdrawn", None, lease_end)
+    effects.perform_claimed(withdrawing, in_flight)  # the provider answers the worker
+    assert withdrawing.calls == [1]
+    assert (effect().status, effect().due_at) == ("withdrawn", lease_end)  # fenced off
+    assert effects.run_due(withdrawing) == 0  # the worker's lease is not over
+    Effect.objects.update(due_at=timezone.now())
+    assert effects.run_due(withdrawing) == 1
+    assert withdrawing.reconciled == [(1, 2)]
+    assert withdrawing.calls == [1]
+    assert (effect().status, effect().due_at) == ("withdrawn", None)
+
+
+@pytest.fixture
+def withdrawn_after_parking(subscribe, ask_in, give_up):
+    """A subscriber whose one call was parked, then withdrawn and reconciled."""
+    withdrawing = subscribe(Withdrawing(Refused("card network down")))
+    ask_in()
+    catch_up(withdrawing)
+    give_up(why="payment_timeout")
+    effects.run_due(withdrawing)
+    assert (effect().status, effect().due_at) == ("withdrawn", None)
+    return withdrawing
+
+
+def test_retrying_parked_calls_never_makes_a_withdrawn_one(withdrawn_after_parking):
+    out = io.StringIO()
+
+    call_command("retry_effects", "--dry-run", stdout=out)
+    assert "0 parked call(s) would be retried." in out.getvalue()
+    call_command("retry_effects", stdout=out)
+
+    assert effects.retry_parked(ids=[effect().pk]) == 0
+    assert effect().status == "withdrawn"
+    assert withdrawn_after_parking.calls == [1]
+
+
+def test_the_admin_shows_a_withdrawn_call_and_its_reason_and_does_not_retry_it(
+    client, admin_user, withdrawn_after_parking
+):
+    client.force_login(admin_user)
+
+    listed = client.get("/admin/eventstore/effect/?status__exact=withdrawn")
+    retried = client.post(
+        "/admin/eventstore/effect/",
+        {"action": "retry_parked", "_selected_action": [effect().pk]},
+        follow=True,
+    )
+
+    assert [row.pk for row in listed.context["cl"].result_list] == [effect().pk]
+    assert "gave up: payment_timeout" in listed.content.decode()
+    assert "0 parked call(s) will be made again." in retried.content.decode()
+    assert effect().status == "withdrawn"
+
+
+def test_a_withdrawn_call_is_no_backlog_for_admission(subscribe, ask_in, give_up):
+    subscribe(Withdrawing())
+    ask_in()
+    assert recorder().oldest_unstarted_call(["tests.withdrawing"]) is not None
+
+    give_up()
+
+    assert recorder().oldest_unstarted_call(["tests.withdrawing"]) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_racing_a_withdrawal_not_yet_committed_never_makes_the_call(
+    subscribe, ask_in, give_up, settings
+):
+    """On PostgreSQL claims and appends run at once: a worker that claims while the withdrawal's
+    transaction is still open passes the call by, and nothing is left to make once it commits."""
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False  # only the claims below call
+    withdrawing = subscribe(Withdrawing())
+    ask_in()
+    withdrawn, release = threading.Event(), threading.Event()
+
+    def give_up_and_hold(index):
+        with transaction.atomic():
+            give_up()
+            withdrawn.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=run_threads, args=(give_up_and_hold, 1))
+    holder.start()
+    try:
+        assert withdrawn.wait(timeout=30), "the withdrawal never ran"
+        racing_claim = effects.claim_next(withdrawing.name)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+
+    assert racing_claim is None
+    assert effects.run_due(withdrawing) == 0
+    assert withdrawing.calls == []
+    assert (effect().status, effect().attempts) == ("withdrawn", 0)

@@ -248,3 +248,15 @@ def test_changing_a_payments_setting_builds_the_gateway_anew(settings):
     after = get_gateway()
     assert after is not before
     assert after.failure_rate == 1.0
+
+
+def test_find_charge_tells_the_answer_a_key_got_and_charges_nothing():
+    gateway = SimulatedGateway()
+    approved = charge(gateway, key="charge:p-1")
+    with pytest.raises(GatewayTimeout):
+        charge(gateway, key="charge:p-2", token="tok_timeout")
+
+    assert gateway.find_charge(idempotency_key="charge:p-1") == approved
+    assert gateway.find_charge(idempotency_key="charge:p-2") is None
+    assert gateway.find_charge(idempotency_key="charge:p-3") is None
+    assert list(gateway.charges) == ["charge:p-1"]

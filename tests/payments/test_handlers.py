@@ -423,3 +423,40 @@ def test_a_refusable_refund_request_is_parked_and_does_not_block_the_checkpoint(
     assert checkpoint().position == later.position
     assert checkpoint().last_error == ""
     assert checkpoint().failed_position is None
+
+
+# --- withdrawn charges ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saga_gives_up(store):
+    """A function appending the saga's SagaStepFailed for an order (its correlation)."""
+
+    def append(order=ORDER_ID):
+        payload = {"saga_id": order, "step": "process_payment", "reason": "payment_timeout"}
+        new = NewEvent(events.SAGA_STEP_FAILED, payload, {"correlation_id": order})
+        return store.append_to_stream("saga", f"saga-{uuid.uuid4().hex[:8]}", [new])[0]
+
+    return append
+
+
+def test_the_saga_giving_up_withdraws_only_its_orders_charge_not_made(
+    request_payment, request_refund, saga_gives_up, subscriber
+):
+    charge = request_payment()
+    other_order = request_payment("order-43")
+    refund = request_refund()
+
+    saga_gives_up()
+
+    statuses = dict(Effect.objects.values_list("event_id", "status"))
+    assert statuses == {
+        charge.event_id: "withdrawn",
+        other_order.event_id: "pending",
+        refund.event_id: "pending",
+    }
+    assert Effect.objects.get(event_id=charge.event_id).withdrawn_reason == (
+        "SagaStepFailed: payment_timeout"
+    )
+    assert run_due(subscriber) == 2  # the other order's charge and the refund
+    assert list(get_gateway().charges) == ["charge:order-43"]

@@ -1,5 +1,7 @@
-"""payment_charge and payment_refund: once per payment id, nothing written on refusal or timeout."""
+"""payment_charge and payment_refund: once per payment id, nothing written on refusal or timeout;
+payment_reconcile: a withdrawn charge looked up, never made."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,10 +10,11 @@ from django.db import transaction
 from eventstore.effects import TransactionOpen
 from eventstore.models import Event
 from eventstore.store import ConcurrencyError
+from eventstore.vault import vault_put, vault_take
 from payments import events, services
 from payments.aggregates import Payment, PaymentError, PaymentNotFound, PaymentNotRefundable
 from payments.gateway import GatewayTimeout, get_gateway
-from payments.services import payment_charge, payment_refund, payments
+from payments.services import payment_charge, payment_reconcile, payment_refund, payments
 
 pytestmark = pytest.mark.django_db
 
@@ -299,3 +302,54 @@ def test_refund_metadata_lands_on_the_event(charge):
 
     event = Event.objects.get(event_type=events.PAYMENT_REFUNDED)
     assert event.metadata == {"correlation_id": "order-1", "actor": "service:orders"}
+
+
+# --- payment_reconcile ---------------------------------------------------------------------------
+
+
+def _vaulted(token="tok_visa_success"):
+    return vault_put(kind="payment_token", secret=token, retention=timedelta(hours=1))
+
+
+def test_reconciling_a_charge_the_gateway_made_records_its_answer_and_charges_nothing(
+    payment_events,
+):
+    made = get_gateway().charge(
+        idempotency_key="charge:pay-1", amount=Decimal("10.00"), payment_token="tok_visa_success"
+    )
+    reference = _vaulted()
+
+    payment = payment_reconcile(
+        payment_id="pay-1", customer_id="c-7", amount="10.00", payment_token_ref=reference
+    )
+
+    assert (payment.status, payment.transaction_id) == (Payment.PROCESSED, made.transaction_id)
+    assert [event_type for event_type, _ in payment_events()] == [events.PAYMENT_PROCESSED]
+    assert list(get_gateway().charges) == ["charge:pay-1"]
+    assert vault_take(reference) is None  # erased: no charge follows
+
+
+def test_reconciling_a_charge_the_gateway_never_made_records_nothing(payment_events):
+    reference = _vaulted("tok_timeout")
+
+    payment = payment_reconcile(
+        payment_id="pay-1", customer_id="c-7", amount="10.00", payment_token_ref=reference
+    )
+
+    assert payment.status == Payment.NEW
+    assert payment_events() == []
+    assert get_gateway().charges == {}
+    assert vault_take(reference) is None
+
+
+def test_reconciling_a_decided_payment_asks_the_gateway_nothing(charge, monkeypatch):
+    charge("pay-1", amount="10")
+    monkeypatch.setattr(
+        get_gateway(), "find_charge", lambda **kwargs: pytest.fail("the gateway was asked")
+    )
+
+    payment = payment_reconcile(
+        payment_id="pay-1", customer_id="c-7", amount="10.00", payment_token_ref=None
+    )
+
+    assert payment.status == Payment.PROCESSED
