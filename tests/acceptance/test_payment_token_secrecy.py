@@ -1,7 +1,7 @@
 """Scenario: a customer's payment token never enters the log. The order's events name it by a
-vault reference and a safe description; the vault forgets it once the charge is decided (or
-its retention runs out, and the payment then fails with token_expired); events stored before
-tokens were vaulted read masked everywhere."""
+vault reference and a safe description; the vault holds it encrypted, and forgets it once the
+charge is decided (or its retention runs out, and the payment then fails with token_expired);
+events stored before tokens were vaulted read masked everywhere."""
 
 import json
 
@@ -9,6 +9,7 @@ import pytest
 
 from eventstore.models import Event, Snapshot, VaultedSecret
 from eventstore.store import NewEvent, event_store
+from eventstore.vault import vault_take
 from payments.gateway import get_gateway
 from tests.acceptance.shop import all_pages
 
@@ -70,6 +71,25 @@ def test_no_api_admin_page_or_stored_event_shows_the_payment_token(
     assert "payment_token" not in created["payload"]
     # The charge is decided: the vault no longer holds the token.
     assert not VaultedSecret.objects.exists()
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_the_vault_holds_a_waiting_token_encrypted_never_in_clear(
+    shop, customer_client, settings, token
+):
+    shop.add_product("sku-widget", price="9.99", stock=10)
+    # No subscriber runs: the order waits to be charged, its token in the vault.
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False
+
+    placed = shop.place_order(customer_client, {"sku-widget": 2}, payment_token=token)
+
+    [row] = VaultedSecret.objects.values()
+    assert token not in json.dumps(row, default=str)
+    assert token not in stored_text()
+    # Yet payments, taking it by the reference the log carries, gets the token back.
+    events = shop.events(customer_client, placed["order_id"])
+    [created] = [event for event in events if event["event_type"] == "OrderCreated"]
+    assert vault_take(created["payload"]["payment_token_ref"]) == token
 
 
 def test_a_token_past_its_retention_fails_the_payment_and_the_saga_compensates(
