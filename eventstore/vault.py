@@ -13,13 +13,17 @@ What the table holds is encrypted (Fernet, with the keys of VAULT_KEYS: the firs
 one decrypts), so a copy of the database or a backup does not give the secrets away. A secret no
 configured key decrypts reads as absent. `vault_rotate` re-encrypts every secret under the first
 key, so an old key can then be removed.
+
+What may be shown of a secret (a card's brand and last four digits) is known to the service the
+secret is meant for: it registers a describer for the secret's kind (`vault_describer_register`,
+in its `ready()`), and the service that puts the secret asks `vault_describe`.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -33,6 +37,30 @@ from eventstore import rows
 from eventstore.models import VaultedSecret
 
 logger = logging.getLogger(__name__)
+
+Describer = Callable[[str], Mapping[str, str]]
+
+_describers: dict[str, Describer] = {}
+
+
+class DescriberError(Exception):
+    """Raised when a second, different describer is registered for a kind of secret."""
+
+
+def vault_describer_register(*, kind: str, describe: Describer) -> None:
+    """Let `describe` say what may be shown of a secret of `kind` (never the secret itself).
+    Registering the same function again changes nothing (an app's ready() may run twice);
+    another function for the same kind is refused."""
+    if _describers.get(kind, describe) is not describe:
+        raise DescriberError(f"A describer for {kind!r} secrets is already registered")
+    _describers[kind] = describe
+
+
+def vault_describe(*, kind: str, secret: str) -> dict[str, str]:
+    """What may be shown of `secret`, as the describer of its kind says; {} when none is
+    registered."""
+    describe = _describers.get(kind)
+    return dict(describe(secret)) if describe else {}
 
 
 @lru_cache(maxsize=4)

@@ -14,3 +14,7 @@ PAYMENT_REFUNDED = "PaymentRefunded"
 # Consumed: requests from the order saga.
 PAYMENT_REQUESTED = "PaymentRequested"
 PAYMENT_REFUND_REQUESTED = "PaymentRefundRequested"
+
+# The vault kind of the payment tokens the saga hands over (eventstore.vault): payments takes
+# them by reference to charge, and describes them for whoever puts one.
+PAYMENT_TOKEN_SECRET = "payment_token"

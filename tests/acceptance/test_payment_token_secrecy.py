@@ -44,15 +44,15 @@ def admin_pages(client, order_id: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("token", "status", "reason"),
+    ("token", "status", "reason", "card"),
     [
-        ("tok_visa_success", "completed", ""),
-        ("tok_decline", "cancelled", "card_declined"),
-        ("tok_insufficient_funds", "cancelled", "insufficient_funds"),
+        ("tok_visa_success", "completed", "", ("visa", "4242")),
+        ("tok_decline", "cancelled", "card_declined", ("visa", "0002")),
+        ("tok_insufficient_funds", "cancelled", "insufficient_funds", ("visa", "9995")),
     ],
 )
 def test_no_api_admin_page_or_stored_event_shows_the_payment_token(
-    shop, customer_client, staff_client, superuser_client, token, status, reason
+    shop, customer_client, staff_client, superuser_client, token, status, reason, card
 ):
     shop.add_product("sku-widget", price="9.99", stock=10)
 
@@ -65,9 +65,10 @@ def test_no_api_admin_page_or_stored_event_shows_the_payment_token(
     for seen in (customer_view, staff_view, admin_pages(superuser_client, order_id)):
         assert token not in seen
     assert token not in stored_text()
-    # What the log says instead: the kind and last characters, and the vault reference.
+    # What the log says instead: the card's brand and last four digits, and the vault reference.
     created = shop.events(customer_client, order_id)[0]
-    assert created["payload"]["payment_method"]["last4"] == token[-4:]
+    payment_method = created["payload"]["payment_method"]
+    assert (payment_method["kind"], payment_method["last4"]) == card
     assert "payment_token" not in created["payload"]
     # The charge is decided: the vault no longer holds the token.
     assert not VaultedSecret.objects.exists()
@@ -153,6 +154,6 @@ def test_events_stored_with_a_raw_token_read_masked_everywhere(
         assert shown[event_type]["schema_version"] == 2
         assert "payment_token" not in payload
         assert payload["payment_token_ref"] is None
-        assert payload["payment_method"]["kind"] in ("token", "tok_visa", "tok_insufficient")
+        assert payload["payment_method"]["kind"] in ("visa", "token")
     # The stored rows are untouched: history is never rewritten, only read masked.
     assert Event.objects.get(event_type="OrderCreated").payload["payment_token"] == token

@@ -15,10 +15,13 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 from django.utils import timezone
 
-from eventstore import signals
+from eventstore import signals, vault
 from eventstore.models import VaultedSecret
 from eventstore.vault import (
+    DescriberError,
     erase_expired_secrets_on_worker_pass,
+    vault_describe,
+    vault_describer_register,
     vault_erase,
     vault_erase_expired,
     vault_put,
@@ -194,3 +197,18 @@ def test_the_encryption_migration_encrypts_the_secrets_kept_in_clear_before_it()
     assert stored(in_clear.pk) == "tok_visa_success"
     assert stored(encrypted) == "tok_decline"
     assert not VaultedSecret.objects.filter(pk=lost).exists()
+
+
+def test_a_secret_is_described_by_the_describer_registered_for_its_kind(monkeypatch):
+    monkeypatch.setattr(vault, "_describers", {})
+
+    def last_two(secret):
+        return {"end": secret[-2:]}
+
+    vault_describer_register(kind="code", describe=last_two)
+    vault_describer_register(kind="code", describe=last_two)  # ready() may run twice
+
+    assert vault_describe(kind="code", secret="1234") == {"end": "34"}
+    assert vault_describe(kind="other", secret="1234") == {}
+    with pytest.raises(DescriberError, match="'code' secrets is already registered"):
+        vault_describer_register(kind="code", describe=lambda secret: {})
