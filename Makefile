@@ -59,8 +59,9 @@ run: migrate
 # The production settings (config.settings, not manage.py's development ones) with DEBUG off,
 # as in production: errors answer the API's JSON 500 and never a debug page, and
 # Celery workers keep no log of every query (Celery warns against DEBUG in a worker). What that
-# asks for is set below for plain http on this machine: SECRET_KEY defaults to a fixed
-# development key (never use it, or this target, for a real deployment: set a secret one),
+# asks for is set below for plain http on this machine: SECRET_KEY and VAULT_KEYS default to
+# fixed development keys (the vault's is base64 of b"make-cluster-vault-key-notsecret"; never
+# use them, or this target, for a real deployment: set secret ones),
 # ALLOWED_HOSTS names $(HOST), and https is not required (no redirect, cookies sent over http,
 # as behind a proxy that ends TLS). Emails are printed in the console (no mail server).
 # collectstatic: the admin's and the API docs' files, compressed and named after their content,
@@ -78,6 +79,7 @@ cluster: export EVENTSTORE_PARTITIONS = 16
 cluster: export DJANGO_SETTINGS_MODULE := config.settings
 cluster: export DEBUG ?= 0
 cluster: export SECRET_KEY ?= make-cluster-development-key-not-for-any-real-deployment
+cluster: export VAULT_KEYS ?= bWFrZS1jbHVzdGVyLXZhdWx0LWtleS1ub3RzZWNyZXQ=
 cluster: export ALLOWED_HOSTS ?= $(HOST),localhost,127.0.0.1,[::1]
 cluster: export SECURE_SSL_REDIRECT ?= 0
 cluster: export SESSION_COOKIE_SECURE ?= 0

@@ -7,7 +7,8 @@ with no management command and leaves nothing behind when a service is missing.
 
 Exit status 0 when all answer; otherwise 1, with a message naming each missing service and the
 variable that points at another one. Runs without Django set up: it reads config.settings as a
-plain module (which needs SECRET_KEY, or DEBUG, like every process of the project).
+plain module (which needs SECRET_KEY and VAULT_KEYS, or DEBUG, like every process of the
+project).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 DATABASE_URL  database (default: SQLite file db.sqlite3 in the project folder)
 SECRET_KEY    required unless DEBUG is on
+VAULT_KEYS    required unless DEBUG is on (Fernet keys the vault encrypts with)
 DEBUG         "1"/"true"/"yes" turns it on (default off)
 ALLOWED_HOSTS comma-separated host names (default: localhost names when DEBUG)
 (the README's configuration table lists every variable)
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -72,6 +74,26 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "django-insecure-development-key-only-used-when-debug-is-on"
+
+# The keys the vault (eventstore.vault) encrypts its secrets with: Fernet keys, comma-separated.
+# The first encrypts, every one decrypts, so keys rotate: put a new key first, keep the old ones
+# until `manage.py vault_rotate` has re-encrypted every secret (docs/OPERATIONS.md).
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`
+VAULT_KEYS = [key.strip() for key in os.environ.get("VAULT_KEYS", "").split(",") if key.strip()]
+if not VAULT_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured("VAULT_KEYS must be set when DEBUG is off")
+    # base64 of b"development-vault-key-not-secret": public, like the development SECRET_KEY.
+    VAULT_KEYS = ["ZGV2ZWxvcG1lbnQtdmF1bHQta2V5LW5vdC1zZWNyZXQ="]
+for _number, _key in enumerate(VAULT_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except ValueError as error:
+        # The key itself is never printed: the message may end up in a log.
+        raise ImproperlyConfigured(
+            f"VAULT_KEYS must be Fernet keys (32 url-safe base64-encoded bytes), comma-separated: "
+            f"key {_number} of {len(VAULT_KEYS)} is not one"
+        ) from error
 
 ALLOWED_HOSTS = [
     host.strip()

@@ -255,11 +255,12 @@ class VaultedSecret(models.Model):
 
     Short-lived by design: the service that uses the secret erases it once done, and any row
     past `erase_after` is erased by the next worker pass. Never shown by an API or the admin.
+    `secret` holds the secret encrypted (eventstore.vault, VAULT_KEYS), never in clear.
     """
 
     reference = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=64, help_text="What the secret is, e.g. payment_token.")
-    secret = models.TextField()
+    secret = models.TextField(help_text="The secret as a Fernet token (url-safe base64 text).")
     created_at = models.DateTimeField(auto_now_add=True)
     erase_after = models.DateTimeField(db_index=True)
 

@@ -11,6 +11,8 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 
+from eventstore.vault import vault_describe
+
 # Aggregate types (stream names).
 ORDER = "order"
 SAGA = "saga"
@@ -57,8 +59,12 @@ PAYMENT_TOKEN_SECRET = "payment_token"
 class PaymentMethod(TypedDict):
     """What the log may say about a payment token: never the token itself."""
 
-    kind: str  # the token's prefix up to its second underscore ("tok_visa"), else "token"
-    last4: str  # its last four characters ("" for a token of 8 characters or fewer)
+    # As payments describes the token (the vault's describer of PAYMENT_TOKEN_SECRET): a card's
+    # brand and the last four digits of its number ("visa", "4242"), or "token" and "" for a
+    # token that names no known card. Events stored before hold the token's prefix and last
+    # four characters ("tok_visa", "cess"): history is not rewritten.
+    kind: str
+    last4: str
     # A keyed hash (HMAC-SHA256 with SECRET_KEY, 16 hex digits): tells a repeated request
     # from a different one without keeping the token.
     fingerprint: str
@@ -66,13 +72,13 @@ class PaymentMethod(TypedDict):
 
 def payment_method_of(payment_token: str) -> PaymentMethod:
     """The safe description of a payment token, as OrderCreated and PaymentRequested carry it."""
-    parts = payment_token.split("_")
+    described = vault_describe(kind=PAYMENT_TOKEN_SECRET, secret=payment_token)
     digest = hmac.new(
         settings.SECRET_KEY.encode(), payment_token.encode(), hashlib.sha256
     ).hexdigest()
     return {
-        "kind": "_".join(parts[:2]) if len(parts) > 2 else "token",
-        "last4": payment_token[-4:] if len(payment_token) > 8 else "",
+        "kind": described.get("kind") or "token",
+        "last4": described.get("last4", ""),
         "fingerprint": digest[:16],
     }
 

@@ -18,9 +18,14 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
+        from eventstore.vault import vault_describer_register
+        from payments.events import PAYMENT_TOKEN_SECRET
+        from payments.gateway import payment_token_described
         from payments.handlers import PaymentRequestHandler
         from payments.projections import PaymentProjection
 
         register_projection(PaymentProjection())
         register_subscriber(PaymentRequestHandler())
+        # Only the gateway knows which card a token stands for; orders asks through the vault.
+        vault_describer_register(kind=PAYMENT_TOKEN_SECRET, describe=payment_token_described)
         setting_changed.connect(forget_gateway, dispatch_uid="payments.gateway.forget_gateway")

@@ -16,3 +16,7 @@ PAYMENT_REFUNDED = "PaymentRefunded"
 PAYMENT_REQUESTED = "PaymentRequested"
 PAYMENT_REFUND_REQUESTED = "PaymentRefundRequested"
 SAGA_STEP_FAILED = "SagaStepFailed"
+
+# The vault kind of the payment tokens the saga hands over (eventstore.vault): payments takes
+# them by reference to charge, and describes them for whoever puts one.
+PAYMENT_TOKEN_SECRET = "payment_token"

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -29,7 +29,22 @@ DECLINING_TOKENS = {
     "tok_insufficient_funds": "insufficient_funds",
 }
 TIMEOUT_TOKEN = "tok_timeout"
+# The test cards the simulated gateway's tokens stand for (brand, last four digits): the numbers
+# providers give their test cards with these outcomes. Other tokens name no card.
+TEST_CARDS = {
+    DEFAULT_TOKEN: ("visa", "4242"),
+    "tok_decline": ("visa", "0002"),
+    "tok_insufficient_funds": ("visa", "9995"),
+}
 TRANSACTION_NAMESPACE = uuid.UUID("0c4a1f52-3a5e-4b8e-9d7c-2f1e6b5a9c30")
+
+
+class PaymentMethodDescription(TypedDict):
+    """What a shop may show of a payment token: a card's brand and last four digits ("visa",
+    "4242"), or a plain kind ("token") and no digits for a token that names no known card."""
+
+    kind: str
+    last4: str
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,8 @@ class PaymentGateway(Protocol):
         """The answer the charge with this key got (None: no charge was made with it); never
         charges. Raises GatewayTimeout when the provider cannot say."""
         ...
+
+    def describe(self, payment_token: str) -> PaymentMethodDescription: ...
 
 
 class SimulatedGateway:
@@ -126,6 +143,11 @@ class SimulatedGateway:
         with self._lock:
             return self.charges.get(idempotency_key)
 
+    def describe(self, payment_token: str) -> PaymentMethodDescription:
+        """The test card the token stands for (TEST_CARDS), else the plain kind "token"."""
+        brand, last4 = TEST_CARDS.get(payment_token, ("token", ""))
+        return {"kind": brand, "last4": last4}
+
     def refund(self, *, idempotency_key: str, transaction_id: str, amount: Decimal) -> None:
         self._round_trip()
         with self._lock:
@@ -144,3 +166,9 @@ def get_gateway() -> PaymentGateway:
         seed=settings.PAYMENTS_FAILURE_SEED,
         latency_ms=settings.PAYMENTS_GATEWAY_LATENCY_MS,
     )
+
+
+def payment_token_described(payment_token: str) -> PaymentMethodDescription:
+    """What may be shown of a payment token, as the configured gateway knows it: the vault's
+    describer of `payment_token` secrets (registered in PaymentsConfig.ready)."""
+    return get_gateway().describe(payment_token)

@@ -1,8 +1,10 @@
-"""Test settings: the project's own, with a throwaway secret and a file-backed SQLite test DB."""
+"""Test settings: the project's own, with throwaway secrets and a file-backed SQLite test DB."""
 
 import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+# base64 of b"tests-only-vault-key-not-secret!" (a Fernet key: 32 bytes).
+os.environ.setdefault("VAULT_KEYS", "dGVzdHMtb25seS12YXVsdC1rZXktbm90LXNlY3JldCE=")
 # Readable log lines in failing tests (production defaults to JSON).
 os.environ.setdefault("LOG_FORMAT", "text")
 

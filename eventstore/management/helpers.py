@@ -1,4 +1,4 @@
-"""What management commands share: picking registered parts by name, progress on long replays,
+"""What management commands share: picking registered parts by name, progress on long runs,
 and listing what a --dry-run would do."""
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ def write_dry_run(command: BaseCommand, lines: Iterable[str], summary: str) -> N
     command.stdout.write(summary)
 
 
-def progress_bar(total: int, verbosity: int, description: str) -> tqdm:
+def progress_bar(total: int, verbosity: int, description: str, unit: str = "ev") -> tqdm:
     """A tqdm bar on stderr, hidden at verbosity 0."""
     return tqdm(
         total=total,
-        unit="ev",
+        unit=unit,
         desc=description,
         file=sys.stderr,
         disable=verbosity == 0,

@@ -1,7 +1,7 @@
 """Scenario: a customer's payment token never enters the log. The order's events name it by a
-vault reference and a safe description; the vault forgets it once the charge is decided (or
-its retention runs out, and the payment then fails with token_expired); events stored before
-tokens were vaulted read masked everywhere."""
+vault reference and a safe description; the vault holds it encrypted, and forgets it once the
+charge is decided (or its retention runs out, and the payment then fails with token_expired);
+events stored before tokens were vaulted read masked everywhere."""
 
 import json
 
@@ -9,6 +9,7 @@ import pytest
 
 from eventstore.models import Event, Snapshot, VaultedSecret
 from eventstore.store import NewEvent, event_store
+from eventstore.vault import vault_take
 from payments.gateway import get_gateway
 from tests.acceptance.shop import all_pages
 
@@ -43,15 +44,15 @@ def admin_pages(client, order_id: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("token", "status", "reason"),
+    ("token", "status", "reason", "card"),
     [
-        ("tok_visa_success", "completed", ""),
-        ("tok_decline", "cancelled", "card_declined"),
-        ("tok_insufficient_funds", "cancelled", "insufficient_funds"),
+        ("tok_visa_success", "completed", "", ("visa", "4242")),
+        ("tok_decline", "cancelled", "card_declined", ("visa", "0002")),
+        ("tok_insufficient_funds", "cancelled", "insufficient_funds", ("visa", "9995")),
     ],
 )
 def test_no_api_admin_page_or_stored_event_shows_the_payment_token(
-    shop, customer_client, staff_client, superuser_client, token, status, reason
+    shop, customer_client, staff_client, superuser_client, token, status, reason, card
 ):
     shop.add_product("sku-widget", price="9.99", stock=10)
 
@@ -64,12 +65,32 @@ def test_no_api_admin_page_or_stored_event_shows_the_payment_token(
     for seen in (customer_view, staff_view, admin_pages(superuser_client, order_id)):
         assert token not in seen
     assert token not in stored_text()
-    # What the log says instead: the kind and last characters, and the vault reference.
+    # What the log says instead: the card's brand and last four digits, and the vault reference.
     created = shop.events(customer_client, order_id)[0]
-    assert created["payload"]["payment_method"]["last4"] == token[-4:]
+    payment_method = created["payload"]["payment_method"]
+    assert (payment_method["kind"], payment_method["last4"]) == card
     assert "payment_token" not in created["payload"]
     # The charge is decided: the vault no longer holds the token.
     assert not VaultedSecret.objects.exists()
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_the_vault_holds_a_waiting_token_encrypted_never_in_clear(
+    shop, customer_client, settings, token
+):
+    shop.add_product("sku-widget", price="9.99", stock=10)
+    # No subscriber runs: the order waits to be charged, its token in the vault.
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False
+
+    placed = shop.place_order(customer_client, {"sku-widget": 2}, payment_token=token)
+
+    [row] = VaultedSecret.objects.values()
+    assert token not in json.dumps(row, default=str)
+    assert token not in stored_text()
+    # Yet payments, taking it by the reference the log carries, gets the token back.
+    events = shop.events(customer_client, placed["order_id"])
+    [created] = [event for event in events if event["event_type"] == "OrderCreated"]
+    assert vault_take(created["payload"]["payment_token_ref"]) == token
 
 
 def test_a_token_past_its_retention_fails_the_payment_and_the_saga_compensates(
@@ -133,6 +154,6 @@ def test_events_stored_with_a_raw_token_read_masked_everywhere(
         assert shown[event_type]["schema_version"] == 2
         assert "payment_token" not in payload
         assert payload["payment_token_ref"] is None
-        assert payload["payment_method"]["kind"] in ("token", "tok_visa", "tok_insufficient")
+        assert payload["payment_method"]["kind"] in ("visa", "token")
     # The stored rows are untouched: history is never rewritten, only read masked.
     assert Event.objects.get(event_type="OrderCreated").payload["payment_token"] == token

@@ -7,9 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.db import connection
 
 PROJECT = Path(__file__).resolve().parents[2]
+# What production settings (DEBUG off) cannot start without.
+PRODUCTION_KEYS = {"SECRET_KEY": "s", "VAULT_KEYS": Fernet.generate_key().decode()}
 
 
 SUMMARY = (
@@ -38,6 +41,37 @@ def test_without_debug_a_secret_key_is_required():
 
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_without_debug_the_vault_keys_are_required():
+    result = load_settings(SECRET_KEY="s")
+
+    assert result.returncode != 0
+    assert "VAULT_KEYS must be set when DEBUG is off" in result.stderr
+
+
+def test_an_invalid_vault_key_is_refused_without_being_shown():
+    valid = Fernet.generate_key().decode()
+
+    result = load_settings(SECRET_KEY="s", VAULT_KEYS=f"{valid}, not-a-fernet-key")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: VAULT_KEYS must be Fernet keys" in result.stderr
+    assert "key 2 of 2 is not one" in result.stderr
+    assert "not-a-fernet-key" not in result.stderr
+
+
+def test_the_vault_keys_come_from_the_environment_newest_first_and_debug_has_its_own():
+    code = "from config import settings as s; print(' '.join(s.VAULT_KEYS))"
+    newest, older = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+
+    production = load_settings(SECRET_KEY="s", VAULT_KEYS=f" {newest} ,{older},", code=code)
+    development = load_settings(DEBUG="1", code=code)
+
+    assert production.stdout.split() == [newest, older]
+    assert development.returncode == 0, development.stderr
+    [development_key] = development.stdout.split()
+    Fernet(development_key)  # a usable key, with no set-up
 
 
 def run_in_project(*arguments: str, **env: str) -> subprocess.CompletedProcess:
@@ -75,7 +109,7 @@ def test_production_entry_points_load_the_production_settings(entry):
     code = f"import {entry}; from django.conf import settings; print(settings.DEBUG)"
 
     without_key = run_in_project("-c", code)
-    with_key = run_in_project("-c", code, SECRET_KEY="s")
+    with_key = run_in_project("-c", code, **PRODUCTION_KEYS)
 
     assert "SECRET_KEY must be set when DEBUG is off" in without_key.stderr
     assert with_key.returncode == 0, with_key.stderr
@@ -94,7 +128,7 @@ def test_debug_defaults_to_sqlite_with_wal_immediate_transactions_and_local_host
 
 def test_database_hosts_and_tuning_come_from_the_environment():
     result = load_settings(
-        SECRET_KEY="s",
+        **PRODUCTION_KEYS,
         DATABASE_URL="postgres://user@db.example:5432/orders",
         ALLOWED_HOSTS="api.example.com, admin.example.com",
         EVENTSTORE_SNAPSHOT_EVERY="25",
@@ -113,7 +147,7 @@ def test_database_hosts_and_tuning_come_from_the_environment():
 
 def test_the_application_name_comes_from_the_environment():
     result = load_settings(
-        SECRET_KEY="s",
+        **PRODUCTION_KEYS,
         DATABASE_URL="postgres://user@db.example:5432/orders",
         DATABASE_APPLICATION_NAME="shop-eu",
     )
@@ -128,7 +162,7 @@ def test_the_application_name_comes_from_the_environment():
 def test_a_database_url_naming_another_application_is_refused(query):
     """Followers would stop waiting for the project's own transactions."""
     result = load_settings(
-        SECRET_KEY="s", DATABASE_URL=f"postgres://user@db.example:5432/orders{query}"
+        **PRODUCTION_KEYS, DATABASE_URL=f"postgres://user@db.example:5432/orders{query}"
     )
 
     assert result.returncode != 0
@@ -138,7 +172,7 @@ def test_a_database_url_naming_another_application_is_refused(query):
 @pytest.mark.parametrize("name", ["commandes-\u00e9t\u00e9", "x" * 64])
 def test_an_application_name_the_server_would_change_is_refused(name):
     result = load_settings(
-        SECRET_KEY="s",
+        **PRODUCTION_KEYS,
         DATABASE_URL="postgres://user@db.example:5432/orders",
         DATABASE_APPLICATION_NAME=name,
     )
@@ -160,7 +194,7 @@ def test_every_process_reaches_the_server_with_the_application_name(entry):
         "WHERE pid = pg_backend_pid()'); print(cursor.fetchone()[0])"
     )
     env = {
-        "SECRET_KEY": "s",
+        **PRODUCTION_KEYS,
         "DATABASE_URL": f"{postgres_server()}/{connection.settings_dict['NAME']}",
         "DATABASE_APPLICATION_NAME": "order-processing-probe",
     }
@@ -180,7 +214,7 @@ def test_every_process_reaches_the_server_with_the_application_name(entry):
 
 def test_the_idle_in_transaction_timeout_comes_from_the_environment_and_0_turns_it_off():
     result = load_settings(
-        SECRET_KEY="s",
+        **PRODUCTION_KEYS,
         DATABASE_URL="postgres://user@db.example:5432/orders?options=-c%20work_mem%3D8MB",
         DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS="0",
     )
@@ -191,7 +225,7 @@ def test_the_idle_in_transaction_timeout_comes_from_the_environment_and_0_turns_
 
 @pytest.mark.parametrize("value", ["many", "1.5"])
 def test_a_non_integer_tuning_value_is_refused(value):
-    result = load_settings(SECRET_KEY="s", EVENTSTORE_BATCH_SIZE=value)
+    result = load_settings(**PRODUCTION_KEYS, EVENTSTORE_BATCH_SIZE=value)
 
     assert result.returncode != 0
     assert f"EVENTSTORE_BATCH_SIZE must be an integer, got '{value}'" in result.stderr
@@ -238,6 +272,7 @@ def test_the_production_settings_pass_the_deployment_checks(tmp_path):
     result = run_check_deploy(
         DEBUG="0",
         SECRET_KEY=secrets.token_urlsafe(50),
+        VAULT_KEYS=Fernet.generate_key().decode(),
         ALLOWED_HOSTS="orders.example.com",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
@@ -254,7 +289,7 @@ def test_production_defaults_are_https_only_and_debug_defaults_are_plain_http():
         "s.SECURE_PROXY_SSL_HEADER)"
     )
 
-    production = load_settings(SECRET_KEY="s", code=code)
+    production = load_settings(**PRODUCTION_KEYS, code=code)
     development = load_settings(DEBUG="1", code=code)
 
     assert production.stdout.split() == ["True"] * 3 + ["31536000", "True", "True", "None"]
@@ -270,7 +305,7 @@ def test_https_settings_come_from_the_environment():
     )
 
     result = load_settings(
-        SECRET_KEY="s",
+        **PRODUCTION_KEYS,
         SECURE_SSL_REDIRECT="0",
         SESSION_COOKIE_SECURE="no",
         CSRF_COOKIE_SECURE="off",
@@ -306,7 +341,7 @@ def test_the_health_check_is_not_redirected_to_https_in_production():
         "any(re.search(p, 'api/orders/') for p in s.SECURE_REDIRECT_EXEMPT))"
     )
 
-    production = load_settings(SECRET_KEY="s", code=code)
+    production = load_settings(**PRODUCTION_KEYS, code=code)
 
     assert production.stdout.split() == ["True", "True", "False"]
 
@@ -320,9 +355,9 @@ LOG_FORMAT_SUMMARY = (
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"SECRET_KEY": "x"}, "json json"),
+        (PRODUCTION_KEYS, "json json"),
         ({"DEBUG": "1"}, "text text"),
-        ({"SECRET_KEY": "x", "LOG_FORMAT": "Text"}, "text text"),
+        ({**PRODUCTION_KEYS, "LOG_FORMAT": "Text"}, "text text"),
         ({"DEBUG": "1", "LOG_FORMAT": "json"}, "json json"),
     ],
 )

@@ -14,7 +14,7 @@ LINES = [
     {"product_id": "p1", "quantity": 2, "unit_price": "12.50"},
     {"product_id": "p2", "quantity": 1, "unit_price": "3.00"},
 ]
-METHOD = {"kind": "tok_visa", "last4": "cess", "fingerprint": "0123456789abcdef"}
+METHOD = {"kind": "visa", "last4": "4242", "fingerprint": "0123456789abcdef"}
 
 # Each command of the order, as the event it records.
 COMMANDS = {

@@ -61,8 +61,8 @@ def test_placing_an_order_records_order_created_with_the_given_metadata(make_pro
         "customer_id": "c-1",
         "items": [line("p1", 2), line("p2", 1)],
         "payment_method": {
-            "kind": "token",
-            "last4": "line",
+            "kind": "visa",
+            "last4": "0002",
             "fingerprint": events.payment_method_of("tok_decline")["fingerprint"],
         },
         "payment_token_ref": token_ref,
@@ -81,7 +81,29 @@ def test_the_payment_token_defaults_to_the_approving_test_token(make_product):
     placed = place_order()
 
     assert vault_take(placed.order.payment_token_ref) == "tok_visa_success"
-    assert placed.order.payment_method["kind"] == "tok_visa"
+    assert (placed.order.payment_method["kind"], placed.order.payment_method["last4"]) == (
+        "visa",
+        "4242",
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "kind", "last4"),
+    [
+        ("tok_visa_success", "visa", "4242"),
+        ("tok_decline", "visa", "0002"),
+        ("tok_insufficient_funds", "visa", "9995"),
+        ("tok_timeout", "token", ""),
+        ("tok_from_another_provider_1234", "token", ""),
+    ],
+)
+def test_the_payment_method_is_described_as_payments_knows_the_token(token, kind, last4):
+    """Card tokens read as the card's brand and last four digits, any other as a plain kind:
+    never a piece of the token."""
+    described = events.payment_method_of(token)
+
+    assert (described["kind"], described["last4"]) == (kind, last4)
+    assert described["fingerprint"] != events.payment_method_of("tok_other")["fingerprint"]
 
 
 def test_the_saga_starts_only_once_the_order_commits(make_product, run_after_commit):

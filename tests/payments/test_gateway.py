@@ -40,6 +40,20 @@ def test_declining_and_unknown_tokens_are_declined_with_their_reason(token, reas
     assert result == ChargeResult(approved=False, transaction_id="", reason=reason)
 
 
+@pytest.mark.parametrize(
+    ("token", "described"),
+    [
+        ("tok_visa_success", {"kind": "visa", "last4": "4242"}),
+        ("tok_decline", {"kind": "visa", "last4": "0002"}),
+        ("tok_insufficient_funds", {"kind": "visa", "last4": "9995"}),
+        ("tok_timeout", {"kind": "token", "last4": ""}),
+        ("tok_unknown_card", {"kind": "token", "last4": ""}),
+    ],
+)
+def test_a_token_is_described_by_its_test_card_else_as_a_plain_token(token, described):
+    assert SimulatedGateway().describe(token) == described
+
+
 def test_distinct_charges_get_distinct_transaction_ids():
     gateway = SimulatedGateway()
 

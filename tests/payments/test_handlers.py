@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from django.utils import timezone
 
 from eventstore.effects import run_due
@@ -152,6 +153,20 @@ def test_a_request_whose_token_is_no_longer_in_the_vault_fails_with_token_expire
         "amount": "12.50",
         "reason": "token_expired",
     }
+
+
+def test_a_token_no_configured_key_decrypts_fails_with_token_expired(
+    subscriber, request_payment, settings, monkeypatch
+):
+    request_payment()  # under the tests' key
+    settings.VAULT_KEYS = [Fernet.generate_key().decode()]  # that key removed before a rotation
+    monkeypatch.setattr(get_gateway(), "charge", None)  # must not be called
+
+    catch_up(subscriber)
+
+    [reply] = replies()
+    assert (reply.event_type, reply.payload["reason"]) == (events.PAYMENT_FAILED, "token_expired")
+    assert not VaultedSecret.objects.exists()
 
 
 def test_a_token_past_its_retention_is_not_charged(subscriber, store, monkeypatch):
