@@ -286,6 +286,12 @@ REST_FRAMEWORK = {
     # browsable API offers its raw-data form, which posts JSON). The parser refuses deep
     # nesting with a 400 (httpapi.parsers).
     "DEFAULT_PARSER_CLASSES": ["httpapi.parsers.JSONParser"],
+    # The browsable API's command forms start from a body the API accepts once the required
+    # fields are filled in (httpapi.renderers).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "httpapi.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "eventstore.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
