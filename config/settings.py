@@ -11,7 +11,8 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -63,6 +64,27 @@ def env_rate(name: str, default: str) -> str:
             f"{name} must be a rate like 60/min (per s, min, hour or day), got {value!r}"
         )
     return value
+
+
+def env_database(name: str, default: str, **options: Any) -> dict[str, Any]:
+    """A DATABASES entry from a database URL in the environment (`default` when unset or
+    empty), failing loudly with "<name> must be ..." on a URL that names no known database; the
+    message never repeats the URL, which may hold a password."""
+    value = os.environ.get(name) or default
+    try:
+        return dj_database_url.parse(value, **options)
+    except ValueError as error:
+        scheme = urlsplit(value).scheme if "://" in value else ""
+        if not scheme:
+            problem = "it has no scheme"
+        elif isinstance(error, dj_database_url.UnknownSchemeError):
+            problem = f"its scheme {scheme}:// is not a database's"
+        else:
+            problem = "it is not a URL (quote special characters of the password: @ as %40)"
+        raise ImproperlyConfigured(
+            f"{name} must be a database URL such as postgres://user:password@host:5432/name or "
+            f"sqlite:////absolute/path/db.sqlite3: {problem}."
+        ) from None
 
 
 DEBUG = env_flag("DEBUG")
@@ -193,8 +215,9 @@ SQLITE_OPTIONS = {
 # a fail-over) is replaced instead of failing that request; one lost mid-request answers 503
 # (httpapi/errors.py) and is replaced when the request ends.
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    "default": env_database(
+        "DATABASE_URL",
+        f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
