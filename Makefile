@@ -29,7 +29,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
 
+# config.services first checks DATABASE_URL (a short message naming what is wrong instead of a
+# traceback) and creates a PostgreSQL database its server does not have yet; SQLite, the
+# default, needs nothing.
 migrate: $(VENV)/.installed-run
+	$(BIN)/python -m config.services --database-only
 	$(BIN)/python manage.py migrate --noinput
 
 # seed_demo is idempotent: it prints the demo accounts' tokens and adds only what is missing.

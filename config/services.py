@@ -5,19 +5,28 @@ DATABASE_URL, CELERY_BROKER_URL and CACHE_URL (when set), and then, only if all 
 database when the server has none of that name yet, so `make cluster` works on a fresh server
 with no management command and leaves nothing behind when a service is missing.
 
-Exit status 0 when all answer; otherwise 1, with a message naming each missing service and the
-variable that points at another one. Runs without Django set up: it reads config.settings as a
-plain module (which needs SECRET_KEY and VAULT_KEYS, or DEBUG, like every process of the
-project).
+`python -m config.services --database-only`: what `make run` (and `make migrate`) runs before
+migrating, with the development settings `manage.py` loads by default: DATABASE_URL alone is
+checked (a PostgreSQL database missing on a server that answers is created; SQLite, the default,
+needs nothing).
+
+Exit status 0 when all is well; otherwise 1, with a short message naming what is wrong and the
+variable to set. Runs without Django set up: it reads the settings as a plain module (which
+needs SECRET_KEY and VAULT_KEYS, or DEBUG, like every process of the project).
 """
 
 from __future__ import annotations
 
 import sys
+from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 CONNECT_TIMEOUT = 3  # seconds, for each service
 MAINTENANCE_DATABASE = "postgres"  # where CREATE DATABASE is run, as `createdb` does
+EXAMPLE_URL = "DATABASE_URL=postgres://user:password@host:5432/orders"
+# What manage.py (and so `make run`) loads unless DJANGO_SETTINGS_MODULE says otherwise.
+MANAGE_SETTINGS = "config.settings_dev"
 
 
 class Missing(Exception):
@@ -53,8 +62,7 @@ def _maintenance(database: dict[str, Any]):
         raise Missing(
             f"DATABASE_URL names a {database['ENGINE'].rsplit('.', 1)[-1]} database, not "
             "PostgreSQL, which make cluster runs on.\n"
-            "  Point DATABASE_URL at one: "
-            "make cluster DATABASE_URL=postgres://user@host:5432/orders_cluster"
+            f"  Point DATABASE_URL at one: {EXAMPLE_URL}"
         )
     try:
         return psycopg.connect(
@@ -68,11 +76,21 @@ def _maintenance(database: dict[str, Any]):
             application_name=database.get("OPTIONS", {}).get("application_name"),
         )
     except psycopg.Error as error:
-        raise Missing(
-            f"PostgreSQL does not answer at {_where(database)}: {_one_line(error)}\n"
-            "  Start one, or point DATABASE_URL at one: "
-            "make cluster DATABASE_URL=postgres://user@host:5432/orders_cluster"
-        ) from error
+        raise _unreachable(database, error) from error
+
+
+def _unreachable(database: dict[str, Any], error: BaseException) -> Missing:
+    """What is wrong when the server of `database` could not be connected to: it refused the
+    login (libpq reports the server's own refusal as FATAL), or nothing answered."""
+    if "FATAL:" in str(error):
+        return Missing(
+            f"PostgreSQL at {_where(database)} refused the connection: {_one_line(error)}\n"
+            "  Check the user and password in DATABASE_URL."
+        )
+    return Missing(
+        f"PostgreSQL does not answer at {_where(database)}: {_one_line(error)}\n"
+        f"  Start one, or point DATABASE_URL at one: {EXAMPLE_URL}"
+    )
 
 
 def database_exists(database: dict[str, Any]) -> bool:
@@ -144,6 +162,59 @@ def check_cache(url: str) -> None:
         client.close()
 
 
+def check_sqlite(database: dict[str, Any]) -> None:
+    """Check that a SQLite database file can be made: its folder exists (SQLite creates the
+    file, not the folders)."""
+    name = str(database["NAME"])
+    if name == ":memory:" or name.startswith("file:"):
+        return
+    folder = Path(name).parent
+    if not folder.is_dir():
+        raise Missing(
+            f"DATABASE_URL names a SQLite file in {folder}, a folder that does not exist.\n"
+            "  Create the folder, or unset DATABASE_URL for db.sqlite3 in the project folder."
+        )
+
+
+def check_database(database: dict[str, Any]) -> bool:
+    """Check the database `make run` migrates (a DATABASES entry): a SQLite file's folder, or a
+    PostgreSQL server, where a missing database is created; whether one was created. Missing
+    for any other database, or one that cannot be reached."""
+    engine = database["ENGINE"].rsplit(".", 1)[-1]
+    if engine == "sqlite3":
+        check_sqlite(database)
+        return False
+    if engine == "postgresql":
+        return ensure_database(database)
+    raise Missing(
+        f"DATABASE_URL names a {engine} database: the project runs on PostgreSQL or SQLite.\n"
+        f"  Point DATABASE_URL at PostgreSQL ({EXAMPLE_URL}), or unset it for SQLite."
+    )
+
+
+def database_main() -> int:
+    """Check, with the settings manage.py loads, the database `make run` is about to migrate,
+    and create it if it is a PostgreSQL database its server does not have yet."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        # Not DJANGO_SETTINGS_MODULE, which importing `config` sets (for Celery): every settings
+        # module reads DATABASES from the environment alike.
+        settings = import_module(MANAGE_SETTINGS)
+    except ImproperlyConfigured as error:  # a variable the settings cannot read
+        print(error, file=sys.stderr)
+        return 1
+    database = settings.DATABASES["default"]
+    try:
+        created = check_database(database)
+    except Missing as missing:
+        print(missing, file=sys.stderr)
+        return 1
+    if created:
+        print(f"Created the database {_where(database)}")
+    return 0
+
+
 def main() -> int:
     """Check every service, then create the database if it is missing: nothing is created
     while a service does not answer."""
@@ -179,4 +250,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(database_main() if sys.argv[1:] == ["--database-only"] else main())

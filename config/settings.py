@@ -12,7 +12,8 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -65,6 +66,27 @@ def env_rate(name: str, default: str) -> str:
             f"{name} must be a rate like 60/min (per s, min, hour or day), got {value!r}"
         )
     return value
+
+
+def env_database(name: str, default: str, **options: Any) -> dict[str, Any]:
+    """A DATABASES entry from a database URL in the environment (`default` when unset or
+    empty), failing loudly with "<name> must be ..." on a URL that names no known database; the
+    message never repeats the URL, which may hold a password."""
+    value = os.environ.get(name) or default
+    try:
+        return dj_database_url.parse(value, **options)
+    except ValueError as error:
+        scheme = urlsplit(value).scheme if "://" in value else ""
+        if not scheme:
+            problem = "it has no scheme"
+        elif isinstance(error, dj_database_url.UnknownSchemeError):
+            problem = f"its scheme {scheme}:// is not a database's"
+        else:
+            problem = "it is not a URL (quote special characters of the password: @ as %40)"
+        raise ImproperlyConfigured(
+            f"{name} must be a database URL such as postgres://user:password@host:5432/name or "
+            f"sqlite:////absolute/path/db.sqlite3: {problem}."
+        ) from None
 
 
 DEBUG = env_flag("DEBUG")
@@ -215,8 +237,9 @@ SQLITE_OPTIONS = {
 # a fail-over) is replaced instead of failing that request; one lost mid-request answers 503
 # (httpapi/errors.py) and is replaced when the request ends.
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    "default": env_database(
+        "DATABASE_URL",
+        f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
@@ -336,6 +359,12 @@ REST_FRAMEWORK = {
     # browsable API offers its raw-data form, which posts JSON). The parser refuses deep
     # nesting with a 400 (httpapi.parsers).
     "DEFAULT_PARSER_CLASSES": ["httpapi.parsers.JSONParser"],
+    # The browsable API's command forms start from a body the API accepts once the required
+    # fields are filled in (httpapi.renderers).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "httpapi.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "eventstore.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -368,6 +397,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Operations are grouped by service, the first part of their path after /api/ (which their
+    # ids start with too: orders_list, inventory_reserve); TAGS orders and describes the groups.
+    "SCHEMA_PATH_PREFIX": r"/api/",
+    "TAGS": [
+        {"name": "orders", "description": "Place orders and follow them: status, events, saga."},
+        {"name": "inventory", "description": "Products and their stock; reservations (staff)."},
+        {"name": "payments", "description": "Charges and refunds (staff)."},
+        {"name": "notifications", "description": "What customers were told, and by which email."},
+        {"name": "events", "description": "The event log every service appends to (staff)."},
+        {"name": "health", "description": "Whether the service can take work (no login)."},
+    ],
     # Several read models have a `status`; name each choice set after what it belongs to.
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.OrderSummary.Status",

@@ -1,9 +1,15 @@
-"""Read-only admin for the log, snapshots, checkpoints, owed calls and the stream index."""
+"""Read-only admin for the log, snapshots, checkpoints, owed calls and the stream index; and
+what every service's admin shares: read-only pages, links between them, JSON for reading."""
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from django.contrib import admin
-from django.utils.html import format_html
+from django.contrib.admin.views.main import ChangeList
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from eventstore import effects
 from eventstore.models import Checkpoint, Effect, Event, Snapshot, Stream
@@ -15,8 +21,56 @@ def pretty_json(value) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
+def admin_url(url_name: str, *args: Any, query: Mapping[str, str] | None = None) -> str:
+    """The address of an admin page by its URL name ("admin:orders_ordersummary_change"),
+    optionally filtered (a changelist's `query`). Pages of another service are reached this
+    way, by name, never through its models."""
+    url = reverse(url_name, args=args)
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def admin_links(links: Mapping[str, str | None]) -> str:
+    """Links by label ("saga": url), one after the other; a label without a URL shows as text."""
+    return format_html_join(
+        " · ",
+        "{}",
+        (
+            (format_html('<a href="{}">{}</a>', url, label) if url else label,)
+            for label, url in links.items()
+        ),
+    )
+
+
+def stream_events_url(aggregate_type: str, aggregate_id: str) -> str:
+    """The admin's list of one stream's events."""
+    return admin_url(
+        "admin:eventstore_event_changelist",
+        query={"aggregate_type": aggregate_type, "aggregate_id": aggregate_id},
+    )
+
+
+def correlated_events_url(correlation_id: str) -> str:
+    """The admin's list of the events one request set going (an order's: its id)."""
+    return admin_url("admin:eventstore_event_changelist", query={"correlation_id": correlation_id})
+
+
+class PageChangeList(ChangeList):
+    """A changelist that lets its admin look up, once for the whole page, what its columns show
+    of other tables (`ReadOnlyAdmin.prepare_page`), instead of one query per row."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.model_admin.prepare_page(self.result_list)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Admin that shows rows but never adds, changes or deletes them."""
+
+    def get_changelist(self, request, **kwargs):
+        return PageChangeList
+
+    def prepare_page(self, rows: list) -> None:
+        """Set on a changelist page's rows, at once, what its columns look up elsewhere."""
 
     def has_add_permission(self, request):
         return False
@@ -53,15 +107,23 @@ class EventAdmin(ReadOnlyAdmin):
     date_hierarchy = "recorded_at"
     ordering = ("-position",)
     show_full_result_count = False
-    # The fields an API shows, those upcast for readers as readers see them; the long JSON ones
-    # last (a stable sort keeps the others in their order).
+    # The fields an API shows, those upcast for readers as readers see them, and links to the
+    # event's stream and correlated events; the long JSON ones last (a stable sort keeps the
+    # others in their order).
     fields = tuple(
         sorted(
-            (_AS_READ.get(name, name) for name in SHOWN_FIELDS),
+            (*(_AS_READ.get(name, name) for name in SHOWN_FIELDS), "related"),
             key=lambda name: name.endswith("_json"),
         )
     )
     readonly_fields = fields
+
+    @admin.display(description="related pages")
+    def related(self, event):
+        links = {"stream": stream_events_url(event.aggregate_type, event.aggregate_id)}
+        if event.correlation_id:
+            links["correlated"] = correlated_events_url(event.correlation_id)
+        return admin_links(links)
 
     @admin.display(description="schema version")
     def read_schema_version(self, event):

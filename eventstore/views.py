@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from prometheus_client import generate_latest
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.negotiation import BaseContentNegotiation
@@ -18,6 +18,10 @@ from eventstore.pagination import PositionCursorPagination
 from eventstore.serializers import EventOutputSerializer, HealthOutputSerializer
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List the event log in position order (staff)"),
+    retrieve=extend_schema(summary="One event (staff)"),
+)
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The whole event log in position order, and single events by event id."""
 
@@ -44,6 +48,7 @@ class HealthView(APIView):
     throttle_classes = []
 
     @extend_schema(
+        summary="Whether the service can take work: database, subscribers' lag, broker",
         responses={
             200: HealthOutputSerializer,
             503: OpenApiResponse(
@@ -52,7 +57,7 @@ class HealthView(APIView):
                 "subscribers held back too long by a transaction, a subscriber too far behind, "
                 "or (celery mode) the broker unreachable",
             ),
-        }
+        },
     )
     def get(self, request):
         body, healthy = health_check()

@@ -6,6 +6,11 @@ A customer is a non-staff user; their `customer_id` is their user's primary key 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+
 from eventstore.logs import set_correlation_id
 
 
@@ -24,6 +29,23 @@ class CustomerScopedMixin:
 def customer_id_for(user) -> str:
     """The customer id of an account: its primary key as a string."""
     return str(user.pk)
+
+
+def customer_usernames(customer_ids: Iterable[str]) -> dict[str, str]:
+    """The username of each of these customer ids that is an account's (the inverse of
+    customer_id_for), from one query; ids of no account are left out."""
+    user_model = get_user_model()
+    pk_field = user_model._meta.pk
+    pks = set()
+    for customer_id in set(customer_ids):
+        try:  # an id that cannot be a primary key (a staff-chosen "c-7") names no account
+            pks.add(pk_field.clean(customer_id, None))
+        except ValidationError:
+            continue
+    if not pks:
+        return {}
+    accounts = user_model._default_manager.filter(pk__in=pks)
+    return {str(pk): name for pk, name in accounts.values_list("pk", user_model.USERNAME_FIELD)}
 
 
 def actor_for(user) -> str:

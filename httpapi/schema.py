@@ -126,6 +126,18 @@ class ApiSchema(AutoSchema):
             found["429"] = THROTTLED
         return found
 
+    def get_operation_id(self):
+        # A viewset's own action with one method is named by its path alone ("inventory_reserve",
+        # "orders_saga"), not by the method's word too ("inventory_reserve_create"); standard
+        # actions keep it (orders_list, orders_create, orders_retrieve).
+        extra_actions = {
+            extra.__name__: extra for extra in getattr(self.view, "get_extra_actions", list)()
+        }
+        extra = extra_actions.get(getattr(self.view, "action", None))
+        if extra is None or len(extra.mapping) > 1:
+            return super().get_operation_id()
+        return "_".join(token.replace("-", "_") for token in self._tokenize_path())
+
     def _get_filter_parameters(self):
         # django-filter ignores a filter sent empty (the browsable API's filter form sends every
         # field): the schema says so, rather than promising a 400 the API does not give.

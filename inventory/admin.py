@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 
-from eventstore.admin import ReadOnlyAdmin, pretty_json
+from eventstore.admin import ReadOnlyAdmin, admin_links, admin_url, pretty_json, stream_events_url
+from inventory import events
 from inventory.models import ProductStock, ReservationSummary
 
 
@@ -31,6 +32,7 @@ class ReservationSummaryAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     fields = (
         "reservation_id",
+        "related",
         "status",
         "total_amount",
         "reason",
@@ -40,6 +42,19 @@ class ReservationSummaryAdmin(ReadOnlyAdmin):
         "details_json",
     )
     readonly_fields = fields
+
+    @admin.display(description="related pages")
+    def related(self, reservation):
+        # The saga reserves an order's stock under the order's id.
+        return admin_links(
+            {
+                "order": admin_url(
+                    "admin:orders_ordersummary_changelist",
+                    query={"order_id": reservation.reservation_id},
+                ),
+                "events": stream_events_url(events.RESERVATION, reservation.reservation_id),
+            }
+        )
 
     @admin.display(description="lines")
     def lines_json(self, reservation):

@@ -3,15 +3,17 @@ deliveries show as delivery status `failed`, with the last error on the notifica
 
 from django.contrib import admin
 
-from eventstore.admin import ReadOnlyAdmin
+from eventstore.admin import admin_links, admin_url, stream_events_url
+from httpapi.admin import CustomerAdmin
+from notifications import events
 from notifications.models import SentNotification
 
 
 @admin.register(SentNotification)
-class SentNotificationAdmin(ReadOnlyAdmin):
+class SentNotificationAdmin(CustomerAdmin):
     list_display = (
         "sent_at",
-        "customer_id",
+        "customer",
         "type",
         "order_id",
         "channel",
@@ -24,3 +26,29 @@ class SentNotificationAdmin(ReadOnlyAdmin):
     search_fields = ("=customer_id", "=order_id", "=notification_id")
     date_hierarchy = "sent_at"
     show_full_result_count = False
+    fields = (
+        "notification_id",
+        "related",
+        "customer_id",
+        "customer_account",
+        "order_id",
+        "type",
+        "channel",
+        "message",
+        "sent_at",
+        "position",
+        "delivery_status",
+        "delivery_attempts",
+        "delivered_at",
+        "delivery_error",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="related pages")
+    def related(self, notification):
+        links = {"events": stream_events_url(events.NOTIFICATION, notification.notification_id)}
+        if notification.order_id:
+            links["order"] = admin_url(
+                "admin:orders_ordersummary_changelist", query={"order_id": notification.order_id}
+            )
+        return admin_links(links)

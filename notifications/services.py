@@ -62,6 +62,33 @@ ORDER_OUTCOMES = {
 }
 
 
+# What a cancellation's email says of the customer's money. The saga asks for the payment only
+# once the stock is reserved and priced, so a cancellation without a total (or for a stock
+# reason) came before any payment; a refused charge took nothing; a charge the saga did not keep
+# is refunded (payment_conflict), and so is one that goes through after the saga gave up on it
+# (payment_timeout, or any other reason). The reasons are orders' `cancel_reason` (API.md).
+STOCK_REASONS = frozenset({"insufficient_stock", "unknown_product", "inventory_timeout"})
+REFUSED_PAYMENT_REASONS = frozenset(
+    {"card_declined", "insufficient_funds", "invalid_token", "processing_error", "token_expired"}
+)
+REFUNDED_PAYMENT_REASONS = frozenset({"payment_conflict"})
+
+
+def cancelled_order_payment(payload: Mapping[str, Any]) -> str:
+    """What became of the payment of a cancelled order (an OrderCancelled payload):
+    "not_requested", "refused", "refunded", or "refunded_if_taken" (whether a late charge
+    went through is not known yet)."""
+    reason = payload.get("reason")
+    never_priced = "total_amount" in payload and payload["total_amount"] is None
+    if reason in STOCK_REASONS or never_priced:
+        return "not_requested"
+    if reason in REFUSED_PAYMENT_REASONS:
+        return "refused"
+    if reason in REFUNDED_PAYMENT_REASONS:
+        return "refunded"
+    return "refunded_if_taken"
+
+
 def email_render(*, template: str, context: Mapping[str, Any]) -> tuple[str, str]:
     """The subject (one line) and plain-text body of the named email templates. Template tags
     leave blank lines behind: the body keeps at most one blank line in a row."""
@@ -167,6 +194,9 @@ def order_notify(
             "items": list(payload.get("items") or []),
             "total_amount": payload.get("total_amount") or "",
             "reason": reason,
+            "payment": (
+                cancelled_order_payment(payload) if event_type == events.ORDER_CANCELLED else ""
+            ),
         },
     )
     return notification_send(

@@ -3,8 +3,28 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from eventstore.admin import ReadOnlyAdmin
+from eventstore.admin import ReadOnlyAdmin, admin_links, admin_url, correlated_events_url
+from httpapi.admin import CustomerAdmin
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
+
+
+def order_links(order_id: str, *, saga_id: str | None) -> dict[str, str | None]:
+    """The pages of what one order set going, in every service (reservation id = payment id =
+    order id; every event of the order carries it as correlation id)."""
+    return {
+        "order": admin_url("admin:orders_ordersummary_change", order_id),
+        "saga": admin_url("admin:orders_sagasummary_change", saga_id) if saga_id else None,
+        "reservation": admin_url(
+            "admin:inventory_reservationsummary_changelist", query={"reservation_id": order_id}
+        ),
+        "payment": admin_url(
+            "admin:payments_paymentsummary_changelist", query={"payment_id": order_id}
+        ),
+        "notifications": admin_url(
+            "admin:notifications_sentnotification_changelist", query={"order_id": order_id}
+        ),
+        "events": correlated_events_url(order_id),
+    }
 
 
 def _log_table(entries, columns) -> str:
@@ -28,10 +48,10 @@ def _log_table(entries, columns) -> str:
 
 
 @admin.register(OrderSummary)
-class OrderSummaryAdmin(ReadOnlyAdmin):
+class OrderSummaryAdmin(CustomerAdmin):
     list_display = (
         "order_id",
-        "customer_id",
+        "customer",
         "status",
         "total_amount",
         "cancel_reason",
@@ -42,6 +62,29 @@ class OrderSummaryAdmin(ReadOnlyAdmin):
     search_fields = ("=order_id", "=customer_id")
     date_hierarchy = "created_at"
     show_full_result_count = False
+    fields = (
+        "order_id",
+        "related",
+        "customer_id",
+        "customer_account",
+        "status",
+        "items",
+        "total_amount",
+        "cancel_reason",
+        "version",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="related pages")
+    def related(self, order):
+        saga_id = SagaSummary.objects.filter(order_id=order.order_id).values_list(
+            "saga_id", flat=True
+        )
+        links = order_links(order.order_id, saga_id=saga_id.first())
+        del links["order"]
+        return admin_links(links)
 
 
 @admin.register(SagaSummary)
@@ -62,6 +105,7 @@ class SagaSummaryAdmin(ReadOnlyAdmin):
     fields = (
         "saga_id",
         "order_id",
+        "related",
         "state",
         "definition_version",
         "current_step",
@@ -74,6 +118,12 @@ class SagaSummaryAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     readonly_fields = fields
+
+    @admin.display(description="related pages")
+    def related(self, saga):
+        links = order_links(saga.order_id, saga_id=None)
+        del links["saga"]
+        return admin_links(links)
 
     @admin.display(description="steps")
     def step_progress(self, saga):

@@ -61,7 +61,11 @@ def test_short_order_sends_one_cancellation_notice_naming_the_reason(shop, place
     [email] = mail.outbox
     assert email.to == [customer_client.user.email]
     assert "was cancelled: insufficient stock" in email.body
-    assert "at a price not set yet" in email.body  # never priced: the stock was short
+    # Never priced, never charged: the stock was short before any payment was asked for.
+    assert "  11 x sku-widget\n" in email.body
+    assert "price" not in email.body and "Total" not in email.body
+    assert "cancelled before any payment: you have not been charged." in email.body
+    assert "refund" not in email.body
 
 
 def test_short_order_saga_fails_reservation_and_compensates_nothing(shop, placed, customer_client):

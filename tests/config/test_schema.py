@@ -190,3 +190,31 @@ def test_every_write_documents_503_with_retry_after(schema):
         busy = operation["responses"]["503"]
         assert "nothing was written" in busy["description"], path
         assert "Retry-After" in busy.get("headers", {}), path
+
+
+# --- operations grouped by service ---------------------------------------------------------------
+
+
+def test_every_operation_is_tagged_with_one_declared_service(schema):
+    services = [tag["name"] for tag in schema["tags"]]
+
+    assert services == ["orders", "inventory", "payments", "notifications", "events", "health"]
+    assert all(tag["description"] for tag in schema["tags"])
+    for path, verb, operation in operations(schema):
+        assert len(operation["tags"]) == 1 and operation["tags"][0] in services, (path, verb)
+        # The group is the path's service: /api/<service>/...
+        assert path.startswith(f"/api/{operation['tags'][0]}/"), (path, verb)
+
+
+def test_operation_ids_are_unique_and_start_with_their_service(schema):
+    ids = [operation["operationId"] for _, _, operation in operations(schema)]
+
+    assert len(ids) == len(set(ids))
+    for _, _, operation in operations(schema):
+        assert operation["operationId"].startswith(f"{operation['tags'][0]}_")
+    assert {"orders_list", "orders_create", "orders_saga", "inventory_reserve"} <= set(ids)
+
+
+def test_every_operation_has_a_summary(schema):
+    for path, verb, operation in operations(schema):
+        assert operation.get("summary"), (path, verb)

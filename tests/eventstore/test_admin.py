@@ -180,6 +180,35 @@ def test_event_change_page_shows_the_pretty_printed_payload_and_metadata(superus
 
 
 @pytest.mark.django_db
+def test_event_change_page_links_its_streams_and_its_correlated_events(superuser_client):
+    first, second = event_store.append(
+        StreamAppendFactory(
+            aggregate_id="t-1",
+            events=[
+                NewEventFactory(metadata={"correlation_id": "o-1"}),
+                NewEventFactory(metadata={"correlation_id": "o-2"}),
+            ],
+        )
+    )
+    other = append_event(metadata={"correlation_id": "o-1"})
+
+    page = superuser_client.get(f"{EVENT_CHANGELIST}{first.position}/change/").content.decode()
+
+    stream = f"{EVENT_CHANGELIST}?aggregate_type=thing&aggregate_id=t-1"
+    correlated = f"{EVENT_CHANGELIST}?correlation_id=o-1"
+    assert f'<a href="{escape(stream)}">stream</a>' in page
+    assert f'<a href="{correlated}">correlated</a>' in page
+    assert sorted(listed_positions(superuser_client.get(stream))) == [
+        first.position,
+        second.position,
+    ]
+    assert sorted(listed_positions(superuser_client.get(correlated))) == [
+        first.position,
+        other.position,
+    ]
+
+
+@pytest.mark.django_db
 def test_event_change_page_offers_no_save_button(superuser_client):
     event = append_event()
 

@@ -4,6 +4,7 @@ import pytest
 
 from notifications.models import SentNotification
 from notifications.services import notification_delivery_failed, notification_send
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -137,3 +138,27 @@ def test_the_bulk_delete_action_is_not_offered(superuser_client, notification):
     response = superuser_client.get(CHANGELIST)
 
     assert "delete_selected" not in response.content.decode()
+
+
+def test_a_notification_shows_its_customer_by_username_and_links_its_order_and_events(
+    superuser_client,
+):
+    alice = UserFactory(username="alice")
+    sent = notification_send(customer_id=str(alice.pk), type="promotion", message="Hi")
+
+    listing = superuser_client.get(CHANGELIST).content.decode()
+    page = superuser_client.get(f"{CHANGELIST}{sent.id}/change/").content.decode()
+
+    assert '<td class="field-customer">alice</td>' in listing
+    assert f'<a href="/admin/auth/user/{alice.pk}/change/">alice</a>' in page
+    events = f"/admin/eventstore/event/?aggregate_type=notification&amp;aggregate_id={sent.id}"
+    assert f'<a href="{events}">events</a>' in page
+    assert superuser_client.get(events.replace("&amp;", "&")).status_code == 200
+
+
+def test_a_notification_about_an_order_links_the_order(superuser_client, notification):
+    page = superuser_client.get(f"{CHANGELIST}{notification.notification_id}/change/")
+
+    order = "/admin/orders/ordersummary/?order_id=o-7"
+    assert f'<a href="{order}">order</a>' in page.content.decode()
+    assert superuser_client.get(order).status_code == 200

@@ -252,7 +252,7 @@ def test_the_cancellation_email_names_the_reason_items_and_total():
     assert "Total: 148.80" in recorded["body"]
 
 
-def test_the_email_of_an_order_never_priced_says_so_and_shows_no_total():
+def test_the_email_of_an_order_never_priced_shows_no_price_and_no_total():
     items = [{"product_id": "monitor", "quantity": 999, "unit_price": None}]
     payload = {
         "order_id": "o1",
@@ -265,8 +265,72 @@ def test_the_email_of_an_order_never_priced_says_so_and_shows_no_total():
     order_notify(event_type=events.ORDER_CANCELLED, payload=payload)
 
     body = sent_events()[0].payload["body"]
-    assert "999 x monitor at a price not set yet" in body
+    assert "  999 x monitor\n" in body
+    assert "price" not in body
     assert "Total" not in body
+
+
+NOT_CHARGED = "you have not been charged"
+REFUNDED = "The payment taken for it is refunded."
+LATE_REFUND = "If a payment for it went through after all, it is refunded."
+
+
+@pytest.mark.parametrize(
+    ("reason", "priced", "said", "not_said"),
+    [
+        # The stock was never held: no payment was asked for.
+        ("insufficient_stock", False, "cancelled before any payment: " + NOT_CHARGED, "refund"),
+        ("unknown_product", False, "cancelled before any payment", "refund"),
+        ("inventory_timeout", False, "cancelled before any payment", "refund"),
+        # The charge was refused: nothing was taken.
+        ("card_declined", True, "did not go through: " + NOT_CHARGED, "refund"),
+        ("insufficient_funds", True, "did not go through: " + NOT_CHARGED, "refund"),
+        ("invalid_token", True, "did not go through: " + NOT_CHARGED, "refund"),
+        ("processing_error", True, "did not go through: " + NOT_CHARGED, "refund"),
+        ("token_expired", True, "did not go through: " + NOT_CHARGED, "refund"),
+        # The order's payment id was charged outside the saga: that charge is refunded.
+        ("payment_conflict", True, REFUNDED, NOT_CHARGED),
+        # No answer in time: a charge may still go through, and is then refunded.
+        ("payment_timeout", True, LATE_REFUND, NOT_CHARGED),
+        ("process_payment_failed", True, LATE_REFUND, NOT_CHARGED),
+    ],
+)
+def test_a_cancellation_email_says_what_became_of_the_payment(reason, priced, said, not_said):
+    price = "89.00" if priced else None
+    payload = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "items": [{"product_id": "keyboard", "quantity": 1, "unit_price": price}],
+        "total_amount": price,
+        "reason": reason,
+    }
+
+    order_notify(event_type=events.ORDER_CANCELLED, payload=payload)
+
+    body = sent_events()[0].payload["body"]
+    assert f"Your order o1 was cancelled: {reason.replace('_', ' ')}." in body
+    assert said in body
+    assert not_said not in body
+    assert ("Total: 89.00" in body) is priced
+    assert "not set yet" not in body
+
+
+@pytest.mark.parametrize(
+    ("event_type", "said"),
+    [
+        (events.ORDER_CONFIRMED, "is confirmed and paid."),
+        (events.ORDER_COMPLETED, "is complete. Thank you for your purchase."),
+    ],
+)
+def test_a_paid_order_email_mentions_no_refund_and_no_missing_price(event_type, said):
+    payload = {"order_id": "o1", "customer_id": "c1", "items": ITEMS, "total_amount": "148.80"}
+
+    order_notify(event_type=event_type, payload=payload)
+
+    body = sent_events()[0].payload["body"]
+    assert f"Your order o1 {said}" in body
+    assert "refund" not in body and "charged" not in body
+    assert "not set yet" not in body
 
 
 @pytest.mark.parametrize("event_type", [events.ORDER_CONFIRMED, events.ORDER_CANCELLED])

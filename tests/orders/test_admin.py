@@ -1,11 +1,17 @@
 """The read-only admin of orders' read models: orders, sagas (with their step log) and the
 catalogue."""
 
+import re
+from html import unescape
+
 import pytest
 from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -179,6 +185,91 @@ def test_the_catalogue_page_is_titled_with_the_product_id(superuser_client, make
     assert response.status_code == 200
     assert str(response.context["original"]) == "p1"
     assert "<h2>p1</h2>" in response.content.decode()
+
+
+# --- links between an order's pages, customers by name ------------------------------------------
+
+
+def related_links(page: str) -> dict[str, str]:
+    """The "related pages" links of an admin page, by label."""
+    related = page.split('class="form-row field-related"', 1)[1]
+    related = related.split('<div class="readonly">', 1)[1].split("</div>", 1)[0]
+    return {
+        label: unescape(url) for url, label in re.findall(r'<a href="([^"]+)">([^<]+)</a>', related)
+    }
+
+
+def test_the_order_page_links_its_saga_reservation_payment_notifications_and_events(
+    superuser_client, make_product, place
+):
+    make_product("p1")
+    customer = UserFactory(username="alice")
+    order_id = place(customer_id=str(customer.pk))
+
+    page = superuser_client.get(f"{ORDERS}{order_id}/change/").content.decode()
+
+    links = related_links(page)
+    assert set(links) == {"saga", "reservation", "payment", "notifications", "events"}
+    assert links["saga"] == f"{SAGAS}{order_id}/change/"
+    assert links["events"] == f"/admin/eventstore/event/?correlation_id={order_id}"
+    for label, url in links.items():
+        response = superuser_client.get(url)
+        assert response.status_code == 200, label
+        if "cl" in response.context:  # a changelist filtered down to the order's own rows
+            assert len(response.context["cl"].result_list) >= 1, label
+            assert "?e=1" not in url
+    assert [
+        row.payment_id for row in superuser_client.get(links["payment"]).context["cl"].result_list
+    ] == [order_id]
+    notified = superuser_client.get(links["notifications"]).context["cl"].result_list
+    assert {row.type for row in notified} == {"order_confirmed", "order_completed"}
+
+
+def test_the_saga_page_links_back_to_its_order(superuser_client, make_product, place):
+    make_product("p1")
+    order_id = place()
+
+    page = superuser_client.get(f"{SAGAS}{order_id}/change/").content.decode()
+
+    links = related_links(page)
+    assert links["order"] == f"{ORDERS}{order_id}/change/"
+    assert superuser_client.get(links["order"]).status_code == 200
+
+
+def test_the_order_changelist_shows_customers_by_username_from_one_query(
+    superuser_client, make_product, place
+):
+    make_product("p1", stock=100)
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    for customer_id in (str(alice.pk), str(bob.pk), str(alice.pk), "c-7", str(bob.pk)):
+        place(customer_id=customer_id)
+
+    with CaptureQueriesContext(connection) as captured:
+        response = superuser_client.get(ORDERS)
+
+    cells = re.findall(r'<td class="field-customer">([^<]*)</td>', response.content.decode())
+    assert sorted(cells) == ["alice", "alice", "bob", "bob", "c-7"]  # c-7: no account's id
+    # The page's customers are looked up together, not once per row (the other query of the
+    # user table is the session's own).
+    lookups = [
+        sql
+        for sql in (query["sql"] for query in captured.captured_queries)
+        if "auth_user" in sql and " IN (" in sql
+    ]
+    assert len(lookups) == 1, lookups
+
+
+def test_the_order_page_names_the_customer_and_links_their_account(
+    superuser_client, make_product, place
+):
+    make_product("p1")
+    customer = UserFactory(username="alice")
+    order_id = place(customer_id=str(customer.pk))
+
+    page = superuser_client.get(f"{ORDERS}{order_id}/change/").content.decode()
+
+    assert f'<a href="/admin/auth/user/{customer.pk}/change/">alice</a>' in page
+    assert f'<a href="{ORDERS}?customer_id={customer.pk}">all their orders</a>' in page
 
 
 # --- read-only -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from payments.models import PaymentSummary
 from payments.services import payment_refund
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +103,21 @@ def test_the_bulk_delete_action_is_refused(superuser_client, payments_made):
     )
 
     assert PaymentSummary.objects.filter(payment_id="pay-ok").exists()
+
+
+def test_payments_show_their_customer_by_username_and_link_their_events(superuser_client, charge):
+    alice = UserFactory(username="alice")
+    charge("pay-1", customer=str(alice.pk))
+    charge("pay-2", customer="c-2")
+
+    listing = superuser_client.get(CHANGELIST).content.decode()
+    page = superuser_client.get(f"{CHANGELIST}pay-1/change/").content.decode()
+
+    assert '<td class="field-customer">alice</td>' in listing
+    assert '<td class="field-customer">c-2</td>' in listing
+    assert f'<a href="/admin/auth/user/{alice.pk}/change/">alice</a>' in page
+    events = "/admin/eventstore/event/?aggregate_type=payment&amp;aggregate_id=pay-1"
+    assert f'<a href="{events}">events</a>' in page
+    response = superuser_client.get(events.replace("&amp;", "&"))
+    assert response.status_code == 200
+    assert {row.aggregate_id for row in response.context["cl"].result_list} == {"pay-1"}
