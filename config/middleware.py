@@ -7,11 +7,13 @@ from django.conf import settings
 from django.http import JsonResponse
 
 from eventstore.logs import start_request
+from httpapi.headers import HEADER_CONTROL_CHARACTERS
 
 
 class RequestLimitsMiddleware:
-    """Under /api/: a URL longer than API_MAX_URL_LENGTH characters answers 414 and a header
-    whose "Name: value" is longer than API_MAX_HEADER_FIELD_SIZE bytes answers 431, both as JSON.
+    """Under /api/: a URL longer than API_MAX_URL_LENGTH characters answers 414, a header
+    whose "Name: value" is longer than API_MAX_HEADER_FIELD_SIZE bytes answers 431, and a header
+    value holding a control character (NUL, DEL, ...) answers 400, all as JSON.
 
     The gunicorn config the project ships (config/gunicorn.py) allows more than these limits,
     so these answers come first and clients get JSON rather than gunicorn's HTML page.
@@ -44,6 +46,13 @@ class RequestLimitsMiddleware:
                         f"{field_limit} bytes for its name and value."
                     },
                     status=431,
+                )
+            # Before any view reads it: an Idempotency-Key is stored, and PostgreSQL refuses
+            # a NUL in text.
+            if HEADER_CONTROL_CHARACTERS.search(value):
+                return JsonResponse(
+                    {name: ["Must not contain control characters (NUL, DEL, ...)."]},
+                    status=400,
                 )
         return None
 

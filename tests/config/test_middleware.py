@@ -15,6 +15,7 @@ from django.conf import settings
 from eventstore.logs import LogContextFilter, current_context, end_request, start_request
 from eventstore.recorders import recorder
 from httpapi.caller import command_metadata
+from httpapi.headers import HEADER_CONTROL_CHARACTERS
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,28 @@ def test_an_api_header_at_the_limit_is_served(staff_client):
     value = "x" * (settings.API_MAX_HEADER_FIELD_SIZE - len("X-Padding: "))
 
     assert staff_client.get("/api/orders/", headers={"X-Padding": value}).status_code == 200
+
+
+@pytest.mark.parametrize("header", ["X-Request-ID", "X-Correlation-ID", "User-Agent"])
+def test_an_api_header_with_a_control_character_answers_json_400(staff_client, header):
+    response = staff_client.get("/api/orders/", headers={header: "abc\x00def"})
+
+    assert response.status_code == 400
+    [(name, messages)] = response.json().items()
+    assert name.lower() == header.lower()
+    assert messages == ["Must not contain control characters (NUL, DEL, ...)."]
+    # The refused request still gets an id of its own, not the one it sent.
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+
+
+def test_a_tab_inside_an_api_header_is_served_as_http_allows(staff_client):
+    assert staff_client.get("/api/orders/", headers={"X-Note": "a\tb"}).status_code == 200
+
+
+def test_gunicorn_refuses_the_same_control_characters_before_django():
+    from gunicorn.http.message import RFC9110_5_5_INVALID_AND_DANGEROUS
+
+    assert RFC9110_5_5_INVALID_AND_DANGEROUS.pattern == HEADER_CONTROL_CHARACTERS.pattern
 
 
 def test_long_urls_outside_the_api_are_left_to_django(client):

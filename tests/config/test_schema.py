@@ -88,6 +88,7 @@ def test_the_limits_of_an_order_are_in_the_schema(schema):
     assert (items["minItems"], items["maxItems"]) == (1, 100)
     assert key["in"] == "header"
     assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    assert key["schema"]["pattern"] == "^[^\\x00-\\x08\\x0a-\\x1f\\x7f]*$"
 
 
 def test_placing_an_order_documents_202_and_the_prefer_wait_headers(schema):
