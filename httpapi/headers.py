@@ -12,6 +12,8 @@ from rest_framework.exceptions import ValidationError
 # horizontal tab, and DEL. Refused under /api/ before any view reads a header
 # (config.middleware); gunicorn refuses the same set itself, before Django (docs/HTTP.md).
 HEADER_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# The schema's pattern of a header value: none of those characters.
+HEADER_VALUE_PATTERN = f"^[^{HEADER_CONTROL_CHARACTERS.pattern[1:-1]}]*$"
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
@@ -43,7 +45,7 @@ idempotency_key_parameter = OpenApiParameter(
         "type": "string",
         "minLength": 1,
         "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
-        "pattern": f"^[^{HEADER_CONTROL_CHARACTERS.pattern[1:-1]}]*$",
+        "pattern": HEADER_VALUE_PATTERN,
     },
     OpenApiParameter.HEADER,
     required=False,
@@ -77,7 +79,7 @@ def prefer_wait(request) -> int | None:
 
 prefer_parameter = OpenApiParameter(
     PREFER_HEADER,
-    {"type": "string"},
+    {"type": "string", "pattern": HEADER_VALUE_PATTERN},
     OpenApiParameter.HEADER,
     required=False,
     description=(
