@@ -33,6 +33,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from eventstore import tracing
+from eventstore.logs import event_log_context
 from eventstore.models import Effect
 from eventstore.recorders import recorder
 from eventstore.store import RecordedEvent
@@ -203,7 +204,13 @@ def _finish(claim: Claim, status: str, last_error: str = "", due_at=None) -> boo
 
 
 def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
-    """Make the claimed call and record how it went: the effect's new status."""
+    """Make the claimed call and record how it went: the effect's new status. What it logs
+    names the event (its correlation, its request id), as a handler's records do."""
+    with event_log_context(subscriber.name, claim.event):
+        return _perform_claimed(subscriber, claim)
+
+
+def _perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
     event = claim.event
     try:
         with tracing.event_span(

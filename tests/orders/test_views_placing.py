@@ -37,7 +37,11 @@ def test_a_customer_places_an_order_and_gets_201_with_its_location(
         "updated_at": order["updated_at"],
     }
     created = Event.objects.get(aggregate_type=events.ORDER, event_type=events.ORDER_CREATED)
-    assert created.metadata == {"actor": f"user:{user.pk}", "correlation_id": order_id}
+    assert created.metadata == {
+        "actor": f"user:{user.pk}",
+        "correlation_id": order_id,
+        "request_id": response["X-Request-ID"],
+    }
     assert customer_client.get(detail_url(order_id)).json()["status"] == "completed"
 
 
