@@ -1,17 +1,23 @@
-"""Request limits under /api/, answered as JSON before any other work; request ids for logs."""
+"""Request limits under /api/, answered as JSON before any other work; request ids for logs;
+the store's "try again" errors answered 503 outside the API."""
 
 import re
 import uuid
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 
+from eventstore.connections import connection_lost
 from eventstore.logs import start_request
+from httpapi.errors import DatabaseConnectionLost, answer_for
+from httpapi.headers import HEADER_CONTROL_CHARACTERS
 
 
 class RequestLimitsMiddleware:
-    """Under /api/: a URL longer than API_MAX_URL_LENGTH characters answers 414 and a header
-    whose "Name: value" is longer than API_MAX_HEADER_FIELD_SIZE bytes answers 431, both as JSON.
+    """Under /api/: a URL longer than API_MAX_URL_LENGTH characters answers 414, a header
+    whose "Name: value" is longer than API_MAX_HEADER_FIELD_SIZE bytes answers 431, and a header
+    value holding a control character (NUL, DEL, ...) answers 400, all as JSON.
 
     The gunicorn config the project ships (config/gunicorn.py) allows more than these limits,
     so these answers come first and clients get JSON rather than gunicorn's HTML page.
@@ -45,6 +51,13 @@ class RequestLimitsMiddleware:
                     },
                     status=431,
                 )
+            # Before any view reads it: an Idempotency-Key is stored, and PostgreSQL refuses
+            # a NUL in text.
+            if HEADER_CONTROL_CHARACTERS.search(value):
+                return JsonResponse(
+                    {name: ["Must not contain control characters (NUL, DEL, ...)."]},
+                    status=400,
+                )
         return None
 
 
@@ -71,3 +84,27 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+class StoreUnavailableMiddleware:
+    """Outside /api/ (the admin, the operations page): a lock timeout or a lost database
+    connection answers the 503 page with Retry-After, as the API answers them (its
+    STORE_ANSWERS), rather than a 500. Under /api/ the API's exception handler answers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if request.path.startswith("/api/"):
+            return None
+        if connection_lost(exception):
+            exception = DatabaseConnectionLost(str(exception))
+        answer = answer_for(exception)
+        if answer is None or answer.status != 503:
+            return None
+        # No request context: the page must not need the database (the user, the session).
+        page = render_to_string("503.html", {"retry_after": answer.headers["Retry-After"]})
+        return HttpResponse(page, status=answer.status, headers=dict(answer.headers))

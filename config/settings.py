@@ -173,6 +173,8 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     # Then: an over-long URL or header under /api/ is refused before any other work.
     "config.middleware.RequestLimitsMiddleware",
+    # Outside the API: the store's lock timeout or a lost connection answers a 503 page.
+    "config.middleware.StoreUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's styles, the API docs' scripts) from the app itself, under
     # gunicorn as under runserver: no other server to configure.

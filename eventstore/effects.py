@@ -40,6 +40,7 @@ from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
 from eventstore import tracing
+from eventstore.logs import event_log_context
 from eventstore.models import Effect, Event
 from eventstore.recorders import recorder
 from eventstore.store import RecordedEvent
@@ -292,9 +293,15 @@ def _finish(
 
 def perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
     """Make the claimed call (or reconcile a withdrawn one) and record how it went: the
-    effect's new status."""
-    if claim.withdrawn:
-        return _reconcile_claimed(subscriber, claim)
+    effect's new status. What it logs names the event (its correlation, its request id), as a
+    handler's records do."""
+    with event_log_context(subscriber.name, claim.event):
+        if claim.withdrawn:
+            return _reconcile_claimed(subscriber, claim)
+        return _perform_claimed(subscriber, claim)
+
+
+def _perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
     event = claim.event
     try:
         with tracing.event_span(

@@ -1,7 +1,9 @@
 """What a log record was written for: the event a subscriber was handling, or the request.
 
-The catch-up loop (`subscriptions._handle_batch`) sets the event's fields around each event it
-hands to a subscriber, the request middleware (config.middleware.RequestIdMiddleware) sets the
+The catch-up loop (`subscriptions._handle_batch`) and the calls to the outside world
+(`effects.perform_claimed`) set the event's fields around each event they hand to a
+subscriber, in whatever process runs them (the request's, a Celery worker, process_events);
+the request middleware (config.middleware.RequestIdMiddleware) sets the
 request id, and `LogContextFilter` copies them onto every record (empty when unset), so the
 JSON formatter and `TextFormatter` both show them. Kept free of Django imports: the LOGGING
 setting loads it before the apps.
@@ -41,9 +43,11 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 def event_log_context(subscriber: str, event: Any) -> Any:
     """Records logged while `subscriber` handles `event` carry the event's correlation and
-    causation ids, its position and the subscriber's name."""
+    causation ids, the id of the request that started its chain (when it has one: else the
+    request being served, if any, stays), its position and the subscriber's name."""
     metadata = event.metadata or {}
     return log_context(
+        request_id=metadata.get("request_id") or None,
         correlation_id=metadata.get("correlation_id", ""),
         causation_id=metadata.get("causation_id", ""),
         event_position=event.position,

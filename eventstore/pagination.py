@@ -10,9 +10,21 @@ from rest_framework.pagination import _positive_int
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
-    """DRF's numbered pages, where `page` is a number only (not also "last")."""
+    """DRF's numbered pages, where `page` is a number from 1 (not also "last"); any other
+    value, an empty one included, is no such page (404), as the schema says."""
 
     last_page_strings = ()
+
+    def get_page_number(self, request, paginator):
+        """`page` as sent (DRF takes an empty one for page 1); 1 when it is not sent."""
+        return request.query_params.get(self.page_query_param, 1)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters
 
 
 class PositionCursorPagination(pagination.CursorPagination):

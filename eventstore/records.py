@@ -46,6 +46,9 @@ START = LogPoint(0, 0)
 
 # The metadata keys that carry an event's W3C trace context (`eventstore.tracing`).
 TRACE_KEYS = ("traceparent", "tracestate")
+# What an event hands on to the events it causes, besides its correlation: the id of the HTTP
+# request that started the chain (config.middleware.RequestIdMiddleware), and the trace.
+CARRIED_KEYS = ("request_id", *TRACE_KEYS)
 
 
 class RecordedEvent(NamedTuple):
@@ -84,12 +87,12 @@ class RecordedEvent(NamedTuple):
         return self.metadata.get("correlation_id")
 
     def caused_metadata(self, actor: str) -> dict[str, Any]:
-        """Metadata for an event this one caused: the same correlation (and trace, when this one
-        carries a trace context), this event as the cause."""
+        """Metadata for an event this one caused: the same correlation (and request id and
+        trace, when this one carries them), this event as the cause."""
         metadata = {"causation_id": str(self.event_id), "actor": actor}
         if self.correlation_id:
             metadata["correlation_id"] = self.correlation_id
-        for key in TRACE_KEYS:
+        for key in CARRIED_KEYS:
             if key in self.metadata:
                 metadata[key] = self.metadata[key]
         return metadata

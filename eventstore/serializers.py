@@ -67,7 +67,13 @@ class LagOutputSerializer(serializers.Serializer):
     subscriber = serializers.CharField()
     partition = serializers.IntegerField()
     events = serializers.IntegerField(
-        help_text="Events it reads between its checkpoint and what followers can read now."
+        help_text="Events it reads between its checkpoint and what followers can read now: "
+        "counted up to HEALTH_MAX_LAG_EVENTS, estimated past it (see `exact`)."
+    )
+    exact = serializers.BooleanField(
+        help_text="Whether `events` was counted. False past HEALTH_MAX_LAG_EVENTS: then it is "
+        "an estimate from log positions (never below the limit plus one), so a probe costs no "
+        "more with a large backlog."
     )
 
 

@@ -554,17 +554,21 @@ class PartitionLag:
     partitions: int
     events: int  # events it reads between its checkpoint and the followers' horizon
     last_error: str  # what stopped its last catch-up ("" for none)
+    exact: bool = True  # False: `events` is an estimate, past `lags`' exact_up_to
 
 
-def lags(names: Iterable[str] | None = None) -> list[PartitionLag]:
-    """Every partition of every registered (or named) subscriber with its lag: one cheap query
-    per subscriber, no lock (for metrics, the health check and the admin)."""
+def lags(
+    names: Iterable[str] | None = None, *, exact_up_to: int | None = None
+) -> list[PartitionLag]:
+    """Every partition of every registered (or named) subscriber with its lag: one query per
+    subscriber, no lock (for metrics, the health check and the admin). With `exact_up_to`, a
+    lag past it is an estimate that costs no more to find (`partition_lags`)."""
     count = int(settings.EVENTSTORE_PARTITIONS)
     return [
-        PartitionLag(subscriber.name, partition, count, events, error)
+        PartitionLag(subscriber.name, partition, count, events, error, exact)
         for subscriber in get_subscribers(names)
-        for partition, (events, error) in recorder()
-        .partition_lags(subscriber.name, count, subscriber.event_types)
+        for partition, (events, exact, error) in recorder()
+        .partition_lags(subscriber.name, count, subscriber.event_types, exact_up_to=exact_up_to)
         .items()
     ]
 

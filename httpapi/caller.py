@@ -54,9 +54,13 @@ def actor_for(user) -> str:
 
 
 def command_metadata(request, correlation_id: str | None = None) -> dict[str, str]:
-    """Metadata for the events an API command appends: who asked, and for which order (which
-    the request's log records then carry too)."""
+    """Metadata for the events an API command appends: who asked, in which request (its id,
+    which the events it causes carry on), and for which order (which the request's log records
+    then carry too)."""
     metadata = {"actor": actor_for(request.user)}
+    request_id = getattr(request, "request_id", None)
+    if request_id:
+        metadata["request_id"] = request_id
     if correlation_id:
         metadata["correlation_id"] = correlation_id
         set_correlation_id(correlation_id)

@@ -35,13 +35,19 @@ def identifier_field(**kwargs: Any) -> serializers.RegexField:
     )
 
 
+# Free text as the API takes it: a character other than a space, and no NUL anywhere (DRF's
+# CharField refuses one, and PostgreSQL cannot store it). Linear to match: the two runs around
+# the first non-space character cannot overlap.
+TEXT_PATTERN = r"^\s*[^\s\x00][^\x00]*$"
+
+
 def text_field(*, max_length: int, **kwargs: Any) -> serializers.RegexField:
-    """A serializer field for free text: at most `max_length` characters, not blank. Its schema
-    says "not blank" (a non-space character), as the field trims surrounding spaces."""
+    """A serializer field for free text: at most `max_length` characters, not blank, no NUL.
+    Its schema's pattern says both, as the field trims surrounding spaces."""
     return serializers.RegexField(
-        r"\S",
+        TEXT_PATTERN,
         max_length=max_length,
-        error_messages={"invalid": "Must contain more than spaces."},
+        error_messages={"invalid": "Must contain more than spaces, and no NUL character."},
         **kwargs,
     )
 

@@ -8,6 +8,13 @@ import re
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
+# What RFC 9110 (section 5.5) does not allow in a header value: the C0 controls but the
+# horizontal tab, and DEL. Refused under /api/ before any view reads a header
+# (config.middleware); gunicorn refuses the same set itself, before Django (docs/HTTP.md).
+HEADER_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# The schema's pattern of a header value: none of those characters.
+HEADER_VALUE_PATTERN = f"^[^{HEADER_CONTROL_CHARACTERS.pattern[1:-1]}]*$"
+
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 PREFER_HEADER = "Prefer"
@@ -34,13 +41,18 @@ def idempotency_key(request) -> str | None:
 
 idempotency_key_parameter = OpenApiParameter(
     IDEMPOTENCY_KEY_HEADER,
-    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
+        "pattern": HEADER_VALUE_PATTERN,
+    },
     OpenApiParameter.HEADER,
     required=False,
     description=(
-        f"1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters. Repeating a request with the same key "
-        "returns the first answer and changes nothing; the same key with a different body "
-        "answers 422."
+        f"1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters, no control character. Repeating a "
+        "request with the same key returns the first answer and changes nothing; the same key "
+        "with a different body answers 422."
     ),
 )
 
@@ -67,7 +79,7 @@ def prefer_wait(request) -> int | None:
 
 prefer_parameter = OpenApiParameter(
     PREFER_HEADER,
-    {"type": "string"},
+    {"type": "string", "pattern": HEADER_VALUE_PATTERN},
     OpenApiParameter.HEADER,
     required=False,
     description=(

@@ -86,6 +86,8 @@ retry_after_header = OpenApiParameter(
 )
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# A string without a NUL character, which Django's and DRF's text fields refuse.
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 class ApiSchema(AutoSchema):
@@ -140,10 +142,15 @@ class ApiSchema(AutoSchema):
 
     def _get_filter_parameters(self):
         # django-filter ignores a filter sent empty (the browsable API's filter form sends every
-        # field): the schema says so, rather than promising a 400 the API does not give.
-        return [
-            {**parameter, "allowEmptyValue": True} for parameter in super()._get_filter_parameters()
-        ]
+        # field): the schema says so, rather than promising a 400 the API does not give. A text
+        # filter refuses a NUL (Django's form fields do): its pattern says so.
+        parameters = []
+        for parameter in super()._get_filter_parameters():
+            schema = parameter["schema"]
+            if schema.get("type") == "string" and not {"format", "enum", "pattern"} & set(schema):
+                schema = {**schema, "pattern": NO_NUL_PATTERN}
+            parameters.append({**parameter, "schema": schema, "allowEmptyValue": True})
+        return parameters
 
     def get_override_parameters(self):
         parameters = list(super().get_override_parameters())

@@ -89,16 +89,31 @@ class CheckpointRecorder(EventRecorder):
             return [row[0] for row in cursor.fetchall()]
 
     def partition_lags(
-        self, subscriber: str, partitions: int, event_types: Iterable[str] | None
-    ) -> dict[int, tuple[int, str]]:
+        self,
+        subscriber: str,
+        partitions: int,
+        event_types: Iterable[str] | None,
+        *,
+        exact_up_to: int | None = None,
+    ) -> dict[int, tuple[int, bool, str]]:
         """For each partition of the subscriber: (how many events it reads lie after its
-        checkpoint, within the followers' horizon; the error its checkpoint records, "" for
-        none). A partition with no checkpoint row yet counts from the start of the log.
-        Lock-free."""
+        checkpoint, within the followers' horizon; whether that number is exact; the error its
+        checkpoint records, "" for none). A partition with no checkpoint row yet counts from the
+        start of the log. Lock-free.
+
+        With `exact_up_to`, no count reads more than that many events and one: past it, the
+        number is an estimate (the positions between the checkpoint and the log's last one,
+        shared among the partitions, and never below `exact_up_to` + 1), so a large backlog
+        costs no more than a small one."""
         e, c = self.events, self.checkpoints
         types, params = self._types_condition(event_types)
         hashed = f" AND {e.partition_hash} %% %s = p.partition" if partitions > 1 else ""
         after = self.follow_condition("p.transaction_id", "p.position")
+        matching = f"FROM {e} WHERE {after}{hashed}{types}"
+        if exact_up_to is None:
+            count = f"SELECT COUNT(*) {matching}"
+        else:
+            count = f"SELECT COUNT(*) FROM (SELECT 1 {matching} LIMIT {int(exact_up_to) + 1}) x"
         with current_connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT {c.partition}, {c.transaction_id}, {c.position}, {c.last_error} "
@@ -117,7 +132,8 @@ class CheckpointRecorder(EventRecorder):
                 * partitions
             )
             cursor.execute(
-                f"SELECT p.partition, (SELECT COUNT(*) FROM {e} WHERE {after}{hashed}{types}) "
+                f"SELECT p.partition, ({count}), "
+                f"(SELECT COALESCE(MAX({e.position}), 0) FROM {e}) - p.position "
                 f"FROM ({values}) p ORDER BY p.partition",
                 [
                     *([partitions] if partitions > 1 else []),
@@ -129,8 +145,17 @@ class CheckpointRecorder(EventRecorder):
                     ],
                 ],
             )
-            counts = dict(cursor.fetchall())
-        return {partition: (counts[partition], error) for partition, _, _, error in points}
+            counts = {
+                partition: (events, spread) for partition, events, spread in cursor.fetchall()
+            }
+        lags = {}
+        for partition, _, _, error in points:
+            events, spread = counts[partition]
+            if exact_up_to is not None and events > exact_up_to:
+                lags[partition] = (max(events, spread // partitions), False, error)
+            else:
+                lags[partition] = (events, True, error)
+        return lags
 
     def oldest_unhandled(
         self, subscribers: Sequence[tuple[str, Iterable[str] | None]], partitions: int

@@ -1,6 +1,7 @@
 """Under /api/, a URL or a header too long is refused as JSON (414, 431) before any other work,
 below the limits of the gunicorn config the project ships, so gunicorn never answers first.
-Every request gets an id its log records carry and its answer echoes."""
+Every request gets an id its log records carry and its answer echoes. Outside the API, the
+store's lock timeout and a lost connection answer a 503 page."""
 
 import logging
 import re
@@ -9,12 +10,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from unittest.mock import patch
 
+import psycopg
 import pytest
 from django.conf import settings
+from django.db import OperationalError
 
+from config.middleware import StoreUnavailableMiddleware
 from eventstore.logs import LogContextFilter, current_context, end_request, start_request
 from eventstore.recorders import recorder
+from eventstore.store import ConcurrencyError
 from httpapi.caller import command_metadata
+from httpapi.errors import CONNECTION_RETRY_AFTER_SECONDS
+from httpapi.headers import HEADER_CONTROL_CHARACTERS
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +62,28 @@ def test_an_api_header_at_the_limit_is_served(staff_client):
     value = "x" * (settings.API_MAX_HEADER_FIELD_SIZE - len("X-Padding: "))
 
     assert staff_client.get("/api/orders/", headers={"X-Padding": value}).status_code == 200
+
+
+@pytest.mark.parametrize("header", ["X-Request-ID", "X-Correlation-ID", "User-Agent"])
+def test_an_api_header_with_a_control_character_answers_json_400(staff_client, header):
+    response = staff_client.get("/api/orders/", headers={header: "abc\x00def"})
+
+    assert response.status_code == 400
+    [(name, messages)] = response.json().items()
+    assert name.lower() == header.lower()
+    assert messages == ["Must not contain control characters (NUL, DEL, ...)."]
+    # The refused request still gets an id of its own, not the one it sent.
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+
+
+def test_a_tab_inside_an_api_header_is_served_as_http_allows(staff_client):
+    assert staff_client.get("/api/orders/", headers={"X-Note": "a\tb"}).status_code == 200
+
+
+def test_gunicorn_refuses_the_same_control_characters_before_django():
+    from gunicorn.http.message import RFC9110_5_5_INVALID_AND_DANGEROUS
+
+    assert RFC9110_5_5_INVALID_AND_DANGEROUS.pattern == HEADER_CONTROL_CHARACTERS.pattern
 
 
 def test_long_urls_outside_the_api_are_left_to_django(client):
@@ -128,3 +157,31 @@ def test_a_command_that_names_its_order_puts_the_correlation_id_on_the_requests_
 
     assert metadata == {"actor": "user:7", "correlation_id": "order-9"}
     assert current_context()["correlation_id"] == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "answered"), [("/admin/eventstore/event/", True), ("/api/orders/", False)]
+)
+def test_a_lost_connection_outside_the_api_answers_a_503_page(rf, path, answered):
+    # As the driver raises it when it lost the server before any answer.
+    error = OperationalError("consuming input failed: server closed the connection unexpectedly")
+    error.__cause__ = psycopg.OperationalError("consuming input failed")
+
+    response = StoreUnavailableMiddleware(lambda request: None).process_exception(
+        rf.get(path), error
+    )
+
+    if not answered:  # the API's exception handler answers it as JSON
+        assert response is None
+        return
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(CONNECTION_RETRY_AFTER_SECONDS)
+    assert b"Service unavailable" in response.content
+
+
+def test_other_errors_outside_the_api_are_left_to_django(rf):
+    middleware = StoreUnavailableMiddleware(lambda request: None)
+    request = rf.get("/admin/")
+
+    assert middleware.process_exception(request, ValueError("a bug")) is None
+    assert middleware.process_exception(request, ConcurrencyError("order", "o-1", 1, 2)) is None

@@ -149,3 +149,29 @@ def test_the_text_formatter_keeps_a_traceback_below_the_suffixed_line():
     first, *rest = formatter.format(made).splitlines()
     assert first == "hello [subscriber=s]"
     assert rest[-1] == "ValueError: boom"
+
+
+@pytest.mark.django_db
+def test_a_record_logged_while_handling_an_event_carries_the_request_id_in_its_metadata(
+    captured, subscribe
+):
+    subscriber = subscribe(Logger())
+    append_event(metadata={"correlation_id": "order-1", "request_id": "req-1"})
+
+    with log_context(request_id="req-of-the-worker"):
+        catch_up(subscriber)
+
+    [handled] = [r for r in captured.records if r.getMessage() == "handling ThingHappened"]
+    assert (handled.request_id, handled.correlation_id) == ("req-1", "order-1")
+
+
+@pytest.mark.django_db
+def test_an_event_without_a_request_id_leaves_the_current_one_on_records(captured, subscribe):
+    subscriber = subscribe(Logger())
+    append_event(metadata={"correlation_id": "order-1"})
+
+    with log_context(request_id="req-serving"):  # e.g. handled inline, after a request's commit
+        catch_up(subscriber)
+
+    [handled] = [r for r in captured.records if r.getMessage() == "handling ThingHappened"]
+    assert handled.request_id == "req-serving"

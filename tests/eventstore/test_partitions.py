@@ -236,3 +236,30 @@ def test_lags_count_each_partitions_events_after_its_checkpoint_and_show_its_err
     after = {lag.partition: (lag.events, lag.last_error) for lag in lags([subscriber.name])}
     assert after[1] == (0, "")
     assert after[0] == (expected[0], "")
+
+
+@pytest.mark.django_db
+def test_lags_are_counted_up_to_a_bound_and_estimated_past_it(store, subscribe, settings):
+    settings.EVENTSTORE_PARTITIONS = 4
+    settings.EVENTSTORE_DISPATCH_ON_COMMIT = False
+    subscriber = subscribe(Recorder())
+    # One order's twelve events in one partition, three other orders' one each.
+    correlations = ["big"] * 12 + ["o1", "o2", "o3"]
+    appended = [
+        store.append_to_stream(
+            "thing", f"t{n}", [NewEvent("Step", {}, metadata={"correlation_id": correlation})]
+        )[0]
+        for n, correlation in enumerate(correlations)
+    ]
+    expected = Counter(event.partition(4) for event in appended)
+    busiest = appended[0].partition(4)
+    # The log's positions from the start, shared among the four partitions.
+    estimate = max(4, appended[-1].position // 4)
+
+    bounded = {
+        lag.partition: (lag.events, lag.exact) for lag in lags([subscriber.name], exact_up_to=3)
+    }
+
+    assert bounded[busiest] == (estimate, False)
+    for partition in set(range(4)) - {busiest}:
+        assert bounded[partition] == (expected[partition], True)

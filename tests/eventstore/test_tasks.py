@@ -11,6 +11,7 @@ from config.celery import app
 from eventstore import signals, tasks
 from eventstore.dispatch import dispatch_committed
 from eventstore.effects import EffectSubscriber
+from eventstore.logs import LogContextFilter
 from eventstore.models import Effect
 from eventstore.store import NewEvent
 from eventstore.subscriptions import Subscriber
@@ -305,3 +306,41 @@ def test_a_follow_up_that_fails_is_sent_to_the_broker(store, subscribe, settings
 
     assert sent == [("eventstore.tasks.catch_up_partition", (broken.name, 0))]
     assert "Following up tests.tasks.broken partition 0 failed" in caplog.text
+
+
+class Talker(Subscriber):
+    """Logs a line as it handles each Step."""
+
+    name = "tests.tasks.talker"
+    event_types = frozenset({"Step"})
+
+    def handle(self, event):
+        logging.getLogger("tests.tasks").info("handled #%s", event.position)
+
+
+class TalkingCaller(EffectSubscriber):
+    """Logs a line as it makes the call each Step owes."""
+
+    name = "tests.tasks.talking_caller"
+    event_types = frozenset({"Step"})
+
+    def perform(self, event, *, attempt):
+        logging.getLogger("tests.tasks").info("called for #%s", event.position)
+
+
+def test_a_workers_records_carry_the_request_id_of_the_event_it_handles(
+    store, subscribe, sent, caplog
+):
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(LogContextFilter())
+    talker, caller = subscribe(Talker()), subscribe(TalkingCaller())
+    [event] = store.append_to_stream(
+        "thing", "t-1", [NewEvent("Step", {}, {"correlation_id": "o-1", "request_id": "r-9"})]
+    )
+
+    tasks.catch_up_partition(talker.name, 0)
+    tasks.make_calls(caller.name)
+
+    lines = {r.getMessage(): r for r in caplog.records if r.name == "tests.tasks"}
+    for message in (f"handled #{event.position}", f"called for #{event.position}"):
+        assert (lines[message].request_id, lines[message].correlation_id) == ("r-9", "o-1")

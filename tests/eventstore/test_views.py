@@ -7,6 +7,7 @@ from unittest.mock import patch
 
 import pytest
 from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError
 
 from config.celery import app as celery_app
@@ -147,7 +148,12 @@ def test_health_reports_the_largest_lag_and_stays_200_up_to_the_limit(
     assert response.status_code == 200
     body = response.json()
     assert (body["status"], body["subscribers"]) == ("ok", "ok")
-    assert body["largest_lag"] == {"subscriber": "tests.lagging", "partition": 0, "events": 3}
+    assert body["largest_lag"] == {
+        "subscriber": "tests.lagging",
+        "partition": 0,
+        "events": 3,
+        "exact": True,
+    }
     assert body["backlog_seconds"] > 0  # the three events wait, shown without a 503
     assert "broker" not in body
 
@@ -163,8 +169,34 @@ def test_health_answers_503_naming_the_partition_when_a_lag_exceeds_the_limit(
     assert response.status_code == 503
     body = response.json()
     assert (body["status"], body["database"]) == ("unavailable", "ok")
-    assert body["subscribers"] == "behind: tests.lagging partition 0 is 3 events behind (limit 2)"
-    assert body["largest_lag"]["events"] == 3
+    # Counted no further than the limit: the number shown is an estimate from log positions.
+    lag = body["largest_lag"]
+    assert (lag["exact"], lag["events"] >= 3) == (False, True)
+    assert body["subscribers"] == (
+        f"behind: tests.lagging partition 0 is about {lag['events']} events behind (limit 2)"
+    )
+
+
+@pytest.mark.django_db
+def test_health_counts_a_lag_no_further_than_the_limit_and_estimates_it_from_positions(
+    anonymous_client, subscribe, settings
+):
+    settings.HEALTH_MAX_LAG_EVENTS = 4
+    subscriber = subscribe(Lagging())
+    first = append_event()
+    catch_up(subscriber)  # the checkpoint is at the first event
+    appended = [append_event() for _ in range(20)]
+
+    with CaptureQueriesContext(connection) as queries:
+        response = anonymous_client.get("/api/health/")
+
+    assert response.status_code == 503
+    lag = response.json()["largest_lag"]
+    assert lag["exact"] is False
+    # The positions between the checkpoint and the log's end: here every one is an event.
+    assert lag["events"] == appended[-1].position - first.position
+    assert any("LIMIT 5" in query["sql"] for query in queries.captured_queries)
+    assert not any("COUNT(*) FROM eventstore_event" in q["sql"] for q in queries.captured_queries)
 
 
 class Calling(EffectSubscriber):

@@ -79,6 +79,7 @@ def test_staff_send_records_who_asked_and_the_order_as_correlation(staff_client,
     assert event.metadata == {
         "actor": f"user:{staff_client.user.pk}",
         "correlation_id": "o-1",
+        "request_id": response["X-Request-ID"],
     }
 
 
@@ -107,10 +108,13 @@ def test_staff_send_about_an_unknown_order_answers_422_and_writes_nothing(staff_
 
 
 def test_staff_send_without_an_order_records_no_correlation(staff_client):
-    staff_client.post(SEND_URL, send_body(), format="json")
+    response = staff_client.post(SEND_URL, send_body(), format="json")
 
     event = Event.objects.get(event_type=events.NOTIFICATION_SENT)
-    assert event.metadata == {"actor": f"user:{staff_client.user.pk}"}
+    assert event.metadata == {
+        "actor": f"user:{staff_client.user.pk}",
+        "request_id": response["X-Request-ID"],
+    }
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,11 @@ def test_a_customer_places_an_order_and_gets_201_with_its_location(
         "updated_at": order["updated_at"],
     }
     created = Event.objects.get(aggregate_type=events.ORDER, event_type=events.ORDER_CREATED)
-    assert created.metadata == {"actor": f"user:{user.pk}", "correlation_id": order_id}
+    assert created.metadata == {
+        "actor": f"user:{user.pk}",
+        "correlation_id": order_id,
+        "request_id": response["X-Request-ID"],
+    }
     assert customer_client.get(detail_url(order_id)).json()["status"] == "completed"
 
 
@@ -235,6 +239,30 @@ def test_an_empty_or_too_long_key_answers_400_and_writes_nothing(
     assert response.status_code == 400
     assert list(response.json()) == ["Idempotency-Key"]
     assert event_count() == before
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["order\x00-1", "order\x1b-1", "order\n-1", "order\x7f-1"],
+    ids=["NUL", "ESC", "LF", "DEL"],
+)
+def test_a_key_with_a_control_character_answers_json_400_and_writes_nothing(
+    customer_client, product, event_count, key
+):
+    before = event_count()
+
+    response = post(customer_client, key=key)
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["Idempotency-Key"]
+    assert event_count() == before
+
+
+def test_a_key_with_a_tab_inside_is_taken_as_http_allows(customer_client, product):
+    first = post(customer_client, key="order\t1")
+    again = post(customer_client, key="order\t1")
+
+    assert_replayed(first, again, 201)
 
 
 def test_a_deeply_nested_body_answers_400_and_writes_nothing(customer_client, product, event_count):

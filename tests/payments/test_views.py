@@ -42,7 +42,11 @@ def test_an_approved_charge_answers_200_with_the_transaction_id(staff_client, st
     event = Event.objects.get(aggregate_type=events.PAYMENT)
     assert event.event_type == events.PAYMENT_PROCESSED
     assert event.payload["transaction_id"] == body["transaction_id"]
-    assert event.metadata == {"actor": f"user:{staff_user.pk}", "correlation_id": "pay-1"}
+    assert event.metadata == {
+        "actor": f"user:{staff_user.pk}",
+        "correlation_id": "pay-1",
+        "request_id": response["X-Request-ID"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -176,7 +180,11 @@ def test_a_refund_answers_200_and_records_the_refund(staff_client, staff_user):
     assert response.json() == {"success": True}
     refund = Event.objects.get(event_type=events.PAYMENT_REFUNDED)
     assert refund.payload["transaction_id"] == transaction_id
-    assert refund.metadata == {"actor": f"user:{staff_user.pk}", "correlation_id": "pay-1"}
+    assert refund.metadata == {
+        "actor": f"user:{staff_user.pk}",
+        "correlation_id": "pay-1",
+        "request_id": response["X-Request-ID"],
+    }
     assert get_gateway().refunds == {"refund:pay-1": transaction_id}
 
 
