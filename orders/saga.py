@@ -476,7 +476,8 @@ class OrderFulfillmentSaga:
                     return saga
                 step = self._step(saga, waiting.name)
                 error = error or f"no reply within {settings.SAGA_STEP_TIMEOUT:g} s"
-                tries = saga.steps[step.name]["tries"]
+                # Entries recorded before steps were retried carry no count.
+                tries = saga.steps[step.name].get("tries", 1)
                 if not step.retried:
                     self._fail(run, step, error=error, reason=step.timeout_reason)
                 elif tries >= int(settings.SAGA_COMPENSATION_ATTEMPTS):
