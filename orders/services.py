@@ -215,7 +215,8 @@ def order_cancel(
 
     Raises OrderNotFound, and OrderNotCancellable from any status Order.CANCELLABLE does not
     name (or once a cancellation was asked for), writing nothing. With an idempotency key, a
-    repeat returns the order as it stands (recorded=False) instead of OrderNotCancellable.
+    repeat returns the order as it stands (recorded=False) instead of OrderNotCancellable, and
+    the same key with another reason raises IdempotencyKeyReused.
     """
     event_id = None
     if idempotency_key:
@@ -224,7 +225,13 @@ def order_cancel(
         )
     with unit_of_work():
         order = orders.load(order_id, missing=OrderNotFound)
-        if event_id is not None and event_store.get(event_id) is not None:
+        earlier = event_store.get(event_id) if event_id is not None else None
+        if earlier is not None:
+            if earlier.payload["reason"] != reason:
+                raise IdempotencyKeyReused(
+                    f"Idempotency key {idempotency_key!r} cancelled order {order_id} "
+                    "with another reason"
+                )
             return CancelledOrder(order, recorded=False)
         try:
             order.request_cancellation(

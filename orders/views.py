@@ -207,6 +207,10 @@ class OrderViewSet(
                 description="The order cannot be cancelled from its `status` (given beside "
                 "`detail`): it is cancelled, cancelling, refunded, or failing already."
             ),
+            422: OpenApiResponse(
+                description="The Idempotency-Key cancelled this order before with another "
+                "`reason`; nothing is written."
+            ),
         },
     )
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)

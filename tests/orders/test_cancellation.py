@@ -9,7 +9,7 @@ from orders import events
 from orders.aggregates import Saga
 from orders.models import OrderSummary, SagaSummary
 from orders.saga import cancellation, saga_retry
-from orders.services import OrderNotCancellable, order_cancel, orders
+from orders.services import IdempotencyKeyReused, OrderNotCancellable, order_cancel, orders
 from payments.gateway import get_gateway
 
 
@@ -92,6 +92,8 @@ def test_a_repeat_under_the_same_idempotency_key_is_a_replay(product, place, can
     assert again.order.status == "refunded"
     with pytest.raises(OrderNotCancellable):
         cancel(order_id, idempotency_key="k2", idempotency_scope="user:1")
+    with pytest.raises(IdempotencyKeyReused):
+        cancel(order_id, reason="another", idempotency_key="k1", idempotency_scope="user:1")
 
 
 def test_an_order_cancelled_before_its_saga_started_is_cancelled_without_a_request(
