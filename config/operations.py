@@ -26,7 +26,8 @@ OUTCOME_WINDOW = timedelta(hours=1)
 
 
 def outcome_bars(counts: dict[str, int]) -> list[dict[str, object]]:
-    """The chart's bars, completed first, then cancellations by reason, then open orders:
+    """The chart's bars, completed first, then cancellations by reason and refunds, then open
+    orders:
     each with its outcome, count and geometry (SVG user units)."""
 
     def rank(outcome: str) -> tuple[int, str]:
@@ -43,7 +44,8 @@ def outcome_bars(counts: dict[str, int]) -> list[dict[str, object]]:
         bars.append(
             {
                 "outcome": outcome,
-                "kind": outcome.split(":")[0],  # completed, cancelled or open: its colour
+                # completed, cancelled, refunded or open: its colour
+                "kind": outcome.split(":")[0],
                 "count": counts[outcome],
                 "width": width,
                 "y": y,

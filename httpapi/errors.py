@@ -50,7 +50,8 @@ class ErrorAnswer:
         elif self.field is not None:
             body = {self.field: [str(error)]}
         else:
-            body = {"detail": str(error)}
+            # An error may add fields to its answer (e.g. the status that refused a command).
+            body = {"detail": str(error), **getattr(error, "answer_fields", {})}
         return Response(body, status=self.status, headers=dict(self.headers))
 
 

@@ -1,7 +1,8 @@
 """Product and Reservation: inventory state rebuilt only from events.
 
 For every product at every version: available + reserved + sold == received, none negative.
-A reservation goes from new to reserved or failed; a reserved one ends released or committed.
+A reservation goes from new to reserved or failed; a reserved one ends released or committed,
+and a committed one may be returned (its sold units back to available).
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ class Product(Aggregate):
         self._require_reserved(quantity)
         self.record(events.STOCK_SOLD, self._moved(reservation_id, quantity))
 
+    def return_sold(self, *, reservation_id: str, quantity: int) -> None:
+        """Move `quantity` sold units back to available (a cancelled order's)."""
+        self._require_quantity(quantity)
+        if quantity > self.sold:
+            raise InventoryError(f"{self.id}: {quantity} units were not sold")
+        self.record(events.STOCK_RETURNED, self._moved(reservation_id, quantity))
+
     def _moved(self, reservation_id: str, quantity: int) -> dict[str, Any]:
         return {"product_id": self.id, "reservation_id": reservation_id, "quantity": quantity}
 
@@ -140,10 +148,15 @@ class Product(Aggregate):
         self.reserved -= payload["quantity"]
         self.sold += payload["quantity"]
 
+    @applies(events.STOCK_RETURNED)
+    def _stock_returned(self, payload: dict[str, Any]) -> None:
+        self.sold -= payload["quantity"]
+        self.available += payload["quantity"]
+
 
 class Reservation(Aggregate):
     """Units held for one order, all lines or none: new -> reserved | failed;
-    reserved -> released | committed."""
+    reserved -> released | committed; committed -> returned."""
 
     aggregate_type = events.RESERVATION
 
@@ -152,6 +165,7 @@ class Reservation(Aggregate):
     FAILED = "failed"
     RELEASED = "released"
     COMMITTED = "committed"
+    RETURNED = "returned"
 
     def __init__(self, aggregate_id: str) -> None:
         super().__init__(aggregate_id)
@@ -201,6 +215,14 @@ class Reservation(Aggregate):
             {"reservation_id": self.id, "lines": self.held_lines},
         )
 
+    def returned(self) -> None:
+        """Record that the sold units went back to available."""
+        self._require(self.COMMITTED)
+        self.record(
+            events.INVENTORY_RETURNED,
+            {"reservation_id": self.id, "lines": self.held_lines},
+        )
+
     def _require(self, *statuses: str) -> None:
         if self.status not in statuses:
             raise ReservationStateError(
@@ -227,3 +249,7 @@ class Reservation(Aggregate):
     @applies(events.INVENTORY_COMMITTED)
     def _committed(self, payload: dict[str, Any]) -> None:
         self.status = self.COMMITTED
+
+    @applies(events.INVENTORY_RETURNED)
+    def _returned(self, payload: dict[str, Any]) -> None:
+        self.status = self.RETURNED

@@ -14,14 +14,18 @@ STOCK_ADDED = "StockAdded"
 STOCK_RESERVED = "StockReserved"
 STOCK_RELEASED = "StockReleased"
 STOCK_SOLD = "StockSold"
+# Sold units back to available: the order they were sold to was cancelled and refunded.
+STOCK_RETURNED = "StockReturned"
 
 # Emitted on a reservation's stream: the replies the order saga waits for.
 INVENTORY_RESERVED = "InventoryReserved"
 INVENTORY_RESERVATION_FAILED = "InventoryReservationFailed"
 INVENTORY_RELEASED = "InventoryReleased"
 INVENTORY_COMMITTED = "InventoryCommitted"
+INVENTORY_RETURNED = "InventoryReturned"
 
 # Consumed: requests from the order saga and the order's completion.
 INVENTORY_RESERVATION_REQUESTED = "InventoryReservationRequested"
 INVENTORY_RELEASE_REQUESTED = "InventoryReleaseRequested"
+INVENTORY_RETURN_REQUESTED = "InventoryReturnRequested"
 ORDER_COMPLETED = "OrderCompleted"

@@ -1,4 +1,4 @@
-"""Inventory's reactions to the order saga's requests and to completed orders.
+"""Inventory's reactions to the order sagas' requests and to completed orders.
 
 One checkpointed subscriber, so each request takes effect once; the services are idempotent
 by reservation id (= order id) as a second line of defence.
@@ -10,7 +10,7 @@ from eventstore.store import RecordedEvent
 from eventstore.subscriptions import Subscriber
 from inventory import events
 from inventory.aggregates import InventoryError
-from inventory.services import stock_commit, stock_release, stock_reserve
+from inventory.services import stock_commit, stock_release, stock_reserve, stock_return
 
 logger = logging.getLogger(__name__)
 
@@ -18,13 +18,14 @@ ACTOR = "service:inventory"
 
 
 class InventoryRequestHandler(Subscriber):
-    """Reserves, releases and commits stock as the order saga asks."""
+    """Reserves, releases, commits and returns stock as the order sagas ask."""
 
     name = "inventory.requests"
     event_types = frozenset(
         {
             events.INVENTORY_RESERVATION_REQUESTED,
             events.INVENTORY_RELEASE_REQUESTED,
+            events.INVENTORY_RETURN_REQUESTED,
             events.ORDER_COMPLETED,
         }
     )
@@ -39,6 +40,8 @@ class InventoryRequestHandler(Subscriber):
                 )
             elif event.event_type == events.INVENTORY_RELEASE_REQUESTED:
                 stock_release(reservation_id=order_id, missing_ok=True, metadata=metadata)
+            elif event.event_type == events.INVENTORY_RETURN_REQUESTED:
+                stock_return(reservation_id=order_id, metadata=metadata)
             else:
                 stock_commit(reservation_id=order_id, metadata=metadata)
         except InventoryError:

@@ -52,6 +52,7 @@ class ReservationSummary(models.Model):
         FAILED = "failed"
         RELEASED = "released"
         COMMITTED = "committed"
+        RETURNED = "returned"
 
     reservation_id = models.CharField(max_length=64, primary_key=True)
     status = models.CharField(max_length=16, choices=Status.choices)

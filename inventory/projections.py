@@ -14,6 +14,7 @@ _STOCK_MOVES = {
     events.STOCK_RESERVED: {"available_stock": -1, "reserved_stock": 1},
     events.STOCK_RELEASED: {"reserved_stock": -1, "available_stock": 1},
     events.STOCK_SOLD: {"reserved_stock": -1, "sold_stock": 1},
+    events.STOCK_RETURNED: {"sold_stock": -1, "available_stock": 1},
 }
 
 
@@ -71,6 +72,7 @@ class ReservationProjection(Projection):
             events.INVENTORY_RESERVATION_FAILED,
             events.INVENTORY_RELEASED,
             events.INVENTORY_COMMITTED,
+            events.INVENTORY_RETURNED,
         }
     )
     _statuses = {
@@ -78,6 +80,7 @@ class ReservationProjection(Projection):
         events.INVENTORY_RESERVATION_FAILED: ReservationSummary.Status.FAILED,
         events.INVENTORY_RELEASED: ReservationSummary.Status.RELEASED,
         events.INVENTORY_COMMITTED: ReservationSummary.Status.COMMITTED,
+        events.INVENTORY_RETURNED: ReservationSummary.Status.RETURNED,
     }
 
     def apply(self, event: RecordedEvent) -> None:

@@ -195,6 +195,31 @@ def stock_release(
 
 
 @retry_on_conflict
+def stock_return(*, reservation_id: str, metadata: Metadata = None) -> Reservation:
+    """Put a committed reservation's sold units back to available stock (its order was
+    cancelled); a repeat changes nothing.
+
+    Raises ReservationNotFound for an unknown id and ReservationStateError for a reservation
+    that was never committed.
+    """
+    with unit_of_work():
+        reservation = reservations.load(reservation_id, missing=ReservationNotFound)
+        if reservation.status == Reservation.RETURNED:
+            return reservation
+        if reservation.status != Reservation.COMMITTED:
+            raise ReservationStateError(
+                f"Reservation {reservation_id!r} is {reservation.status or 'new'}; only a "
+                "committed one can be returned"
+            )
+        held = load_together(*((products, line["product_id"]) for line in reservation.held_lines))
+        for product, line in zip(held, reservation.held_lines, strict=True):
+            product.return_sold(reservation_id=reservation_id, quantity=line["quantity"])
+        reservation.returned()
+        reservations.save(reservation, *held, metadata=metadata)
+    return reservation
+
+
+@retry_on_conflict
 def stock_commit(*, reservation_id: str, metadata: Metadata = None) -> Reservation:
     """Turn a reservation's units into sold ones; a repeat changes nothing.
 

@@ -19,6 +19,8 @@ ORDER_CREATED = "OrderCreated"
 ORDER_CONFIRMED = "OrderConfirmed"
 ORDER_COMPLETED = "OrderCompleted"
 ORDER_CANCELLED = "OrderCancelled"
+# A completed order cancelled: its payment refunded and its units back in stock.
+ORDER_REFUNDED = "OrderRefunded"
 
 
 def type_in_words(type: str) -> str:

@@ -16,11 +16,16 @@ ACTOR = "service:notifications"
 
 
 class OrderOutcomeNotifier(Subscriber):
-    """Tells the customer when their order is confirmed, completed or cancelled."""
+    """Tells the customer when their order is confirmed, completed, cancelled or refunded."""
 
     name = "notifications.orders"
     event_types = frozenset(
-        {events.ORDER_CONFIRMED, events.ORDER_COMPLETED, events.ORDER_CANCELLED}
+        {
+            events.ORDER_CONFIRMED,
+            events.ORDER_COMPLETED,
+            events.ORDER_CANCELLED,
+            events.ORDER_REFUNDED,
+        }
     )
 
     def handle(self, event: RecordedEvent) -> None:

@@ -59,7 +59,17 @@ ORDER_OUTCOMES = {
         "Your order {order_id} is complete. Thank you for your purchase.",
     ),
     events.ORDER_CANCELLED: ("order_cancelled", "Your order {order_id} was cancelled: {reason}."),
+    events.ORDER_REFUNDED: (
+        "order_refunded",
+        "Your order {order_id} was cancelled and {total_amount} refunded.",
+    ),
 }
+
+# The reason an order in fulfilment is cancelled with when someone asked for it (orders'
+# `cancel_reason`): the saga stops before the payment, so nothing was charged.
+CANCEL_REQUESTED = "cancel_requested"
+# How a reason reads in an email, where its code would not.
+REASON_WORDS = {CANCEL_REQUESTED: "as requested"}
 
 
 # What a cancellation's email says of the customer's money. The saga asks for the payment only
@@ -80,7 +90,7 @@ def cancelled_order_payment(payload: Mapping[str, Any]) -> str:
     went through is not known yet)."""
     reason = payload.get("reason")
     never_priced = "total_amount" in payload and payload["total_amount"] is None
-    if reason in STOCK_REASONS or never_priced:
+    if reason in STOCK_REASONS or reason == CANCEL_REQUESTED or never_priced:
         return "not_requested"
     if reason in REFUSED_PAYMENT_REASONS:
         return "refused"
@@ -174,13 +184,14 @@ def notification_send(
 def order_notify(
     *, event_type: str, payload: Mapping[str, Any], metadata: Metadata = None
 ) -> Notification:
-    """Tell the customer their order was confirmed, completed or cancelled: once per order and
-    outcome, however often the order's event is delivered."""
+    """Tell the customer their order was confirmed, completed, cancelled or refunded: once per
+    order and outcome, however often the order's event is delivered."""
     if event_type not in ORDER_OUTCOMES:
         raise NotificationError(f"No notification for {event_type}")
     kind, template = ORDER_OUTCOMES[event_type]
     order_id = str(payload["order_id"])
-    reason = str(payload.get("reason") or "no reason given").replace("_", " ")
+    reason = str(payload.get("reason") or "")
+    reason = REASON_WORDS.get(reason) or reason.replace("_", " ") or "no reason given"
     message = template.format(
         order_id=order_id,
         total_amount=payload.get("total_amount") or "see your order",
@@ -194,6 +205,8 @@ def order_notify(
             "items": list(payload.get("items") or []),
             "total_amount": payload.get("total_amount") or "",
             "reason": reason,
+            # The reason given with a refunded order's cancellation, as it was written.
+            "note": str(payload.get("reason") or "") if event_type == events.ORDER_REFUNDED else "",
             "payment": (
                 cancelled_order_payment(payload) if event_type == events.ORDER_CANCELLED else ""
             ),

@@ -8,12 +8,19 @@ from httpapi.admin import CustomerAdmin
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
 
 
-def order_links(order_id: str, *, saga_id: str | None) -> dict[str, str | None]:
+def order_links(
+    order_id: str, *, saga_id: str | None, cancellation_id: str | None = None
+) -> dict[str, str | None]:
     """The pages of what one order set going, in every service (reservation id = payment id =
     order id; every event of the order carries it as correlation id)."""
     return {
         "order": admin_url("admin:orders_ordersummary_change", order_id),
         "saga": admin_url("admin:orders_sagasummary_change", saga_id) if saga_id else None,
+        "cancellation saga": (
+            admin_url("admin:orders_sagasummary_change", cancellation_id)
+            if cancellation_id
+            else None
+        ),
         "reservation": admin_url(
             "admin:inventory_reservationsummary_changelist", query={"reservation_id": order_id}
         ),
@@ -71,6 +78,7 @@ class OrderSummaryAdmin(CustomerAdmin):
         "items",
         "total_amount",
         "cancel_reason",
+        "cancellation_note",
         "version",
         "created_at",
         "updated_at",
@@ -79,10 +87,14 @@ class OrderSummaryAdmin(CustomerAdmin):
 
     @admin.display(description="related pages")
     def related(self, order):
-        saga_id = SagaSummary.objects.filter(order_id=order.order_id).values_list(
-            "saga_id", flat=True
+        sagas = dict(
+            SagaSummary.objects.filter(order_id=order.order_id).values_list("kind", "saga_id")
         )
-        links = order_links(order.order_id, saga_id=saga_id.first())
+        links = order_links(
+            order.order_id,
+            saga_id=sagas.get(SagaSummary.Kind.FULFILMENT),
+            cancellation_id=sagas.get(SagaSummary.Kind.CANCELLATION),
+        )
         del links["order"]
         return admin_links(links)
 
@@ -91,6 +103,7 @@ class OrderSummaryAdmin(CustomerAdmin):
 class SagaSummaryAdmin(ReadOnlyAdmin):
     list_display = (
         "saga_id",
+        "kind",
         "state",
         "current_step",
         "step_progress",
@@ -98,13 +111,14 @@ class SagaSummaryAdmin(ReadOnlyAdmin):
         "waiting_since",
         "updated_at",
     )
-    list_filter = ("state", "current_step", "definition_version")
+    list_filter = ("kind", "state", "current_step", "definition_version")
     search_fields = ("=saga_id", "=order_id")
     date_hierarchy = "started_at"
     show_full_result_count = False
     fields = (
         "saga_id",
         "order_id",
+        "kind",
         "related",
         "state",
         "definition_version",
@@ -122,7 +136,7 @@ class SagaSummaryAdmin(ReadOnlyAdmin):
     @admin.display(description="related pages")
     def related(self, saga):
         links = order_links(saga.order_id, saga_id=None)
-        del links["saga"]
+        del links["saga"], links["cancellation saga"]
         return admin_links(links)
 
     @admin.display(description="steps")

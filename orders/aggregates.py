@@ -44,6 +44,8 @@ class Order(Aggregate):
     PAYMENT_FAILED = "payment_failed"
     INVENTORY_RELEASED = "inventory_released"
     CANCELLED = "cancelled"
+    CANCELLING = "cancelling"
+    REFUNDED = "refunded"
     STATUSES = (
         PENDING,
         INVENTORY_RESERVED,
@@ -53,8 +55,14 @@ class Order(Aggregate):
         PAYMENT_FAILED,
         INVENTORY_RELEASED,
         CANCELLED,
+        CANCELLING,
+        REFUNDED,
     )
-    FINAL_STATUSES = (COMPLETED, CANCELLED)
+    FINAL_STATUSES = (COMPLETED, CANCELLED, REFUNDED)
+    # Where a cancellation request leaves the order: one in fulfilment keeps its status (its
+    # saga stops at the next step and compensates); a completed one is refunded and its stock
+    # returned by the cancellation saga. From any other status it is refused.
+    CANCELLABLE = {PENDING: PENDING, INVENTORY_RESERVED: INVENTORY_RESERVED, COMPLETED: CANCELLING}
 
     # (status before, event) -> status after: every legal transition, and only those.
     # OrderConfirmed keeps the status (a confirmed order is still payment_processed) but may
@@ -70,6 +78,14 @@ class Order(Aggregate):
         (PAYMENT_PROCESSED, events.ORDER_COMPLETED): COMPLETED,
         (INVENTORY_FAILED, events.ORDER_CANCELLED): CANCELLED,
         (INVENTORY_RELEASED, events.ORDER_CANCELLED): CANCELLED,
+        # Cancelled on request while in fulfilment, before the payment.
+        (PENDING, events.ORDER_CANCELLED): CANCELLED,
+        (INVENTORY_RESERVED, events.ORDER_CANCELLED): CANCELLED,
+        **{
+            (before, events.ORDER_CANCELLATION_REQUESTED): after
+            for before, after in CANCELLABLE.items()
+        },
+        (CANCELLING, events.ORDER_REFUNDED): REFUNDED,
     }
 
     def __init__(self, aggregate_id: str) -> None:
@@ -84,6 +100,8 @@ class Order(Aggregate):
         self.transaction_id = ""
         self.confirmed = False
         self.failure_reason = ""
+        self.cancel_requested = False
+        self.cancellation_reason = ""
 
     @property
     def exists(self) -> bool:
@@ -97,6 +115,16 @@ class Order(Aggregate):
             allowed = False
         if event_type == events.ORDER_COMPLETED and not self.confirmed:
             allowed = False
+        # A request is taken once, and once more when the order it was made for completes
+        # (the payment was the pivot: the cancellation saga takes over from there).
+        if event_type == events.ORDER_CANCELLATION_REQUESTED and self.cancel_requested:
+            allowed = allowed and self.status == self.COMPLETED
+        # Only a requested cancellation ends an order in fulfilment without a failure.
+        if event_type == events.ORDER_CANCELLED and self.status in (
+            self.PENDING,
+            self.INVENTORY_RESERVED,
+        ):
+            allowed = allowed and self.cancel_requested
         if not allowed:
             current = self.status or "not created"
             raise IllegalTransition(f"Order {self.id!r} is {current}: {event_type} is not allowed")
@@ -185,6 +213,29 @@ class Order(Aggregate):
         as inventory priced them: none before a reservation)."""
         self._transition(events.ORDER_CANCELLED, {**self._outcome(), "reason": reason})
 
+    def request_cancellation(
+        self, *, reason: str = "", requested_by: str = "", event_id: uuid.UUID | None = None
+    ) -> None:
+        """Ask to cancel (see CANCELLABLE); IllegalTransition from any other status, and for a
+        second request."""
+        after = self.CANCELLABLE.get(self.status, self.status)
+        self._transition(
+            events.ORDER_CANCELLATION_REQUESTED,
+            {
+                "customer_id": self.customer_id,
+                "reason": reason,
+                "requested_by": requested_by,
+                "status": after,
+            },
+            event_id=event_id,
+        )
+
+    def refunded(self) -> None:
+        """Cancelled after completion: the payment is refunded and the units back in stock."""
+        self._transition(
+            events.ORDER_REFUNDED, {**self._outcome(), "reason": self.cancellation_reason}
+        )
+
     # --- appliers ------------------------------------------------------------------------------
 
     def _apply(self, event_type: str, payload: dict[str, Any]) -> None:
@@ -232,6 +283,15 @@ class Order(Aggregate):
 
     @applies(events.ORDER_CANCELLED)
     def _cancelled(self, payload: dict[str, Any]) -> None:
+        """Only the status moves."""
+
+    @applies(events.ORDER_CANCELLATION_REQUESTED)
+    def _cancellation_requested(self, payload: dict[str, Any]) -> None:
+        self.cancel_requested = True
+        self.cancellation_reason = payload["reason"]
+
+    @applies(events.ORDER_REFUNDED)
+    def _refunded(self, payload: dict[str, Any]) -> None:
         """Only the status moves."""
 
 
@@ -282,6 +342,8 @@ class Saga(Aggregate):
         events.SAGA_STARTED: RUNNING,
         events.SAGA_STEP_FAILED: COMPENSATING,
         events.SAGA_COMPENSATION_FAILED: COMPENSATION_FAILED,
+        # A retried step given up on parks the saga like a compensation given up on.
+        events.SAGA_STEP_STALLED: COMPENSATION_FAILED,
         events.SAGA_COMPLETED: COMPLETED,
         events.SAGA_COMPENSATED: COMPENSATED,
     }
@@ -301,8 +363,10 @@ class Saga(Aggregate):
         self.state = ""
         self.definition_version = 0
         self.order_id = ""
-        # name -> {"status", "error"}, in the order steps started.
-        self.steps: dict[str, dict[str, str]] = {}
+        # name -> {"status", "error", "attempt", "tries"}, in the order steps started (a
+        # retried step's request is sent again: `attempt` counts them all, `tries` since the
+        # last give-up).
+        self.steps: dict[str, dict[str, Any]] = {}
         self.current_step = ""
         self.failure_reason = ""
         # name -> {"status", "attempt", "tries", "error"}; `tries` counts requests since the
@@ -329,10 +393,12 @@ class Saga(Aggregate):
 
     def waiting_for(self) -> Waiting | None:
         """The reply the saga waits for longest (see `saga_waiting_for`); None for none."""
+        current = self.steps.get(self.current_step, {})
         return saga_waiting_for(
             state=self.state,
             current_step=self.current_step,
-            current_status=self.steps.get(self.current_step, {}).get("status", ""),
+            current_status=current.get("status", ""),
+            current_attempt=current.get("attempt", 0),
             compensations=[
                 (name, entry["status"], entry["attempt"])
                 for name, entry in self.compensations.items()
@@ -365,10 +431,23 @@ class Saga(Aggregate):
             },
         )
 
-    def request_step(self, *, step: str, event_type: str, payload: dict[str, Any]) -> None:
-        """Start a step by sending its request event to the service that does it."""
-        self._require(self.RUNNING, doing=f"start {step}")
-        self.record(event_type, {**payload, "step": step})
+    def request_step(
+        self, *, step: str, event_type: str, payload: dict[str, Any], retried: bool = False
+    ) -> None:
+        """Start a step by sending its request event to the service that does it; a `retried`
+        step's request names its attempt, and may be sent again (also from a stall)."""
+        if not retried:
+            self._require(self.RUNNING, doing=f"start {step}")
+            self.record(event_type, {**payload, "step": step})
+            return
+        self._require(self.RUNNING, self.COMPENSATION_FAILED, doing=f"start {step}")
+        attempt = self.steps.get(step, {}).get("attempt", 0) + 1
+        self.record(event_type, {**payload, "step": step, "attempt": attempt})
+
+    def step_stalled(self, *, step: str, error: str) -> None:
+        """A retried step went unanswered too often: staff must look (see `retry_sagas`)."""
+        self._require(self.RUNNING, doing=f"give up {step}")
+        self.record(events.SAGA_STEP_STALLED, {"saga_id": self.id, "step": step, "error": error})
 
     def step_succeeded(self, *, step: str) -> None:
         """A step is done (a service replied, or a local step ran)."""
@@ -439,12 +518,23 @@ class Saga(Aggregate):
         else:
             super()._apply(event_type, payload)
         self.state = saga_state_after(
-            self.state, event_type, [entry["status"] for entry in self.compensations.values()]
+            self.state,
+            event_type,
+            [entry["status"] for entry in self.compensations.values()],
+            kind=type(self),
         )
 
     def _step_requested(self, payload: dict[str, Any]) -> None:
-        self.current_step = payload["step"]
-        self.steps[payload["step"]] = {"status": self.STARTED, "error": ""}
+        name = payload["step"]
+        previous = self.steps.get(name, {})
+        tries = previous.get("tries", 0) if previous.get("status") != self.FAILED else 0
+        self.current_step = name
+        self.steps[name] = {
+            "status": self.STARTED,
+            "error": "",
+            "attempt": payload.get("attempt", 0),
+            "tries": tries + 1,
+        }
 
     def _compensation_requested(self, payload: dict[str, Any]) -> None:
         name = payload["compensation"]
@@ -468,6 +558,10 @@ class Saga(Aggregate):
     def _step_succeeded(self, payload: dict[str, Any]) -> None:
         self.current_step = payload["step"]
         self.steps[payload["step"]] = {"status": self.SUCCEEDED, "error": ""}
+
+    @applies(events.SAGA_STEP_STALLED)
+    def _step_stalled(self, payload: dict[str, Any]) -> None:
+        self.steps[payload["step"]].update(status=self.FAILED, error=payload["error"])
 
     @applies(events.SAGA_STEP_FAILED)
     def _step_failed(self, payload: dict[str, Any]) -> None:
@@ -495,21 +589,44 @@ class Saga(Aggregate):
         """Only the state moves."""
 
 
+class Cancellation(Saga):
+    """The progress of one completed order's cancellation (refund, stock returned): the same
+    bookkeeping as the fulfilment's, on its own stream. Its steps are never undone: one given
+    up on parks it in compensation_failed. Its id is the order id."""
+
+    aggregate_type = events.CANCELLATION
+
+    STEP_REQUESTS = frozenset({events.PAYMENT_REFUND_REQUESTED, events.INVENTORY_RETURN_REQUESTED})
+    COMPENSATION_REQUESTS: frozenset[str] = frozenset()
+    EVENT_TYPES = frozenset(
+        {
+            *Saga.STATE_AFTER,
+            *STEP_REQUESTS,
+            events.SAGA_STEP_SUCCEEDED,
+        }
+    )
+
+
 # The saga's bookkeeping, shared by the aggregate and its read model (orders/projections.py),
 # which keep their step and compensation logs in different shapes.
 
 
-def saga_state_after(state: str, event_type: str, compensation_statuses: list[str]) -> str:
-    """The saga's state after `event_type`, given its compensations' statuses after it.
+def saga_state_after(
+    state: str, event_type: str, compensation_statuses: list[str], *, kind: type[Saga] = Saga
+) -> str:
+    """The saga's state after `event_type`, given its compensations' statuses after it (`kind`:
+    the saga's class, which says which events are its requests).
 
     A compensation requested or confirmed reopens a finished saga to undo a late success, and
     leaves compensation_failed once nothing is given up on. A running saga keeps running:
     undoing a reply it never asked for does not stop its own steps.
     """
-    if event_type in Saga.STATE_AFTER:
-        return Saga.STATE_AFTER[event_type]
+    if event_type in kind.STATE_AFTER:
+        return kind.STATE_AFTER[event_type]
+    if event_type in kind.STEP_REQUESTS and state == Saga.COMPENSATION_FAILED:
+        return Saga.RUNNING  # a stalled step sent again
     compensation_changed = (
-        event_type in Saga.COMPENSATION_REQUESTS or event_type == events.SAGA_COMPENSATION_SUCCEEDED
+        event_type in kind.COMPENSATION_REQUESTS or event_type == events.SAGA_COMPENSATION_SUCCEEDED
     )
     if not compensation_changed:
         return state
@@ -526,12 +643,13 @@ def saga_waiting_for(
     current_step: str,
     current_status: str,
     compensations: list[tuple[str, str, int]],
+    current_attempt: int = 0,
 ) -> Waiting | None:
     """The reply a saga waits for longest: its current step's while it runs and the step has
     started, else its oldest compensation in flight (`compensations`: name, status and attempt,
     oldest first); None when it waits for nothing."""
     if state == Saga.RUNNING and current_status == Saga.STARTED:
-        return Waiting(Waiting.STEP, current_step)
+        return Waiting(Waiting.STEP, current_step, current_attempt)
     for name, status, attempt in compensations:
         if status == Saga.STARTED:
             return Waiting(Waiting.COMPENSATION, name, attempt)

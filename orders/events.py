@@ -1,7 +1,8 @@
 """Orders' event types: its public contract, with their payloads in docs/EVENTS.md.
 
-Two streams: `order/<order_id>` holds the order's own state changes; `saga/<order_id>` holds the
-fulfilment saga's progress and the requests it sends to the other services. Every event of an
+Three streams: `order/<order_id>` holds the order's own state changes; `saga/<order_id>` holds the
+fulfilment saga's progress and the requests it sends to the other services, and
+`cancellation/<order_id>` the same for the cancellation saga of a completed order. Every event of an
 order's fulfilment carries metadata `correlation_id` = the order id.
 """
 
@@ -16,6 +17,8 @@ from eventstore.vault import vault_describe
 # Aggregate types (stream names).
 ORDER = "order"
 SAGA = "saga"
+# A completed order's cancellation saga: the same engine and bookkeeping as the fulfilment's.
+CANCELLATION = "cancellation"
 
 # Emitted on an order's stream, one per transition of its state machine.
 ORDER_CREATED = "OrderCreated"
@@ -27,6 +30,9 @@ ORDER_INVENTORY_RELEASED = "OrderInventoryReleased"
 ORDER_CONFIRMED = "OrderConfirmed"
 ORDER_COMPLETED = "OrderCompleted"
 ORDER_CANCELLED = "OrderCancelled"
+# A customer or staff asked to cancel; a completed order then refunds and returns its stock.
+ORDER_CANCELLATION_REQUESTED = "OrderCancellationRequested"
+ORDER_REFUNDED = "OrderRefunded"
 
 # Emitted on a saga's stream: its own progress ...
 SAGA_STARTED = "SagaStarted"
@@ -36,11 +42,14 @@ SAGA_COMPENSATION_SUCCEEDED = "SagaCompensationSucceeded"
 SAGA_COMPENSATION_FAILED = "SagaCompensationFailed"
 SAGA_COMPLETED = "SagaCompleted"
 SAGA_COMPENSATED = "SagaCompensated"
+# A step that is retried rather than failed went unanswered too often: staff must look.
+SAGA_STEP_STALLED = "SagaStepStalled"
 # ... and the requests it sends (each starts a step or a compensation).
 INVENTORY_RESERVATION_REQUESTED = "InventoryReservationRequested"
 INVENTORY_RELEASE_REQUESTED = "InventoryReleaseRequested"
 PAYMENT_REQUESTED = "PaymentRequested"
 PAYMENT_REFUND_REQUESTED = "PaymentRefundRequested"
+INVENTORY_RETURN_REQUESTED = "InventoryReturnRequested"
 
 # Consumed: the services' replies, and the product catalogue orders validate against.
 INVENTORY_RESERVED = "InventoryReserved"
@@ -49,6 +58,7 @@ INVENTORY_RELEASED = "InventoryReleased"
 PAYMENT_PROCESSED = "PaymentProcessed"
 PAYMENT_FAILED = "PaymentFailed"
 PAYMENT_REFUNDED = "PaymentRefunded"
+INVENTORY_RETURNED = "InventoryReturned"
 PRODUCT_CREATED = "ProductCreated"
 
 

@@ -1,30 +1,41 @@
-"""Orders' reactions: the fulfilment saga starts on OrderCreated and moves on each reply."""
+"""Orders' reactions: the fulfilment saga starts on OrderCreated, the cancellation saga on a
+completed order's OrderCancellationRequested, and each moves on with the replies it waits for."""
 
 import logging
 
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import Subscriber
 from orders import events
-from orders.saga import fulfilment, sagas_expire
+from orders.saga import ENGINES, cancellation, fulfilment, sagas_expire
 
 logger = logging.getLogger(__name__)
 
+# What starts each saga: an event of the Order aggregate's own stream.
+STARTS = {events.ORDER_CREATED: fulfilment, events.ORDER_CANCELLATION_REQUESTED: cancellation}
+
 
 class FulfilmentSagaHandler(Subscriber):
-    """Runs every order's OrderFulfillmentSaga from the log, each event once."""
+    """Runs every order's fulfilment and cancellation sagas from the log, each event once."""
 
     name = "orders.saga"
-    # OrderCreated starts a saga; every reply a kept definition waits for moves one on.
-    event_types = frozenset({events.ORDER_CREATED, *fulfilment.replies})
+    # A starting event starts a saga; every reply a kept definition waits for moves one on.
+    event_types = frozenset(
+        {*STARTS, *(reply for engine in ENGINES.values() for reply in engine.replies)}
+    )
 
     def handle(self, event: RecordedEvent) -> None:
-        if event.event_type == events.ORDER_CREATED:
-            # Only the Order aggregate's own stream places orders; an OrderCreated written
-            # elsewhere (an import, a script) must not stop every saga behind it.
+        if event.event_type in STARTS:
+            # Only the Order aggregate's own stream places (and cancels) orders; an event of
+            # that type written elsewhere (an import, a script) must not stop every saga
+            # behind it.
             if event.aggregate_type == events.ORDER:
-                fulfilment.execute(event.aggregate_id, cause=event)
-        else:
-            fulfilment.handle_reply(event)
+                STARTS[event.event_type].execute(event.aggregate_id, cause=event)
+            return
+        # A reply may move either saga of its order (PaymentRefunded answers the fulfilment's
+        # compensation and the cancellation's step alike); each ignores what it did not ask.
+        for engine in ENGINES.values():
+            if event.event_type in engine.replies:
+                engine.handle_reply(event)
 
 
 def expire_sagas_on_worker_pass(sender=None, **kwargs) -> None:

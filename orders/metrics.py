@@ -1,6 +1,7 @@
 """Orders' Prometheus series: orders by outcome, time to the final state, sagas by state.
 
-Orders are counted from their final events (OrderCompleted, OrderCancelled) as they are
+Orders are counted from their final events (OrderCompleted, OrderCancelled, and OrderRefunded:
+a completed order cancelled, counted again under its new outcome) as they are
 appended, in an on-commit callback: an append that rolls back counts nothing, and a saga
 step handled again after it rolled back appends (and counts) its final event once. Replays
 and projection rebuilds append nothing, so they count nothing either. Sagas by state are read
@@ -21,10 +22,14 @@ from prometheus_client.registry import Collector
 
 from eventstore.connections import on_commit_robust
 from eventstore.store import RecordedEvent
-from orders.events import ORDER, ORDER_CANCELLED, ORDER_COMPLETED, ORDER_CREATED
+from orders.events import ORDER, ORDER_CANCELLED, ORDER_COMPLETED, ORDER_CREATED, ORDER_REFUNDED
 from orders.models import OrderSummary, SagaSummary
 
-_OUTCOMES = {ORDER_COMPLETED: "completed", ORDER_CANCELLED: "cancelled"}
+_OUTCOMES = {
+    ORDER_COMPLETED: "completed",
+    ORDER_CANCELLED: "cancelled",
+    ORDER_REFUNDED: "refunded",
+}
 
 orders_total = Counter(
     "orders_total",
@@ -71,6 +76,9 @@ def count_final_orders(sender: Any = None, events: Iterable[RecordedEvent] = (),
         cancelled = event.event_type == ORDER_CANCELLED
         reason = str(event.payload.get("reason") or "") if cancelled else ""
         started = created_at.get(event.aggregate_id)
+        # The time to final is the fulfilment's: a refund later is not part of it.
+        if event.event_type == ORDER_REFUNDED:
+            started = None
         seconds = (event.recorded_at - started).total_seconds() if started else None
         outcomes.append((_OUTCOMES[event.event_type], reason, seconds))
     on_commit_robust(_count, outcomes)
@@ -95,7 +103,9 @@ class SagaStateCollector(Collector):
             .values_list("state", "count")
         )
         family = GaugeMetricFamily(
-            "saga_instances", "Fulfilment sagas in each state.", labels=["state"]
+            "saga_instances",
+            "Sagas (fulfilment and cancellation) in each state.",
+            labels=["state"],
         )
         for state, count in counts.items():
             family.add_metric([state], count)

@@ -2,13 +2,15 @@
 
 from django.db import models
 
-from orders.aggregates import Order, Saga
+from orders import events
+from orders.aggregates import Cancellation, Order, Saga
 
 
 class OrderSummaryQuerySet(models.QuerySet):
     def outcome_counts(self) -> dict[str, int]:
-        """How many orders ended completed, were cancelled (per reason, "cancelled: <reason>")
-        or are still open, from one grouped query; outcomes with no orders are left out."""
+        """How many orders ended completed, were cancelled (per reason, "cancelled: <reason>"),
+        were refunded after completion, or are still open (cancelling ones too), from one
+        grouped query; outcomes with no orders are left out."""
         counts: dict[str, int] = {}
         grouped = (
             self.order_by().values_list("status", "cancel_reason").annotate(count=models.Count("*"))
@@ -16,6 +18,8 @@ class OrderSummaryQuerySet(models.QuerySet):
         for status, reason, count in grouped:
             if status == Order.COMPLETED:
                 outcome = "completed"
+            elif status == Order.REFUNDED:
+                outcome = "refunded"
             elif status == Order.CANCELLED:
                 outcome = f"cancelled: {reason or 'unknown'}"
             else:
@@ -36,6 +40,9 @@ class OrderSummary(models.Model):
     items = models.JSONField(default=list, help_text="[{product_id, quantity, unit_price}]")
     total_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     cancel_reason = models.CharField(max_length=64, blank=True, default="")
+    cancellation_note = models.CharField(
+        max_length=500, blank=True, default="", help_text="The reason given with a cancellation."
+    )
     version = models.PositiveIntegerField(help_text="Version of the order's stream applied.")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -55,7 +62,8 @@ class OrderSummary(models.Model):
 
     @property
     def is_final(self) -> bool:
-        """Whether the order has reached a status it never leaves (completed or cancelled)."""
+        """Whether the order has reached a status its fulfilment leaves it in (completed,
+        cancelled or refunded; a completed one may still be cancelled)."""
         return self.status in Order.FINAL_STATUSES
 
 
@@ -71,13 +79,27 @@ class SagaSummaryQuerySet(models.QuerySet):
         return counts
 
 
+# The saga class of each kind of SagaSummary, by the stream its events are on.
+SAGA_CLASSES = {"fulfilment": Saga, "cancellation": Cancellation}
+SAGA_KINDS = {events.SAGA: "fulfilment", events.CANCELLATION: "cancellation"}
+
+
+def saga_summary_id(aggregate_type: str, order_id: str) -> str:
+    """The SagaSummary key of a saga stream: the order id for its fulfilment, and
+    "cancellation/<order id>" for its cancellation."""
+    return order_id if aggregate_type == events.SAGA else f"{aggregate_type}/{order_id}"
+
+
 class SagaSummary(models.Model):
-    """A fulfilment saga: its state, step log and compensations (GET /api/orders/{id}/saga/)."""
+    """An order's fulfilment or cancellation saga: its state, step log and compensations
+    (GET /api/orders/{id}/saga/)."""
 
     State = models.TextChoices("State", [(state.upper(), state) for state in Saga.STATES])
+    Kind = models.TextChoices("Kind", [(kind.upper(), kind) for kind in SAGA_CLASSES])
 
     saga_id = models.CharField(max_length=64, primary_key=True)
-    order_id = models.CharField(max_length=64, unique=True)
+    order_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.FULFILMENT)
     state = models.CharField(max_length=24, choices=State.choices)
     definition_version = models.PositiveSmallIntegerField()
     current_step = models.CharField(max_length=64, blank=True, default="")
@@ -101,6 +123,9 @@ class SagaSummary(models.Model):
     class Meta:
         ordering = ["-started_at", "saga_id"]
         verbose_name = "saga"
+        constraints = [
+            models.UniqueConstraint(fields=["order_id", "kind"], name="orders_one_saga_per_kind")
+        ]
 
     def __str__(self) -> str:
         return f"saga {self.saga_id} ({self.state})"

@@ -10,14 +10,33 @@ from eventstore import rows
 from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
 from orders import events
-from orders.aggregates import Order, Saga, Waiting, saga_state_after, saga_waiting_for
-from orders.models import CatalogProduct, OrderSummary, SagaSummary
+from orders.aggregates import (
+    Cancellation,
+    Order,
+    Saga,
+    Waiting,
+    saga_state_after,
+    saga_waiting_for,
+)
+from orders.models import (
+    SAGA_CLASSES,
+    SAGA_KINDS,
+    CatalogProduct,
+    OrderSummary,
+    SagaSummary,
+    saga_summary_id,
+)
 
 Status = OrderSummary.Status
 
 # The order's status after each of its events, read off the aggregate's transition table: each
-# event leads to one status, whichever it came from.
-_STATUS_AFTER = {event_type: after for (_, event_type), after in Order.TRANSITIONS.items()}
+# event leads to one status, whichever it came from, but a cancellation request, which says in
+# its payload where it left the order.
+_STATUS_AFTER = {
+    event_type: after
+    for (_, event_type), after in Order.TRANSITIONS.items()
+    if event_type != events.ORDER_CANCELLATION_REQUESTED
+}
 
 
 class OrderProjection(Projection):
@@ -25,7 +44,7 @@ class OrderProjection(Projection):
 
     name = "orders.orders"
     models = (OrderSummary,)
-    event_types = frozenset(_STATUS_AFTER)
+    event_types = frozenset({*_STATUS_AFTER, events.ORDER_CANCELLATION_REQUESTED})
 
     def handles(self, event: RecordedEvent) -> bool:
         return event.aggregate_type == events.ORDER and super().handles(event)
@@ -63,7 +82,7 @@ class OrderProjection(Projection):
     def _changes(event: RecordedEvent) -> dict[str, Any]:
         payload = event.payload
         changes: dict[str, Any] = {
-            "status": _STATUS_AFTER[event.event_type],
+            "status": payload.get("status") or _STATUS_AFTER[event.event_type],
             "version": event.version,
             "updated_at": event.recorded_at,
         }
@@ -71,6 +90,8 @@ class OrderProjection(Projection):
             changes.update(items=payload["items"], total_amount=payload["total_amount"])
         elif event.event_type == events.ORDER_CANCELLED:
             changes.update(cancel_reason=payload["reason"])
+        elif event.event_type == events.ORDER_CANCELLATION_REQUESTED:
+            changes.update(cancellation_note=payload["reason"])
         return changes
 
 
@@ -90,15 +111,16 @@ _SAGA_FIELDS = [
 
 
 class SagaProjection(Projection):
-    """One SagaSummary row per saga: its state, step log, compensations and the reply it waits
-    for (with since when, for `expire_sagas`)."""
+    """One SagaSummary row per saga (an order's fulfilment, and its cancellation): its state,
+    step log, compensations and the reply it waits for (with since when, for `expire_sagas`)."""
 
     name = "orders.sagas"
     models = (SagaSummary,)
-    event_types = Saga.EVENT_TYPES
+    event_types = Saga.EVENT_TYPES | Cancellation.EVENT_TYPES
 
     def handles(self, event: RecordedEvent) -> bool:
-        return event.aggregate_type == events.SAGA and super().handles(event)
+        kind = SAGA_KINDS.get(event.aggregate_type)
+        return kind is not None and event.event_type in SAGA_CLASSES[kind].EVENT_TYPES
 
     def apply(self, event: RecordedEvent) -> None:
         self.apply_batch([event])
@@ -108,12 +130,16 @@ class SagaProjection(Projection):
         mine = [event for event in batch if self.handles(event)]
         if not mine:
             return
-        started = {e.aggregate_id for e in mine if e.event_type == events.SAGA_STARTED}
-        known = rows.in_bulk(SagaSummary, {e.aggregate_id for e in mine} - started)
+
+        def key_of(event: RecordedEvent) -> str:
+            return saga_summary_id(event.aggregate_type, event.aggregate_id)
+
+        started = {key_of(e) for e in mine if e.event_type == events.SAGA_STARTED}
+        known = rows.in_bulk(SagaSummary, {key_of(e) for e in mine} - started)
         new: dict[str, SagaSummary] = {}
         changed: dict[str, SagaSummary] = {}
         for event in mine:
-            key = event.aggregate_id
+            key = key_of(event)
             if event.event_type == events.SAGA_STARTED:
                 known[key] = new[key] = self._started(event)
                 continue
@@ -134,15 +160,23 @@ class SagaProjection(Projection):
     def _apply_to(row: SagaSummary, event: RecordedEvent) -> None:
         row.version = event.version
         row.updated_at = event.recorded_at
-        if not _names_what_it_starts(event):
+        saga_class = SAGA_CLASSES[row.kind]
+        if not _names_what_it_starts(event, saga_class):
             return
         at = event.recorded_at.isoformat()
         payload = event.payload
         kind = event.event_type
-        if kind in Saga.STEP_REQUESTS:
-            _entry(row.steps, payload["step"]).update(status=Saga.STARTED, started_at=at)
+        if kind in saga_class.STEP_REQUESTS:
+            step = _entry(row.steps, payload["step"])
+            step.update(status=Saga.STARTED, started_at=at, finished_at=None, error="")
+            if "attempt" in payload:  # a retried step's
+                step["attempts"] = payload["attempt"]
             row.current_step = payload["step"]
-        elif kind in Saga.COMPENSATION_REQUESTS:
+        elif kind == events.SAGA_STEP_STALLED:
+            _entry(row.steps, payload["step"]).update(
+                status=Saga.FAILED, finished_at=at, error=payload["error"]
+            )
+        elif kind in saga_class.COMPENSATION_REQUESTS:
             _compensation(row.compensations, payload["compensation"], at).update(
                 status=Saga.STARTED,
                 attempts=payload["attempt"],
@@ -168,7 +202,7 @@ class SagaProjection(Projection):
         elif kind == events.SAGA_COMPLETED:
             row.current_step = ""
         row.state = saga_state_after(
-            row.state, kind, [entry["status"] for entry in row.compensations]
+            row.state, kind, [entry["status"] for entry in row.compensations], kind=saga_class
         )
         _set_waiting(row)
 
@@ -176,8 +210,9 @@ class SagaProjection(Projection):
     def _started(event: RecordedEvent) -> SagaSummary:
         payload = event.payload
         return SagaSummary(
-            saga_id=event.aggregate_id,
+            saga_id=saga_summary_id(event.aggregate_type, event.aggregate_id),
             order_id=payload["order_id"],
+            kind=SAGA_KINDS[event.aggregate_type],
             state=SagaSummary.State.RUNNING,
             definition_version=payload["definition_version"],
             steps=[
@@ -197,12 +232,12 @@ class SagaProjection(Projection):
         )
 
 
-def _names_what_it_starts(event: RecordedEvent) -> bool:
+def _names_what_it_starts(event: RecordedEvent, saga_class: type[Saga]) -> bool:
     """Whether a request names the step, or the compensation and attempt, it starts (one that
     was appended by other means, e.g. a staff script, may not: the log cannot place it)."""
-    if event.event_type in Saga.STEP_REQUESTS:
+    if event.event_type in saga_class.STEP_REQUESTS:
         return "step" in event.payload
-    if event.event_type in Saga.COMPENSATION_REQUESTS:
+    if event.event_type in saga_class.COMPENSATION_REQUESTS:
         return "compensation" in event.payload and "attempt" in event.payload
     return True
 
@@ -237,6 +272,7 @@ def _set_waiting(row: SagaSummary) -> None:
         state=row.state,
         current_step=row.current_step,
         current_status=current.get("status", ""),
+        current_attempt=current.get("attempts", 0),
         compensations=[
             (entry["name"], entry["status"], entry["attempts"]) for entry in row.compensations
         ],

@@ -28,14 +28,20 @@ from django.conf import settings
 from django.utils import timezone
 
 from eventstore import tracing
-from eventstore.aggregates import AggregateNotFound, load_together, retry_on_conflict, unit_of_work
+from eventstore.aggregates import (
+    AggregateNotFound,
+    Repository,
+    load_together,
+    retry_on_conflict,
+    unit_of_work,
+)
 from eventstore.effects import RequestProgress, requests_progress
 from eventstore.models import Event
 from eventstore.store import RecordedEvent
 from orders import events
 from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga, Waiting
 from orders.models import SagaSummary
-from orders.services import orders, sagas
+from orders.services import cancellations, orders, sagas
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +123,9 @@ class Step:
 
     name: str
     timeout_reason: str = ""
+    # Retried, never failed: an overdue request is sent again (the service's idempotency
+    # makes that safe), and after SAGA_COMPENSATION_ATTEMPTS tries the saga is parked.
+    retried: bool = False
     local: Callable[[Run], None] | None = None
     request: Request | None = None
     succeeded: Callable[[Run, dict[str, Any]], None] | None = None
@@ -143,6 +152,10 @@ class Step:
     def with_compensation(self, compensation: Compensation) -> Step:
         """Undone by `compensation` when a later step fails."""
         return replace(self, compensation=compensation)
+
+    def with_retries(self) -> Step:
+        """Sent again when overdue instead of failing (see `retried`)."""
+        return replace(self, retried=True)
 
 
 @dataclass(frozen=True)
@@ -227,8 +240,37 @@ def confirm_order(run: Run) -> None:
 
 
 def complete_order(run: Run) -> None:
-    """The order is complete (inventory sells the reserved stock)."""
+    """The order is complete (inventory sells the reserved stock). A cancellation asked for
+    while it was paid for is taken up again: the cancellation saga refunds it."""
     run.order.complete()
+    if run.order.cancel_requested:
+        run.order.request_cancellation(reason=run.order.cancellation_reason, requested_by=ACTOR)
+
+
+def refuse_when_cancelled(run: Run, step: Step) -> None:
+    """A fulfilment asked to stop sends no further request: the step fails and what was done
+    is compensated, as for a failure (the local steps after the payment still run)."""
+    if run.order.cancel_requested and step.request is not None:
+        raise StepRefused(reason=CANCEL_REQUESTED, error="the order's cancellation was requested")
+
+
+# --- the cancellation of a completed order -------------------------------------------------------
+
+
+def order_refund_request(run: Run) -> dict[str, Any]:
+    """Payments is to refund the order's charge in full (payment id = order id, which keys the
+    refund at the provider)."""
+    return {"payment_id": run.order.id}
+
+
+def return_request(run: Run) -> dict[str, Any]:
+    """Inventory is to put the order's sold units back to available stock."""
+    return {"order_id": run.order.id}
+
+
+def refund_order(run: Run) -> None:
+    """The order is cancelled and refunded, its stock back: the customer is told."""
+    run.order.refunded()
 
 
 # --- the fulfilment ------------------------------------------------------------------------------
@@ -262,6 +304,26 @@ FULFILMENT_V1: tuple[Step, ...] = (
 # is the one new sagas start with.
 DEFINITIONS: Mapping[int, tuple[Step, ...]] = {1: FULFILMENT_V1}
 
+# The reason an order in fulfilment is cancelled with when its cancellation was requested.
+CANCEL_REQUESTED = "cancel_requested"
+
+# Version 1 of the cancellation of a completed order: refund first (a refund refused or never
+# answered parks the saga with the order still `cancelling`, and nothing returned to stock),
+# then return the units, then the order is `refunded`. Nothing here is undone.
+CANCELLATION_V1: tuple[Step, ...] = (
+    Step("refund_payment")
+    .invoke(events.PAYMENT_REFUND_REQUESTED, order_refund_request, key="payment_id")
+    .on_reply(events.PAYMENT_REFUNDED)
+    .with_retries(),
+    Step("return_stock")
+    .invoke(events.INVENTORY_RETURN_REQUESTED, return_request, key="reservation_id")
+    .on_reply(events.INVENTORY_RETURNED)
+    .with_retries(),
+    Step("refund_order", local=refund_order),
+)
+
+CANCELLATION_DEFINITIONS: Mapping[int, tuple[Step, ...]] = {1: CANCELLATION_V1}
+
 
 def replies_of(definitions: Mapping[int, tuple[Step, ...]]) -> dict[str, Reply]:
     """Every reply the definitions wait for, by event type: what it answers and where it names
@@ -284,6 +346,14 @@ def _replies(kind: str, name: str, request: Request) -> dict[str, Reply]:
     return replies
 
 
+def _always(order: Order) -> bool:
+    return True
+
+
+def _no_check(run: Run, step: Step) -> None:
+    return None
+
+
 class OrderFulfillmentSaga:
     """Runs each order's fulfilment along its definition, step by step, compensating the steps
     done when one fails.
@@ -292,8 +362,23 @@ class OrderFulfillmentSaga:
     saga moved on and does nothing) and retries on a concurrent change to the saga or order.
     """
 
-    def __init__(self, definitions: Mapping[int, tuple[Step, ...]]) -> None:
+    def __init__(
+        self,
+        definitions: Mapping[int, tuple[Step, ...]],
+        *,
+        kind: str = "fulfilment",
+        repository: Repository[Saga] = sagas,
+        starts_for: Callable[[Order], bool] = _always,
+        before_step: Callable[[Run, Step], None] = _no_check,
+    ) -> None:
+        """`kind` names the saga (SagaSummary.kind); `repository` keeps its stream;
+        `starts_for` says whether an order needs one; `before_step` may refuse a remote step
+        (StepRefused) before its request is sent."""
         self.definitions = definitions
+        self.kind = kind
+        self.repository = repository
+        self.starts_for = starts_for
+        self.before_step = before_step
 
     @property
     def version(self) -> int:
@@ -309,12 +394,13 @@ class OrderFulfillmentSaga:
 
     @retry_on_conflict
     def execute(self, order_id: str, *, cause: RecordedEvent | None = None) -> Saga:
-        """Start the saga of a placed order and run it as far as it goes without a reply."""
+        """Start the saga of an order (one `starts_for` accepts) and run it as far as it goes
+        without a reply."""
         with unit_of_work():
-            order, saga = load_together((orders, order_id), (sagas, order_id))
+            order, saga = load_together((orders, order_id), (self.repository, order_id))
             if not order.exists:
                 raise OrderNotFound(f"Order {order_id!r} does not exist")
-            if saga.exists:
+            if saga.exists or not self.starts_for(order):
                 return saga
             run = Run(saga, order, self._metadata(order_id, cause))
             saga.start(
@@ -361,7 +447,7 @@ class OrderFulfillmentSaga:
         with unit_of_work():
             run = self._require(order_id, cause)
             step = self._step(run.saga, failed_step)
-            if run.saga.waiting_for() != Waiting(Waiting.STEP, failed_step):
+            if not _waits_on_step(run.saga, failed_step):
                 raise IllegalTransition(
                     f"Saga {order_id!r} is not waiting on {failed_step!r}; only the step in "
                     "progress can fail (steps after the payment are never undone)"
@@ -390,7 +476,17 @@ class OrderFulfillmentSaga:
                     return saga
                 step = self._step(saga, waiting.name)
                 error = error or f"no reply within {settings.SAGA_STEP_TIMEOUT:g} s"
-                self._fail(run, step, error=error, reason=step.timeout_reason)
+                # Entries recorded before steps were retried carry no count.
+                tries = saga.steps[step.name].get("tries", 1)
+                if not step.retried:
+                    self._fail(run, step, error=error, reason=step.timeout_reason)
+                elif tries >= int(settings.SAGA_COMPENSATION_ATTEMPTS):
+                    saga.step_stalled(
+                        step=step.name, error=f"{error}; no reply after {tries} request(s)"
+                    )
+                else:
+                    with traced("retry", step.name, run):
+                        self._start(run, step)
             else:
                 name = waiting.name
                 entry = saga.compensations.get(name)
@@ -412,7 +508,8 @@ class OrderFulfillmentSaga:
 
     @retry_on_conflict
     def retry(self, order_id: str) -> Saga:
-        """Send every compensation that was given up on again (staff, after fixing the cause).
+        """Send every compensation, and every retried step, that was given up on again (staff,
+        after fixing the cause).
 
         IllegalTransition unless the saga is in compensation_failed.
         """
@@ -426,6 +523,10 @@ class OrderFulfillmentSaga:
             for name, entry in list(run.saga.compensations.items()):
                 if entry["status"] == Saga.FAILED:
                     self._request(run, self._compensation(run.saga, name))
+            for name, entry in list(run.saga.steps.items()):
+                step = self._step(run.saga, name)
+                if entry["status"] == Saga.FAILED and step.retried:
+                    self._start(run, step)
             run.save()
         return run.saga
 
@@ -441,6 +542,7 @@ class OrderFulfillmentSaga:
                 return  # started and waiting, or failed (compensation took over)
             try:
                 with traced("step", step.name, run):
+                    self.before_step(run, step)
                     self._start(run, step)
             except StepRefused as refusal:
                 self._fail(run, step, error=refusal.error, reason=refusal.reason)
@@ -457,7 +559,7 @@ class OrderFulfillmentSaga:
         self, run: Run, step: Step, succeeded: bool, reply: dict[str, Any]
     ) -> None:
         saga = run.saga
-        if saga.waiting_for() == Waiting(Waiting.STEP, step.name):
+        if _waits_on_step(saga, step.name):
             if succeeded:
                 if step.succeeded:
                     step.succeeded(run, reply)
@@ -514,18 +616,23 @@ class OrderFulfillmentSaga:
         if saga.pending_compensations:
             self._request(run, self._compensation(saga, saga.pending_compensations[0]))
             return
-        if run.order.status in (Order.INVENTORY_FAILED, Order.INVENTORY_RELEASED):
-            run.order.cancel(reason=saga.failure_reason)
+        order = run.order
+        if order.status in (Order.INVENTORY_FAILED, Order.INVENTORY_RELEASED) or (
+            order.cancel_requested and order.status in (Order.PENDING, Order.INVENTORY_RESERVED)
+        ):
+            order.cancel(reason=saga.failure_reason)
         saga.compensated()
 
-    @staticmethod
-    def _in_order_trace(action: str, name: str, order_id: str):
+    def _in_order_trace(self, action: str, name: str, order_id: str):
         """A span for a decision no event caused (a timeout, staff's retry), in the trace of
         the saga's last event, so it shows in the order's trace."""
         if not tracing.enabled():
             return tracing.span(action)
         last = (
-            Event.objects.filter(aggregate_type=Saga.aggregate_type, aggregate_id=order_id)
+            Event.objects.filter(
+                aggregate_type=self.repository.aggregate_class.aggregate_type,
+                aggregate_id=order_id,
+            )
             .order_by("-version")
             .values_list("metadata", flat=True)
             .first()
@@ -538,12 +645,14 @@ class OrderFulfillmentSaga:
 
     @staticmethod
     def _start(run: Run, step: Step) -> None:
-        """Send a remote step's request, or run a local step to its end."""
+        """Send a remote step's request (again, for a retried one), or run a local step to its
+        end."""
         if step.request is not None:
             run.saga.request_step(
                 step=step.name,
                 event_type=step.request.event_type,
                 payload=step.request.payload(run),
+                retried=step.retried,
             )
         elif step.local is not None:
             step.local(run)
@@ -599,7 +708,7 @@ class OrderFulfillmentSaga:
     def _load(self, order_id: str, *, cause: RecordedEvent | None) -> Run | None:
         if not order_id:
             return None
-        saga, order = load_together((sagas, order_id), (orders, order_id))
+        saga, order = load_together((self.repository, order_id), (orders, order_id))
         if not saga.exists:
             return None
         if not order.exists:
@@ -613,30 +722,50 @@ class OrderFulfillmentSaga:
         return run
 
 
-fulfilment = OrderFulfillmentSaga(DEFINITIONS)
+def _waits_on_step(saga: Saga, name: str) -> bool:
+    """Whether the saga waits for the reply to step `name` (whichever attempt)."""
+    waiting = saga.waiting_for()
+    return waiting is not None and waiting.kind == Waiting.STEP and waiting.name == name
 
 
-def sagas_overdue(*, now=None, limit: int = 500) -> list[tuple[str, Waiting, str]]:
+def _is_cancelling(order: Order) -> bool:
+    return order.status == Order.CANCELLING
+
+
+fulfilment = OrderFulfillmentSaga(DEFINITIONS, before_step=refuse_when_cancelled)
+cancellation = OrderFulfillmentSaga(
+    CANCELLATION_DEFINITIONS,
+    kind="cancellation",
+    repository=cancellations,
+    starts_for=_is_cancelling,
+)
+# Each saga by SagaSummary.kind.
+ENGINES: Mapping[str, OrderFulfillmentSaga] = {
+    engine.kind: engine for engine in (fulfilment, cancellation)
+}
+
+
+def sagas_overdue(*, now=None, limit: int = 500) -> list[tuple[str, str, Waiting, str]]:
     """The sagas whose awaited reply is overdue (`overdue_for`), oldest request first: each as
-    (order id, the reply waited for, why it is overdue). One query for the candidates, and
-    one for their requests' progress."""
+    (saga kind, order id, the reply waited for, why it is overdue). One query for the
+    candidates, and one for their requests' progress."""
     now = now or timezone.now()
     least = min(float(settings.SAGA_STEP_TIMEOUT), float(settings.SAGA_QUEUE_TIMEOUT))
     waiting = SagaSummary.objects.waiting_since_before(now - timedelta(seconds=least))[:limit]
     candidates = []
-    for order_id, version, kind, name, attempt in waiting.values_list(
-        "order_id", "definition_version", "waiting_kind", "waiting_for", "waiting_attempt"
+    for saga_kind, order_id, version, kind, name, attempt in waiting.values_list(
+        "kind", "order_id", "definition_version", "waiting_kind", "waiting_for", "waiting_attempt"
     ):
         reply = Waiting(kind, name, attempt)
-        request = fulfilment.request_of(version, reply)
+        request = ENGINES[saga_kind].request_of(version, reply)
         replies = [r for r in (request.succeeded_by, request.failed_by) if r]
-        candidates.append((order_id, reply, (order_id, request.event_type, replies)))
-    progress = requests_progress([asked for _, _, asked in candidates])
+        candidates.append((saga_kind, order_id, reply, (order_id, request.event_type, replies)))
+    progress = requests_progress([asked for *_, asked in candidates])
     overdue = []
-    for (order_id, reply, _), found in zip(candidates, progress, strict=True):
+    for (saga_kind, order_id, reply, _), found in zip(candidates, progress, strict=True):
         error = overdue_for(found, now)
         if error:
-            overdue.append((order_id, reply, error))
+            overdue.append((saga_kind, order_id, reply, error))
     return overdue
 
 
@@ -644,9 +773,9 @@ def sagas_expire(*, now=None, limit: int = 500) -> list[str]:
     """Give up on every overdue reply: fail the step (and compensate) or send the compensation
     again. Returns the order ids acted on."""
     overdue = sagas_overdue(now=now, limit=limit)
-    for order_id, waiting, error in overdue:
-        fulfilment.expire(order_id, waiting=waiting, error=error)
-    return [order_id for order_id, _, _ in overdue]
+    for kind, order_id, waiting, error in overdue:
+        ENGINES[kind].expire(order_id, waiting=waiting, error=error)
+    return [order_id for _, order_id, _, _ in overdue]
 
 
 def overdue_for(progress: RequestProgress | None, now) -> str:
@@ -668,7 +797,7 @@ def overdue_for(progress: RequestProgress | None, now) -> str:
     return ""
 
 
-def saga_retry(*, order_id: str) -> Saga:
-    """Send a saga's failed compensations again; IllegalTransition unless it is in
-    compensation_failed, OrderNotFound when the order has no saga."""
-    return fulfilment.retry(order_id)
+def saga_retry(*, order_id: str, kind: str = "fulfilment") -> Saga:
+    """Send a saga's failed compensations (and stalled steps) again; IllegalTransition unless
+    it is in compensation_failed, OrderNotFound when the order has no such saga."""
+    return ENGINES[kind].retry(order_id)

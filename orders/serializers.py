@@ -1,6 +1,7 @@
 """Orders' input and output serializers (shapes only; the rules live in services)."""
 
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from httpapi.fields import StringField, identifier_field
@@ -37,6 +38,16 @@ class PlaceOrderInputSerializer(serializers.Serializer):
     )
 
 
+class CancelOrderInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Why the order is cancelled (kept with the order, told to the customer).",
+    )
+
+
 class OrderItemOutputSerializer(serializers.Serializer):
     product_id = serializers.CharField()
     quantity = serializers.IntegerField()
@@ -60,6 +71,7 @@ class OrderOutputSerializer(serializers.ModelSerializer):
             "items",
             "total_amount",
             "cancel_reason",
+            "cancellation_note",
             "created_at",
             "updated_at",
         )
@@ -99,6 +111,7 @@ class SagaOutputSerializer(serializers.ModelSerializer):
         fields = (
             "saga_id",
             "order_id",
+            "kind",
             "state",
             "current_step",
             "definition_version",
@@ -110,3 +123,18 @@ class SagaOutputSerializer(serializers.ModelSerializer):
             "updated_at",
         )
         read_only_fields = fields
+
+
+class OrderSagaOutputSerializer(SagaOutputSerializer):
+    """The fulfilment saga, with the cancellation saga of the order (null until one starts)."""
+
+    cancellation = serializers.SerializerMethodField()
+
+    class Meta(SagaOutputSerializer.Meta):
+        fields = (*SagaOutputSerializer.Meta.fields, "cancellation")
+        read_only_fields = fields
+
+    @extend_schema_field(SagaOutputSerializer(allow_null=True))
+    def get_cancellation(self, saga: SagaSummary):
+        found = self.context.get("cancellation")
+        return None if found is None else SagaOutputSerializer(found).data

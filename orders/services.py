@@ -1,5 +1,6 @@
-"""Orders' command handlers: place an order and wait for its outcome (the fulfilment saga, in
-orders/saga.py, decides the rest and expires and retries sagas).
+"""Orders' command handlers: place an order, ask to cancel one, and wait for its outcome (the
+fulfilment and cancellation sagas, in orders/saga.py, decide the rest and expire and retry
+sagas).
 
 An order is placed by appending its OrderCreated; the fulfilment saga (orders/saga.py) reacts
 to it after commit. With an idempotency key the order id is derived from the caller and the
@@ -21,9 +22,17 @@ from eventstore import rows
 from eventstore.admission import admit
 from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
 from eventstore.effects import require_no_transaction
+from eventstore.store import event_store
 from eventstore.vault import vault_erase, vault_put
 from orders import events
-from orders.aggregates import Order, OrderError, Saga
+from orders.aggregates import (
+    Cancellation,
+    IllegalTransition,
+    Order,
+    OrderError,
+    OrderNotFound,
+    Saga,
+)
 from orders.models import CatalogProduct, OrderSummary
 
 Metadata = Mapping[str, Any] | None
@@ -39,6 +48,7 @@ LONGEST_PAUSE = 0.2
 # The only way to load and save this app's aggregates; the saga (orders/saga.py) uses them too.
 orders: Repository[Order] = Repository(Order)
 sagas: Repository[Saga] = Repository(Saga)
+cancellations: Repository[Cancellation] = Repository(Cancellation)
 
 
 class InvalidOrder(OrderError):
@@ -55,6 +65,26 @@ class UnknownProducts(OrderError):
 
 class IdempotencyKeyReused(OrderError):
     """The idempotency key placed a different order before."""
+
+
+class OrderNotCancellable(OrderError):
+    """The order's status allows no cancellation (already cancelled or being cancelled, or
+    failing and about to be); `status` is the order's current one."""
+
+    def __init__(self, message: str, *, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+        # What the API's answer adds to `detail` (httpapi.errors.ErrorAnswer).
+        self.answer_fields = {"status": status}
+
+
+@dataclass(frozen=True)
+class CancelledOrder:
+    """The order a cancellation request refers to, and whether this call recorded it (False:
+    an idempotent repeat)."""
+
+    order: Order
+    recorded: bool
 
 
 @dataclass(frozen=True)
@@ -167,6 +197,54 @@ def _check_same_request(placed: Mapping[str, Any], asked: tuple, key: str, order
         raise IdempotencyKeyReused(
             f"Idempotency key {key!r} was used for a different order ({order_id})"
         )
+
+
+@retry_on_conflict
+def order_cancel(
+    *,
+    order_id: str,
+    reason: str = "",
+    idempotency_key: str | None = None,
+    idempotency_scope: str = "",
+    metadata: Metadata = None,
+) -> CancelledOrder:
+    """Ask to cancel an order (who may is the caller's business: the API lets a customer
+    cancel their own). One in fulfilment stops at its saga's next step and compensates; a
+    completed one is refunded and its stock returned by the cancellation saga, which starts
+    once this commits.
+
+    Raises OrderNotFound, and OrderNotCancellable from any status Order.CANCELLABLE does not
+    name (or once a cancellation was asked for), writing nothing. With an idempotency key, a
+    repeat returns the order as it stands (recorded=False) instead of OrderNotCancellable, and
+    the same key with another reason raises IdempotencyKeyReused.
+    """
+    event_id = None
+    if idempotency_key:
+        event_id = derived_event_id(
+            events.ORDER, order_id, "cancel", idempotency_scope, idempotency_key
+        )
+    with unit_of_work():
+        order = orders.load(order_id, missing=OrderNotFound)
+        earlier = event_store.get(event_id) if event_id is not None else None
+        if earlier is not None:
+            if earlier.payload["reason"] != reason:
+                raise IdempotencyKeyReused(
+                    f"Idempotency key {idempotency_key!r} cancelled order {order_id} "
+                    "with another reason"
+                )
+            return CancelledOrder(order, recorded=False)
+        try:
+            order.request_cancellation(
+                reason=reason,
+                requested_by=str((metadata or {}).get("actor", "")),
+                event_id=event_id,
+            )
+        except IllegalTransition:
+            raise OrderNotCancellable(
+                f"Order {order_id!r} is {order.status}: it cannot be cancelled", status=order.status
+            ) from None
+        orders.save(order, metadata={**(metadata or {}), "correlation_id": order_id})
+    return CancelledOrder(order, recorded=True)
 
 
 def order_wait_final(*, order_id: str, timeout: float) -> OrderSummary:

@@ -29,14 +29,17 @@ from httpapi.viewsets import ServiceViewSet
 from orders.filters import OrderFilter
 from orders.models import OrderSummary, SagaSummary
 from orders.serializers import (
+    CancelOrderInputSerializer,
     OrderOutputSerializer,
+    OrderSagaOutputSerializer,
     PlaceOrderInputSerializer,
-    SagaOutputSerializer,
 )
 from orders.services import (
     IdempotencyKeyReused,
     InvalidOrder,
+    OrderNotCancellable,
     UnknownProducts,
+    order_cancel,
     order_place,
     order_wait_final,
 )
@@ -97,19 +100,20 @@ class OrderViewSet(
         InvalidOrder: ErrorAnswer(422, field="items"),
         UnknownProducts: ErrorAnswer(422, field="items"),
         IdempotencyKeyReused: ErrorAnswer(422),
+        OrderNotCancellable: ErrorAnswer(409),
     }
 
     queryset = OrderSummary.objects.all()
     serializer_class = OrderOutputSerializer
     filterset_class = OrderFilter
-    input_serializers = {"create": PlaceOrderInputSerializer}
+    input_serializers = {"create": PlaceOrderInputSerializer, "cancel": CancelOrderInputSerializer}
     lookup_field = "order_id"
     # Placing an order runs a saga: it has its own budget (THROTTLE_ORDERS) besides the user's.
     throttle_scope = "orders"
 
     def get_throttles(self):
         throttles = super().get_throttles()
-        if self.action == "create":
+        if self.action in ("create", "cancel"):
             throttles.append(ScopedRateThrottle())
         return throttles
 
@@ -174,6 +178,68 @@ class OrderViewSet(
         return Response(body, status=answer, headers=headers)
 
     @extend_schema(
+        summary="Cancel an order (customers: their own; staff: anyone's)",
+        description=(
+            "An order in fulfilment (pending, inventory_reserved) stops at its saga's next step "
+            "and is cancelled with reason `cancel_requested`; a completed one is `cancelling` "
+            "while its cancellation saga refunds the payment and returns the stock, then "
+            "`refunded`. Any other status answers 409. There is no DELETE alias: the order is "
+            "kept, and its cancellation is a command with an outcome."
+        ),
+        parameters=[idempotency_key_parameter, prefer_parameter],
+        request=CancelOrderInputSerializer,
+        responses={
+            200: OpenApiResponse(
+                OrderOutputSerializer,
+                description="The cancellation was taken (or taken before, with "
+                "Idempotent-Replayed). Inline dispatch: as far as the sagas got in this request. "
+                "Celery dispatch: final (cancelled or refunded).",
+            ),
+            202: OpenApiResponse(
+                OrderOutputSerializer,
+                description="Celery dispatch only: the cancellation was taken and the sagas run "
+                "on the workers; the body is the order as it stands. Poll the order, or send "
+                "`Prefer: wait=N`.",
+            ),
+            400: VALIDATION_ERROR,
+            404: NOT_FOUND,
+            409: OpenApiResponse(
+                description="The order cannot be cancelled from its `status` (given beside "
+                "`detail`): it is cancelled, cancelling, refunded, or failing already."
+            ),
+            422: OpenApiResponse(
+                description="The Idempotency-Key cancelled this order before with another "
+                "`reason`; nothing is written."
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def cancel(self, request, order_id=None):
+        order = self.get_object()  # 404 for an order the caller may not see
+        data = self.validated_input()
+        cancelled = order_cancel(
+            order_id=order.order_id,
+            reason=data["reason"],
+            idempotency_key=idempotency_key(request),
+            idempotency_scope=actor_for(request.user),
+            metadata=command_metadata(request),
+        )
+        headers = {}
+        if not cancelled.recorded:
+            headers["Idempotent-Replayed"] = "true"
+        if settings.EVENTSTORE_DISPATCH == "celery":
+            wait = prefer_wait(request)
+            summary = order_wait_final(order_id=order.order_id, timeout=wait or 0)
+            if wait:
+                headers["Preference-Applied"] = f"wait={wait}"
+            done = summary.is_final and summary.status != summary.Status.COMPLETED
+            answer = status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED
+        else:
+            summary = OrderSummary.objects.get(pk=order.order_id)
+            answer = status.HTTP_200_OK
+        return Response(OrderOutputSerializer(summary).data, status=answer, headers=headers)
+
+    @extend_schema(
         summary="Every event of the order, from every service, in log order",
         description=(
             "Staff see every event correlated with the order; a customer sees those that name "
@@ -193,14 +259,17 @@ class OrderViewSet(
         return Response(EventOutputSerializer(rows, many=True).data)
 
     @extend_schema(
-        summary="The order's fulfilment saga: state, step log and compensations",
+        summary="The order's fulfilment saga (and cancellation saga): state, step log and "
+        "compensations",
         filters=False,
-        responses={200: SagaOutputSerializer, 404: NOT_FOUND},
+        responses={200: OrderSagaOutputSerializer, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def saga(self, request, order_id=None):
         order = self.get_object()
-        saga = SagaSummary.objects.filter(order_id=order.order_id).first()
+        found = {s.kind: s for s in SagaSummary.objects.filter(order_id=order.order_id)}
+        saga = found.get(SagaSummary.Kind.FULFILMENT)
         if saga is None:
             raise NotFound("The order's saga has not started yet.")
-        return Response(SagaOutputSerializer(saga).data)
+        context = {"cancellation": found.get(SagaSummary.Kind.CANCELLATION)}
+        return Response(OrderSagaOutputSerializer(saga, context=context).data)

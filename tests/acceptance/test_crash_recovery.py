@@ -220,3 +220,51 @@ def test_worker_passes_alone_finish_the_saga_while_wake_ups_stay_lost(
 
     assert crashing_dispatch.dropped, "wake-ups were delivered: the test would prove nothing"
     assert_completed_once_without_stock_leaks(shop, customer_client, order_id)
+
+
+# --- the cancellation saga -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "crash_after",
+    [
+        "OrderCancellationRequested",  # the request's own commit: the saga did not start
+        "PaymentRefundRequested",
+        "PaymentRefunded",  # refunded, and nobody knows yet
+        "InventoryReturnRequested",
+        "InventoryReturned",
+        "OrderRefunded",  # final for the customer, but nobody told
+    ],
+)
+def test_process_events_after_a_restart_finishes_a_cancellation_refunding_once(
+    shop, customer_client, crashing_dispatch, crash_after
+):
+    crashing_dispatch.crash_after = "no such event"
+    shop.add_product("sku-widget", price="9.99", stock=RECEIVED)
+    order_id = shop.place_order(customer_client, {"sku-widget": QUANTITY})["order_id"]
+    crashing_dispatch.crash_after = crash_after
+
+    response = customer_client.post(f"/api/orders/{order_id}/cancel/", {}, format="json")
+    assert response.status_code == 200
+    assert crashing_dispatch.crashed, f"no {crash_after} was committed"
+    crashing_dispatch.restart()
+    call_command("process_events", verbosity=0)
+    call_command("process_events", verbosity=0)
+
+    assert shop.order(customer_client, order_id)["status"] == "refunded"
+    assert list(get_gateway().refunds) == [f"refund:{order_id}"]
+    assert [p["status"] for p in shop.payments()] == ["refunded"]
+    assert shop.stock("sku-widget") == (RECEIVED, 0, 0)
+    saga = shop.saga(customer_client, order_id)["cancellation"]
+    assert saga["state"] == "completed"
+    assert {step["name"]: step["status"] for step in saga["steps"]} == {
+        "refund_payment": "succeeded",
+        "return_stock": "succeeded",
+        "refund_order": "succeeded",
+    }
+    types = [n["type"] for n in shop.notifications(customer_client)]
+    assert sorted(types) == ["order_completed", "order_confirmed", "order_refunded"]
+    refunds = [
+        e for e in shop.events(customer_client, order_id) if e["event_type"] == "PaymentRefunded"
+    ]
+    assert len(refunds) == 1

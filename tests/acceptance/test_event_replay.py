@@ -62,6 +62,13 @@ def busy_shop(shop, staff_client, customer_client, other_customer_client, settin
         "refunded_late", bob, {"sku-widget": 1, "sku-sprocket": 1}, payment_token="tok_timeout"
     )
     place("completed_again", bob, {"sku-widget": 1})
+    place("cancelled_after_completion", alice, {"sku-widget": 1, "sku-sprocket": 4})
+    cancelled = alice.post(
+        f"/api/orders/{orders['cancelled_after_completion']}/cancel/",
+        {"reason": "ordered twice"},
+        format="json",
+    )
+    assert cancelled.status_code == 200, cancelled.content
 
     settings.SAGA_STEP_TIMEOUT = settings.SAGA_QUEUE_TIMEOUT = 0
     call_command("expire_sagas", verbosity=0)
@@ -79,6 +86,7 @@ def busy_shop(shop, staff_client, customer_client, other_customer_client, settin
         "timed_out": "cancelled",
         "refunded_late": "cancelled",
         "completed_again": "completed",
+        "cancelled_after_completion": "refunded",
         "waiting": "inventory_reserved",
     }
     assert {p["status"] for p in shop.payments()} == {"processed", "failed", "refunded"}

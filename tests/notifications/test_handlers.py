@@ -25,11 +25,13 @@ ORDER_PAYLOADS = {
     events.ORDER_CONFIRMED: {"customer_id": "c1", "total_amount": "42.50"},
     events.ORDER_COMPLETED: {"customer_id": "c1"},
     events.ORDER_CANCELLED: {"customer_id": "c1", "reason": "payment_declined"},
+    events.ORDER_REFUNDED: {"customer_id": "c1", "total_amount": "42.50", "reason": ""},
 }
 OUTCOME_TYPES = {
     events.ORDER_CONFIRMED: "order_confirmed",
     events.ORDER_COMPLETED: "order_completed",
     events.ORDER_CANCELLED: "order_cancelled",
+    events.ORDER_REFUNDED: "order_refunded",
 }
 
 
@@ -238,6 +240,11 @@ def test_an_order_outcome_is_emailed_once_to_the_customer_with_a_stable_message_
     [
         (events.ORDER_COMPLETED, "Your order o1 is complete", "Thank you for your purchase."),
         (events.ORDER_CANCELLED, "Your order o1 was cancelled", "cancelled: card declined."),
+        (
+            events.ORDER_REFUNDED,
+            "Your order o1 was cancelled and refunded",
+            "The payment of 148.80 is refunded in full",
+        ),
     ],
 )
 def test_every_order_outcome_is_emailed_with_its_own_text(

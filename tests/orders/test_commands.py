@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 
 from eventstore.models import Event
 from orders.aggregates import Saga
-from orders.services import sagas
+from orders.services import order_cancel, orders, sagas
 
 pytestmark = pytest.mark.django_db
 
@@ -188,3 +188,21 @@ def test_retry_sagas_retries_what_it_can_and_fails_naming_the_rest(given_up, mak
         "can be retried",
     ]
     assert state_of(order_id) == Saga.COMPENSATING
+
+
+def test_retry_sagas_all_sends_a_stalled_cancellation_step_again(
+    make_product, place, switched_off, expire_overdue, run_after_commit, deliver, settings
+):
+    settings.SAGA_COMPENSATION_ATTEMPTS = 1
+    make_product("p1", stock=10)
+    order_id = place()
+    with switched_off("payments.requests"):
+        with run_after_commit():
+            order_cancel(order_id=order_id)
+        expire_overdue()
+
+        output = run("retry_sagas", all=True)
+
+    assert output.splitlines() == [f"{order_id}: retried, now running", "Retried 1 saga(s)."]
+    deliver()
+    assert orders.load(order_id).status == "refunded"

@@ -39,9 +39,11 @@ def saga_types(order_id):
     return [event.event_type for event in event_store.read_stream(events.SAGA, order_id)]
 
 
-def test_the_handler_reads_order_created_and_every_reply():
+def test_the_handler_reads_what_starts_a_saga_and_every_reply():
     assert FulfilmentSagaHandler.event_types == {
         events.ORDER_CREATED,
+        events.ORDER_CANCELLATION_REQUESTED,
+        events.INVENTORY_RETURNED,
         events.INVENTORY_RESERVED,
         events.INVENTORY_RESERVATION_FAILED,
         events.INVENTORY_RELEASED,

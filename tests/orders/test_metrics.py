@@ -11,6 +11,7 @@ from eventstore.metrics import scrape_registry
 from eventstore.store import NewEvent, event_store
 from orders import events, metrics
 from orders.models import SagaSummary
+from orders.services import order_cancel
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +73,21 @@ def test_a_cancelled_order_counts_with_its_reason(make_product, place):
 
     assert orders("cancelled", "insufficient_stock") == cancelled + 1
     assert finals() == timed + 1
+
+
+def test_a_completed_order_cancelled_counts_again_as_refunded_untimed(
+    make_product, place, run_after_commit
+):
+    make_product("p1", stock=10)
+    order_id = place([("p1", 2)])
+    refunded, completed, timed = orders("refunded"), orders("completed"), finals()
+
+    with run_after_commit():
+        order_cancel(order_id=order_id, reason="a reason that is no label")
+
+    assert orders("refunded") == refunded + 1
+    assert orders("completed") == completed
+    assert finals() == timed
 
 
 def test_an_order_whose_saga_has_not_run_counts_nothing(make_product, place):

@@ -8,7 +8,9 @@ from orders.models import OrderSummary, SagaSummary
 pytestmark = pytest.mark.django_db
 
 
-def test_outcome_counts_group_orders_into_completed_cancelled_by_reason_and_open(order_row):
+def test_outcome_counts_group_orders_into_completed_cancelled_by_reason_refunded_and_open(
+    order_row,
+):
     for order_id, status, reason in (
         ("o-1", "completed", ""),
         ("o-2", "completed", ""),
@@ -18,6 +20,8 @@ def test_outcome_counts_group_orders_into_completed_cancelled_by_reason_and_open
         ("o-6", "pending", ""),
         ("o-7", "payment_processed", ""),
         ("o-8", "cancelled", ""),
+        ("o-9", "refunded", ""),
+        ("o-10", "cancelling", ""),
     ):
         order_row(order_id, status=status)
         OrderSummary.objects.filter(order_id=order_id).update(cancel_reason=reason)
@@ -27,7 +31,8 @@ def test_outcome_counts_group_orders_into_completed_cancelled_by_reason_and_open
         "cancelled: card_declined": 2,
         "cancelled: insufficient_stock": 1,
         "cancelled: unknown": 1,
-        "open": 2,
+        "refunded": 1,
+        "open": 3,
     }
     assert OrderSummary.objects.filter(order_id="o-1").outcome_counts() == {"completed": 1}
     assert OrderSummary.objects.none().outcome_counts() == {}

@@ -38,6 +38,10 @@ COMMANDS = {
     events.ORDER_CONFIRMED: lambda order: order.confirm(),
     events.ORDER_COMPLETED: lambda order: order.complete(),
     events.ORDER_CANCELLED: lambda order: order.cancel(reason="card_declined"),
+    events.ORDER_CANCELLATION_REQUESTED: lambda order: order.request_cancellation(
+        reason="changed my mind", requested_by="user:1"
+    ),
+    events.ORDER_REFUNDED: lambda order: order.refunded(),
 }
 
 # The events that bring a new order into each situation ("confirmed": paid and confirmed).
@@ -80,6 +84,30 @@ HISTORIES = {
         events.ORDER_INVENTORY_FAILED,
         events.ORDER_CANCELLED,
     ],
+    # In fulfilment with a cancellation asked for.
+    "pending, cancel asked": [events.ORDER_CREATED, events.ORDER_CANCELLATION_REQUESTED],
+    "reserved, cancel asked": [
+        events.ORDER_CREATED,
+        events.ORDER_INVENTORY_RESERVED,
+        events.ORDER_CANCELLATION_REQUESTED,
+    ],
+    Order.CANCELLING: [
+        events.ORDER_CREATED,
+        events.ORDER_INVENTORY_RESERVED,
+        events.ORDER_PAYMENT_PROCESSED,
+        events.ORDER_CONFIRMED,
+        events.ORDER_COMPLETED,
+        events.ORDER_CANCELLATION_REQUESTED,
+    ],
+    Order.REFUNDED: [
+        events.ORDER_CREATED,
+        events.ORDER_INVENTORY_RESERVED,
+        events.ORDER_PAYMENT_PROCESSED,
+        events.ORDER_CONFIRMED,
+        events.ORDER_COMPLETED,
+        events.ORDER_CANCELLATION_REQUESTED,
+        events.ORDER_REFUNDED,
+    ],
 }
 
 # Every legal (situation, command) and the status it leads to; everything else is illegal.
@@ -94,6 +122,16 @@ LEGAL = {
     ("confirmed", events.ORDER_COMPLETED): Order.COMPLETED,
     (Order.INVENTORY_FAILED, events.ORDER_CANCELLED): Order.CANCELLED,
     (Order.INVENTORY_RELEASED, events.ORDER_CANCELLED): Order.CANCELLED,
+    (Order.PENDING, events.ORDER_CANCELLATION_REQUESTED): Order.PENDING,
+    (Order.INVENTORY_RESERVED, events.ORDER_CANCELLATION_REQUESTED): Order.INVENTORY_RESERVED,
+    (Order.COMPLETED, events.ORDER_CANCELLATION_REQUESTED): Order.CANCELLING,
+    ("pending, cancel asked", events.ORDER_INVENTORY_RESERVED): Order.INVENTORY_RESERVED,
+    ("pending, cancel asked", events.ORDER_INVENTORY_FAILED): Order.INVENTORY_FAILED,
+    ("pending, cancel asked", events.ORDER_CANCELLED): Order.CANCELLED,
+    ("reserved, cancel asked", events.ORDER_PAYMENT_PROCESSED): Order.PAYMENT_PROCESSED,
+    ("reserved, cancel asked", events.ORDER_PAYMENT_FAILED): Order.PAYMENT_FAILED,
+    ("reserved, cancel asked", events.ORDER_CANCELLED): Order.CANCELLED,
+    (Order.CANCELLING, events.ORDER_REFUNDED): Order.REFUNDED,
 }
 ILLEGAL = [
     (situation, command)
@@ -114,7 +152,12 @@ def order_in(situation, order_id=ORDER_ID):
 
 def test_the_legal_table_is_exactly_the_orders_transition_table():
     def status_of(situation):
-        return {"new": "", "confirmed": Order.PAYMENT_PROCESSED}.get(situation, situation)
+        return {
+            "new": "",
+            "confirmed": Order.PAYMENT_PROCESSED,
+            "pending, cancel asked": Order.PENDING,
+            "reserved, cancel asked": Order.INVENTORY_RESERVED,
+        }.get(situation, situation)
 
     table = {(status_of(situation), command): to for (situation, command), to in LEGAL.items()}
 
@@ -310,3 +353,20 @@ def test_replaying_an_orders_events_rebuilds_the_same_state(replayed, situation)
 )
 def test_total_of_sums_the_lines_to_two_places(lines, total):
     assert total_of(lines) == total
+
+
+def test_a_cancellation_asked_for_in_fulfilment_is_taken_up_again_once_the_order_completes():
+    order = order_in("reserved, cancel asked")
+    for command in (
+        events.ORDER_PAYMENT_PROCESSED,
+        events.ORDER_CONFIRMED,
+        events.ORDER_COMPLETED,
+    ):
+        COMMANDS[command](order)
+
+    order.request_cancellation(reason=order.cancellation_reason)
+
+    assert order.status == Order.CANCELLING
+    assert order.pending_events[-1].payload["reason"] == "changed my mind"
+    with pytest.raises(IllegalTransition):
+        order.request_cancellation()

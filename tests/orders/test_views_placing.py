@@ -33,6 +33,7 @@ def test_a_customer_places_an_order_and_gets_201_with_its_location(
         "items": [{"product_id": "p1", "quantity": 2, "unit_price": None}],
         "total_amount": None,
         "cancel_reason": "",
+        "cancellation_note": "",
         "created_at": order["created_at"],
         "updated_at": order["updated_at"],
     }

@@ -230,7 +230,8 @@ def test_saga_shows_the_orders_saga_with_its_step_log(customer_client, product, 
         1,
     )
     assert (saga["waiting_for"], saga["waiting_since"]) == ("", None)
-    assert set(saga) == set(SagaOutputSerializer().fields)
+    assert (saga["kind"], saga["cancellation"]) == ("fulfilment", None)
+    assert set(saga) == set(SagaOutputSerializer().fields) | {"cancellation"}
 
 
 def test_saga_step_times_read_like_every_other_timestamp_of_the_api(

@@ -9,6 +9,11 @@ from orders.models import SagaSummary
 from orders.saga import sagas_expire, sagas_overdue
 
 
+def _kind_noted(kind: str) -> str:
+    """A cancellation saga is named as such; a fulfilment saga by its order id alone."""
+    return "" if kind == SagaSummary.Kind.FULFILMENT else f" ({kind})"
+
+
 class Command(BaseCommand):
     help = (
         "Give up on every overdue saga reply (no reply SAGA_STEP_TIMEOUT seconds after the "
@@ -26,8 +31,8 @@ class Command(BaseCommand):
             write_dry_run(
                 self,
                 (
-                    f"{order_id}: {waiting.kind} {waiting.name}: {error}"
-                    for order_id, waiting, error in overdue
+                    f"{order_id}{_kind_noted(kind)}: {waiting.kind} {waiting.name}: {error}"
+                    for kind, order_id, waiting, error in overdue
                 ),
                 f"{len(overdue)} saga(s) overdue.",
             )

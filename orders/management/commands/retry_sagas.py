@@ -26,9 +26,9 @@ class Command(BaseCommand):
             raise CommandError("Name the sagas to retry (their order ids), or pass --all.")
         if all:
             order_ids = list(
-                SagaSummary.objects.filter(state=SagaSummary.State.COMPENSATION_FAILED).values_list(
-                    "order_id", flat=True
-                )
+                SagaSummary.objects.filter(state=SagaSummary.State.COMPENSATION_FAILED)
+                .values_list("order_id", flat=True)
+                .distinct()
             )
         if dry_run:
             write_dry_run(
@@ -39,8 +39,13 @@ class Command(BaseCommand):
             return
         errors = []
         for order_id in order_ids:
+            # An order's parked saga: its fulfilment's, or its cancellation's.
+            kinds = SagaSummary.objects.filter(
+                order_id=order_id, state=SagaSummary.State.COMPENSATION_FAILED
+            ).values_list("kind", flat=True)
             try:
-                saga = saga_retry(order_id=order_id)
+                for kind in list(kinds) or ["fulfilment"]:
+                    saga = saga_retry(order_id=order_id, kind=kind)
             except (IllegalTransition, OrderNotFound) as error:
                 errors.append(f"{order_id}: {error}")
                 continue
