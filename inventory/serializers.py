@@ -4,7 +4,11 @@ from rest_framework import serializers
 
 from httpapi.errors import UnprocessableInput
 from httpapi.fields import AmountField, identifier_field, text_field
+from inventory import events
 from inventory.models import ProductStock
+
+# Why a change was made, as staff write it (the events keep it).
+REASON_MAX_LENGTH = 200
 
 # Router paths under /api/inventory/ that a product id must not shadow.
 RESERVED_PRODUCT_IDS = frozenset({"reserve", "release"})
@@ -24,6 +28,44 @@ class ProductCreateInputSerializer(serializers.Serializer):
 
 class RestockInputSerializer(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
+
+
+def reason_field(**kwargs) -> serializers.CharField:
+    """An optional short text saying why staff made a change."""
+    return serializers.CharField(
+        max_length=REASON_MAX_LENGTH, allow_blank=True, default="", trim_whitespace=True, **kwargs
+    )
+
+
+class ProductUpdateInputSerializer(serializers.Serializer):
+    price = AmountField(required=False, help_text="The price of reservations made from now on.")
+    name = text_field(max_length=200, required=False)
+    reason = reason_field(help_text="Why (kept in the product's history).")
+
+    def validate(self, data):
+        if "price" not in data and "name" not in data:
+            raise serializers.ValidationError("Give a price, a name or both.")
+        return data
+
+
+class ReasonInputSerializer(serializers.Serializer):
+    reason = reason_field(help_text="Why (kept in the product's history).")
+
+
+class AdjustInputSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(
+        min_value=-1_000_000,
+        max_value=1_000_000,
+        help_text="Units to add to (positive) or remove from (negative) the available stock; "
+        "not 0.",
+    )
+    reason = serializers.ChoiceField(choices=events.ADJUSTMENT_REASONS)
+    note = serializers.CharField(max_length=500, allow_blank=True, default="")
+
+    def validate_quantity(self, value: int) -> int:
+        if value == 0:
+            raise serializers.ValidationError("Must not be 0.")
+        return value
 
 
 class LineInputSerializer(serializers.Serializer):
@@ -61,6 +103,7 @@ class ProductOutputSerializer(serializers.ModelSerializer):
             "product_id",
             "name",
             "price",
+            "status",
             "available_stock",
             "reserved_stock",
             "sold_stock",
