@@ -20,6 +20,7 @@ from inventory.services import (
     product_discontinue,
     product_restore,
     product_update,
+    products,
     stock_add,
     stock_adjust,
     stock_commit,
@@ -342,3 +343,19 @@ def test_stock_adjust_of_an_unknown_product_raises_product_not_found():
         stock_adjust(product_id="ghost", quantity=1, reason="found")
 
     assert not Event.objects.exists()
+
+
+def test_a_product_loaded_from_its_snapshot_keeps_its_status_and_corrections(
+    make_product, settings
+):
+    settings.EVENTSTORE_SNAPSHOT_EVERY = 2
+    make_product("p1", stock=10)
+    stock_adjust(product_id="p1", quantity=-4, reason="stolen")
+    product_update(product_id="p1", price=Decimal("3.00"))
+    product_discontinue(product_id="p1")
+
+    from_snapshot = products.load("p1")
+    replayed = products.load("p1", use_snapshot=False)
+
+    assert from_snapshot.snapshot() == replayed.snapshot()
+    assert (from_snapshot.adjusted, from_snapshot.discontinued) == (-4, True)
