@@ -14,6 +14,15 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     last_page_strings = ()
 
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                # DRF reads an empty `page` as the first page (the browsable API's forms send
+                # one): the schema says so, rather than promising a 400 the API does not give.
+                parameter["allowEmptyValue"] = True
+        return parameters
+
 
 class PositionCursorPagination(pagination.CursorPagination):
     """Pages through the log by position, stable while new events are appended."""

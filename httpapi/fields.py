@@ -35,13 +35,13 @@ def identifier_field(**kwargs: Any) -> serializers.RegexField:
     )
 
 
-def text_field(*, max_length: int, **kwargs: Any) -> serializers.RegexField:
-    """A serializer field for free text: at most `max_length` characters, not blank. Its schema
-    says "not blank" (a non-space character), as the field trims surrounding spaces."""
-    return serializers.RegexField(
+def text_field(*, max_length: int, **kwargs: Any) -> StringField:
+    """A serializer field for free text: a string of at most `max_length` characters, not blank.
+    Its schema says "not blank" (a non-space character), as the field trims surrounding spaces."""
+    return StringField(
         r"\S",
         max_length=max_length,
-        error_messages={"invalid": "Must contain more than spaces."},
+        error_messages={"invalid": "Must be a string with more than spaces."},
         **kwargs,
     )
 

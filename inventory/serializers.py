@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from httpapi.errors import UnprocessableInput
-from httpapi.fields import AmountField, identifier_field, text_field
+from httpapi.fields import AmountField, StringField, identifier_field, text_field
 from inventory import events
 from inventory.models import ProductStock
 
@@ -30,10 +30,16 @@ class RestockInputSerializer(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
 
 
-def reason_field(**kwargs) -> serializers.CharField:
-    """An optional short text saying why staff made a change."""
-    return serializers.CharField(
-        max_length=REASON_MAX_LENGTH, allow_blank=True, default="", trim_whitespace=True, **kwargs
+def reason_field(*, max_length: int = REASON_MAX_LENGTH, **kwargs) -> serializers.CharField:
+    """An optional short text saying why staff made a change (a JSON string; a number or a
+    boolean is refused, as the schema says)."""
+    return StringField(
+        r"^[\s\S]*$",
+        max_length=max_length,
+        allow_blank=True,
+        default="",
+        error_messages={"invalid": "Must be a string."},
+        **kwargs,
     )
 
 
@@ -41,11 +47,6 @@ class ProductUpdateInputSerializer(serializers.Serializer):
     price = AmountField(required=False, help_text="The price of reservations made from now on.")
     name = text_field(max_length=200, required=False)
     reason = reason_field(help_text="Why (kept in the product's history).")
-
-    def validate(self, data):
-        if "price" not in data and "name" not in data:
-            raise serializers.ValidationError("Give a price, a name or both.")
-        return data
 
 
 class ReasonInputSerializer(serializers.Serializer):
@@ -60,7 +61,7 @@ class AdjustInputSerializer(serializers.Serializer):
         "not 0.",
     )
     reason = serializers.ChoiceField(choices=events.ADJUSTMENT_REASONS)
-    note = serializers.CharField(max_length=500, allow_blank=True, default="")
+    note = reason_field(max_length=500, help_text="Details, for the product's history.")
 
     def validate_quantity(self, value: int) -> int:
         if value == 0:

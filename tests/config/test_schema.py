@@ -218,3 +218,14 @@ def test_operation_ids_are_unique_and_start_with_their_service(schema):
 def test_every_operation_has_a_summary(schema):
     for path, verb, operation in operations(schema):
         assert operation.get("summary"), (path, verb)
+
+
+@pytest.mark.django_db
+def test_an_empty_page_number_is_documented_as_allowed_and_reads_as_the_first_page(
+    schema, staff_client
+):
+    orders = schema["paths"]["/api/orders/"]["get"]["parameters"]
+    page = next(p for p in orders if p["name"] == "page")
+
+    assert page["allowEmptyValue"] is True
+    assert staff_client.get("/api/orders/?page=").status_code == 200
