@@ -35,11 +35,17 @@ def identifier_field(**kwargs: Any) -> serializers.RegexField:
     )
 
 
+# Free text: not only spaces, and no NUL character (which DRF refuses and databases cannot store).
+TEXT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# Optional free text: possibly empty, no NUL character.
+OPTIONAL_TEXT_PATTERN = r"^[^\x00]*$"
+
+
 def text_field(*, max_length: int, **kwargs: Any) -> StringField:
     """A serializer field for free text: a string of at most `max_length` characters, not blank.
     Its schema says "not blank" (a non-space character), as the field trims surrounding spaces."""
     return StringField(
-        r"\S",
+        TEXT_PATTERN,
         max_length=max_length,
         error_messages={"invalid": "Must be a string with more than spaces."},
         **kwargs,
