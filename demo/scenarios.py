@@ -45,11 +45,13 @@ class Stock:
     reserved: int
     sold: int
     received: int
+    adjusted: int = 0  # staff's stock corrections, net (negative: units written off)
 
     @property
     def balanced(self) -> bool:
-        """Whether available + reserved + sold == received (the inventory invariant)."""
-        return self.available + self.reserved + self.sold == self.received
+        """Whether available + reserved + sold == received + adjusted (the inventory
+        invariant)."""
+        return self.available + self.reserved + self.sold == self.received + self.adjusted
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,11 @@ def stock_of(product_ids: Sequence[str]) -> dict[str, Stock]:
     rows = ProductStock.objects.filter(pk__in=list(product_ids))
     found = {
         row.product_id: Stock(
-            row.available_stock, row.reserved_stock, row.sold_stock, row.received_stock
+            row.available_stock,
+            row.reserved_stock,
+            row.sold_stock,
+            row.received_stock,
+            row.adjusted_stock,
         )
         for row in rows
     }
@@ -243,7 +249,7 @@ def _problems(result: ScenarioResult) -> list[str]:
             expected = list(scenario.stock_events)
             problems.append(f"{product_id}'s stock moved by {list(moves)}, expected {expected}")
         if not result.stock_after[product_id].balanced:
-            problems.append(f"{product_id}: available + reserved + sold != received")
+            problems.append(f"{product_id}: available + reserved + sold != received + adjusted")
     sent = tuple(notification.type for notification in result.notifications)
     if sorted(sent) != sorted(scenario.notifications):
         problems.append(

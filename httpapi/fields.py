@@ -39,15 +39,17 @@ def identifier_field(**kwargs: Any) -> serializers.RegexField:
 # CharField refuses one, and PostgreSQL cannot store it). Linear to match: the two runs around
 # the first non-space character cannot overlap.
 TEXT_PATTERN = r"^\s*[^\s\x00][^\x00]*$"
+# Optional free text: possibly empty, no NUL character.
+OPTIONAL_TEXT_PATTERN = r"^[^\x00]*$"
 
 
-def text_field(*, max_length: int, **kwargs: Any) -> serializers.RegexField:
-    """A serializer field for free text: at most `max_length` characters, not blank, no NUL.
-    Its schema's pattern says both, as the field trims surrounding spaces."""
-    return serializers.RegexField(
+def text_field(*, max_length: int, **kwargs: Any) -> StringField:
+    """A serializer field for free text: a string of at most `max_length` characters, not blank,
+    no NUL. Its schema's pattern says both, as the field trims surrounding spaces."""
+    return StringField(
         TEXT_PATTERN,
         max_length=max_length,
-        error_messages={"invalid": "Must contain more than spaces, and no NUL character."},
+        error_messages={"invalid": "Must be a string with more than spaces, and no NUL character."},
         **kwargs,
     )
 

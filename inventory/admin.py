@@ -13,14 +13,49 @@ class ProductStockAdmin(ReadOnlyAdmin):
         "product_id",
         "name",
         "price",
+        "status",
         "available_stock",
         "reserved_stock",
         "sold_stock",
         "received_stock",
+        "adjusted_stock",
         "updated_at",
     )
+    list_filter = ("status",)
     search_fields = ("product_id", "name")
     ordering = ("product_id",)
+    fields = (
+        "product_id",
+        "related",
+        "name",
+        "price",
+        "status",
+        "units_balance",
+        "available_stock",
+        "reserved_stock",
+        "sold_stock",
+        "received_stock",
+        "adjusted_stock",
+        "version",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="related pages")
+    def related(self, product):
+        # Its stream is its history: price, name, status and every stock movement.
+        return admin_links({"history": stream_events_url(events.PRODUCT, product.product_id)})
+
+    @admin.display(description="available + reserved + sold = received + adjusted")
+    def units_balance(self, product):
+        held = product.available_stock + product.reserved_stock + product.sold_stock
+        gained = product.received_stock + product.adjusted_stock
+        return (
+            f"{product.available_stock} + {product.reserved_stock} + {product.sold_stock} = "
+            f"{product.received_stock} + {product.adjusted_stock} "
+            + ("(balanced)" if held == gained else "(NOT BALANCED)")
+        )
 
 
 @admin.register(ReservationSummary)

@@ -1,6 +1,8 @@
 """Product and Reservation: inventory state rebuilt only from events.
 
-For every product at every version: available + reserved + sold == received, none negative.
+For every product at every version: available + reserved + sold == received + adjusted (the net
+of staff's stock corrections), none negative. A discontinued product keeps its stock and
+reservations but takes no new one.
 A reservation goes from new to reserved or failed; a reserved one ends released or committed,
 and a committed one may be returned (its sold units back to available).
 """
@@ -31,6 +33,14 @@ class InsufficientStock(InventoryError):
     """Fewer units are available than requested."""
 
 
+class ProductDiscontinued(InventoryError):
+    """The product is discontinued: it takes no new reservation."""
+
+
+class AdjustmentPastZero(InventoryError):
+    """A stock correction would take more units than are available."""
+
+
 class ReservationNotFound(InventoryError):
     """No reservation has this id."""
 
@@ -40,22 +50,31 @@ class ReservationStateError(InventoryError):
 
 
 class Product(Aggregate):
-    """A product's price and stock: received units are available, reserved or sold."""
+    """A product's name, price, status and stock: units received, plus staff's corrections, are
+    available, reserved or sold."""
 
     aggregate_type = events.PRODUCT
+    snapshot_version = 2  # 2: `discontinued` and `adjusted`
 
     def __init__(self, aggregate_id: str) -> None:
         super().__init__(aggregate_id)
         self.name = ""
         self.price = "0.00"
+        self.discontinued = False
         self.available = 0
         self.reserved = 0
         self.sold = 0
         self.received = 0
+        self.adjusted = 0
 
     @property
     def exists(self) -> bool:
         return self.version > 0
+
+    @property
+    def available_for_sale(self) -> int:
+        """Units a new reservation may take: none once the product is discontinued."""
+        return 0 if self.discontinued else self.available
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -83,9 +102,88 @@ class Product(Aggregate):
             event_id=event_id,
         )
 
+    def change_price(self, *, price: Decimal, reason: str = "") -> None:
+        """Set a new price for reservations to come (those made keep theirs); the same price
+        records nothing."""
+        self._require_exists()
+        if price <= 0:
+            raise InventoryError("price must be greater than 0")
+        if price == Decimal(self.price):
+            return
+        self.record(
+            events.PRODUCT_PRICE_CHANGED,
+            {
+                "product_id": self.id,
+                "price": f"{price:.2f}",
+                "previous_price": self.price,
+                "reason": reason,
+            },
+        )
+
+    def rename(self, *, name: str, reason: str = "") -> None:
+        """Correct the product's name; the same name records nothing."""
+        self._require_exists()
+        name = name.strip()
+        if not name:
+            raise InventoryError("name must not be blank")
+        if name == self.name:
+            return
+        self.record(
+            events.PRODUCT_RENAMED,
+            {"product_id": self.id, "name": name, "previous_name": self.name, "reason": reason},
+        )
+
+    def discontinue(self, *, reason: str = "") -> None:
+        """Withdraw the product from sale: new reservations are refused, stock and reservations
+        already made stay as they are. A discontinued product records nothing."""
+        self._require_exists()
+        if not self.discontinued:
+            self.record(events.PRODUCT_DISCONTINUED, {"product_id": self.id, "reason": reason})
+
+    def reinstate(self, *, reason: str = "") -> None:
+        """Put a discontinued product back on sale; one on sale records nothing."""
+        self._require_exists()
+        if self.discontinued:
+            self.record(events.PRODUCT_RESTORED, {"product_id": self.id, "reason": reason})
+
+    def adjust_stock(
+        self,
+        *,
+        quantity: int,
+        reason: str,
+        note: str = "",
+        idempotency_key: str = "",
+        event_id: uuid.UUID | None = None,
+    ) -> None:
+        """Correct the available units by `quantity` (signed, not 0) for `reason`: never below
+        zero (AdjustmentPastZero), never touching reserved or sold units."""
+        self._require_exists()
+        if quantity == 0:
+            raise InventoryError("quantity must not be 0")
+        if reason not in events.ADJUSTMENT_REASONS:
+            raise InventoryError(f"reason must be one of {', '.join(events.ADJUSTMENT_REASONS)}")
+        if self.available + quantity < 0:
+            raise AdjustmentPastZero(
+                f"{self.id}: cannot remove {-quantity} units, {self.available} available"
+            )
+        self.record(
+            events.STOCK_ADJUSTED,
+            {
+                "product_id": self.id,
+                "quantity": quantity,
+                "reason": reason,
+                "note": note,
+                "idempotency_key": idempotency_key,
+            },
+            event_id=event_id,
+        )
+
     def reserve(self, *, reservation_id: str, quantity: int) -> None:
-        """Move `quantity` units from available to reserved; InsufficientStock when short."""
+        """Move `quantity` units from available to reserved; InsufficientStock when short,
+        ProductDiscontinued when the product is discontinued."""
         self._require_quantity(quantity)
+        if self.discontinued:
+            raise ProductDiscontinued(f"{self.id} is discontinued")
         if quantity > self.available:
             raise InsufficientStock(f"{self.id}: requested {quantity}, available {self.available}")
         self.record(events.STOCK_RESERVED, self._moved(reservation_id, quantity))
@@ -110,9 +208,12 @@ class Product(Aggregate):
     def _moved(self, reservation_id: str, quantity: int) -> dict[str, Any]:
         return {"product_id": self.id, "reservation_id": reservation_id, "quantity": quantity}
 
-    def _require_quantity(self, quantity: int) -> None:
+    def _require_exists(self) -> None:
         if not self.exists:
             raise ProductNotFound(f"Product {self.id!r} does not exist")
+
+    def _require_quantity(self, quantity: int) -> None:
+        self._require_exists()
         if quantity <= 0:
             raise InventoryError("quantity must be greater than 0")
 
@@ -128,10 +229,31 @@ class Product(Aggregate):
         self.name = payload["name"]
         self.price = payload["price"]
 
+    @applies(events.PRODUCT_PRICE_CHANGED)
+    def _price_changed(self, payload: dict[str, Any]) -> None:
+        self.price = payload["price"]
+
+    @applies(events.PRODUCT_RENAMED)
+    def _renamed(self, payload: dict[str, Any]) -> None:
+        self.name = payload["name"]
+
+    @applies(events.PRODUCT_DISCONTINUED)
+    def _discontinued(self, payload: dict[str, Any]) -> None:
+        self.discontinued = True
+
+    @applies(events.PRODUCT_RESTORED)
+    def _restored(self, payload: dict[str, Any]) -> None:
+        self.discontinued = False
+
     @applies(events.STOCK_ADDED)
     def _stock_added(self, payload: dict[str, Any]) -> None:
         self.available += payload["quantity"]
         self.received += payload["quantity"]
+
+    @applies(events.STOCK_ADJUSTED)
+    def _stock_adjusted(self, payload: dict[str, Any]) -> None:
+        self.available += payload["quantity"]
+        self.adjusted += payload["quantity"]
 
     @applies(events.STOCK_RESERVED)
     def _stock_reserved(self, payload: dict[str, Any]) -> None:

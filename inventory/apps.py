@@ -7,11 +7,16 @@ class InventoryConfig(AppConfig):
     name = "inventory"
 
     def ready(self) -> None:
+        from eventstore import signals
         from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
         from inventory.handlers import InventoryRequestHandler
+        from inventory.metrics import count_stock_adjustments
         from inventory.projections import ProductStockProjection, ReservationProjection
 
         register_projection(ProductStockProjection())
         register_projection(ReservationProjection())
         register_subscriber(InventoryRequestHandler())
+        signals.events_recorded.connect(
+            count_stock_adjustments, dispatch_uid="inventory.metrics.count_stock_adjustments"
+        )

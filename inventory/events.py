@@ -4,13 +4,21 @@ Quantities are integers and prices decimal strings with two places ("12.50"). A 
 id is the order's id when the order saga asks for it.
 """
 
+# Why staff correct a product's stock (StockAdjusted's `reason`).
+ADJUSTMENT_REASONS = ("damaged", "lost", "stolen", "found", "recount", "other")
+
 # Aggregate types (stream names).
 PRODUCT = "product"
 RESERVATION = "reservation"
 
 # Emitted on a product's stream.
 PRODUCT_CREATED = "ProductCreated"
+PRODUCT_PRICE_CHANGED = "ProductPriceChanged"
+PRODUCT_RENAMED = "ProductRenamed"
+PRODUCT_DISCONTINUED = "ProductDiscontinued"
+PRODUCT_RESTORED = "ProductRestored"
 STOCK_ADDED = "StockAdded"
+STOCK_ADJUSTED = "StockAdjusted"
 STOCK_RESERVED = "StockReserved"
 STOCK_RELEASED = "StockReleased"
 STOCK_SOLD = "StockSold"

@@ -1,7 +1,8 @@
 """Inventory's read models: derived from events, rebuilt by `rebuild_projections`."""
 
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F
+from django.db.models.lookups import Exact
 
 
 class ProductStockQuerySet(models.QuerySet):
@@ -9,17 +10,29 @@ class ProductStockQuerySet(models.QuerySet):
         """Products with at least one unit available."""
         return self.filter(available_stock__gt=0)
 
+    def on_sale(self):
+        """Products not discontinued: what customers see."""
+        return self.filter(status=ProductStock.Status.ACTIVE)
+
 
 class ProductStock(models.Model):
-    """A product's price and stock as GET /api/inventory/ shows it."""
+    """A product's name, price, status and stock as GET /api/inventory/ shows it."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DISCONTINUED = "discontinued"
 
     product_id = models.CharField(max_length=64, primary_key=True)
     name = models.CharField(max_length=200)
     price = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     available_stock = models.PositiveIntegerField(default=0)
     reserved_stock = models.PositiveIntegerField(default=0)
     sold_stock = models.PositiveIntegerField(default=0)
     received_stock = models.PositiveIntegerField(default=0)
+    adjusted_stock = models.IntegerField(
+        default=0, help_text="Net units staff's stock corrections added (negative: removed)."
+    )
     version = models.PositiveIntegerField(help_text="Version of the product's stream applied.")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -33,8 +46,9 @@ class ProductStock(models.Model):
         constraints = [
             # A projection bug that breaks the stock invariant fails the append that caused it.
             models.CheckConstraint(
-                condition=Q(
-                    received_stock=F("available_stock") + F("reserved_stock") + F("sold_stock")
+                condition=Exact(
+                    F("available_stock") + F("reserved_stock") + F("sold_stock"),
+                    F("received_stock") + F("adjusted_stock"),
                 ),
                 name="inventory_productstock_units_balance",
             )

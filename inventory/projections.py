@@ -11,19 +11,28 @@ from inventory.models import ProductStock, ReservationSummary
 # How each stock event moves units between the counters of ProductStock.
 _STOCK_MOVES = {
     events.STOCK_ADDED: {"received_stock": 1, "available_stock": 1},
+    events.STOCK_ADJUSTED: {"adjusted_stock": 1, "available_stock": 1},
     events.STOCK_RESERVED: {"available_stock": -1, "reserved_stock": 1},
     events.STOCK_RELEASED: {"reserved_stock": -1, "available_stock": 1},
     events.STOCK_SOLD: {"reserved_stock": -1, "sold_stock": 1},
     events.STOCK_RETURNED: {"sold_stock": -1, "available_stock": 1},
 }
 
+# The column each catalogue event sets, and the value it sets it to.
+_CATALOGUE_CHANGES = {
+    events.PRODUCT_PRICE_CHANGED: lambda payload: {"price": payload["price"]},
+    events.PRODUCT_RENAMED: lambda payload: {"name": payload["name"]},
+    events.PRODUCT_DISCONTINUED: lambda payload: {"status": ProductStock.Status.DISCONTINUED},
+    events.PRODUCT_RESTORED: lambda payload: {"status": ProductStock.Status.ACTIVE},
+}
+
 
 class ProductStockProjection(Projection):
-    """One ProductStock row per product: price and the stock counters."""
+    """One ProductStock row per product: name, price, status and the stock counters."""
 
     name = "inventory.products"
     models = (ProductStock,)
-    event_types = frozenset({events.PRODUCT_CREATED, *_STOCK_MOVES})
+    event_types = frozenset({events.PRODUCT_CREATED, *_CATALOGUE_CHANGES, *_STOCK_MOVES})
 
     def apply(self, event: RecordedEvent) -> None:
         self.apply_batch([event])
@@ -45,6 +54,16 @@ class ProductStockProjection(Projection):
                         "price": payload["price"],
                         "version": event.version,
                         "created_at": event.recorded_at,
+                        "updated_at": event.recorded_at,
+                    },
+                )
+                continue
+            if event.event_type in _CATALOGUE_CHANGES:
+                writes.change(
+                    event.aggregate_id,
+                    {
+                        **_CATALOGUE_CHANGES[event.event_type](payload),
+                        "version": event.version,
                         "updated_at": event.recorded_at,
                     },
                 )

@@ -1,10 +1,21 @@
 """Inventory's input and output serializers (shapes only; the rules live in services)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from httpapi.errors import UnprocessableInput
-from httpapi.fields import AmountField, identifier_field, text_field
+from httpapi.fields import (
+    OPTIONAL_TEXT_PATTERN,
+    AmountField,
+    StringField,
+    identifier_field,
+    text_field,
+)
+from inventory import events
 from inventory.models import ProductStock
+
+# Why a change was made, as staff write it (the events keep it).
+REASON_MAX_LENGTH = 200
 
 # Router paths under /api/inventory/ that a product id must not shadow.
 RESERVED_PRODUCT_IDS = frozenset({"reserve", "release"})
@@ -24,6 +35,53 @@ class ProductCreateInputSerializer(serializers.Serializer):
 
 class RestockInputSerializer(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
+
+
+def reason_field(*, max_length: int = REASON_MAX_LENGTH, **kwargs) -> serializers.CharField:
+    """An optional short text saying why staff made a change (a JSON string; a number or a
+    boolean is refused, as the schema says)."""
+    return StringField(
+        OPTIONAL_TEXT_PATTERN,
+        max_length=max_length,
+        allow_blank=True,
+        default="",
+        error_messages={"invalid": "Must be a string."},
+        **kwargs,
+    )
+
+
+class ProductUpdateInputSerializer(serializers.Serializer):
+    price = AmountField(required=False, help_text="The price of reservations made from now on.")
+    name = text_field(max_length=200, required=False)
+    reason = reason_field(help_text="Why (kept in the product's history).")
+
+
+class ReasonInputSerializer(serializers.Serializer):
+    reason = reason_field(help_text="Why (kept in the product's history).")
+
+
+@extend_schema_field(
+    {"type": "integer", "minimum": -1_000_000, "maximum": 1_000_000, "not": {"enum": [0]}}
+)
+class SignedQuantityField(serializers.IntegerField):
+    """A number of units to add (positive) or remove (negative): -1,000,000 to 1,000,000, not 0."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(min_value=-1_000_000, max_value=1_000_000, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value == 0:
+            raise serializers.ValidationError("Must not be 0.")
+        return value
+
+
+class AdjustInputSerializer(serializers.Serializer):
+    quantity = SignedQuantityField(
+        help_text="Units to add to (positive) or remove from (negative) the available stock; not 0."
+    )
+    reason = serializers.ChoiceField(choices=events.ADJUSTMENT_REASONS)
+    note = reason_field(max_length=500, help_text="Details, for the product's history.")
 
 
 class LineInputSerializer(serializers.Serializer):
@@ -61,6 +119,7 @@ class ProductOutputSerializer(serializers.ModelSerializer):
             "product_id",
             "name",
             "price",
+            "status",
             "available_stock",
             "reserved_stock",
             "sold_stock",

@@ -2,7 +2,8 @@
 
 The only place that appends inventory events. Every function is safe to call again with the
 same arguments: a repeated reservation returns the first decision, a repeated release or
-commit changes nothing, a repeated restock with the same idempotency key adds nothing.
+commit changes nothing, a repeated restock or stock correction with the same idempotency key
+adds nothing, and setting a price, name or status a product already has records nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +58,48 @@ def product_create(
 
 
 @retry_on_conflict
+def product_update(
+    *,
+    product_id: str,
+    price: Decimal | None = None,
+    name: str | None = None,
+    reason: str = "",
+    metadata: Metadata = None,
+) -> Product:
+    """Change a product's price and/or name, for `reason`, in one append; a value the product
+    has already records nothing. Reservations made before keep their price."""
+    with unit_of_work():
+        product = products.load(product_id, missing=ProductNotFound)
+        if price is not None:
+            product.change_price(price=price, reason=reason)
+        if name is not None:
+            product.rename(name=name, reason=reason)
+        products.save(product, metadata=metadata)
+    return product
+
+
+@retry_on_conflict
+def product_discontinue(*, product_id: str, reason: str = "", metadata: Metadata = None) -> Product:
+    """Withdraw a product from sale: new reservations are refused, its stock and the
+    reservations already made stay; discontinuing it again records nothing."""
+    with unit_of_work():
+        product = products.load(product_id, missing=ProductNotFound)
+        product.discontinue(reason=reason)
+        products.save(product, metadata=metadata)
+    return product
+
+
+@retry_on_conflict
+def product_restore(*, product_id: str, reason: str = "", metadata: Metadata = None) -> Product:
+    """Put a discontinued product back on sale; restoring one on sale records nothing."""
+    with unit_of_work():
+        product = products.load(product_id, missing=ProductNotFound)
+        product.reinstate(reason=reason)
+        products.save(product, metadata=metadata)
+    return product
+
+
+@retry_on_conflict
 def stock_add(
     *,
     product_id: str,
@@ -87,6 +130,46 @@ def stock_add(
     return product
 
 
+@retry_on_conflict
+def stock_adjust(
+    *,
+    product_id: str,
+    quantity: int,
+    reason: str,
+    note: str = "",
+    idempotency_key: str | None = None,
+    metadata: Metadata = None,
+) -> Product:
+    """Correct a product's available units by `quantity` (signed) for `reason` (damage, loss,
+    a recount): never below zero (AdjustmentPastZero), never touching reserved units. With an
+    idempotency key, a repeat changes nothing, and the same key for another correction raises
+    IdempotencyKeyReused."""
+    event_id = None
+    if idempotency_key:
+        event_id = derived_event_id(events.PRODUCT, product_id, "adjust", idempotency_key)
+    with unit_of_work():
+        if event_id is not None:
+            earlier = event_store.get(event_id)
+            if earlier is not None:
+                asked = {"quantity": quantity, "reason": reason, "note": note}
+                if {key: earlier.payload[key] for key in asked} != asked:
+                    raise IdempotencyKeyReused(
+                        f"Idempotency key {idempotency_key!r} was used to adjust by "
+                        f"{earlier.payload['quantity']} ({earlier.payload['reason']})"
+                    )
+                return products.load(product_id, missing=ProductNotFound)
+        product = products.load(product_id, missing=ProductNotFound)
+        product.adjust_stock(
+            quantity=quantity,
+            reason=reason,
+            note=note,
+            idempotency_key=idempotency_key or "",
+            event_id=event_id,
+        )
+        products.save(product, metadata=metadata)
+    return product
+
+
 def _merged(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Quantity per product, summed over repeated lines, in product id order."""
     wanted: dict[str, int] = {}
@@ -104,7 +187,8 @@ def _merged(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 def stock_reserve(
     *, reservation_id: str, items: Iterable[Mapping[str, Any]], metadata: Metadata = None
 ) -> Reservation:
-    """Reserve every line or none, at each product's current price.
+    """Reserve every line or none, at each product's current price. A discontinued product
+    is refused as a short line with nothing available.
 
     The reservation and every product it takes stock from are appended in one transaction, each
     at the version it was loaded at. A reservation id seen before returns its first decision.
@@ -121,7 +205,7 @@ def stock_reserve(
         short = [
             product_id
             for product_id, product in loaded.items()
-            if product.exists and wanted[product_id] > product.available
+            if product.exists and wanted[product_id] > product.available_for_sale
         ]
         if unknown or short:
             reason = "unknown_product" if unknown else "insufficient_stock"
@@ -131,7 +215,7 @@ def stock_reserve(
                     {
                         "product_id": product_id,
                         "requested": wanted[product_id],
-                        "available": loaded[product_id].available,
+                        "available": loaded[product_id].available_for_sale,
                     }
                     for product_id in (unknown or short)
                 ],

@@ -150,6 +150,22 @@ def stock_adjusted_by_staff(shop: Shop) -> None:
         assert response.status_code == 200, (url, response.status_code, response.content)
 
 
+def catalogue_changed_by_staff(shop: Shop) -> None:
+    """Staff reprice and rename a product, correct its stock, discontinue and restore it."""
+    for method, url, body in [
+        (
+            "patch",
+            "/api/inventory/sku-widget/",
+            {"price": "10.49", "name": "Widget", "reason": "x"},
+        ),
+        ("post", "/api/inventory/sku-widget/adjust/", {"quantity": -1, "reason": "damaged"}),
+        ("delete", "/api/inventory/sku-widget/", None),
+        ("post", "/api/inventory/sku-widget/restore/", {"reason": "back"}),
+    ]:
+        response = getattr(shop.staff, method)(url, body, format="json")
+        assert response.status_code == 200, (url, response.status_code, response.content)
+
+
 def undeliverable_notice_from_staff(shop: Shop, client, settings) -> None:
     """A notification staff send while the mail server is unreachable."""
     settings.EMAIL_BACKEND = UNREACHABLE_SMTP
@@ -170,6 +186,7 @@ def test_the_events_real_flows_append_carry_exactly_the_catalog_payload_keys(
     timed_out_order_paid_late(shop, customer_client, settings)
     cancelled_after_completion(shop, customer_client)
     stock_adjusted_by_staff(shop)
+    catalogue_changed_by_staff(shop)
     undeliverable_notice_from_staff(shop, customer_client, settings)
     catalog = read_catalog()
 

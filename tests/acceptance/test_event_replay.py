@@ -30,6 +30,14 @@ def busy_shop(shop, staff_client, customer_client, other_customer_client, settin
         "/api/inventory/sku-gadget/restock/", {"quantity": 2}, format="json"
     )
     assert restock.status_code == 200, restock.content
+    shop.add_product("sku-retired", price="5.00", stock=3)
+    for method, url, body in [
+        ("patch", "/api/inventory/sku-widget/", {"price": "10.49", "reason": "new price list"}),
+        ("post", "/api/inventory/sku-retired/adjust/", {"quantity": -1, "reason": "damaged"}),
+        ("delete", "/api/inventory/sku-retired/", None),
+    ]:
+        changed = getattr(staff_client, method)(url, body, format="json")
+        assert changed.status_code == 200, changed.content
     promotion = staff_client.post(
         "/api/notifications/send/",
         {"customer_id": customer_id_of(alice), "type": "promotion", "message": "20% off"},
@@ -55,6 +63,7 @@ def busy_shop(shop, staff_client, customer_client, other_customer_client, settin
         owner=bob,
     )
     place("shortage", bob, {"sku-gadget": 50})
+    place("discontinued", alice, {"sku-retired": 1})
     place("declined", alice, {"sku-widget": 1}, payment_token="tok_decline")
     place("insufficient_funds", bob, {"sku-sprocket": 3}, payment_token="tok_insufficient_funds")
     place("timed_out", alice, {"sku-gadget": 2}, payment_token="tok_timeout")
@@ -81,6 +90,7 @@ def busy_shop(shop, staff_client, customer_client, other_customer_client, settin
         "completed": "completed",
         "completed_for_bob_by_staff": "completed",
         "shortage": "cancelled",
+        "discontinued": "cancelled",
         "declined": "cancelled",
         "insufficient_funds": "cancelled",
         "timed_out": "cancelled",
@@ -104,6 +114,9 @@ def api_answers(shop, staff, customers, orders, owners):
     }
     for product in answers["inventory"]:
         answers[f"product {product['product_id']}"] = shop.product(product["product_id"])
+        answers[f"history of {product['product_id']}"] = all_pages(
+            staff, f"/api/inventory/{product['product_id']}/history/"
+        )
     for payment in answers["payments"]:
         answers[f"payment {payment['payment_id']}"] = get_json(
             staff, f"/api/payments/{payment['payment_id']}/"
@@ -111,6 +124,7 @@ def api_answers(shop, staff, customers, orders, owners):
     for customer in customers:
         who = customer_id_of(customer)
         answers[f"orders of {who}"] = all_pages(customer, "/api/orders/")
+        answers[f"products on sale to {who}"] = all_pages(customer, "/api/inventory/")
         answers[f"notifications of {who}"] = shop.notifications(customer)
         answers[f"notification list of {who}"] = all_pages(customer, "/api/notifications/")
     for outcome, order_id in orders.items():

@@ -23,8 +23,9 @@ def create_products(prefix: str, count: int, stock: int) -> list[str]:
 
 def check_stock(product_ids: list[str], stock: int, notes: list[str]) -> tuple[int, dict[str, int]]:
     """Check each product (`stock` units received) against its events and the completed orders:
-    no negative count; available + reserved + sold equals the units received, in the read model
-    and in the aggregate replayed from its events; the two agree; the units sold equal the units
+    no negative count; available + reserved + sold equals the units received plus staff's stock
+    corrections (adjusted), in the read model and in the aggregate replayed from its events; the
+    two agree; the units sold equal the units
     of the completed orders (no oversell). Returns (products failing a check, orders by status);
     each failure, and any order neither completed nor cancelled, is described in `notes`.
 
@@ -44,17 +45,31 @@ def check_stock(product_ids: list[str], stock: int, notes: list[str]) -> tuple[i
     for product_id in product_ids:
         row = ProductStock.objects.get(pk=product_id)
         product = products.load(product_id, use_snapshot=False)
-        read = (row.available_stock, row.reserved_stock, row.sold_stock, row.received_stock)
-        replayed = (product.available, product.reserved, product.sold, product.received)
+        read = (
+            row.available_stock,
+            row.reserved_stock,
+            row.sold_stock,
+            row.received_stock,
+            row.adjusted_stock,
+        )
+        replayed = (
+            product.available,
+            product.reserved,
+            product.sold,
+            product.received,
+            product.adjusted,
+        )
         problems = []
-        if min(*read, *replayed) < 0:
+        if min(*read[:4], *replayed[:4]) < 0:  # adjusted is signed: units removed are negative
             problems.append("a negative count")
-        for name, (available, reserved, sold, received) in (
+        for name, (available, reserved, sold, received, adjusted) in (
             ("read model", read),
             ("aggregate", replayed),
         ):
-            if available + reserved + sold != received:
-                problems.append(f"{name}: {available} + {reserved} + {sold} != {received}")
+            if available + reserved + sold != received + adjusted:
+                problems.append(
+                    f"{name}: {available} + {reserved} + {sold} != {received} + {adjusted}"
+                )
         if read != replayed:
             problems.append(f"read model {read} != aggregate {replayed}")
         if product.received != stock:

@@ -409,3 +409,19 @@ def test_the_peers_runner_imports_nothing_of_the_project():
     )
 
     assert finished.stdout.strip() == "[]", finished.stderr
+
+
+@pytest.mark.django_db
+def test_the_stock_check_counts_staff_corrections_in_the_units_balance():
+    from inventory.services import stock_adjust, stock_reserve
+    from tests.bench.catalogue import check_stock, create_products
+
+    product_ids = create_products("check", 2, 10)
+    stock_reserve(reservation_id="r1", items=[{"product_id": "check-0", "quantity": 3}])
+    stock_adjust(product_id="check-0", quantity=-7, reason="damaged")
+    stock_adjust(product_id="check-1", quantity=4, reason="found")
+    notes: list[str] = []
+
+    failing, _ = check_stock(product_ids, 10, notes)
+
+    assert (failing, notes) == (0, [])

@@ -160,7 +160,11 @@ def test_amounts_and_free_text_state_their_rules_in_the_schema(schema):
     name = components["ProductCreateInput"]["properties"]["name"]
 
     assert price["pattern"] == amount["pattern"]
-    assert (price["type"], name["maxLength"]) == ("string", 200)
+    assert (price["type"], name["type"], name["maxLength"]) == ("string", "string", 200)
+    assert re.search(name["pattern"], " Blue widget ")
+    # Blank, or with a NUL character (which the API refuses), the schema refuses too.
+    for refused in ["", "   ", "Blue\x00widget"]:
+        assert not re.search(name["pattern"], refused), refused
     assert re.fullmatch(price["pattern"], "0.01") and re.fullmatch(price["pattern"], "12.5")
     for refused in ["0", "0.00", "1.234", "-1", "", "01.00", "12345678901"]:
         assert not re.fullmatch(price["pattern"], refused), refused

@@ -52,7 +52,9 @@ def alice_id():
 
 def assert_stock_balances():
     for row in ProductStock.objects.all():
-        assert row.available_stock + row.reserved_stock + row.sold_stock == row.received_stock
+        assert row.available_stock + row.reserved_stock + row.sold_stock == (
+            row.received_stock + row.adjusted_stock
+        )
         assert row.reserved_stock == 0, "no order is left holding stock"
 
 

@@ -29,3 +29,15 @@ def reserve_body(reservation_id="order-1", *items):
 def listed_ids(response):
     assert response.status_code == 200
     return [item["product_id"] for item in response.json()["results"]]
+
+
+def adjust_url(product_id):
+    return f"{LIST_URL}{product_id}/adjust/"
+
+
+def restore_url(product_id):
+    return f"{LIST_URL}{product_id}/restore/"
+
+
+def history_url(product_id):
+    return f"{LIST_URL}{product_id}/history/"

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.utils.html import escape
 
 from inventory.models import ProductStock, ReservationSummary
-from inventory.services import stock_commit, stock_reserve
+from inventory.services import product_discontinue, stock_adjust, stock_commit, stock_reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +63,25 @@ def test_product_change_page_shows_the_stock_read_only(superuser_client, history
     page = response.content.decode()
     assert "Green apple" in page
     assert 'name="_save"' not in page
+
+
+def test_product_change_page_shows_the_units_balance_with_adjustments(superuser_client, history):
+    stock_adjust(product_id="apple", quantity=-2, reason="damaged")
+
+    page = superuser_client.get(f"{PRODUCT_CHANGELIST}apple/change/").content.decode()
+
+    assert "Available + reserved + sold = received + adjusted" in page
+    # 10 received, 2 written off, 3 held, 1 sold.
+    assert "4 + 3 + 1 = 10 + -2 (balanced)" in page
+    assert "aggregate_type=product&amp;aggregate_id=apple" in page
+
+
+def test_product_changelist_filters_by_status(superuser_client, history):
+    product_discontinue(product_id="banana")
+
+    response = superuser_client.get(PRODUCT_CHANGELIST, {"status": "discontinued"})
+
+    assert [row.product_id for row in listed(response)] == ["banana"]
 
 
 def test_reservation_changelist_lists_every_reservation(superuser_client, history):

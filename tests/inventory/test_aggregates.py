@@ -8,10 +8,12 @@ import pytest
 
 from inventory import events
 from inventory.aggregates import (
+    AdjustmentPastZero,
     InsufficientStock,
     InventoryError,
     Product,
     ProductAlreadyExists,
+    ProductDiscontinued,
     ProductNotFound,
     Reservation,
     ReservationStateError,
@@ -29,7 +31,9 @@ def counters(product):
 
 
 def assert_balanced(product):
-    assert product.available + product.reserved + product.sold == product.received
+    assert product.available + product.reserved + product.sold == (
+        product.received + product.adjusted
+    )
     assert min(counters(product)) >= 0
 
 
@@ -201,12 +205,14 @@ def test_units_stay_balanced_and_never_negative_after_any_sequence(seed):
     product = new_product(stock=5)
     expected_received = 5
     for step in range(200):
-        command = rng.choice(["add", "reserve", "release", "sell"])
+        command = rng.choice(["add", "adjust", "reserve", "release", "sell"])
         quantity = rng.randint(1, 6)
         try:
             if command == "add":
                 product.add_stock(quantity=quantity)
                 expected_received += quantity
+            elif command == "adjust":
+                product.adjust_stock(quantity=rng.choice([-1, 1]) * quantity, reason="recount")
             elif command == "reserve":
                 product.reserve(reservation_id=f"r{step}", quantity=quantity)
             elif command == "release":
@@ -219,6 +225,176 @@ def test_units_stay_balanced_and_never_negative_after_any_sequence(seed):
 
     assert product.received == expected_received
     assert product.version == len(product.pending_events)
+
+
+# --- Product: price, name, status ---------------------------------------------------------------
+
+
+def test_change_price_records_the_new_and_previous_price_and_why():
+    product = new_product(price="12.50")
+
+    product.change_price(price=Decimal("9.9"), reason="summer sale")
+
+    assert product.price == "9.90"
+    assert product.pending_events[-1].event_type == events.PRODUCT_PRICE_CHANGED
+    assert product.pending_events[-1].payload == {
+        "product_id": "p1",
+        "price": "9.90",
+        "previous_price": "12.50",
+        "reason": "summer sale",
+    }
+
+
+def test_setting_the_price_or_name_a_product_has_records_nothing():
+    product = new_product(price="12.50")
+    before = len(product.pending_events)
+
+    product.change_price(price=Decimal("12.5"))
+    product.rename(name=" Product p1 ")
+
+    assert len(product.pending_events) == before
+
+
+@pytest.mark.parametrize("price", ["0", "-0.01"])
+def test_change_price_refuses_a_price_that_is_not_positive(price):
+    product = new_product(price="12.50")
+
+    with pytest.raises(InventoryError, match="price"):
+        product.change_price(price=Decimal(price))
+
+    assert product.price == "12.50"
+
+
+def test_rename_records_the_trimmed_new_and_previous_name():
+    product = new_product()
+
+    product.rename(name="  Blue widget ", reason="typo")
+
+    assert product.name == "Blue widget"
+    assert product.pending_events[-1].payload == {
+        "product_id": "p1",
+        "name": "Blue widget",
+        "previous_name": "Product p1",
+        "reason": "typo",
+    }
+
+
+def test_rename_refuses_a_blank_name():
+    product = new_product()
+
+    with pytest.raises(InventoryError, match="blank"):
+        product.rename(name="   ")
+
+    assert product.name == "Product p1"
+
+
+@pytest.mark.parametrize("command", ["change_price", "rename", "discontinue", "reinstate"])
+def test_catalogue_commands_need_an_existing_product(command):
+    arguments = {"change_price": {"price": Decimal("1.00")}, "rename": {"name": "x"}}
+    with pytest.raises(ProductNotFound, match="ghost"):
+        getattr(Product("ghost"), command)(**arguments.get(command, {}))
+
+
+def test_a_discontinued_product_refuses_new_reservations_and_keeps_what_it_holds():
+    product = new_product(stock=10)
+    product.reserve(reservation_id="r1", quantity=4)
+
+    product.discontinue(reason="supplier stopped")
+
+    assert (product.discontinued, product.available_for_sale) == (True, 0)
+    assert product.pending_events[-1].payload == {"product_id": "p1", "reason": "supplier stopped"}
+    with pytest.raises(ProductDiscontinued, match="p1"):
+        product.reserve(reservation_id="r2", quantity=1)
+    product.sell(reservation_id="r1", quantity=4)
+    assert counters(product) == (6, 0, 4, 10)
+
+
+def test_discontinuing_twice_or_restoring_a_product_on_sale_records_nothing():
+    product = new_product()
+    product.reinstate()
+    product.discontinue()
+    before = len(product.pending_events)
+
+    product.discontinue()
+
+    assert len(product.pending_events) == before
+    assert pending_types(product)[-1] == events.PRODUCT_DISCONTINUED
+
+
+def test_a_restored_product_takes_reservations_again():
+    product = new_product(stock=5)
+    product.discontinue()
+
+    product.reinstate(reason="back in the range")
+
+    assert pending_types(product)[-1] == events.PRODUCT_RESTORED
+    assert product.available_for_sale == 5
+    product.reserve(reservation_id="r1", quantity=5)
+    assert counters(product) == (0, 5, 0, 5)
+
+
+# --- Product: adjust_stock -----------------------------------------------------------------------
+
+
+def test_adjust_stock_moves_available_units_and_counts_the_adjustment():
+    product = new_product(stock=10)
+    product.reserve(reservation_id="r1", quantity=3)
+
+    product.adjust_stock(quantity=-2, reason="damaged", note="dropped", idempotency_key="k1")
+    product.adjust_stock(quantity=5, reason="found")
+
+    assert counters(product) == (10, 3, 0, 10)
+    assert product.adjusted == 3
+    assert_balanced(product)
+    assert product.pending_events[-2].payload == {
+        "product_id": "p1",
+        "quantity": -2,
+        "reason": "damaged",
+        "note": "dropped",
+        "idempotency_key": "k1",
+    }
+
+
+def test_adjust_stock_may_take_every_available_unit_but_never_reserved_ones():
+    product = new_product(stock=10)
+    product.reserve(reservation_id="r1", quantity=4)
+    product.adjust_stock(quantity=-6, reason="lost")
+    before = len(product.pending_events)
+
+    with pytest.raises(AdjustmentPastZero, match="cannot remove 1 units, 0 available"):
+        product.adjust_stock(quantity=-1, reason="lost")
+
+    assert counters(product) == (0, 4, 0, 10)
+    assert len(product.pending_events) == before
+
+
+@pytest.mark.parametrize(
+    ("quantity", "reason", "message"),
+    [(0, "recount", "not be 0"), (1, "gift", "reason must be one of")],
+)
+def test_adjust_stock_refuses_zero_units_and_unknown_reasons(quantity, reason, message):
+    product = new_product(stock=10)
+
+    with pytest.raises(InventoryError, match=message):
+        product.adjust_stock(quantity=quantity, reason=reason)
+
+    assert product.adjusted == 0
+
+
+def test_adjust_stock_needs_an_existing_product():
+    with pytest.raises(ProductNotFound):
+        Product("ghost").adjust_stock(quantity=1, reason="found")
+
+
+def test_a_discontinued_product_may_still_be_adjusted_and_restocked():
+    product = new_product(stock=10)
+    product.discontinue()
+
+    product.adjust_stock(quantity=-3, reason="damaged")
+    product.add_stock(quantity=2)
+
+    assert counters(product) == (9, 0, 0, 12)
+    assert_balanced(product)
 
 
 # --- Reservation ---------------------------------------------------------------------------------
@@ -392,13 +568,17 @@ def test_product_snapshot_and_restore_give_an_equal_state():
     product = new_product(stock=10, price="3.99")
     product.reserve(reservation_id="r1", quantity=4)
     product.sell(reservation_id="r1", quantity=1)
+    product.adjust_stock(quantity=-2, reason="damaged")
+    product.change_price(price=Decimal("4.50"))
+    product.discontinue()
 
     restored = Product("p1")
     restored.restore(through_json(product.snapshot()))
     restored.version = product.version
 
     assert state(restored) == state(product)
-    assert counters(restored) == (6, 3, 1, 10)
+    assert counters(restored) == (4, 3, 1, 10)
+    assert (restored.adjusted, restored.price, restored.discontinued) == (-2, "4.50", True)
 
 
 @pytest.mark.parametrize("outcome", ["reserved", "failed", "released", "committed"])
@@ -420,4 +600,13 @@ def test_reservation_snapshot_and_restore_give_an_equal_state(outcome):
 def test_snapshot_holds_no_identity_or_unsaved_events():
     snapshot = new_product().snapshot()
 
-    assert set(snapshot) == {"name", "price", "available", "reserved", "sold", "received"}
+    assert set(snapshot) == {
+        "name",
+        "price",
+        "discontinued",
+        "available",
+        "reserved",
+        "sold",
+        "received",
+        "adjusted",
+    }

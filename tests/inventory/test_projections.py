@@ -13,9 +13,13 @@ from eventstore.replay import rebuild, verify
 from inventory import events
 from inventory.models import ProductStock, ReservationSummary
 from inventory.services import (
+    product_discontinue,
+    product_restore,
+    product_update,
     products,
     reservations,
     stock_add,
+    stock_adjust,
     stock_commit,
     stock_release,
     stock_reserve,
@@ -44,6 +48,8 @@ def mixed_history(make_product):
     make_product("cherry", stock=0, price="7.00")
     stock_add(product_id="cherry", quantity=4, idempotency_key="delivery-1")
     stock_add(product_id="cherry", quantity=4, idempotency_key="delivery-1")
+    stock_adjust(product_id="cherry", quantity=2, reason="found")
+    stock_adjust(product_id="apple", quantity=-1, reason="damaged", note="crushed")
     stock_reserve(reservation_id="r-commit", items=[line("apple", 2), line("banana", 1)])
     stock_commit(reservation_id="r-commit")
     stock_reserve(reservation_id="r-release", items=[line("apple", 3)])
@@ -52,6 +58,10 @@ def mixed_history(make_product):
     stock_reserve(reservation_id="r-short", items=[line("apple", 1), line("banana", 5)])
     stock_reserve(reservation_id="r-unknown", items=[line("durian", 1)])
     stock_release(reservation_id="r-late", missing_ok=True)
+    product_update(product_id="apple", price=Decimal("0.60"), name="Green apple", reason="season")
+    product_discontinue(product_id="banana")
+    product_discontinue(product_id="cherry")
+    product_restore(product_id="cherry")
 
 
 def product_rows():
@@ -67,17 +77,19 @@ def test_product_stock_rows_match_the_product_aggregates(mixed_history):
     for product_id in PRODUCT_IDS:
         product = products.load(product_id)
         row = ProductStock.objects.get(pk=product_id)
-        assert (row.name, row.price, row.version) == (
+        assert (row.name, row.price, row.version, row.status == "discontinued") == (
             product.name,
             Decimal(product.price),
             product.version,
+            product.discontinued,
         )
         assert (
             row.available_stock,
             row.reserved_stock,
             row.sold_stock,
             row.received_stock,
-        ) == (product.available, product.reserved, product.sold, product.received)
+            row.adjusted_stock,
+        ) == (product.available, product.reserved, product.sold, product.received, product.adjusted)
 
 
 def test_product_stock_rows_hold_the_expected_counters(mixed_history):
@@ -87,15 +99,29 @@ def test_product_stock_rows_hold_the_expected_counters(mixed_history):
             row["reserved_stock"],
             row["sold_stock"],
             row["received_stock"],
+            row["adjusted_stock"],
         )
         for row in product_rows()
     }
 
     assert counters == {
-        "apple": (7, 1, 2, 10),
-        "banana": (2, 0, 1, 3),
-        "cherry": (0, 4, 0, 4),
+        "apple": (6, 1, 2, 10, -1),
+        "banana": (2, 0, 1, 3, 0),
+        "cherry": (2, 4, 0, 4, 2),
     }
+
+
+def test_product_stock_rows_follow_price_name_and_status_changes(mixed_history):
+    rows = {row["product_id"]: row for row in product_rows()}
+
+    assert (rows["apple"]["name"], rows["apple"]["price"]) == ("Green apple", Decimal("0.60"))
+    assert {product_id: row["status"] for product_id, row in rows.items()} == {
+        "apple": "active",
+        "banana": "discontinued",
+        "cherry": "active",
+    }
+    # Reservations made before the price change keep the price they were made at.
+    assert ReservationSummary.objects.get(pk="r-held").lines[0]["unit_price"] == "0.50"
 
 
 def test_reservation_summary_rows_match_the_reservation_aggregates(mixed_history):
@@ -196,6 +222,19 @@ def test_the_units_balance_constraint_rejects_an_unbalanced_update(make_product)
 
     row = ProductStock.objects.get(pk="p1")
     assert (row.available_stock, row.received_stock) == (5, 5)
+
+
+def test_the_units_balance_constraint_counts_adjustments(make_product):
+    make_product("p1", stock=5)
+
+    ProductStock.objects.filter(pk="p1").update(
+        available_stock=F("available_stock") - 2, adjusted_stock=-2
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProductStock.objects.filter(pk="p1").update(adjusted_stock=-1)
+
+    row = ProductStock.objects.get(pk="p1")
+    assert (row.available_stock, row.received_stock, row.adjusted_stock) == (3, 5, -2)
 
 
 def test_the_units_balance_constraint_rejects_an_unbalanced_row(db):

@@ -79,6 +79,15 @@ def schema(staff_client):
         ("/api/inventory/", "get", {"200"}),
         ("/api/inventory/{product_id}/", "get", {"200", "404"}),
         ("/api/inventory/{product_id}/restock/", "post", {"200", "400", "403", "404", "422"}),
+        ("/api/inventory/{product_id}/", "patch", {"200", "400", "403", "404"}),
+        ("/api/inventory/{product_id}/", "delete", {"200", "400", "403", "404"}),
+        ("/api/inventory/{product_id}/restore/", "post", {"200", "400", "403", "404"}),
+        (
+            "/api/inventory/{product_id}/adjust/",
+            "post",
+            {"200", "400", "403", "404", "409", "422"},
+        ),
+        ("/api/inventory/{product_id}/history/", "get", {"200", "403", "404"}),
         ("/api/inventory/reserve/", "post", {"200", "400", "403", "409"}),
         ("/api/inventory/release/", "post", {"200", "400", "403", "404", "409"}),
     ],
@@ -90,13 +99,14 @@ def test_schema_documents_each_endpoint_with_its_response_codes(schema, path, me
 def test_schema_documents_the_list_filters_and_page(schema):
     parameters = {p["name"] for p in schema["paths"]["/api/inventory/"]["get"]["parameters"]}
 
-    assert {"name", "in_stock", "page"} <= parameters
+    assert {"name", "in_stock", "status", "discontinued", "page"} <= parameters
 
 
-def test_schema_documents_the_restock_idempotency_key_header(schema):
+@pytest.mark.parametrize("action", ["restock", "adjust"])
+def test_schema_documents_the_idempotency_key_header_of_stock_commands(schema, action):
     [header] = [
         p
-        for p in schema["paths"]["/api/inventory/{product_id}/restock/"]["post"]["parameters"]
+        for p in schema["paths"][f"/api/inventory/{{product_id}}/{action}/"]["post"]["parameters"]
         if p["in"] == "header"
     ]
 
@@ -108,6 +118,8 @@ def test_schema_documents_the_restock_idempotency_key_header(schema):
     "path",
     [
         "/api/inventory/{product_id}/restock/",
+        "/api/inventory/{product_id}/adjust/",
+        "/api/inventory/{product_id}/restore/",
         "/api/inventory/reserve/",
         "/api/inventory/release/",
     ],

@@ -11,9 +11,10 @@ no answer is a connection error.
 
 Afterwards, with gunicorn stopped, every subscriber is caught up (a saga a request left mid-way
 finishes) and each product is checked (`catalogue.check_stock`): no negative counts, available +
-reserved + sold equals the units received, the read model equals the aggregate replayed from its
-events, and the units sold equal the units of the completed orders (no oversell). `oversold`
-counts the products failing any of these; each failure is described in the run's notes.
+reserved + sold equals the units received plus staff's corrections, the read model equals the
+aggregate replayed from its events, and the units sold equal the units of the completed orders
+(no oversell). `oversold` counts the products failing any of these; each failure is described
+in the run's notes.
 """
 
 from __future__ import annotations
