@@ -9,6 +9,7 @@ import pytest
 
 from payments import gateway as gateway_module
 from payments.gateway import ChargeResult, GatewayTimeout, SimulatedGateway, get_gateway
+from tests import gateways
 
 AMOUNT = Decimal("10.00")
 
@@ -274,3 +275,16 @@ def test_find_charge_tells_the_answer_a_key_got_and_charges_nothing():
     assert gateway.find_charge(idempotency_key="charge:p-2") is None
     assert gateway.find_charge(idempotency_key="charge:p-3") is None
     assert list(gateway.charges) == ["charge:p-1"]
+
+
+def test_the_recording_gateway_finds_a_charge_another_process_made(tmp_path, monkeypatch):
+    # Each process (a Celery worker) has its own RecordingGateway; the file is the provider's
+    # record, so a worker that takes over a killed one's call finds what that one was answered.
+    monkeypatch.setenv(gateways.FILE_VARIABLE, str(tmp_path / "calls.jsonl"))
+    first, second = gateways.RecordingGateway(), gateways.RecordingGateway()
+    made = first.charge(
+        idempotency_key="charge:o-1", amount=Decimal("5.00"), payment_token=gateways.DEFAULT_TOKEN
+    )
+
+    assert second.find_charge(idempotency_key="charge:o-1") == made
+    assert second.find_charge(idempotency_key="charge:o-2") is None
