@@ -60,6 +60,7 @@ PAYMENT_FAILED = "PaymentFailed"
 PAYMENT_REFUNDED = "PaymentRefunded"
 INVENTORY_RETURNED = "InventoryReturned"
 PRODUCT_CREATED = "ProductCreated"
+PRODUCT_RENAMED = "ProductRenamed"
 
 
 # The vault kind of a payment token: the raw token never enters the log (eventstore.vault).

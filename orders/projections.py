@@ -290,13 +290,17 @@ def _set_waiting(row: SagaSummary) -> None:
 
 
 class CatalogProjection(Projection):
-    """The products an order may name, from inventory's ProductCreated events."""
+    """The products an order may name, from inventory's ProductCreated events, with the name
+    of its latest ProductRenamed."""
 
     name = "orders.catalog"
     models = (CatalogProduct,)
-    event_types = frozenset({events.PRODUCT_CREATED})
+    event_types = frozenset({events.PRODUCT_CREATED, events.PRODUCT_RENAMED})
 
     def apply(self, event: RecordedEvent) -> None:
+        if event.event_type == events.PRODUCT_RENAMED:
+            rows.update(CatalogProduct, event.payload["product_id"], name=event.payload["name"])
+            return
         rows.upsert(
             CatalogProduct,
             product_id=event.payload["product_id"],

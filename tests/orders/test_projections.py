@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from eventstore.store import NewEvent, RecordedEvent, event_store
+from inventory.services import product_update
 from orders import events
 from orders.aggregates import Order, Saga
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
@@ -420,6 +421,14 @@ def test_a_created_product_enters_the_catalogue(make_product):
         "Blue widget",
         created.recorded_at,
     )
+
+
+def test_a_renamed_product_keeps_its_entry_under_the_new_name(make_product):
+    make_product("p1", name="Blue widget")
+
+    product_update(product_id="p1", name="Navy widget", reason="typo")
+
+    assert list(CatalogProduct.objects.values_list("product_id", "name")) == [("p1", "Navy widget")]
 
 
 def test_a_product_created_again_updates_its_catalogue_entry(make_product):
