@@ -331,7 +331,9 @@ def _perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
         if parked:
             _finish(claim, PARKED, message)
             return PARKED
-        _finish(claim, PENDING, message, due_at=timezone.now() + backoff(claim.attempt))
+        # A provider that said when to come back (an error's `retry_after`) is not asked sooner.
+        wait = max(backoff(claim.attempt), getattr(error, "retry_after", None) or timedelta(0))
+        _finish(claim, PENDING, message, due_at=timezone.now() + wait)
         return PENDING
     _finish(claim, DONE)
     return DONE

@@ -3,7 +3,8 @@
 from rest_framework import serializers
 
 from httpapi.fields import IDENTIFIER_HELP, StringField, identifier_field, text_field
-from notifications.models import SentNotification
+from notifications import webpush
+from notifications.models import PushSubscription, SentNotification
 
 
 class SendInputSerializer(serializers.Serializer):
@@ -39,6 +40,8 @@ class NotificationOutputSerializer(serializers.ModelSerializer):
             "sent_at",
             "delivery_status",
             "delivered_at",
+            "push_status",
+            "pushed",
         )
         read_only_fields = fields
 
@@ -47,3 +50,67 @@ class NotificationListOutputSerializer(NotificationOutputSerializer):
     class Meta(NotificationOutputSerializer.Meta):
         fields = ("notification_id", "customer_id", *NotificationOutputSerializer.Meta.fields[1:])
         read_only_fields = fields
+
+
+class PushSubscriptionKeysInputSerializer(serializers.Serializer):
+    p256dh = serializers.CharField(
+        max_length=100, help_text="base64url of the browser's P-256 public key (65 bytes)."
+    )
+    auth = serializers.CharField(
+        max_length=40, help_text="base64url of the browser's auth secret (16 bytes)."
+    )
+
+    def validate_p256dh(self, value: str) -> str:
+        try:
+            webpush.check_p256dh(value)
+        except ValueError as error:
+            raise serializers.ValidationError(
+                "Must be base64url of an uncompressed P-256 public key (65 bytes)."
+            ) from error
+        return value
+
+    def validate_auth(self, value: str) -> str:
+        try:
+            webpush.check_auth(value)
+        except ValueError as error:
+            raise serializers.ValidationError("Must be base64url of 16 bytes.") from error
+        return value
+
+
+class PushSubscriptionInputSerializer(serializers.Serializer):
+    """A browser's PushSubscription as its toJSON() gives it."""
+
+    endpoint = serializers.URLField(max_length=2000, help_text="The push service's URL (https).")
+    keys = PushSubscriptionKeysInputSerializer()
+    expirationTime = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Milliseconds since the epoch."
+    )
+
+    def validate_endpoint(self, value: str) -> str:
+        try:
+            webpush.check_endpoint(value)
+        except webpush.BadEndpoint as error:
+            raise serializers.ValidationError(str(error)) from error
+        return value
+
+
+class PushSubscriptionOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PushSubscription
+        fields = (
+            "subscription_id",
+            "customer_id",
+            "endpoint",
+            "expiration_time",
+            "status",
+            "created_at",
+            "removed_at",
+        )
+        read_only_fields = fields
+
+
+class VapidPublicKeyOutputSerializer(serializers.Serializer):
+    public_key = serializers.CharField(
+        help_text="The VAPID public key for PushManager.subscribe's applicationServerKey "
+        "(base64url of the uncompressed P-256 point)."
+    )
