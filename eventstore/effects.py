@@ -10,7 +10,8 @@ The pattern, for any reaction that calls out:
    appended with an expected version, so a repeat of the call finds the outcome recorded (or
    the provider's first answer) and records nothing twice.
 4. A call that raises is retried with exponential backoff (EVENTSTORE_EFFECT_BACKOFF seconds,
-   doubling) until EVENTSTORE_EFFECT_ATTEMPTS calls were made, then parked for staff
+   doubling, or later when the error's `retry_after` says so) until EVENTSTORE_EFFECT_ATTEMPTS
+   calls were made, then parked for staff
    (`manage.py retry_effects`). A worker that dies mid-call leaves its claim to expire after
    EVENTSTORE_EFFECT_LEASE seconds; the next pass then calls again with the same key.
 

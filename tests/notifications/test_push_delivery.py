@@ -2,9 +2,11 @@
 subscription of its customer once, encrypted (RFC 8291) and VAPID-signed (RFC 8292); gone
 subscriptions end, refusals park, and throttling and failures are retried."""
 
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from eventstore.models import Effect, Event
@@ -248,3 +250,12 @@ def test_the_retry_after_header_is_read_as_seconds_or_a_date():
 def test_a_payload_over_the_size_limit_is_refused():
     with pytest.raises(ValueError, match="at most"):
         webpush.payload_bytes({"body": "x" * webpush.PAYLOAD_MAX_BYTES})
+
+
+def test_vapid_keys_prints_a_pair_the_settings_accept(settings):
+    out = io.StringIO()
+    call_command("vapid_keys", stdout=out)
+
+    line, comment = out.getvalue().splitlines()
+    settings.VAPID_PRIVATE_KEY = line.removeprefix("VAPID_PRIVATE_KEY=")
+    assert comment == f"# public key: {webpush.public_key()}"
