@@ -411,13 +411,26 @@ def live_push_subscriptions(customer_id: str):
     ).order_by("created_at", "subscription_id")
 
 
+# A push's body stays within Web Push's size limit whatever the message (webpush.payload_bytes);
+# the email carries the whole text.
+PUSH_BODY_MAX_BYTES = 1500
+
+
+def _shortened(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8 (at a character boundary), marked with "…"."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - 3].decode(errors="ignore") + "…"
+
+
 def push_payload(notification: Notification) -> dict[str, Any]:
     """What a push carries: small JSON for the service worker to show (title, body, order)."""
     order_id = notification.order_id
     return {
         "notification_id": notification.id,
         "title": notification.subject,
-        "body": notification.message,
+        "body": _shortened(notification.message, PUSH_BODY_MAX_BYTES),
         "order_id": order_id,
         "url": ORDER_URL.format(order_id=order_id) if order_id else "",
     }

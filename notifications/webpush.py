@@ -89,8 +89,11 @@ def check_endpoint(endpoint: str) -> None:
     """BadEndpoint unless pushes may go to `endpoint`: https to a public host. Plain http to a
     loopback address only with NOTIFICATIONS_PUSH_ALLOW_LOOPBACK (tests, local push services).
     Hosts given as IP addresses are checked; names are left to the push service's certificate."""
-    parts = urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(endpoint)
+        host = (parts.hostname or "").lower()
+    except ValueError as error:  # e.g. an unclosed IPv6 bracket
+        raise BadEndpoint("The endpoint is not a valid URL.") from error
     if not host:
         raise BadEndpoint("The endpoint must name a host.")
     loopback = host == "localhost" or _is_address(host, "is_loopback")

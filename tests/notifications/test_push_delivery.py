@@ -259,3 +259,19 @@ def test_vapid_keys_prints_a_pair_the_settings_accept(settings):
     line, comment = out.getvalue().splitlines()
     settings.VAPID_PRIVATE_KEY = line.removeprefix("VAPID_PRIVATE_KEY=")
     assert comment == f"# public key: {webpush.public_key()}"
+
+
+def test_a_long_message_is_shortened_to_fit_a_push(customer_id):
+    message = "é" * 2000  # 4,000 bytes of UTF-8: more than a push may carry
+    sent = services.notification_send(customer_id=customer_id, type="promotion", message=message)
+
+    payload = services.push_payload(sent)
+
+    assert payload["body"].endswith("…")
+    assert len(payload["body"].encode()) <= services.PUSH_BODY_MAX_BYTES
+    webpush.payload_bytes(payload)  # within the limit: does not raise
+
+
+def test_an_endpoint_that_is_not_a_url_is_refused():
+    with pytest.raises(webpush.BadEndpoint):
+        webpush.check_endpoint("https://[::1/push")
