@@ -7,6 +7,7 @@ import base64
 import hashlib
 import ipaddress
 import json
+import socket
 from collections.abc import Mapping
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -109,6 +110,27 @@ def check_endpoint(endpoint: str) -> None:
         raise BadEndpoint("The endpoint must be on a public host.")
 
 
+def check_resolved_endpoint(endpoint: str) -> None:
+    """check_endpoint, and BadEndpoint when the endpoint's host name resolves to a private,
+    loopback or link-local address (a name pointing inside the network); PushRetryLater when it
+    does not resolve now."""
+    check_endpoint(endpoint)
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").strip("[]")
+    if settings.NOTIFICATIONS_PUSH_ALLOW_LOOPBACK and (
+        host == "localhost" or _is_address(host, "is_loopback")
+    ):
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, parts.port or 443)}
+    except OSError as error:
+        raise PushRetryLater(f"The endpoint's host does not resolve: {error}") from error
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local:
+            raise BadEndpoint("The endpoint's host resolves to a non-public address.")
+
+
 def _is_address(host: str, kind: str) -> bool:
     try:
         return bool(getattr(ipaddress.ip_address(host.strip("[]")), kind))
@@ -174,7 +196,7 @@ def push_send(
     Raises PushSubscriptionGone (404, 410), PushRetryLater (429, 5xx, a connection failure or
     timeout), PushRejected (any other answer), BadEndpoint, PushNotConfigured.
     """
-    check_endpoint(endpoint)
+    check_resolved_endpoint(endpoint)
     origin = urlsplit(endpoint)
     try:
         response = webpush(

@@ -275,3 +275,20 @@ def test_a_long_message_is_shortened_to_fit_a_push(customer_id):
 def test_an_endpoint_that_is_not_a_url_is_refused():
     with pytest.raises(webpush.BadEndpoint):
         webpush.check_endpoint("https://[::1/push")
+
+
+def test_a_host_name_that_resolves_inside_the_network_is_refused_at_delivery(monkeypatch):
+    monkeypatch.setattr(
+        webpush.socket, "getaddrinfo", lambda host, port: [(2, 1, 6, "", ("10.1.2.3", port))]
+    )
+
+    with pytest.raises(webpush.BadEndpoint, match="non-public"):
+        webpush.check_resolved_endpoint("https://push.example.net/send/1")
+
+
+def test_a_host_name_that_resolves_to_public_addresses_is_accepted(monkeypatch):
+    monkeypatch.setattr(
+        webpush.socket, "getaddrinfo", lambda host, port: [(2, 1, 6, "", ("93.184.215.14", port))]
+    )
+
+    webpush.check_resolved_endpoint("https://push.example.net/send/1")  # does not raise
