@@ -1,5 +1,9 @@
 """The notifications API: customers read their own; staff read all and send."""
 
+from django.contrib.auth.decorators import login_required
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status
 from rest_framework.decorators import action
@@ -181,3 +185,29 @@ class PushSubscriptionViewSet(
         except webpush.PushNotConfigured as error:
             return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"public_key": key})
+
+
+# --- the push page ---------------------------------------------------------------------------
+
+
+@login_required(login_url="rest_framework:login")
+def push_page(request):
+    """A page where a signed-in customer turns push on or off for this browser."""
+    config = {
+        "csrf_token": get_token(request),
+        "service_worker": reverse("push-service-worker"),
+        "subscriptions": reverse("push-subscription-list"),
+        "public_key": reverse("push-subscription-public-key"),
+    }
+    return render(request, "notifications/push/page.html", {"config": config})
+
+
+def push_service_worker(request):
+    """The service worker that shows pushes, served at the site root for the root scope."""
+    response = render(
+        request,
+        "notifications/push/service-worker.js",
+        content_type="text/javascript; charset=utf-8",
+    )
+    response["Cache-Control"] = "no-cache"
+    return response
