@@ -333,7 +333,8 @@ def _perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
             _finish(claim, PARKED, message)
             return PARKED
         # A provider that said when to come back (an error's `retry_after`) is not asked sooner.
-        wait = max(backoff(claim.attempt), getattr(error, "retry_after", None) or timedelta(0))
+        asked = getattr(error, "retry_after", None)
+        wait = max(backoff(claim.attempt), asked if isinstance(asked, timedelta) else timedelta(0))
         _finish(claim, PENDING, message, due_at=timezone.now() + wait)
         return PENDING
     _finish(claim, DONE)
