@@ -348,6 +348,15 @@ class PushSubscriptionTaken(NotificationError):
     unsubscribe first)."""
 
 
+class PushEndpointRefused(NotificationError):
+    """An endpoint pushes may not go to (not a URL, or a private, loopback or link-local
+    address)."""
+
+
+class PushKeysRefused(NotificationError):
+    """Keys of the right size that are no P-256 public key."""
+
+
 class PushSubscriptionNotFound(NotificationError):
     """No live push subscription of that id for that customer."""
 
@@ -370,8 +379,17 @@ def push_subscription_add(
     """Record a browser's push subscription for the customer; (subscription, created). An
     endpoint the customer subscribed already answers that subscription, recording nothing.
 
-    Raises PushSubscriptionTaken when another customer has the endpoint.
+    Raises PushEndpointRefused, PushKeysRefused, PushSubscriptionTaken (nothing recorded).
     """
+    try:
+        webpush.check_endpoint(endpoint)
+    except webpush.BadEndpoint as error:
+        raise PushEndpointRefused(str(error)) from error
+    try:
+        webpush.check_p256dh(p256dh)
+        webpush.check_auth(auth)
+    except ValueError as error:
+        raise PushKeysRefused("p256dh must be an uncompressed P-256 public key.") from error
     with unit_of_work():
         subscription = push_subscriptions.load_or_new(push_subscription_id(endpoint))
         if subscription.active:

@@ -34,6 +34,8 @@ from notifications.serializers import (
 )
 from notifications.services import (
     OrderNotOfCustomer,
+    PushEndpointRefused,
+    PushKeysRefused,
     PushSubscriptionNotFound,
     PushSubscriptionTaken,
     notification_send_checked,
@@ -111,7 +113,9 @@ class PushSubscriptionViewSet(
     ones. A customer subscribes, lists and unsubscribes only their own."""
 
     error_answers = {
-        PushSubscriptionTaken: ErrorAnswer(400, field="endpoint"),
+        PushSubscriptionTaken: ErrorAnswer(422, field="endpoint"),
+        PushEndpointRefused: ErrorAnswer(422, field="endpoint"),
+        PushKeysRefused: ErrorAnswer(422, field="keys"),
         PushSubscriptionNotFound: ErrorAnswer(404),
     }
 
@@ -130,6 +134,7 @@ class PushSubscriptionViewSet(
             200: PushSubscriptionOutputSerializer,
             201: PushSubscriptionOutputSerializer,
             400: VALIDATION_ERROR,
+            422: UNPROCESSABLE,
         },
     )
     def create(self, request):

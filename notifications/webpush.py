@@ -7,6 +7,7 @@ import base64
 import hashlib
 import ipaddress
 import json
+import re
 import socket
 from collections.abc import Mapping
 from datetime import timedelta
@@ -95,7 +96,7 @@ def check_endpoint(endpoint: str) -> None:
         host = (parts.hostname or "").lower()
     except ValueError as error:  # e.g. an unclosed IPv6 bracket
         raise BadEndpoint("The endpoint is not a valid URL.") from error
-    if not host:
+    if not host or not re.fullmatch(r"[a-z0-9.:_-]+", host):
         raise BadEndpoint("The endpoint must name a host.")
     loopback = host == "localhost" or _is_address(host, "is_loopback")
     if (

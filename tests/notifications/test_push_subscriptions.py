@@ -63,29 +63,33 @@ def test_another_customers_endpoint_is_refused_naming_the_endpoint(customer_clie
 
     response = other_client.post(URL, body(), format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert list(response.json()) == ["endpoint"]
 
 
 @pytest.mark.parametrize(
-    ("payload", "field"),
+    ("payload", "status", "field"),
     [
-        (body(endpoint="http://push.example.net/send/1"), "endpoint"),
-        (body(endpoint="not a url"), "endpoint"),
-        (body(endpoint="https://10.0.0.7/send/1"), "endpoint"),
-        (body(endpoint="https://169.254.1.1/send/1"), "endpoint"),
-        (body(p256dh=b64url(b"\x04" + b"\x01" * 63)), "keys"),  # 64 bytes
-        (body(p256dh=b64url(b"\x04" + b"\x01" * 64)), "keys"),  # 65 bytes, not on the curve
-        (body(p256dh="not+base64url/"), "keys"),
-        (body(auth=b64url(b"\x01" * 15)), "keys"),
+        # Broken schema: 400.
+        (body(endpoint="http://push.example.net/send/1"), 400, "endpoint"),
+        (body(endpoint="not a url"), 400, "endpoint"),
+        (body(p256dh=b64url(b"\x04" + b"\x01" * 63)), 400, "keys"),  # 64 bytes
+        (body(p256dh="not+base64url/"), 400, "keys"),
+        (body(auth=b64url(b"\x01" * 15)), 400, "keys"),
+        # Fits the schema, refused by a rule it cannot state: 422.
+        (body(endpoint="https://10.0.0.7/send/1"), 422, "endpoint"),
+        (body(endpoint="https://169.254.1.1/send/1"), 422, "endpoint"),
+        (body(endpoint="https://[::1/send/1"), 422, "endpoint"),
+        (body(endpoint="https://%zz/send/1"), 422, "endpoint"),
+        (body(p256dh=b64url(b"\x04" + b"\x01" * 64)), 422, "keys"),  # not on the curve
     ],
 )
-def test_bad_subscriptions_answer_400_naming_the_field_and_record_nothing(
-    customer_client, payload, field
+def test_bad_subscriptions_are_refused_naming_the_field_and_record_nothing(
+    customer_client, payload, status, field
 ):
     response = customer_client.post(URL, payload, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == status
     assert list(response.json()) == [field]
     assert not Event.objects.filter(event_type=events.PUSH_SUBSCRIPTION_ADDED).exists()
 
@@ -96,7 +100,7 @@ def test_a_loopback_endpoint_is_refused_unless_the_setting_allows_it(customer_cl
     response = customer_client.post(URL, body(endpoint="http://127.0.0.1:9/push"), format="json")
     https = customer_client.post(URL, body(endpoint="https://localhost/push"), format="json")
 
-    assert (response.status_code, https.status_code) == (400, 400)
+    assert (response.status_code, https.status_code) == (400, 422)
     assert "endpoint" in response.json()
 
 
