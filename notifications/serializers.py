@@ -68,10 +68,10 @@ class PushSubscriptionInputSerializer(serializers.Serializer):
     """A browser's PushSubscription as its toJSON() gives it."""
 
     endpoint = StringField(
-        r"^https://[^\s]{1,1990}$",
+        r"^https://[!-~]{1,1990}$",
         max_length=2000,
         help_text="The push service's URL (https, on a public host).",
-        error_messages={"invalid": "Must be an https URL."},
+        error_messages={"invalid": "Must be an https URL (printable ASCII)."},
     )
     keys = PushSubscriptionKeysInputSerializer()
     expirationTime = serializers.IntegerField(
