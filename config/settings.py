@@ -3,11 +3,13 @@
 DATABASE_URL  database (default: SQLite file db.sqlite3 in the project folder)
 SECRET_KEY    required unless DEBUG is on
 VAULT_KEYS    required unless DEBUG is on (Fernet keys the vault encrypts with)
+VAPID_PRIVATE_KEY  Web Push signing key; push is off without it unless DEBUG is on
 DEBUG         "1"/"true"/"yes" turns it on (default off)
 ALLOWED_HOSTS comma-separated host names (default: localhost names when DEBUG)
 (the README's configuration table lists every variable)
 """
 
+import base64
 import os
 import re
 from collections.abc import Callable
@@ -116,6 +118,33 @@ for _number, _key in enumerate(VAULT_KEYS, start=1):
             f"VAULT_KEYS must be Fernet keys (32 url-safe base64-encoded bytes), comma-separated: "
             f"key {_number} of {len(VAULT_KEYS)} is not one"
         ) from error
+
+# Web Push (notifications): the VAPID key pushes are signed with, base64url of the raw 32-byte
+# P-256 private key (`manage.py vapid_keys` makes a pair). Without it push delivery is off and
+# email alone goes out; with DEBUG on a development key is used (public, like SECRET_KEY's).
+VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY", "").strip()
+if not VAPID_PRIVATE_KEY and DEBUG:
+    VAPID_PRIVATE_KEY = "eWmeVdVSmO24Cp9mYOa84O61E-YuOW8ys9yNGaTTjp8"
+if VAPID_PRIVATE_KEY:
+    try:
+        _vapid_key = base64.urlsafe_b64decode(
+            VAPID_PRIVATE_KEY + "=" * (-len(VAPID_PRIVATE_KEY) % 4)
+        )
+    except ValueError:
+        _vapid_key = b""
+    if len(_vapid_key) != 32:
+        raise ImproperlyConfigured(
+            "VAPID_PRIVATE_KEY must be the base64url of a 32-byte P-256 private key"
+        )
+# Who runs the pushing server, for push services to contact: a mailto: or https: URL.
+VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:webmaster@localhost").strip()
+if not VAPID_SUBJECT.startswith(("mailto:", "https:")):
+    raise ImproperlyConfigured("VAPID_SUBJECT must be a mailto: or https: URL")
+# Accept push endpoints on loopback addresses over plain http: for tests and local push
+# services only; production leaves it off, so such endpoints are refused.
+NOTIFICATIONS_PUSH_ALLOW_LOOPBACK = env_flag("NOTIFICATIONS_PUSH_ALLOW_LOOPBACK")
+# Seconds a push service has to answer one push.
+NOTIFICATIONS_PUSH_TIMEOUT = env_float("NOTIFICATIONS_PUSH_TIMEOUT", 10.0)
 
 ALLOWED_HOSTS = [
     host.strip()

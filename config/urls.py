@@ -12,6 +12,7 @@ from eventstore.urls import router as eventstore_router
 from eventstore.views import HealthView, MetricsView
 from inventory.urls import router as inventory_router
 from notifications.urls import router as notifications_router
+from notifications.views import push_page, push_service_worker
 from orders.urls import router as orders_router
 from payments.urls import router as payments_router
 
@@ -33,6 +34,9 @@ urlpatterns = [
     path("admin/operations/", admin.site.admin_view(operations_view), name="admin-operations"),
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="health"),
+    path("push/", push_page, name="push-page"),
+    # At the root, so the worker's scope is the whole site.
+    path("service-worker.js", push_service_worker, name="push-service-worker"),
     path("metrics", MetricsView.as_view(), name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

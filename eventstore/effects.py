@@ -10,7 +10,8 @@ The pattern, for any reaction that calls out:
    appended with an expected version, so a repeat of the call finds the outcome recorded (or
    the provider's first answer) and records nothing twice.
 4. A call that raises is retried with exponential backoff (EVENTSTORE_EFFECT_BACKOFF seconds,
-   doubling) until EVENTSTORE_EFFECT_ATTEMPTS calls were made, then parked for staff
+   doubling, or later when the error's `retry_after` says so) until EVENTSTORE_EFFECT_ATTEMPTS
+   calls were made, then parked for staff
    (`manage.py retry_effects`). A worker that dies mid-call leaves its claim to expire after
    EVENTSTORE_EFFECT_LEASE seconds; the next pass then calls again with the same key.
 
@@ -331,7 +332,10 @@ def _perform_claimed(subscriber: EffectSubscriber, claim: Claim) -> str:
         if parked:
             _finish(claim, PARKED, message)
             return PARKED
-        _finish(claim, PENDING, message, due_at=timezone.now() + backoff(claim.attempt))
+        # A provider that said when to come back (an error's `retry_after`) is not asked sooner.
+        asked = getattr(error, "retry_after", None)
+        wait = max(backoff(claim.attempt), asked if isinstance(asked, timedelta) else timedelta(0))
+        _finish(claim, PENDING, message, due_at=timezone.now() + wait)
         return PENDING
     _finish(claim, DONE)
     return DONE

@@ -1,12 +1,13 @@
-"""Admin page of the notification read model (derived from events, so read-only). Parked
-deliveries show as delivery status `failed`, with the last error on the notification's page."""
+"""Admin pages of the notification read models (derived from events, so read-only). Parked
+deliveries show as delivery (or push) status `failed`, with the last error on the notification's
+page."""
 
 from django.contrib import admin
 
 from eventstore.admin import admin_links, admin_url, stream_events_url
 from httpapi.admin import CustomerAdmin
 from notifications import events
-from notifications.models import SentNotification
+from notifications.models import PushSubscription, SentNotification
 
 
 @admin.register(SentNotification)
@@ -21,8 +22,10 @@ class SentNotificationAdmin(CustomerAdmin):
         "delivery_status",
         "delivery_attempts",
         "delivered_at",
+        "push_status",
+        "pushed",
     )
-    list_filter = ("delivery_status", "type", "channel")
+    list_filter = ("delivery_status", "push_status", "type", "channel")
     search_fields = ("=customer_id", "=order_id", "=notification_id")
     date_hierarchy = "sent_at"
     show_full_result_count = False
@@ -41,6 +44,10 @@ class SentNotificationAdmin(CustomerAdmin):
         "delivery_attempts",
         "delivered_at",
         "delivery_error",
+        "push_status",
+        "pushed",
+        "push_attempts",
+        "push_error",
     )
     readonly_fields = fields
 
@@ -52,3 +59,29 @@ class SentNotificationAdmin(CustomerAdmin):
                 "admin:orders_ordersummary_changelist", query={"order_id": notification.order_id}
             )
         return admin_links(links)
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(CustomerAdmin):
+    list_display = ("created_at", "customer", "endpoint", "status", "removed_at")
+    list_filter = ("status",)
+    search_fields = ("=customer_id", "=subscription_id", "endpoint")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = (
+        "subscription_id",
+        "events",
+        "customer_id",
+        "customer_account",
+        "endpoint",
+        "expiration_time",
+        "status",
+        "created_at",
+        "removed_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="events")
+    def events(self, subscription):
+        url = stream_events_url(events.PUSH_SUBSCRIPTION, subscription.subscription_id)
+        return admin_links({"events": url})

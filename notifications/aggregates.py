@@ -66,12 +66,45 @@ class Delivery:
         return self
 
 
+@dataclass(frozen=True)
+class PushDelivery:
+    """Where a notification's Web Push delivery stands: `none` until an attempt is recorded (or
+    when the customer has no push subscription), `delivered` once a push service accepted it,
+    `pending` after a failed attempt that will be retried, `failed` when parked. `pushed`
+    counts the subscriptions it reached, `attempts` the failed attempts."""
+
+    NONE = "none"
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    STATUSES = (NONE, PENDING, DELIVERED, FAILED)
+
+    status: str = NONE
+    attempts: int = 0
+    pushed: int = 0
+    error: str = ""
+
+    def after(self, event_type: str, payload: Mapping[str, Any]) -> PushDelivery:
+        """The push delivery after one of the notification's events (the aggregate and the read
+        model both follow this one rule)."""
+        if event_type == events.NOTIFICATION_PUSHED:
+            return replace(self, status=self.DELIVERED, pushed=self.pushed + 1, error="")
+        if event_type == events.NOTIFICATION_PUSH_FAILED:
+            return replace(
+                self,
+                status=self.FAILED if payload["parked"] else self.PENDING,
+                attempts=self.attempts + 1,
+                error=payload["error"],
+            )
+        return self
+
+
 class Notification(Aggregate):
     """A message on one channel to one customer, possibly about one order, and its delivery."""
 
     aggregate_type = events.NOTIFICATION
-    # 2: the state gained subject, body and delivery.
-    snapshot_version = 2
+    # 2: the state gained subject, body and delivery; 3: push and pushed_to.
+    snapshot_version = 3
 
     def __init__(self, aggregate_id: str) -> None:
         super().__init__(aggregate_id)
@@ -84,6 +117,8 @@ class Notification(Aggregate):
         self.subject = ""
         self.body = ""
         self.delivery = Delivery()
+        self.push = PushDelivery()
+        self.pushed_to: list[str] = []  # the push subscriptions it reached
 
     @property
     def is_delivered(self) -> bool:
@@ -151,6 +186,35 @@ class Notification(Aggregate):
             },
         )
 
+    def pushed(self, *, subscription_id: str, attempt: int) -> None:
+        """Record that a push service accepted the notification for one subscription; once per
+        subscription."""
+        if not self.sent:
+            raise NotificationError(f"Notification {self.id!r} was never recorded")
+        if subscription_id in self.pushed_to:
+            raise NotificationError(f"Notification {self.id!r} was pushed to it already")
+        self.record(
+            events.NOTIFICATION_PUSHED,
+            {"notification_id": self.id, "subscription_id": subscription_id, "attempt": attempt},
+            event_id=derived_event_id(
+                events.NOTIFICATION, self.id, f"{events.NOTIFICATION_PUSHED}:{subscription_id}"
+            ),
+        )
+
+    def push_failed(self, *, attempt: int, error: str, parked: bool) -> None:
+        """Record a failed push attempt; `parked`: no automatic attempt follows."""
+        if not self.sent:
+            raise NotificationError(f"Notification {self.id!r} was never recorded")
+        self.record(
+            events.NOTIFICATION_PUSH_FAILED,
+            {
+                "notification_id": self.id,
+                "attempt": attempt,
+                "error": error[:ERROR_MAX_LENGTH],
+                "parked": bool(parked),
+            },
+        )
+
     def _require_deliverable(self) -> None:
         if not self.sent:
             raise NotificationError(f"Notification {self.id!r} was never recorded")
@@ -179,12 +243,81 @@ class Notification(Aggregate):
     def _delivery_failed(self, payload: dict[str, Any]) -> None:
         self.delivery = self.delivery.after(events.NOTIFICATION_DELIVERY_FAILED, payload)
 
+    @applies(events.NOTIFICATION_PUSHED)
+    def _pushed(self, payload: dict[str, Any]) -> None:
+        self.push = self.push.after(events.NOTIFICATION_PUSHED, payload)
+        self.pushed_to = [*self.pushed_to, payload["subscription_id"]]
+
+    @applies(events.NOTIFICATION_PUSH_FAILED)
+    def _push_failed(self, payload: dict[str, Any]) -> None:
+        self.push = self.push.after(events.NOTIFICATION_PUSH_FAILED, payload)
+
     # --- snapshots -----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         state = super().snapshot()
         state["delivery"] = asdict(self.delivery)
+        state["push"] = asdict(self.push)
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
-        super().restore({**state, "delivery": Delivery(**state["delivery"])})
+        super().restore(
+            {
+                **state,
+                "delivery": Delivery(**state["delivery"]),
+                "push": PushDelivery(**state["push"]),
+            }
+        )
+
+
+class PushSubscription(Aggregate):
+    """One browser's Web Push subscription of one customer: its stream id derives from the
+    endpoint, so an endpoint is subscribed at most once at a time."""
+
+    aggregate_type = events.PUSH_SUBSCRIPTION
+
+    def __init__(self, aggregate_id: str) -> None:
+        super().__init__(aggregate_id)
+        self.active = False
+        self.customer_id = ""
+        self.endpoint = ""
+        self.p256dh = ""
+        self.auth = ""
+
+    def add(
+        self, *, customer_id: str, endpoint: str, p256dh: str, auth: str, expiration_time: Any
+    ) -> None:
+        """Record the subscription; refused while it is active."""
+        if self.active:
+            raise NotificationError(f"Push subscription {self.id!r} is active already")
+        self.record(
+            events.PUSH_SUBSCRIPTION_ADDED,
+            {
+                "subscription_id": self.id,
+                "customer_id": customer_id,
+                "endpoint": endpoint,
+                "p256dh": p256dh,
+                "auth": auth,
+                "expiration_time": expiration_time,
+            },
+        )
+
+    def remove(self, *, reason: str) -> None:
+        """End the subscription: nothing is pushed to it again."""
+        if not self.active:
+            raise NotificationError(f"Push subscription {self.id!r} is not active")
+        self.record(
+            events.PUSH_SUBSCRIPTION_REMOVED, {"subscription_id": self.id, "reason": reason}
+        )
+
+    @applies(events.PUSH_SUBSCRIPTION_ADDED)
+    def _added(self, payload: dict[str, Any]) -> None:
+        self.active = True
+        self.customer_id = payload["customer_id"]
+        self.endpoint = payload["endpoint"]
+        self.p256dh = payload["p256dh"]
+        self.auth = payload["auth"]
+
+    @applies(events.PUSH_SUBSCRIPTION_REMOVED)
+    def _removed(self, payload: dict[str, Any]) -> None:
+        self.active = False

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class NotificationsConfig(AppConfig):
-    """The notifications service: tells customers about their orders, by email."""
+    """The notifications service: tells customers about their orders, by email and Web Push."""
 
     name = "notifications"
 
@@ -12,15 +12,25 @@ class NotificationsConfig(AppConfig):
         from eventstore.subscriptions import register_subscriber
         from eventstore.upcasting import register_upcaster
         from notifications import events
-        from notifications.handlers import NotificationDeliverer, OrderOutcomeNotifier
+        from notifications.handlers import (
+            NotificationDeliverer,
+            NotificationPusher,
+            OrderOutcomeNotifier,
+        )
         from notifications.metrics import count_deliveries
-        from notifications.projections import OrderOwnerProjection, SentNotificationProjection
+        from notifications.projections import (
+            OrderOwnerProjection,
+            PushSubscriptionProjection,
+            SentNotificationProjection,
+        )
 
         register_upcaster(events.NOTIFICATION_SENT, 1, events.notification_sent_v1_to_v2)
         register_projection(SentNotificationProjection())
         register_projection(OrderOwnerProjection())
+        register_projection(PushSubscriptionProjection())
         register_subscriber(OrderOutcomeNotifier())
         register_subscriber(NotificationDeliverer())
+        register_subscriber(NotificationPusher())
         signals.events_recorded.connect(
             count_deliveries, dispatch_uid="notifications.metrics.count_deliveries"
         )

@@ -13,6 +13,17 @@ NOTIFICATION_DELIVERED = "NotificationDelivered"
 # One delivery attempt failed; `parked`: no further automatic attempt.
 NOTIFICATION_DELIVERY_FAILED = "NotificationDeliveryFailed"
 
+# A push notification went to one of the customer's browsers (once per notification and
+# subscription); a failed push attempt (`parked`: no further automatic attempt).
+NOTIFICATION_PUSHED = "NotificationPushed"
+NOTIFICATION_PUSH_FAILED = "NotificationPushFailed"
+
+PUSH_SUBSCRIPTION = "push_subscription"  # aggregate type: one browser's Web Push subscription
+# Emitted on a push subscription's stream: a customer's browser subscribed; the subscription
+# ended (`reason`: "unsubscribed" by the customer, or "gone" when the push service said so).
+PUSH_SUBSCRIPTION_ADDED = "PushSubscriptionAdded"
+PUSH_SUBSCRIPTION_REMOVED = "PushSubscriptionRemoved"
+
 # Consumed: which customer each order belongs to (OrderOwner), and the order's outcomes, each
 # told to the customer once.
 ORDER_CREATED = "OrderCreated"

@@ -1,14 +1,20 @@
 """Notifications' reactions: the order's outcomes are recorded as notifications, and every
-recorded notification is emailed (at least once, with no transaction open: eventstore.effects)."""
+recorded notification is emailed and pushed to the customer's browsers (at least once, with no
+transaction open: eventstore.effects)."""
+
+from django.conf import settings
 
 from eventstore.effects import EffectSubscriber
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import Subscriber
-from notifications import events
+from notifications import events, webpush
 from notifications.aggregates import NotificationUndeliverable
 from notifications.services import (
+    live_push_subscriptions,
     notification_deliver,
     notification_delivery_failed,
+    notification_push,
+    notification_push_failed,
     order_notify,
 )
 
@@ -62,6 +68,46 @@ class NotificationDeliverer(EffectSubscriber):
 
     def failed(self, event: RecordedEvent, *, error: Exception, attempt: int, parked: bool) -> None:
         notification_delivery_failed(
+            notification_id=event.aggregate_id,
+            attempt=attempt,
+            error=error,
+            parked=parked,
+            metadata=event.caused_metadata(ACTOR),
+        )
+
+
+class NotificationPusher(EffectSubscriber):
+    """Pushes each recorded notification to its customer's browsers (Web Push) after the record
+    commits, beside the email.
+
+    Owed only while push is configured and the customer has a live subscription. Each
+    subscription is pushed once: `NotificationPushed` is recorded after each accepted push and a
+    retry skips the subscriptions it reached; a crash before that record pushes again under the
+    same Topic, which replaces the undelivered copy. 429 and 5xx are retried (after the push
+    service's Retry-After when longer than the backoff), any other refusal parks at once.
+    """
+
+    name = "notifications.push"
+    event_types = frozenset({events.NOTIFICATION_SENT})
+    permanent_errors = (webpush.PushRejected, webpush.BadEndpoint, webpush.PushNotConfigured)
+
+    def owes(self, event: RecordedEvent) -> bool:
+        return (
+            super().owes(event)
+            and not event.payload.get("delivered_when_recorded")
+            and bool(settings.VAPID_PRIVATE_KEY)
+            and live_push_subscriptions(str(event.payload["customer_id"])).exists()
+        )
+
+    def perform(self, event: RecordedEvent, *, attempt: int) -> None:
+        notification_push(
+            notification_id=event.aggregate_id,
+            attempt=attempt,
+            metadata=event.caused_metadata(ACTOR),
+        )
+
+    def failed(self, event: RecordedEvent, *, error: Exception, attempt: int, parked: bool) -> None:
+        notification_push_failed(
             notification_id=event.aggregate_id,
             attempt=attempt,
             error=error,

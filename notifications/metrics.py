@@ -1,7 +1,9 @@
-"""Notifications' Prometheus series: email deliveries by outcome.
+"""Notifications' Prometheus series: email deliveries and pushes by outcome.
 
 Counted from the delivery events as they are appended (NotificationDelivered: delivered;
-NotificationDeliveryFailed: failed, or parked when no automatic attempt follows), in an
+NotificationDeliveryFailed: failed, or parked when no automatic attempt follows; likewise
+NotificationPushed and NotificationPushFailed for pushes, and a subscription removed as gone
+counts a push outcome `gone`), in an
 on-commit callback: each recorded outcome counts once, and an append that rolls back counts
 nothing. An email sent whose delivery could not be recorded (a crash between the two) is
 counted when its repeat is recorded.
@@ -23,15 +25,27 @@ deliveries = Counter(
     ["outcome"],
 )
 
+pushes = Counter(
+    "notifications_push_total",
+    "Web Push outcomes recorded, by outcome (delivered, failed, parked, gone).",
+    ["outcome"],
+)
 
-def _outcome(event) -> str | None:
+
+def _outcome(event) -> tuple[Counter, str] | None:
+    if event.aggregate_type == notification_events.PUSH_SUBSCRIPTION:
+        if event.event_type == notification_events.PUSH_SUBSCRIPTION_REMOVED:
+            return (pushes, "gone") if event.payload.get("reason") == "gone" else None
+        return None
     if event.aggregate_type != notification_events.NOTIFICATION:
         return None
-    if event.event_type == notification_events.NOTIFICATION_DELIVERED:
-        return "delivered"
-    if event.event_type == notification_events.NOTIFICATION_DELIVERY_FAILED:
-        return "parked" if event.payload.get("parked") else "failed"
-    return None
+    failed = "parked" if event.payload.get("parked") else "failed"
+    return {
+        notification_events.NOTIFICATION_DELIVERED: (deliveries, "delivered"),
+        notification_events.NOTIFICATION_DELIVERY_FAILED: (deliveries, failed),
+        notification_events.NOTIFICATION_PUSHED: (pushes, "delivered"),
+        notification_events.NOTIFICATION_PUSH_FAILED: (pushes, failed),
+    }.get(event.event_type)
 
 
 def count_deliveries(sender: Any = None, events=(), **kwargs: Any) -> None:
@@ -41,6 +55,6 @@ def count_deliveries(sender: Any = None, events=(), **kwargs: Any) -> None:
         transaction.on_commit(partial(_count, outcomes), robust=True)
 
 
-def _count(outcomes: list[str]) -> None:
-    for outcome in outcomes:
-        deliveries.labels(outcome=outcome).inc()
+def _count(outcomes: list[tuple[Counter, str]]) -> None:
+    for counter, outcome in outcomes:
+        counter.labels(outcome=outcome).inc()

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from notifications.aggregates import Delivery
+from notifications.aggregates import Delivery, PushDelivery
 
 
 class SentNotification(models.Model):
@@ -35,6 +35,28 @@ class SentNotification(models.Model):
         blank=True, default="", help_text="The last failed attempt's error (until delivered)."
     )
 
+    class PushStatus(models.TextChoices):
+        """`none`: no push attempt recorded (the customer had no live push subscription);
+        `failed` means parked, as for email."""
+
+        NONE = PushDelivery.NONE
+        PENDING = PushDelivery.PENDING
+        DELIVERED = PushDelivery.DELIVERED
+        FAILED = PushDelivery.FAILED
+
+    push_status = models.CharField(
+        max_length=16, choices=PushStatus.choices, default=PushStatus.NONE
+    )
+    push_attempts = models.PositiveIntegerField(
+        default=0, help_text="Failed push attempts the log records."
+    )
+    pushed = models.PositiveIntegerField(
+        default=0, help_text="The push subscriptions the notification reached."
+    )
+    push_error = models.TextField(
+        blank=True, default="", help_text="The last failed push attempt's error (until pushed)."
+    )
+
     class Meta:
         ordering = ["-position"]
         indexes = [
@@ -61,3 +83,32 @@ class OrderOwner(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id} of {self.customer_id}"
+
+
+class PushSubscription(models.Model):
+    """A customer's browser push subscription, live or ended, from its events."""
+
+    class Status(models.TextChoices):
+        """`gone`: the push service said the subscription no longer exists."""
+
+        ACTIVE = "active"
+        UNSUBSCRIBED = "unsubscribed"
+        GONE = "gone"
+
+    subscription_id = models.CharField(max_length=64, primary_key=True)
+    customer_id = models.CharField(max_length=64, db_index=True)
+    endpoint = models.URLField(max_length=2000)
+    p256dh = models.CharField(max_length=100)
+    auth = models.CharField(max_length=40)
+    expiration_time = models.BigIntegerField(
+        null=True, blank=True, help_text="The browser's expirationTime (ms since the epoch)."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "subscription_id"]
+
+    def __str__(self) -> str:
+        return f"push subscription {self.subscription_id} of {self.customer_id}"

@@ -7,8 +7,10 @@ from eventstore import rows
 from eventstore.projections import Projection
 from eventstore.store import RecordedEvent
 from notifications import events
-from notifications.aggregates import Delivery
-from notifications.models import OrderOwner, SentNotification
+from notifications.aggregates import Delivery, PushDelivery
+from notifications.models import OrderOwner, PushSubscription, SentNotification
+
+PUSH_EVENTS = frozenset({events.NOTIFICATION_PUSHED, events.NOTIFICATION_PUSH_FAILED})
 
 
 class SentNotificationProjection(Projection):
@@ -22,6 +24,8 @@ class SentNotificationProjection(Projection):
             events.NOTIFICATION_SENT,
             events.NOTIFICATION_DELIVERED,
             events.NOTIFICATION_DELIVERY_FAILED,
+            events.NOTIFICATION_PUSHED,
+            events.NOTIFICATION_PUSH_FAILED,
         }
     )
 
@@ -40,6 +44,14 @@ class SentNotificationProjection(Projection):
             notification_id = event.aggregate_id
             if event.event_type == events.NOTIFICATION_SENT:
                 writes.insert(notification_id, self._recorded(event))
+                continue
+            if event.event_type in PUSH_EVENTS:
+                push = PushDelivery().after(event.event_type, event.payload)
+                writes.change(
+                    notification_id,
+                    {"push_status": push.status, "push_error": push.error},
+                    add={"push_attempts": push.attempts, "pushed": push.pushed},
+                )
                 continue
             step = Delivery().after(event.event_type, event.payload)
             changes = {"delivery_status": step.status, "delivery_error": step.error}
@@ -65,6 +77,10 @@ class SentNotificationProjection(Projection):
             "delivery_attempts": delivery.attempts,
             "delivered_at": event.recorded_at if delivery.status == Delivery.DELIVERED else None,
             "delivery_error": "",
+            "push_status": PushDelivery.NONE,
+            "push_attempts": 0,
+            "pushed": 0,
+            "push_error": "",
         }
 
 
@@ -84,4 +100,35 @@ class OrderOwnerProjection(Projection):
             order_id=event.aggregate_id,
             customer_id=str(event.payload["customer_id"]),
             created_at=event.recorded_at,
+        )
+
+
+class PushSubscriptionProjection(Projection):
+    """One PushSubscription row per subscribed endpoint, with whether it is still live."""
+
+    name = "notifications.push_subscriptions"
+    models = (PushSubscription,)
+    event_types = frozenset({events.PUSH_SUBSCRIPTION_ADDED, events.PUSH_SUBSCRIPTION_REMOVED})
+
+    def apply(self, event: RecordedEvent) -> None:
+        payload = event.payload
+        if event.event_type == events.PUSH_SUBSCRIPTION_ADDED:
+            rows.upsert(
+                PushSubscription,
+                subscription_id=event.aggregate_id,
+                customer_id=payload["customer_id"],
+                endpoint=payload["endpoint"],
+                p256dh=payload["p256dh"],
+                auth=payload["auth"],
+                expiration_time=payload.get("expiration_time"),
+                status=PushSubscription.Status.ACTIVE,
+                created_at=event.recorded_at,
+                removed_at=None,
+            )
+            return
+        rows.update(
+            PushSubscription,
+            event.aggregate_id,
+            status=payload["reason"],
+            removed_at=event.recorded_at,
         )

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from httpapi.fields import IDENTIFIER_HELP, StringField, identifier_field, text_field
-from notifications.models import SentNotification
+from notifications.models import PushSubscription, SentNotification
 
 
 class SendInputSerializer(serializers.Serializer):
@@ -39,6 +39,8 @@ class NotificationOutputSerializer(serializers.ModelSerializer):
             "sent_at",
             "delivery_status",
             "delivered_at",
+            "push_status",
+            "pushed",
         )
         read_only_fields = fields
 
@@ -47,3 +49,53 @@ class NotificationListOutputSerializer(NotificationOutputSerializer):
     class Meta(NotificationOutputSerializer.Meta):
         fields = ("notification_id", "customer_id", *NotificationOutputSerializer.Meta.fields[1:])
         read_only_fields = fields
+
+
+class PushSubscriptionKeysInputSerializer(serializers.Serializer):
+    p256dh = StringField(
+        r"^[A-Za-z0-9_-]{87}=?$",
+        help_text="base64url of the browser's P-256 public key (65 bytes, uncompressed).",
+        error_messages={"invalid": "Must be base64url of 65 bytes (87 characters)."},
+    )
+    auth = StringField(
+        r"^[A-Za-z0-9_-]{22}(==)?$",
+        help_text="base64url of the browser's auth secret (16 bytes).",
+        error_messages={"invalid": "Must be base64url of 16 bytes (22 characters)."},
+    )
+
+
+class PushSubscriptionInputSerializer(serializers.Serializer):
+    """A browser's PushSubscription as its toJSON() gives it."""
+
+    endpoint = StringField(
+        r"^https://[!-~]{1,1990}$",
+        max_length=2000,
+        help_text="The push service's URL (https, on a public host).",
+        error_messages={"invalid": "Must be an https URL (printable ASCII)."},
+    )
+    keys = PushSubscriptionKeysInputSerializer()
+    expirationTime = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Milliseconds since the epoch."
+    )
+
+
+class PushSubscriptionOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PushSubscription
+        fields = (
+            "subscription_id",
+            "customer_id",
+            "endpoint",
+            "expiration_time",
+            "status",
+            "created_at",
+            "removed_at",
+        )
+        read_only_fields = fields
+
+
+class VapidPublicKeyOutputSerializer(serializers.Serializer):
+    public_key = serializers.CharField(
+        help_text="The VAPID public key for PushManager.subscribe's applicationServerKey "
+        "(base64url of the uncompressed P-256 point)."
+    )

@@ -10,9 +10,11 @@ email again (at least once); a delivered notification is never sent again.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
 
@@ -27,15 +29,17 @@ from eventstore import rows, tracing
 from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
 from eventstore.effects import require_no_transaction
 from eventstore.store import ConcurrencyError
-from notifications import events
+from notifications import events, webpush
 from notifications.aggregates import (
     EmailNotAccepted,
     Notification,
     NotificationError,
     NotificationUndeliverable,
+    PushSubscription,
 )
 from notifications.events import type_in_words
 from notifications.models import OrderOwner
+from notifications.models import PushSubscription as PushSubscriptionRow
 
 notifications: Repository[Notification] = Repository(Notification)
 
@@ -325,6 +329,222 @@ def notification_delivery_failed(
         if notification.is_delivered:
             return notification
         notification.delivery_failed(
+            attempt=attempt, error=f"{type(error).__name__}: {error}", parked=parked
+        )
+        notifications.save(notification, metadata=metadata)
+    return notification
+
+
+# --- Web Push -------------------------------------------------------------------------------
+
+push_subscriptions: Repository[PushSubscription] = Repository(PushSubscription)
+
+# Where a push's click leads: the order in the API (relative to the site that served the page).
+ORDER_URL = "/api/orders/{order_id}/"
+
+
+class PushSubscriptionTaken(NotificationError):
+    """The endpoint is subscribed by another customer (a browser shared between accounts must
+    unsubscribe first)."""
+
+
+class PushEndpointRefused(NotificationError):
+    """An endpoint pushes may not go to (not a URL, or a private, loopback or link-local
+    address)."""
+
+
+class PushKeysRefused(NotificationError):
+    """Keys of the right size that are no P-256 public key."""
+
+
+class PushSubscriptionNotFound(NotificationError):
+    """No live push subscription of that id for that customer."""
+
+
+def push_subscription_id(endpoint: str) -> str:
+    """The subscription id of an endpoint: the same for every registration of it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, endpoint))
+
+
+@retry_on_conflict
+def push_subscription_add(
+    *,
+    customer_id: str,
+    endpoint: str,
+    p256dh: str,
+    auth: str,
+    expiration_time: int | None = None,
+    metadata: Metadata = None,
+) -> tuple[PushSubscription, bool]:
+    """Record a browser's push subscription for the customer; (subscription, created). An
+    endpoint the customer subscribed already answers that subscription, recording nothing.
+
+    Raises PushEndpointRefused, PushKeysRefused, PushSubscriptionTaken (nothing recorded).
+    """
+    try:
+        webpush.check_endpoint(endpoint)
+    except webpush.BadEndpoint as error:
+        raise PushEndpointRefused(str(error)) from error
+    try:
+        webpush.check_p256dh(p256dh)
+        webpush.check_auth(auth)
+    except ValueError as error:
+        raise PushKeysRefused("p256dh must be an uncompressed P-256 public key.") from error
+    with unit_of_work():
+        subscription = push_subscriptions.load_or_new(push_subscription_id(endpoint))
+        if subscription.active:
+            if subscription.customer_id != customer_id:
+                raise PushSubscriptionTaken("This endpoint is subscribed by another customer.")
+            return subscription, False
+        subscription.add(
+            customer_id=customer_id,
+            endpoint=endpoint,
+            p256dh=p256dh,
+            auth=auth,
+            expiration_time=expiration_time,
+        )
+        push_subscriptions.save(subscription, metadata=metadata)
+    return subscription, True
+
+
+@retry_on_conflict
+def push_subscription_remove(
+    *, subscription_id: str, reason: str, customer_id: str | None = None, metadata: Metadata = None
+) -> PushSubscription:
+    """End a live subscription (`reason`: "unsubscribed" or "gone"); with `customer_id`, only
+    that customer's. Raises PushSubscriptionNotFound when there is no such live subscription."""
+    with unit_of_work():
+        subscription = push_subscriptions.load_or_new(subscription_id)
+        if not subscription.active or customer_id not in (None, subscription.customer_id):
+            raise PushSubscriptionNotFound(f"No push subscription {subscription_id!r}.")
+        subscription.remove(reason=reason)
+        push_subscriptions.save(subscription, metadata=metadata)
+    return subscription
+
+
+def live_push_subscriptions(customer_id: str):
+    """The customer's push subscriptions that pushes go to."""
+    return PushSubscriptionRow.objects.filter(
+        customer_id=customer_id, status=PushSubscriptionRow.Status.ACTIVE
+    ).order_by("created_at", "subscription_id")
+
+
+# A push's body stays within Web Push's size limit whatever the message (webpush.payload_bytes);
+# the email carries the whole text.
+PUSH_BODY_MAX_BYTES = 1500
+
+
+def _shortened(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8 (at a character boundary), marked with "…"."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - 3].decode(errors="ignore") + "…"
+
+
+def push_payload(notification: Notification) -> dict[str, Any]:
+    """What a push carries: small JSON for the service worker to show (title, body, order)."""
+    order_id = notification.order_id
+    return {
+        "notification_id": notification.id,
+        "title": notification.subject,
+        "body": _shortened(notification.message, PUSH_BODY_MAX_BYTES),
+        "order_id": order_id,
+        "url": ORDER_URL.format(order_id=order_id) if order_id else "",
+    }
+
+
+def notification_push(
+    *, notification_id: str, attempt: int, metadata: Metadata = None
+) -> Notification:
+    """Push a recorded notification to each live push subscription of its customer it has not
+    reached yet, recording `NotificationPushed` after each accepted push; a subscription the
+    push service reports gone is ended and skipped. Must run with no transaction open.
+
+    Raises, after trying every subscription: PushRetryLater when one may succeed later (the
+    longest Retry-After among them), else PushRejected; nothing is recorded for those.
+    """
+    notification = notifications.load(notification_id)
+    payload = push_payload(notification)
+    retry: webpush.PushRetryLater | None = None
+    rejected: Exception | None = None
+    for subscription in live_push_subscriptions(notification.customer_id):
+        if subscription.subscription_id in notification.pushed_to:
+            continue
+        require_no_transaction("Sending a push")
+        try:
+            with tracing.span(
+                "notifications.push.send",
+                {
+                    "notifications.notification_id": notification.id,
+                    "notifications.attempt": attempt,
+                },
+                kind=SpanKind.CLIENT,
+            ):
+                webpush.push_send(
+                    endpoint=subscription.endpoint,
+                    p256dh=subscription.p256dh,
+                    auth=subscription.auth,
+                    payload=payload,
+                    topic=webpush.topic_for(notification.id, subscription.subscription_id),
+                )
+        except webpush.PushSubscriptionGone:
+            _push_subscription_gone(subscription.subscription_id, metadata)
+            continue
+        except webpush.PushRetryLater as error:
+            if retry is None or (error.retry_after or timedelta(0)) > (
+                retry.retry_after or timedelta(0)
+            ):
+                retry = error
+            continue
+        except (webpush.PushRejected, webpush.BadEndpoint) as error:
+            rejected = error
+            continue
+        notification = _push_recorded(
+            notification_id=notification.id,
+            subscription_id=subscription.subscription_id,
+            attempt=attempt,
+            metadata=metadata,
+        )
+    if retry is not None:
+        raise retry
+    if rejected is not None:
+        raise rejected
+    return notification
+
+
+def _push_subscription_gone(subscription_id: str, metadata: Metadata) -> None:
+    with contextlib.suppress(PushSubscriptionNotFound):  # ended meanwhile
+        push_subscription_remove(subscription_id=subscription_id, reason="gone", metadata=metadata)
+
+
+@retry_on_conflict
+def _push_recorded(
+    *, notification_id: str, subscription_id: str, attempt: int, metadata: Metadata
+) -> Notification:
+    """Record that a push service accepted the notification for a subscription, unless it is
+    recorded already."""
+    with unit_of_work():
+        notification = notifications.load(notification_id)
+        if subscription_id not in notification.pushed_to:
+            notification.pushed(subscription_id=subscription_id, attempt=attempt)
+            notifications.save(notification, metadata=metadata)
+    return notification
+
+
+@retry_on_conflict
+def notification_push_failed(
+    *,
+    notification_id: str,
+    attempt: int,
+    error: BaseException,
+    parked: bool,
+    metadata: Metadata = None,
+) -> Notification:
+    """Record a failed push attempt (`parked`: no automatic attempt follows)."""
+    with unit_of_work():
+        notification = notifications.load(notification_id)
+        notification.push_failed(
             attempt=attempt, error=f"{type(error).__name__}: {error}", parked=parked
         )
         notifications.save(notification, metadata=metadata)

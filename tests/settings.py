@@ -5,6 +5,9 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 # base64 of b"tests-only-vault-key-not-secret!" (a Fernet key: 32 bytes).
 os.environ.setdefault("VAULT_KEYS", "dGVzdHMtb25seS12YXVsdC1rZXktbm90LXNlY3JldCE=")
+# A Web Push key for the tests only (not secret), and the tests' local push service on loopback.
+os.environ.setdefault("VAPID_PRIVATE_KEY", "Ey7PdS0uUjgNtbn4yaRIK6Pz4vbB3LN385fAwB_vWwQ")
+os.environ.setdefault("NOTIFICATIONS_PUSH_ALLOW_LOOPBACK", "1")
 # Readable log lines in failing tests (production defaults to JSON).
 os.environ.setdefault("LOG_FORMAT", "text")
 

@@ -14,6 +14,7 @@ from inventory.models import ProductStock
 from orders.models import OrderSummary, SagaSummary
 from payments.models import PaymentSummary
 from tests.acceptance.shop import all_pages, customer_id_of, get_json
+from tests.notifications.push_service import Browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,7 +101,27 @@ def busy_shop(shop, staff_client, customer_client, other_customer_client, settin
         "waiting": "inventory_reserved",
     }
     assert {p["status"] for p in shop.payments()} == {"processed", "failed", "refunded"}
+    # A browser of bob's subscribed to push, another unsubscribed (after the orders: no push
+    # goes out here).
+    for name in ("phone", "laptop"):
+        subscribed = bob.post(
+            "/api/notifications/push-subscriptions/", push_subscription(name), format="json"
+        )
+        assert subscribed.status_code == 201, subscribed.content
+    gone = bob.delete(
+        f"/api/notifications/push-subscriptions/{subscribed.json()['subscription_id']}/"
+    )
+    assert gone.status_code == 204
     return orders, owners
+
+
+def push_subscription(name):
+    """A browser's PushSubscription JSON (the keys are a real P-256 point and 16 bytes)."""
+    browser = Browser()
+    return {
+        "endpoint": f"https://push.example.net/send/{name}",
+        "keys": {"p256dh": browser.p256dh, "auth": browser.auth},
+    }
 
 
 def api_answers(shop, staff, customers, orders, owners):
@@ -108,6 +129,7 @@ def api_answers(shop, staff, customers, orders, owners):
     answers = {
         "staff orders": all_pages(staff, "/api/orders/"),
         "inventory": all_pages(staff, "/api/inventory/"),
+        "push subscriptions": all_pages(staff, "/api/notifications/push-subscriptions/"),
         "payments": shop.payments(),
         "staff notifications": all_pages(staff, "/api/notifications/"),
         "event log": all_pages(staff, "/api/events/?page_size=1000"),

@@ -3,8 +3,13 @@
 import pytest
 
 from notifications.models import SentNotification
-from notifications.services import notification_delivery_failed, notification_send
+from notifications.services import (
+    notification_delivery_failed,
+    notification_send,
+    push_subscription_add,
+)
 from tests.factories import UserFactory
+from tests.notifications.push_service import Browser
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +167,33 @@ def test_a_notification_about_an_order_links_the_order(superuser_client, notific
     order = "/admin/orders/ordersummary/?order_id=o-7"
     assert f'<a href="{order}">order</a>' in page.content.decode()
     assert superuser_client.get(order).status_code == 200
+
+
+def test_the_changelist_filters_by_push_status(superuser_client, notification):
+    SentNotification.objects.update(push_status="failed", push_error="PushRejected: 400")
+
+    failed = superuser_client.get(CHANGELIST, {"push_status__exact": "failed"})
+    delivered = superuser_client.get(CHANGELIST, {"push_status__exact": "delivered"})
+
+    assert [row.pk for row in failed.context["cl"].result_list] == [notification.pk]
+    assert list(delivered.context["cl"].result_list) == []
+    page = superuser_client.get(f"{CHANGELIST}{notification.pk}/change/").content.decode()
+    assert "PushRejected: 400" in page
+
+
+def test_push_subscriptions_are_listed_and_shown_read_only(superuser_client, admin_user):
+    browser = Browser()
+    subscription, _ = push_subscription_add(
+        customer_id="c42",
+        endpoint="https://push.example.net/1",
+        p256dh=browser.p256dh,
+        auth=browser.auth,
+    )
+    changelist = "/admin/notifications/pushsubscription/"
+
+    listed = superuser_client.get(changelist, {"status__exact": "active"})
+    page = superuser_client.get(f"{changelist}{subscription.id}/change/")
+
+    assert [row.pk for row in listed.context["cl"].result_list] == [subscription.id]
+    assert "https://push.example.net/1" in page.content.decode()
+    assert superuser_client.post(f"{changelist}{subscription.id}/delete/").status_code == 403
