@@ -408,6 +408,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "inventory", "description": "Products and their stock; reservations (staff)."},
         {"name": "payments", "description": "Charges and refunds (staff)."},
         {"name": "notifications", "description": "What customers were told, and by which email."},
+        {"name": "webhooks", "description": "Signed webhooks to the shop's own systems (staff)."},
         {"name": "events", "description": "The event log every service appends to (staff)."},
         {"name": "health", "description": "Whether the service can take work (no login)."},
     ],
@@ -415,6 +416,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.OrderSummary.Status",
         "SagaStepStatusEnum": "orders.serializers.SAGA_STEP_STATUSES",
+        "WebhookDeliveryStatusEnum": "webhooks.models.Delivery.Status",
     },
 }
 

@@ -14,6 +14,7 @@ from inventory.urls import router as inventory_router
 from notifications.urls import router as notifications_router
 from orders.urls import router as orders_router
 from payments.urls import router as payments_router
+from webhooks.urls import router as webhooks_router
 
 # One browsable root at /api/ listing every service's viewsets; each app keeps its own router.
 api = DefaultRouter()
@@ -22,6 +23,7 @@ for app_router in (
     inventory_router,
     payments_router,
     notifications_router,
+    webhooks_router,
     eventstore_router,
 ):
     api.registry.extend(app_router.registry)

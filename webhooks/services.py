@@ -112,19 +112,27 @@ def validate_event_types(event_types: list[str]) -> list[str]:
     return sorted(set(event_types))
 
 
-def endpoint_create(*, url: str, event_types: list[str], description: str = "") -> Endpoint:
+def endpoint_create(
+    *, url: str, event_types: list[str] = (), description: str = "", enabled: bool = True
+) -> Endpoint:
     """A new enabled endpoint with a new secret (read it from the result: it is shown once)."""
     event_types = validate_event_types(event_types)
-    try:
-        check_url(url)
-    except UnsafeURL as error:
-        raise ValidationError({"url": str(error)}) from None
+    endpoint_check_url(url)
     return Endpoint.objects.create(
         url=url,
         event_types=event_types,
         description=description,
+        enabled=enabled,
         secret=new_secret(),
     )
+
+
+def endpoint_check_url(url: str) -> None:
+    """ValidationError naming the URL unless it may receive webhooks (`check_url`)."""
+    try:
+        check_url(url)
+    except UnsafeURL as error:
+        raise ValidationError({"url": str(error)}) from None
 
 
 def endpoint_rotate_secret(endpoint: Endpoint) -> str:

@@ -1,0 +1,19 @@
+"""Filters of the deliveries list."""
+
+import django_filters
+
+from webhooks.models import Delivery, Endpoint
+
+
+class EndpointFilter(django_filters.FilterSet):
+    class Meta:
+        model = Endpoint
+        fields = ("enabled",)
+
+
+class DeliveryFilter(django_filters.FilterSet):
+    endpoint = django_filters.UUIDFilter(field_name="endpoint_id")
+
+    class Meta:
+        model = Delivery
+        fields = ("endpoint", "status", "event_type")
