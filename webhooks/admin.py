@@ -50,6 +50,9 @@ class EndpointAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
+            if "enabled" in form.changed_data and obj.enabled:
+                for field, value in services.ENABLED_AGAIN.items():
+                    setattr(obj, field, value)
             super().save_model(request, obj, form, change)
             return
         obj.secret = services.new_secret()

@@ -147,6 +147,10 @@ def endpoint_rotate_secret(endpoint: Endpoint) -> str:
     return endpoint.secret
 
 
+# What enabling a disabled endpoint again resets: its failures start counting afresh.
+ENABLED_AGAIN = {"disabled_reason": "", "failing_since": None}
+
+
 def endpoint_disable(endpoint: Endpoint, reason: str) -> None:
     """Disable the endpoint, record it (WebhookEndpointDisabled) and email the staff."""
     changed = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
@@ -327,6 +331,7 @@ def attempt_delivery(delivery: Delivery) -> str:
             if (status == 429 or (status or 0) >= 500) and answer.retry_after is not None:
                 wait = max(wait, answer.retry_after)
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=wait)
+    if outcome != "delivered":
         Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(
             failing_since=started
         )

@@ -63,7 +63,8 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         url = serializer.validated_data.get("url")
         if url is not None:
             _checked(lambda: services.endpoint_check_url(url))
-        serializer.save()
+        enabling = serializer.validated_data.get("enabled") and not serializer.instance.enabled
+        serializer.save(**(services.ENABLED_AGAIN if enabling else {}))
 
     @extend_schema(request=NO_INPUT, responses={200: EndpointWithSecretSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-secret")

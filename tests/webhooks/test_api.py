@@ -126,3 +126,17 @@ def test_the_admin_replays_and_lists_deliveries(admin_client, receiver):
         admin_client.get(reverse("admin:webhooks_delivery_change", args=[delivery.pk])).status_code
         == 200
     )
+
+
+def test_enabling_an_endpoint_again_starts_its_failures_afresh(staff_client, receiver):
+    endpoint = services.endpoint_create(url=receiver.url)
+    receiver.answer(410)
+    WebhookDispatcher().perform(order_created(), attempt=1)
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled and endpoint.failing_since
+
+    answer = staff_client.patch(
+        f"/api/webhooks/endpoints/{endpoint.pk}/", {"enabled": True}, format="json"
+    )
+    assert answer.status_code == 200
+    assert (answer.json()["failing_since"], answer.json()["disabled_reason"]) == (None, "")
