@@ -460,9 +460,10 @@ WEBHOOKS_CONNECT_TIMEOUT = env_float("WEBHOOKS_CONNECT_TIMEOUT", 5.0)
 WEBHOOKS_TIMEOUT = env_float("WEBHOOKS_TIMEOUT", 15.0)
 WEBHOOKS_DISABLE_AFTER = env_float("WEBHOOKS_DISABLE_AFTER", 5 * 24 * 3600.0)
 WEBHOOKS_ROTATION_WINDOW = env_float("WEBHOOKS_ROTATION_WINDOW", 24 * 3600.0)
-# Development and tests only: http:// URLs, and hosts with private or loopback addresses.
-WEBHOOKS_ALLOW_HTTP = env_flag("WEBHOOKS_ALLOW_HTTP")
-WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env_flag("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES")
+# Development and tests only (default: on when DEBUG): http:// URLs, and hosts with private
+# or loopback addresses.
+WEBHOOKS_ALLOW_HTTP = env_flag("WEBHOOKS_ALLOW_HTTP", DEBUG)
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env_flag("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", DEBUG)
 
 # Partitioned subscribers and how reactions run (eventstore/subscriptions.py, eventstore/tasks.py).
 # Each subscriber's work is split into this many partitions by the key stored with each event

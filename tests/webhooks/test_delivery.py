@@ -214,7 +214,8 @@ def test_stock_shortage_names_the_missing_products():
     json.dumps(payload, default=str)
 
 
-def test_private_addresses_and_plain_http_are_refused_by_default():
+def test_private_addresses_and_plain_http_are_refused_unless_allowed(settings):
+    settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = False
     with pytest.raises(ValidationError):
         services.endpoint_create(url="http://example.com/hooks", event_types=[])
     with pytest.raises(ValidationError):
