@@ -6,6 +6,10 @@ from webhooks.models import Delivery, Endpoint
 
 
 class EndpointFilter(django_filters.FilterSet):
+    enabled = django_filters.TypedChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true"
+    )
+
     class Meta:
         model = Endpoint
         fields = ("enabled",)

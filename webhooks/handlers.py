@@ -21,7 +21,11 @@ class WebhookDispatcher(EffectSubscriber):
     event_types = frozenset(events.PUBLIC_TYPES)
 
     def owes(self, event: RecordedEvent) -> bool:
-        return super().owes(event) and events.public_type(event) is not None
+        return (
+            super().owes(event)
+            and events.public_type(event) is not None
+            and services.any_endpoint_enabled()
+        )
 
     def perform(self, event: RecordedEvent, *, attempt: int) -> None:
         services.owe_deliveries(event)

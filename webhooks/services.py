@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError
@@ -102,7 +103,26 @@ def check_url(url: str) -> None:
             raise UnsafeURL(f"the URL's host resolves to a non-public address ({address})")
 
 
-# --- endpoints --------------------------------------------------------------------------------
+# --- endpoints -----------------------------------------------------------------------------
+
+# Whether any endpoint is enabled, cached for this long (seconds) in each process: with none,
+# appending a public event owes no call and costs nothing. An endpoint's change clears it in the
+# process that made it; others see it within this time.
+ENABLED_CACHE_KEY = "webhooks:any-endpoint-enabled"
+ENABLED_CACHE_SECONDS = 10
+
+
+def any_endpoint_enabled() -> bool:
+    found = cache.get(ENABLED_CACHE_KEY)
+    if found is None:
+        found = Endpoint.objects.filter(enabled=True).exists()
+        cache.set(ENABLED_CACHE_KEY, found, ENABLED_CACHE_SECONDS)
+    return found
+
+
+def forget_enabled_endpoints(sender=None, **kwargs) -> None:
+    """`post_save`/`post_delete` receiver of Endpoint: look again at the next event."""
+    cache.delete(ENABLED_CACHE_KEY)
 
 
 def validate_event_types(event_types: list[str]) -> list[str]:
@@ -156,6 +176,7 @@ def endpoint_disable(endpoint: Endpoint, reason: str) -> None:
     changed = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
         enabled=False, disabled_reason=reason
     )
+    forget_enabled_endpoints()
     endpoint.enabled, endpoint.disabled_reason = False, reason
     if not changed:
         return

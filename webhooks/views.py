@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from httpapi.schema import UNPROCESSABLE
 from webhooks import services
 from webhooks.filters import DeliveryFilter, EndpointFilter
 from webhooks.models import Delivery, Endpoint
@@ -25,11 +26,17 @@ from webhooks.serializers import (
 NO_INPUT = {"application/json": {"type": "object", "additionalProperties": False}}
 
 
+class Unprocessable(ValidationError):
+    """Allowed by the schema, but not acceptable here (a URL that is not public)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+
+
 def _checked(call):
     try:
         return call()
     except DjangoValidationError as error:
-        raise ValidationError(
+        raise Unprocessable(
             error.message_dict if hasattr(error, "error_dict") else error.messages
         ) from None
 
@@ -38,7 +45,10 @@ def _checked(call):
     list=extend_schema(summary="List webhook endpoints (staff)"),
     create=extend_schema(summary="Register a webhook endpoint; its secret is shown once (staff)"),
     retrieve=extend_schema(summary="Show a webhook endpoint (staff)"),
-    partial_update=extend_schema(summary="Change or enable/disable a webhook endpoint (staff)"),
+    partial_update=extend_schema(
+        summary="Change or enable/disable a webhook endpoint (staff)",
+        responses={200: EndpointSerializer, 422: UNPROCESSABLE},
+    ),
     destroy=extend_schema(summary="Delete a webhook endpoint and its deliveries (staff)"),
     rotate_secret=extend_schema(summary="Rotate an endpoint's signing secret (staff)"),
     replay=extend_schema(summary="Replay a range of the event log to an endpoint (staff)"),
@@ -52,7 +62,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
     filterset_class = EndpointFilter
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    @extend_schema(responses={201: EndpointWithSecretSerializer})
+    @extend_schema(responses={201: EndpointWithSecretSerializer, 422: UNPROCESSABLE})
     def create(self, request, *args, **kwargs):
         serializer = EndpointSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -51,7 +51,7 @@ def test_bad_endpoints_are_refused_and_nothing_is_written(staff_client, settings
         {"url": "https://example.com/", "event_types": ["order.shipped"]},
     ):
         answer = staff_client.post("/api/webhooks/endpoints/", body, format="json")
-        assert answer.status_code == 400, body
+        assert answer.status_code in (400, 422), body
     assert not Endpoint.objects.exists()
 
 
