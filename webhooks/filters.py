@@ -6,13 +6,17 @@ from webhooks.models import Delivery, Endpoint
 
 
 class EndpointFilter(django_filters.FilterSet):
-    enabled = django_filters.TypedChoiceFilter(
-        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true"
+    # A choice filter, not a BooleanFilter: an unrecognised value answers 400.
+    enabled = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], method="filter_enabled"
     )
 
     class Meta:
         model = Endpoint
         fields = ("enabled",)
+
+    def filter_enabled(self, queryset, name, value):
+        return queryset.filter(enabled=value == "true")
 
 
 class DeliveryFilter(django_filters.FilterSet):

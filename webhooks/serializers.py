@@ -10,6 +10,8 @@ from webhooks.models import Attempt, Delivery, Endpoint
 
 
 class EndpointSerializer(serializers.ModelSerializer):
+    # Checked by the service (scheme, host, its addresses): 422 when it may not receive webhooks.
+    url = serializers.CharField(max_length=2000)
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=PUBLIC_EVENT_TYPES),
         required=False,

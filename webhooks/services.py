@@ -85,7 +85,13 @@ class UnsafeURL(ValueError):
 def check_url(url: str) -> None:
     """Raise UnsafeURL unless `url` is https (http too where WEBHOOKS_ALLOW_HTTP) and its host
     resolves only to public addresses (any where WEBHOOKS_ALLOW_PRIVATE_ADDRESSES)."""
-    parts = urlsplit(url)
+    if any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        raise UnsafeURL("the URL has a space or a control character")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError as error:
+        raise UnsafeURL(f"not a URL: {error}") from None
     allowed = {"https", "http"} if settings.WEBHOOKS_ALLOW_HTTP else {"https"}
     if parts.scheme not in allowed:
         raise UnsafeURL(f"the URL's scheme must be {' or '.join(sorted(allowed))}")
@@ -93,7 +99,7 @@ def check_url(url: str) -> None:
         raise UnsafeURL("the URL names no host")
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as error:
+    except (OSError, UnicodeError, ValueError) as error:
         raise UnsafeURL(f"the URL's host does not resolve: {error}") from None
     if settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:
         return
