@@ -15,7 +15,7 @@ class EndpointFilter(django_filters.FilterSet):
         model = Endpoint
         fields = ("enabled",)
 
-    def filter_enabled(self, queryset, name, value):
+    def filter_enabled(self, queryset, name, value: str):
         return queryset.filter(enabled=value == "true")
 
 

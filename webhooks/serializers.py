@@ -11,7 +11,7 @@ from webhooks.models import Attempt, Delivery, Endpoint
 
 class EndpointSerializer(serializers.ModelSerializer):
     # Checked by the service (scheme, host, its addresses): 422 when it may not receive webhooks.
-    url = serializers.CharField(max_length=2000)
+    url = serializers.CharField(max_length=2000, min_length=1)
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=PUBLIC_EVENT_TYPES),
         required=False,
