@@ -194,6 +194,7 @@ INSTALLED_APPS = [
     "inventory",
     "payments",
     "notifications",
+    "webhooks",
     "demo",
 ]
 
@@ -436,6 +437,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "inventory", "description": "Products and their stock; reservations (staff)."},
         {"name": "payments", "description": "Charges and refunds (staff)."},
         {"name": "notifications", "description": "What customers were told, and by which email."},
+        {"name": "webhooks", "description": "Signed webhooks to the shop's own systems (staff)."},
         {"name": "events", "description": "The event log every service appends to (staff)."},
         {"name": "health", "description": "Whether the service can take work (no login)."},
     ],
@@ -443,6 +445,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.OrderSummary.Status",
         "SagaStepStatusEnum": "orders.serializers.SAGA_STEP_STATUSES",
+        "WebhookDeliveryStatusEnum": "webhooks.models.Delivery.Status",
     },
 }
 
@@ -475,6 +478,21 @@ EVENTSTORE_EFFECT_ATTEMPTS = env_int("EVENTSTORE_EFFECT_ATTEMPTS", 5)
 EVENTSTORE_EFFECT_BACKOFF = env_float("EVENTSTORE_EFFECT_BACKOFF", 2.0)
 EVENTSTORE_EFFECT_BACKOFF_MAX = env_float("EVENTSTORE_EFFECT_BACKOFF_MAX", 300.0)
 EVENTSTORE_EFFECT_LEASE = env_float("EVENTSTORE_EFFECT_LEASE", 60.0)
+
+# Webhooks (docs/WEBHOOKS.md): seconds to wait after each failed attempt (Standard Webhooks'
+# schedule, about a day in all), the timeouts of one request, how long an endpoint may fail
+# without a success before it is disabled, how long a rotated secret still signs.
+WEBHOOKS_RETRY_SCHEDULE = os.environ.get(
+    "WEBHOOKS_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
+)
+WEBHOOKS_CONNECT_TIMEOUT = env_float("WEBHOOKS_CONNECT_TIMEOUT", 5.0)
+WEBHOOKS_TIMEOUT = env_float("WEBHOOKS_TIMEOUT", 15.0)
+WEBHOOKS_DISABLE_AFTER = env_float("WEBHOOKS_DISABLE_AFTER", 5 * 24 * 3600.0)
+WEBHOOKS_ROTATION_WINDOW = env_float("WEBHOOKS_ROTATION_WINDOW", 24 * 3600.0)
+# Development and tests only (default: on when DEBUG): http:// URLs, and hosts with private
+# or loopback addresses.
+WEBHOOKS_ALLOW_HTTP = env_flag("WEBHOOKS_ALLOW_HTTP", DEBUG)
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env_flag("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", DEBUG)
 
 # Partitioned subscribers and how reactions run (eventstore/subscriptions.py, eventstore/tasks.py).
 # Each subscriber's work is split into this many partitions by the key stored with each event

@@ -15,6 +15,7 @@ from notifications.urls import router as notifications_router
 from notifications.views import push_page, push_service_worker
 from orders.urls import router as orders_router
 from payments.urls import router as payments_router
+from webhooks.urls import router as webhooks_router
 
 # One browsable root at /api/ listing every service's viewsets; each app keeps its own router.
 api = DefaultRouter()
@@ -23,6 +24,7 @@ for app_router in (
     inventory_router,
     payments_router,
     notifications_router,
+    webhooks_router,
     eventstore_router,
 ):
     api.registry.extend(app_router.registry)

@@ -12,6 +12,7 @@ class OrdersConfig(AppConfig):
         from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
         from eventstore.upcasting import register_upcaster
+        from httpapi.representations import register_representation
         from orders import events
         from orders.handlers import FulfilmentSagaHandler, expire_sagas_on_worker_pass
         from orders.metrics import SagaStateCollector, count_final_orders
@@ -31,3 +32,13 @@ class OrdersConfig(AppConfig):
             count_final_orders, dispatch_uid="orders.metrics.count_final_orders"
         )
         register_collector(SagaStateCollector())
+        register_representation("order", _order_representation)
+
+
+def _order_representation(order_id: str) -> dict | None:
+    """The order as `GET /api/orders/{id}/` shows it (for webhooks), or None."""
+    from orders.models import OrderSummary
+    from orders.serializers import OrderOutputSerializer
+
+    order = OrderSummary.objects.filter(order_id=order_id).first()
+    return None if order is None else OrderOutputSerializer(order).data

@@ -39,6 +39,8 @@ UNREACHED = {
     "NotificationPushFailed",
     "PushSubscriptionAdded",
     "PushSubscriptionRemoved",
+    # No webhook endpoint is registered in these flows (tests/webhooks/test_delivery.py).
+    "WebhookEndpointDisabled",
 }
 UNREACHABLE_SMTP = "tests.notifications.email_backends.UnreachableSMTPBackend"
 

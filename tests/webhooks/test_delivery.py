@@ -1,0 +1,224 @@
+"""Deliveries as Standard Webhooks says, verified by the `standardwebhooks` library: signature,
+stable webhook-id, retries on the schedule, 410, auto-disable, rotation, redeliver, replay."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from eventstore.models import Event
+from tests.factories import StaffUserFactory, append_event
+from webhooks import events, services
+from webhooks.handlers import WebhookDispatcher
+from webhooks.models import Delivery, Endpoint
+
+pytestmark = pytest.mark.django_db
+
+ITEMS = [{"product_id": "p1", "quantity": 2, "unit_price": "5.00"}]
+
+
+def order_cancelled(order_id="o1", reason="payment_failed"):
+    return append_event(
+        "order",
+        order_id,
+        event_type="OrderCancelled",
+        payload={
+            "order_id": order_id,
+            "customer_id": "c1",
+            "items": ITEMS,
+            "total_amount": "10.00",
+            "reason": reason,
+        },
+    )
+
+
+def verify(secret, headers, body):
+    return Webhook(secret).verify(body, headers)
+
+
+def test_a_public_event_is_delivered_signed_to_each_endpoint_that_wants_it(receiver):
+    wants = services.endpoint_create(url=receiver.url, event_types=["order.cancelled"])
+    services.endpoint_create(url=receiver.url, event_types=["order.created"])
+    event = order_cancelled()
+
+    WebhookDispatcher().perform(event, attempt=1)
+
+    [(headers, body)] = receiver.requests
+    payload = verify(wants.secret, headers, body)
+    assert payload["type"] == "order.cancelled"
+    assert payload["data"]["reason"] == "payment_failed"
+    assert payload["data"]["order_id"] == "o1"
+    assert headers["webhook-id"] == f"msg_{event.event_id.hex}"
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    [attempt] = delivery.attempt_log.all()
+    assert (attempt.status_code, attempt.response_excerpt) == (200, "answer 200")
+
+
+def test_a_tampered_body_or_a_stale_timestamp_fails_verification(receiver):
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[])
+    WebhookDispatcher().perform(order_cancelled(), attempt=1)
+    [(headers, body)] = receiver.requests
+
+    with pytest.raises(WebhookVerificationError):
+        verify(endpoint.secret, headers, body.replace(b"payment_failed", b"nothing"))
+    stale = {**headers, "webhook-timestamp": str(int(headers["webhook-timestamp"]) - 3600)}
+    with pytest.raises(WebhookVerificationError):
+        verify(endpoint.secret, stale, body)
+
+
+def test_during_a_rotation_both_secrets_sign_and_after_it_only_the_new_one(receiver, settings):
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[])
+    old = endpoint.secret
+    new = services.endpoint_rotate_secret(endpoint)
+    WebhookDispatcher().perform(order_cancelled("o1"), attempt=1)
+    [(headers, body)] = receiver.requests
+    assert verify(old, headers, body) == verify(new, headers, body)
+
+    Endpoint.objects.filter(pk=endpoint.pk).update(previous_secret_until=timezone.now())
+    WebhookDispatcher().perform(order_cancelled("o2"), attempt=1)
+    headers, body = receiver.requests[1]
+    verify(new, headers, body)
+    with pytest.raises(WebhookVerificationError):
+        verify(old, headers, body)
+
+
+def test_failures_are_retried_on_the_schedule_with_the_same_webhook_id(receiver, settings):
+    settings.WEBHOOKS_RETRY_SCHEDULE = "5,300"
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[])
+    receiver.answer(500)
+    receiver.answer(503, **{"Retry-After": "900"})
+    receiver.answer(400)
+    WebhookDispatcher().perform(order_cancelled(), attempt=1)
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending"
+    assert timedelta(seconds=4) < delivery.next_attempt_at - timezone.now() <= timedelta(seconds=5)
+
+    assert services.deliver_due() == 0  # not due yet
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    assert services.deliver_due() == 1
+    delivery.refresh_from_db()
+    # Retry-After is honoured when longer than the schedule's 300 s.
+    assert delivery.next_attempt_at - timezone.now() > timedelta(seconds=800)
+
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    services.deliver_due()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", 3)
+    assert len({h["webhook-id"] for h, _ in receiver.requests}) == 1
+    verify(endpoint.secret, *receiver.requests[2])
+
+
+def test_410_disables_the_endpoint_records_it_and_emails_the_staff(receiver):
+    StaffUserFactory(email="ops@example.com")
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[])
+    receiver.answer(410)
+    WebhookDispatcher().perform(order_cancelled(), attempt=1)
+
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled
+    [disabled] = Event.objects.filter(event_type=events.WEBHOOK_ENDPOINT_DISABLED)
+    assert disabled.payload["endpoint_id"] == str(endpoint.pk)
+    [email] = mail.outbox
+    assert email.to == ["ops@example.com"]
+    WebhookDispatcher().perform(order_cancelled("o2"), attempt=1)
+    assert len(receiver.requests) == 1  # nothing more is sent to it
+
+
+def test_an_endpoint_failing_longer_than_the_setting_is_disabled(receiver, settings):
+    settings.WEBHOOKS_DISABLE_AFTER = 3600
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[])
+    receiver.answer(500)
+    WebhookDispatcher().perform(order_cancelled("o1"), attempt=1)
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and endpoint.failing_since is not None
+
+    Endpoint.objects.update(failing_since=timezone.now() - timedelta(hours=2))
+    receiver.answer(500)
+    WebhookDispatcher().perform(order_cancelled("o2"), attempt=1)
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled
+    assert Event.objects.filter(event_type=events.WEBHOOK_ENDPOINT_DISABLED).count() == 1
+
+
+def test_a_success_ends_the_failing_period(receiver):
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[])
+    receiver.answer(500)
+    WebhookDispatcher().perform(order_cancelled("o1"), attempt=1)
+    WebhookDispatcher().perform(order_cancelled("o2"), attempt=1)
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is None
+
+
+def test_performing_again_sends_nothing_twice_and_keeps_one_delivery(receiver):
+    services.endpoint_create(url=receiver.url, event_types=[])
+    event = order_cancelled()
+    WebhookDispatcher().perform(event, attempt=1)
+    WebhookDispatcher().perform(event, attempt=2)
+    assert len(receiver.requests) == 1
+    assert Delivery.objects.count() == 1
+
+
+def test_redeliver_sends_again_with_the_same_webhook_id(receiver):
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[])
+    WebhookDispatcher().perform(order_cancelled(), attempt=1)
+    services.redeliver(Delivery.objects.get())
+    services.deliver_due()
+    first, second = receiver.requests
+    assert first[0]["webhook-id"] == second[0]["webhook-id"]
+    assert verify(endpoint.secret, *first) == verify(endpoint.secret, *second)
+
+
+def test_replay_sends_a_position_range_in_order_with_the_first_webhook_ids(receiver):
+    first = order_cancelled("o1")
+    second = order_cancelled("o2")
+    order_cancelled("o3")
+    endpoint = services.endpoint_create(url=receiver.url, event_types=["order.cancelled"])
+    services.endpoint_create(url=receiver.url, event_types=["order.created"])
+
+    assert (
+        services.replay(endpoint, after_position=first.position - 1, to_position=second.position)
+        == 2
+    )
+    services.deliver_due()
+
+    ids = [headers["webhook-id"] for headers, _ in receiver.requests]
+    assert ids == [f"msg_{first.event_id.hex}", f"msg_{second.event_id.hex}"]
+    services.replay(endpoint, after_position=first.position - 1, to_position=first.position)
+    services.deliver_due()
+    assert receiver.requests[-1][0]["webhook-id"] == ids[0]
+    assert Delivery.objects.count() == 2
+
+
+def test_stock_shortage_names_the_missing_products():
+    event = append_event(
+        "reservation",
+        event_type="InventoryReservationFailed",
+        payload={
+            "reservation_id": "r1",
+            "reason": "insufficient_stock",
+            "details": [{"product_id": "p1", "requested": 5, "available": 2}],
+        },
+    )
+    payload = events.public_payload(event)
+    assert payload["type"] == "stock.shortage"
+    assert payload["data"]["products"] == [
+        {"product_id": "p1", "requested": 5, "available": 2, "missing": 3}
+    ]
+    json.dumps(payload, default=str)
+
+
+def test_private_addresses_and_plain_http_are_refused_unless_allowed(settings):
+    settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = False
+    with pytest.raises(ValidationError):
+        services.endpoint_create(url="http://example.com/hooks", event_types=[])
+    with pytest.raises(ValidationError):
+        services.endpoint_create(url="https://127.0.0.1/hooks", event_types=[])
+    with pytest.raises(ValidationError):
+        services.endpoint_create(url="https://example.com/", event_types=["order.shipped"])

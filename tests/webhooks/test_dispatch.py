@@ -1,0 +1,82 @@
+"""The dispatcher on the effects machinery: a call owed at append, made outside the append's
+transaction; orders shown as the API shows them; deliveries counted by outcome."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.utils import timezone
+
+from eventstore.effects import run_due
+from eventstore.models import Effect
+from orders.models import OrderSummary
+from tests.factories import append_event
+from webhooks import services
+from webhooks.handlers import WebhookDispatcher
+from webhooks.metrics import deliveries as delivery_counter
+from webhooks.models import Delivery
+
+pytestmark = pytest.mark.django_db
+
+
+def order_completed(order_id="o1"):
+    return append_event(
+        "order",
+        order_id,
+        event_type="OrderCompleted",
+        payload={"order_id": order_id, "customer_id": "c1", "items": [], "total_amount": "7.50"},
+    )
+
+
+def test_appending_a_public_event_owes_one_call_and_the_worker_delivers_it(receiver):
+    services.endpoint_create(url=receiver.url, event_types=["order.completed"])
+    event = order_completed()
+    append_event("order", event_type="OrderConfirmed", payload={"order_id": "o2"})
+
+    [effect] = Effect.objects.filter(subscriber=WebhookDispatcher.name)
+    assert effect.event_id == event.event_id
+    assert run_due(WebhookDispatcher()) == 1
+    assert Delivery.objects.get().status == "delivered"
+    assert json.loads(receiver.requests[0][1])["type"] == "order.completed"
+
+
+def test_an_order_is_shown_as_get_api_orders_shows_it(receiver, staff_client):
+    now = timezone.now()
+    OrderSummary.objects.create(
+        order_id="o1",
+        customer_id="c1",
+        status="completed",
+        items=[{"product_id": "p1", "quantity": 1, "unit_price": "7.50"}],
+        total_amount="7.50",
+        version=5,
+        created_at=now,
+        updated_at=now,
+    )
+    services.endpoint_create(url=receiver.url)
+    WebhookDispatcher().perform(order_completed(), attempt=1)
+
+    data = json.loads(receiver.requests[0][1])["data"]
+    assert data == staff_client.get("/api/orders/o1/").json()
+
+
+def test_deliveries_are_counted_by_outcome(receiver):
+    services.endpoint_create(url=receiver.url)
+    delivered = delivery_counter.labels("delivered")._value.get()
+    retried = delivery_counter.labels("retry")._value.get()
+    receiver.answer(503)
+    WebhookDispatcher().perform(order_completed("o1"), attempt=1)
+    WebhookDispatcher().perform(order_completed("o2"), attempt=1)
+    assert delivery_counter.labels("retry")._value.get() == retried + 1
+    assert delivery_counter.labels("delivered")._value.get() == delivered + 1
+
+
+def test_a_delivery_whose_worker_died_is_sent_again_with_the_same_id(receiver):
+    services.endpoint_create(url=receiver.url)
+    event = order_completed()
+    [delivery] = services.owe_deliveries(event)
+    assert services.claim(delivery)  # a worker took it and died before recording the answer
+    assert services.deliver_due() == 0  # its lease holds
+    Delivery.objects.update(next_attempt_at=timezone.now())  # the lease ran out
+    assert services.deliver_due() == 1
+    assert receiver.requests[0][0]["webhook-id"] == f"msg_{event.event_id.hex}"

@@ -1,0 +1,164 @@
+"""Admin of webhook endpoints (secret shown once after create or rotate, replay of a position
+range) and of the delivery log (attempts inline, redeliver). A replay's progress is its
+endpoint's deliveries by status (the "deliveries" link)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from eventstore.admin import admin_links, admin_url
+from webhooks import services
+from webhooks.events import PUBLIC_EVENT_TYPES
+from webhooks.models import Attempt, Delivery, Endpoint
+
+
+class EndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        choices=[(t, t) for t in PUBLIC_EVENT_TYPES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None checked: all.",
+    )
+
+    class Meta:
+        model = Endpoint
+        fields = ("url", "event_types", "description", "enabled")
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        services.endpoint_check_url(url)
+        return url
+
+
+class ReplayForm(forms.Form):
+    after_position = forms.IntegerField(min_value=0, initial=0)
+    to_position = forms.IntegerField(min_value=1, required=False)
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    form = EndpointForm
+    list_display = ("url", "enabled", "event_types", "failing_since", "disabled_reason", "related")
+    list_filter = ("enabled",)
+    readonly_fields = ("disabled_reason", "failing_since", "previous_secret_until", "related")
+    actions = ["rotate_secret"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            if "enabled" in form.changed_data and obj.enabled:
+                for field, value in services.ENABLED_AGAIN.items():
+                    setattr(obj, field, value)
+            super().save_model(request, obj, form, change)
+            return
+        obj.secret = services.new_secret()
+        super().save_model(request, obj, form, change)
+        self._show_secret(request, obj)
+
+    def _show_secret(self, request, endpoint):
+        messages.warning(
+            request,
+            f"Signing secret of {endpoint.url} (shown once, copy it now): {endpoint.secret}",
+        )
+
+    @admin.action(description="Rotate the signing secret (the old one signs on for a while)")
+    def rotate_secret(self, request, queryset):
+        for endpoint in queryset:
+            services.endpoint_rotate_secret(endpoint)
+            self._show_secret(request, endpoint)
+
+    @admin.display(description="related pages")
+    def related(self, endpoint):
+        if endpoint.pk is None:
+            return "-"
+        return admin_links(
+            {
+                "deliveries": admin_url(
+                    "admin:webhooks_delivery_changelist",
+                    query={"endpoint__endpoint_id__exact": str(endpoint.pk)},
+                ),
+                "replay": admin_url("admin:webhooks_endpoint_replay", endpoint.pk),
+            }
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:endpoint_id>/replay/",
+                self.admin_site.admin_view(self.replay_view),
+                name="webhooks_endpoint_replay",
+            ),
+            *super().get_urls(),
+        ]
+
+    def replay_view(self, request, endpoint_id):
+        endpoint = Endpoint.objects.get(pk=endpoint_id)
+        if not self.has_change_permission(request, endpoint):
+            return redirect("admin:index")
+        form = ReplayForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            count = services.replay(
+                endpoint, **{k: v for k, v in form.cleaned_data.items() if v is not None}
+            )
+            messages.success(request, f"{count} events owed to {endpoint.url} again.")
+            return redirect(
+                admin_url(
+                    "admin:webhooks_delivery_changelist",
+                    query={"endpoint__endpoint_id__exact": str(endpoint.pk)},
+                )
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Replay events to {endpoint.url}",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/webhooks/replay.html", context)
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "attempted_at",
+        "status_code",
+        "duration_ms",
+        "response_excerpt",
+        "error",
+    )
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ("position", "event_type", "endpoint", "status", "attempts", "next_attempt_at")
+    list_filter = ("status", "event_type", "endpoint")
+    search_fields = ("=event_id",)
+    inlines = [AttemptInline]
+    actions = ["redeliver"]
+    fields = readonly_fields = (
+        "endpoint",
+        "event_id",
+        "position",
+        "event_type",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "body",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Redeliver (same webhook-id)")
+    def redeliver(self, request, queryset):
+        for delivery in queryset:
+            services.redeliver(delivery)
+        messages.success(request, f"{queryset.count()} deliveries due again.")

@@ -1,0 +1,85 @@
+"""Webhook endpoints, one delivery per (endpoint, event), and every attempt of each."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Endpoint(models.Model):
+    """A URL the shop's own systems receive public events at, signed with its secret."""
+
+    endpoint_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    url = models.URLField(max_length=2000)
+    # Public event types wanted; empty: all.
+    event_types = models.JSONField(default=list, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=200, editable=False)
+    # The secret before the last rotation, still signed with until `previous_secret_until`.
+    previous_secret = models.CharField(max_length=200, blank=True, editable=False)
+    previous_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Since when every delivery failed (None: the last one succeeded, or none failed).
+    failing_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, public_type: str) -> bool:
+        return not self.event_types or public_type in self.event_types
+
+
+class Delivery(models.Model):
+    """One public event owed to one endpoint; its id is the `webhook-id` of every attempt."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # no further attempt without staff (redeliver)
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField()
+    position = models.BigIntegerField()
+    event_type = models.CharField(max_length=50)
+    body = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_delivery_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.position} to {self.endpoint_id}"
+
+    @property
+    def webhook_id(self) -> str:
+        return f"msg_{self.event_id.hex}"
+
+
+class Attempt(models.Model):
+    """One HTTP request of a delivery and what came of it."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.TextField(blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["attempted_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.attempted_at:%Y-%m-%d %H:%M:%S}: {self.status_code or self.error}"
