@@ -1,6 +1,7 @@
 """Running test code on several threads, each with its own database connection."""
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.db import connections, transaction
@@ -30,17 +31,15 @@ def run_threads(target, count, *args):
 
 
 @contextmanager
-def holding_the_log_lock():
-    """While the block runs, another thread holds the event log's appenders' lock in an open
-    transaction (EventStore.lock_appends); it lets go when the block ends, pass or fail."""
-    from eventstore.store import EventStore
-
+def holding_a_lock(take_lock: Callable[[], object]):
+    """While the block runs, another thread holds the lock `take_lock` takes, in an open
+    transaction; it lets go when the block ends, pass or fail."""
     holding = threading.Event()
     release = threading.Event()
 
     def hold_lock(index):
         with transaction.atomic():
-            EventStore.lock_appends()
+            take_lock()
             holding.set()
             release.wait(timeout=30)
 
@@ -52,3 +51,10 @@ def holding_the_log_lock():
     finally:
         release.set()
         holder.join(timeout=30)
+
+
+def holding_the_log_lock():
+    """The event log's appenders' lock (EventStore.lock_appends), held as `holding_a_lock` does."""
+    from eventstore.store import EventStore
+
+    return holding_a_lock(EventStore.lock_appends)

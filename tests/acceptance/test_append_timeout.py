@@ -2,17 +2,15 @@
 the lock timeout answers 503 with Retry-After, and writes nothing; an admin action kept
 waiting as long answers a 503 page with Retry-After."""
 
-import threading
 import uuid
-from contextlib import contextmanager
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from eventstore.models import Effect, Event
-from tests.threads import holding_the_log_lock, run_threads
+from tests.threads import holding_a_lock, holding_the_log_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,27 +45,12 @@ def test_an_order_that_waits_past_the_lock_timeout_answers_503_and_writes_nothin
     assert Event.objects.count() == before
 
 
-@contextmanager
 def holding_a_row_lock(effect):
     """While the block runs, another thread holds `effect`'s row locked by an update in an
     open transaction (on SQLite, the database's write lock)."""
-    holding = threading.Event()
-    release = threading.Event()
-
-    def hold_lock(index):
-        with transaction.atomic():
-            Effect.objects.filter(pk=effect.pk).update(attempts=F("attempts") + 1)
-            holding.set()
-            release.wait(timeout=30)
-
-    holder = threading.Thread(target=run_threads, args=(hold_lock, 1))
-    holder.start()
-    try:
-        assert holding.wait(timeout=30), "the lock holder never took the lock"
-        yield
-    finally:
-        release.set()
-        holder.join(timeout=30)
+    return holding_a_lock(
+        lambda: Effect.objects.filter(pk=effect.pk).update(attempts=F("attempts") + 1)
+    )
 
 
 @pytest.fixture
