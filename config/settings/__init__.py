@@ -13,7 +13,8 @@ concern, composed here, so DJANGO_SETTINGS_MODULE=config.settings loads them all
     services.py       SAGA_*, PAYMENTS_*, Web Push, WEBHOOKS_*
 
 Without DEBUG, SECRET_KEY and VAULT_KEYS are required. config/settings_dev.py is these with
-DEBUG on by default (what manage.py loads). docs/OPERATIONS.md lists every variable.
+DEBUG on by default (what manage.py loads); it stays outside this package because it must set
+DEBUG before any of these modules reads it. docs/OPERATIONS.md lists every variable.
 """
 
 # In this order, so that a missing secret is reported before any other variable's problem.
