@@ -3,15 +3,17 @@
 DATABASE_URL  database (default: SQLite file db.sqlite3 in the project folder)
 SECRET_KEY    required unless DEBUG is on
 VAULT_KEYS    required unless DEBUG is on (Fernet keys the vault encrypts with)
-VAPID_PRIVATE_KEY  Web Push signing key; push is off without it unless DEBUG is on
+VAPID_PRIVATE_KEY  Web Push signing key; push is off without it (DEBUG makes one: .vapid-dev.pem)
 DEBUG         "1"/"true"/"yes" turns it on (default off)
 ALLOWED_HOSTS comma-separated host names (default: localhost names when DEBUG)
 (the README's configuration table lists every variable)
 """
 
 import base64
+import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +21,8 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -119,12 +123,48 @@ for _number, _key in enumerate(VAULT_KEYS, start=1):
             f"key {_number} of {len(VAULT_KEYS)} is not one"
         ) from error
 
+
+def development_vapid_key(path: Path) -> str:
+    """The development VAPID private key kept in `path` (PEM), as VAPID_PRIVATE_KEY takes it
+    (base64url of the raw 32 bytes). The first call creates the file with a new key pair; every
+    later one, in any process, reads the same key back. Two processes starting together keep
+    one key: each writes a file of its own and links it into place, and the second link fails."""
+    if not path.exists():
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")
+        try:
+            with os.fdopen(descriptor, "wb") as file:  # mkstemp's file: mode 0600
+                file.write(pem)
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"{path} must hold a PEM P-256 private key (delete it to have a new one made)"
+        ) from error
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ImproperlyConfigured(f"{path} must hold a P-256 private key")
+    raw = key.private_numbers().private_value.to_bytes(32, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 # Web Push (notifications): the VAPID key pushes are signed with, base64url of the raw 32-byte
 # P-256 private key (`manage.py vapid_keys` makes a pair). Without it push delivery is off and
-# email alone goes out; with DEBUG on a development key is used (public, like SECRET_KEY's).
+# email alone goes out. With DEBUG on and no key set, a development key pair is made once and
+# kept in VAPID_DEV_KEY_FILE (.vapid-dev.pem in the project folder, which git ignores), so
+# subscriptions made in development keep working across restarts.
 VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY", "").strip()
 if not VAPID_PRIVATE_KEY and DEBUG:
-    VAPID_PRIVATE_KEY = "eWmeVdVSmO24Cp9mYOa84O61E-YuOW8ys9yNGaTTjp8"
+    VAPID_PRIVATE_KEY = development_vapid_key(
+        Path(os.environ.get("VAPID_DEV_KEY_FILE", "").strip() or BASE_DIR / ".vapid-dev.pem")
+    )
 if VAPID_PRIVATE_KEY:
     try:
         _vapid_key = base64.urlsafe_b64decode(
