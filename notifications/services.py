@@ -384,7 +384,7 @@ def push_subscription_add(
     Raises PushEndpointRefused, PushKeysRefused, PushSubscriptionTaken (nothing recorded).
     """
     try:
-        webpush.check_endpoint(endpoint)
+        webpush.check_registered_endpoint(endpoint)
     except webpush.BadEndpoint as error:
         raise PushEndpointRefused(str(error)) from error
     try:

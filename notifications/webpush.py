@@ -4,6 +4,7 @@ encrypted push (RFC 8291, aes128gcm) through pywebpush, its outcome sorted for t
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -133,6 +134,13 @@ def check_resolved_endpoint(endpoint: str) -> None:
         ip = ipaddress.ip_address(address.split("%")[0])
         if ip.is_private or ip.is_loopback or ip.is_link_local:
             raise BadEndpoint("The endpoint's host resolves to a non-public address.")
+
+
+def check_registered_endpoint(endpoint: str) -> None:
+    """What a new subscription's endpoint must pass: check_resolved_endpoint, except that a host
+    name that does not resolve at the moment is let through (delivery resolves it again)."""
+    with contextlib.suppress(PushRetryLater):
+        check_resolved_endpoint(endpoint)
 
 
 def _is_address(host: str, kind: str) -> bool:
