@@ -1,6 +1,6 @@
 """The push page in headless Chromium, against the live server: a signed-in customer's page and
 its service worker load without console errors, and turning push on posts the browser's
-subscription to the API, which records it for that customer.
+subscription to the API, which records it for that customer; turning it off ends it.
 
 Offline, headless Chromium reaches no push service, so `PushManager.subscribe` is replaced (an
 init script) by one that answers a well-formed subscription, after noting the
@@ -68,6 +68,25 @@ def browser_keys() -> dict[str, str]:
     return {"p256dh": webpush.b64url_encode(point), "auth": webpush.b64url_encode(os.urandom(16))}
 
 
+def status_text(page) -> str:
+    return page.locator("#status").text_content()
+
+
+def toggle(page, method: str) -> tuple[int, dict | None]:
+    """Click the page's button and wait until it is ready again; the status and JSON of the
+    API's answer to the page's `method` request to the subscriptions."""
+    with page.expect_response(
+        lambda response: (
+            response.request.method == method and "/push-subscriptions/" in response.url
+        ),
+        timeout=TIMEOUT_MS,
+    ) as answered:
+        page.locator("#toggle").click()
+    page.wait_for_function("() => !document.getElementById('toggle').disabled", timeout=TIMEOUT_MS)
+    answer = answered.value
+    return answer.status, (answer.json() if answer.status != 204 else None)
+
+
 @pytest.fixture
 def signed_in(client, customer):
     """The session cookie of the signed-in customer."""
@@ -75,7 +94,7 @@ def signed_in(client, customer):
     return client.cookies["sessionid"].value
 
 
-def test_a_customer_turns_push_on_in_headless_chromium(live_server, customer, signed_in):
+def test_a_customer_turns_push_on_and_off_in_headless_chromium(live_server, customer, signed_in):
     keys = browser_keys()
     problems: list[str] = []
     refused: list[str] = []
@@ -110,29 +129,18 @@ def test_a_customer_turns_push_on_in_headless_chromium(live_server, customer, si
                 " || document.getElementById('status').textContent !== ''",
                 timeout=TIMEOUT_MS,
             )
-            assert page.locator("#status").text_content() == ""
+            assert status_text(page) == ""
             worker = page.evaluate(
                 "async () => (await navigator.serviceWorker.ready).active.scriptURL"
             )
             scope = page.evaluate("async () => (await navigator.serviceWorker.ready).scope")
             before = button.text_content()
 
-            with page.expect_response(
-                lambda response: (
-                    response.request.method == "POST"
-                    and response.url.endswith("/api/notifications/push-subscriptions/")
-                ),
-                timeout=TIMEOUT_MS,
-            ) as posted:
-                button.click()
-            page.wait_for_function(
-                "() => document.getElementById('status').textContent !== ''", timeout=TIMEOUT_MS
-            )
-            status = page.locator("#status").text_content()
-            after = button.text_content()
+            turned_on = toggle(page, "POST")
+            on = (status_text(page), button.text_content())
             server_key = page.evaluate("() => window.applicationServerKey")
-            answer = posted.value
-            answer_status, answer_body = answer.status, answer.json()
+            turned_off = toggle(page, "DELETE")
+            off = (status_text(page), button.text_content())
             workers = [worker.url for worker in context.service_workers]
         finally:
             browser.close()
@@ -142,17 +150,19 @@ def test_a_customer_turns_push_on_in_headless_chromium(live_server, customer, si
     assert worker == f"{live_server.url}/service-worker.js"
     assert workers == [worker]
     assert scope == f"{live_server.url}/"
-    assert (before, after) == ("Turn push on", "Turn push off")
-    assert status == "Push is on in this browser."
+    assert before == "Turn push on"
+    assert on == ("Push is on in this browser.", "Turn push off")
+    assert off == ("Push is off in this browser.", "Turn push on")
     assert server_key == webpush.public_key()
-    assert answer_status == 201
-    assert answer_body["endpoint"] == ENDPOINT
+    status, answer = turned_on
+    assert (status, answer["endpoint"], answer["status"]) == (201, ENDPOINT, "active")
+    assert turned_off[0] == 204
     subscription = PushSubscription.objects.get()
-    assert subscription.subscription_id == answer_body["subscription_id"]
+    assert subscription.subscription_id == answer["subscription_id"]
     assert subscription.customer_id == customer_id_for(customer)
-    assert subscription.endpoint == ENDPOINT
-    assert (subscription.p256dh, subscription.auth, subscription.status) == (
+    assert (subscription.endpoint, subscription.p256dh, subscription.auth) == (
+        ENDPOINT,
         keys["p256dh"],
         keys["auth"],
-        "active",
     )
+    assert subscription.status == "unsubscribed"
