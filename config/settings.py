@@ -135,14 +135,20 @@ def development_vapid_key(path: Path) -> str:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")
         try:
-            with os.fdopen(descriptor, "wb") as file:  # mkstemp's file: mode 0600
-                file.write(pem)
-            with contextlib.suppress(FileExistsError):
-                os.link(draft, path)
-        finally:
-            os.unlink(draft)
+            descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")
+            try:
+                with os.fdopen(descriptor, "wb") as file:  # mkstemp's file: mode 0600
+                    file.write(pem)
+                with contextlib.suppress(FileExistsError):
+                    os.link(draft, path)
+            finally:
+                os.unlink(draft)
+        except OSError as error:
+            raise ImproperlyConfigured(
+                f"The development VAPID key cannot be kept in {path} ({error.strerror}): set "
+                "VAPID_DEV_KEY_FILE to a writable place, or VAPID_PRIVATE_KEY"
+            ) from error
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except ValueError as error:

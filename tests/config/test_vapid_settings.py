@@ -74,6 +74,15 @@ def test_a_key_file_that_holds_no_key_is_refused_naming_it(tmp_path):
     assert f"ImproperlyConfigured: {key_file} must hold a PEM P-256 private key" in result.stderr
 
 
+def test_a_key_file_that_cannot_be_made_is_refused_naming_it(tmp_path):
+    key_file = tmp_path / "missing-folder" / ".vapid-dev.pem"
+
+    result = load_settings(DEBUG="1", VAPID_DEV_KEY_FILE=str(key_file), code=VAPID)
+
+    assert result.returncode != 0
+    assert f"The development VAPID key cannot be kept in {key_file}" in result.stderr
+
+
 def test_by_default_the_key_file_is_in_the_project_folder_and_ignored_by_git():
     # What `make run` does: the file is made there (or reused) on the first start.
     key = development_key("")
