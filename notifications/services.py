@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
+from django.db import transaction
 from django.template.loader import render_to_string
 from opentelemetry.trace import SpanKind
 
@@ -382,7 +384,7 @@ def push_subscription_add(
     Raises PushEndpointRefused, PushKeysRefused, PushSubscriptionTaken (nothing recorded).
     """
     try:
-        webpush.check_endpoint(endpoint)
+        webpush.check_registered_endpoint(endpoint)
     except webpush.BadEndpoint as error:
         raise PushEndpointRefused(str(error)) from error
     try:
@@ -404,6 +406,7 @@ def push_subscription_add(
             expiration_time=expiration_time,
         )
         push_subscriptions.save(subscription, metadata=metadata)
+        forget_push_answer(customer_id)
     return subscription, True
 
 
@@ -419,6 +422,7 @@ def push_subscription_remove(
             raise PushSubscriptionNotFound(f"No push subscription {subscription_id!r}.")
         subscription.remove(reason=reason)
         push_subscriptions.save(subscription, metadata=metadata)
+        forget_push_answer(subscription.customer_id)
     return subscription
 
 
@@ -427,6 +431,60 @@ def live_push_subscriptions(customer_id: str):
     return PushSubscriptionRow.objects.filter(
         customer_id=customer_id, status=PushSubscriptionRow.Status.ACTIVE
     ).order_by("created_at", "subscription_id")
+
+
+# Whether a customer has a live push subscription is asked of every notification, at its append
+# and again as its calls are made: this process remembers each answer for PUSH_ANSWER_SECONDS,
+# so one order's notifications ask the database at most once. A subscription added or ended in
+# this process forgets its customer's answer at once. One added in another process may be missed
+# for that long by the check at append; the push subscriber's catch-up (which asks afresh, once
+# per batch) then owes the push, a few seconds later (EVENTSTORE_FOLLOW_WAIT, the sweep).
+PUSH_ANSWER_SECONDS = 60.0
+PUSH_ANSWERS_KEPT = 10_000
+_push_answers: dict[str, tuple[bool, float]] = {}
+
+
+def has_live_push_subscription(customer_id: str) -> bool:
+    """Whether the customer has a live push subscription, as this process last saw it (at most
+    PUSH_ANSWER_SECONDS ago)."""
+    now = time.monotonic()
+    remembered = _push_answers.get(customer_id)
+    if remembered is not None and remembered[1] > now:
+        return remembered[0]
+    return bool(customers_with_live_push([customer_id]))
+
+
+def customers_with_live_push(customer_ids: Iterable[str]) -> set[str]:
+    """Which of the customers have a live push subscription, asked of the database (one
+    statement); the answers are remembered for `has_live_push_subscription`."""
+    customer_ids = set(customer_ids)
+    if not customer_ids:
+        return set()
+    live = set(
+        PushSubscriptionRow.objects.filter(
+            customer_id__in=customer_ids, status=PushSubscriptionRow.Status.ACTIVE
+        )
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
+    if len(_push_answers) + len(customer_ids) > PUSH_ANSWERS_KEPT:
+        _push_answers.clear()
+    until = time.monotonic() + PUSH_ANSWER_SECONDS
+    _push_answers.update((customer, (customer in live, until)) for customer in customer_ids)
+    return live
+
+
+def forget_push_answer(customer_id: str) -> None:
+    """Forget what `has_live_push_subscription` remembers of the customer: now, and once the
+    current transaction commits (an answer read meanwhile, before the change was visible, would
+    otherwise be kept)."""
+    _push_answers.pop(customer_id, None)
+    transaction.on_commit(lambda: _push_answers.pop(customer_id, None))
+
+
+def forget_push_answers() -> None:
+    """Forget every remembered answer (tests)."""
+    _push_answers.clear()
 
 
 # A push's body stays within Web Push's size limit whatever the message (webpush.payload_bytes);

@@ -4,9 +4,11 @@ encrypted push (RFC 8291, aes128gcm) through pywebpush, its outcome sorted for t
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
+import logging
 import re
 import socket
 from collections.abc import Mapping
@@ -22,6 +24,8 @@ from django.conf import settings
 from django.utils import timezone
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
+
+logger = logging.getLogger(__name__)
 
 # Sizes of a subscription's keys once decoded: an uncompressed P-256 point and the auth secret.
 P256DH_BYTES = 65
@@ -132,11 +136,36 @@ def check_resolved_endpoint(endpoint: str) -> None:
             raise BadEndpoint("The endpoint's host resolves to a non-public address.")
 
 
+def check_registered_endpoint(endpoint: str) -> None:
+    """What a new subscription's endpoint must pass: check_resolved_endpoint, except that a host
+    name that does not resolve at the moment is let through (delivery resolves it again)."""
+    with contextlib.suppress(PushRetryLater):
+        check_resolved_endpoint(endpoint)
+
+
 def _is_address(host: str, kind: str) -> bool:
     try:
         return bool(getattr(ipaddress.ip_address(host.strip("[]")), kind))
     except ValueError:
         return False
+
+
+_told_off = False
+
+
+def push_configured() -> bool:
+    """Whether push delivery is on (a VAPID key is set). Without a key, the first time this
+    process is asked it logs a warning that pushes are not sent (emails still are)."""
+    global _told_off
+    if settings.VAPID_PRIVATE_KEY:
+        return True
+    if not _told_off:
+        _told_off = True
+        logger.warning(
+            "Push delivery is off: VAPID_PRIVATE_KEY is not set, so notifications are emailed "
+            "only (`manage.py vapid_keys` makes a key pair)."
+        )
+    return False
 
 
 def vapid() -> Vapid:

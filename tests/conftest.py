@@ -9,6 +9,7 @@ from eventstore.models import Event
 from eventstore.projections import get_projections
 from eventstore.store import event_store
 from eventstore.subscriptions import register_subscriber, unregister_subscriber
+from notifications.services import forget_push_answers
 from payments.gateway import get_gateway
 from tests.factories import StaffUserFactory, UserFactory
 
@@ -37,6 +38,15 @@ def fresh_gateway():
     get_gateway.cache_clear()
     yield
     get_gateway.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_push_answers():
+    """Forget which customers have a live push subscription, as this process remembers it
+    (notifications.services), so a customer id one test used never carries into another."""
+    forget_push_answers()
+    yield
+    forget_push_answers()
 
 
 @pytest.fixture

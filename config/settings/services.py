@@ -2,11 +2,16 @@
 and webhooks."""
 
 import base64
+import contextlib
 import os
+import tempfile
+from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.exceptions import ImproperlyConfigured
 
-from config.settings.base import DEBUG
+from config.settings.base import BASE_DIR, DEBUG
 from config.settings.env import env_flag, env_float, env_int
 
 # Orders: the fulfilment saga. A request is given up on (the step fails, or a compensation is
@@ -31,12 +36,54 @@ PAYMENTS_GATEWAY_LATENCY_MS = env_int("PAYMENTS_GATEWAY_LATENCY_MS", 0)
 # pass, and its order's payment then fails with token_expired.
 PAYMENTS_TOKEN_RETENTION_HOURS = env_float("PAYMENTS_TOKEN_RETENTION_HOURS", 24.0)
 
+
+def development_vapid_key(path: Path) -> str:
+    """The development VAPID private key kept in `path` (PEM), as VAPID_PRIVATE_KEY takes it
+    (base64url of the raw 32 bytes). The first call creates the file with a new key pair; every
+    later one, in any process, reads the same key back. Two processes starting together keep
+    one key: each writes a file of its own and links it into place, and the second link fails."""
+    if not path.exists():
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")
+            try:
+                with os.fdopen(descriptor, "wb") as file:  # mkstemp's file: mode 0600
+                    file.write(pem)
+                with contextlib.suppress(FileExistsError):
+                    os.link(draft, path)
+            finally:
+                os.unlink(draft)
+        except OSError as error:
+            raise ImproperlyConfigured(
+                f"The development VAPID key cannot be kept in {path} ({error.strerror}): set "
+                "VAPID_DEV_KEY_FILE to a writable place, or VAPID_PRIVATE_KEY"
+            ) from error
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"{path} must hold a PEM P-256 private key (delete it to have a new one made)"
+        ) from error
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ImproperlyConfigured(f"{path} must hold a P-256 private key")
+    raw = key.private_numbers().private_value.to_bytes(32, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 # Notifications' Web Push: the VAPID key pushes are signed with, base64url of the raw 32-byte
 # P-256 private key (`manage.py vapid_keys` makes a pair). Without it push delivery is off and
-# email alone goes out; with DEBUG on a development key is used (public, like SECRET_KEY's).
+# email alone goes out. With DEBUG on and no key set, a development key pair is made once and
+# kept in VAPID_DEV_KEY_FILE (.vapid-dev.pem in the project folder, which git ignores), so
+# subscriptions made in development keep working across restarts.
 VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY", "").strip()
 if not VAPID_PRIVATE_KEY and DEBUG:
-    VAPID_PRIVATE_KEY = "eWmeVdVSmO24Cp9mYOa84O61E-YuOW8ys9yNGaTTjp8"
+    VAPID_PRIVATE_KEY = development_vapid_key(
+        Path(os.environ.get("VAPID_DEV_KEY_FILE", "").strip() or BASE_DIR / ".vapid-dev.pem")
+    )
 if VAPID_PRIVATE_KEY:
     try:
         _vapid_key = base64.urlsafe_b64decode(

@@ -2,13 +2,15 @@
 fresh SQLite file, as the Makefile starts them; an order whose payment is never answered is
 cancelled, and its stock released, about SAGA_STEP_TIMEOUT after it was placed with nothing
 else run, and the server's /metrics counts that cancellation, which the worker loop recorded; a
-paid order's email shows in the console; SIGINT (Ctrl+C) to honcho stops both processes.
+paid order's email shows in the console; Web Push is on with the development key pair the
+first start made; SIGINT (Ctrl+C) to honcho stops both processes.
 
 These tests start real processes (marked `processes`) and stop every one of them, pass or fail.
 They need only SQLite: the database is a file in the test's temporary folder."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -20,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.processes import (
     HOST,
@@ -55,6 +58,9 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     environment["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     environment["SAGA_STEP_TIMEOUT"] = str(STEP_TIMEOUT)
     environment["LOG_LEVEL"] = "INFO"  # the worker's log line that it expired the saga's step
+    # No VAPID key, as on a fresh machine: the development key pair is made in this file.
+    environment.pop("VAPID_PRIVATE_KEY", None)
+    environment["VAPID_DEV_KEY_FILE"] = str(tmp_path / ".vapid-dev.pem")
     return environment
 
 
@@ -93,6 +99,15 @@ def _make_run(tmp_path: Path) -> Iterator[tuple[Console, dict[str, str]]]:
         yield running, environment
     finally:
         running.stop()
+
+
+def public_key_of(key_file: Path) -> str:
+    """The VAPID public key of the private key in a PEM file, as the API serves it."""
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return base64.urlsafe_b64encode(point).rstrip(b"=").decode()
 
 
 def test_make_run_cancels_an_unanswered_payment_emails_a_paid_one_and_stops_on_sigint(
@@ -143,6 +158,12 @@ def test_make_run_cancels_an_unanswered_payment_emails_a_paid_one_and_stops_on_s
         )
         assert scrape.status == 200, scrape.body
         assert 'orders_total{outcome="cancelled",reason="payment_timeout"} 1.0' in scrape.body
+
+        # Web Push works with no set-up: the key pair made at the first start is the one served.
+        key_file = tmp_path / ".vapid-dev.pem"
+        assert running.get("/api/notifications/push-subscriptions/public-key/", token) == {
+            "public_key": public_key_of(key_file)
+        }
 
         # A paid order completes, and its email shows in the console (the console backend).
         status, paid = running.request(

@@ -4,6 +4,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from django.db import connection
 PROJECT = Path(__file__).resolve().parents[2]
 # What production settings (DEBUG off) cannot start without.
 PRODUCTION_KEYS = {"SECRET_KEY": "s", "VAULT_KEYS": Fernet.generate_key().decode()}
+DEV_KEY_FILE = str(Path(tempfile.gettempdir()) / "tests-vapid-dev.pem")
 
 
 SUMMARY = (
@@ -25,7 +27,8 @@ SUMMARY = (
 def load_settings(*, code: str = SUMMARY, **env: str) -> subprocess.CompletedProcess:
     """Import config.settings in a fresh interpreter with exactly these variables set, and run
     `code` (by default: print a summary of the settings)."""
-    environment = {"PATH": os.environ.get("PATH", ""), **env}
+    # With DEBUG on and no VAPID key, the development key file is made here, not in the checkout.
+    environment = {"PATH": os.environ.get("PATH", ""), "VAPID_DEV_KEY_FILE": DEV_KEY_FILE, **env}
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=PROJECT,
@@ -257,7 +260,8 @@ def test_any_other_sqlite_synchronous_is_refused(value):
 
 def run_check_deploy(**env: str) -> subprocess.CompletedProcess:
     """`manage.py check --deploy --fail-level WARNING` with the production settings."""
-    environment = {"PATH": os.environ.get("PATH", ""), **env}
+    # With DEBUG on and no VAPID key, the development key file is made here, not in the checkout.
+    environment = {"PATH": os.environ.get("PATH", ""), "VAPID_DEV_KEY_FILE": DEV_KEY_FILE, **env}
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=PROJECT,

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from eventstore.models import Effect, Event
+from eventstore.store import event_store
 from eventstore.subscriptions import catch_up, get_subscribers
 from notifications import events, services, webpush
 from notifications.models import PushSubscription, SentNotification
@@ -122,14 +123,68 @@ def test_no_push_is_owed_to_a_customer_without_a_live_subscription(pusher, custo
     assert SentNotification.objects.get().push_status == "none"
 
 
-def test_no_push_is_owed_while_no_vapid_key_is_configured(pusher, subscribe, customer_id, settings):
+def test_no_push_is_owed_while_no_vapid_key_is_configured_and_the_log_says_so(
+    pusher, subscribe, customer_id, settings, caplog, monkeypatch
+):
+    monkeypatch.setattr(webpush, "_told_off", False)
     subscribe()
     settings.VAPID_PRIVATE_KEY = ""
     order_notification(customer_id)
+    order_notification(customer_id, "o2")
 
     catch_up(pusher)
+    catch_up(get_subscribers(["notifications.delivery"])[0])
 
     assert not Effect.objects.filter(subscriber="notifications.push").exists()
+    told = [r.getMessage() for r in caplog.records if r.name == "notifications.webpush"]
+    assert len(told) == 1  # once per process
+    assert told[0].startswith("Push delivery is off: VAPID_PRIVATE_KEY is not set")
+    assert SentNotification.objects.filter(delivery_status="delivered").count() == 2
+
+
+def test_a_subscription_added_or_ended_here_is_seen_at_once(subscribe, customer_id):
+    assert not services.has_live_push_subscription(customer_id)  # remembered from now on
+    phone = subscribe()
+    assert services.has_live_push_subscription(customer_id)
+
+    services.push_subscription_remove(subscription_id=phone.id, reason="unsubscribed")
+
+    assert not services.has_live_push_subscription(customer_id)
+
+
+def test_a_subscription_made_elsewhere_a_moment_ago_is_pushed_by_the_catch_up(
+    pusher, push_service, subscribe, customer_id, monkeypatch
+):
+    assert not services.has_live_push_subscription(customer_id)  # remembered: none
+    with monkeypatch.context() as another_process:  # whose change this process does not hear of
+        another_process.setattr(services, "forget_push_answer", lambda customer_id: None)
+        subscribe()
+    order_notification(customer_id)
+    assert not Effect.objects.filter(subscriber="notifications.push").exists()  # not at append
+
+    result = catch_up(pusher)
+
+    assert (result.calls, result.error) == (1, "")
+    assert [push.path for push in push_service.pushes] == ["/push/phone"]
+    assert SentNotification.objects.get().push_status == "delivered"
+
+
+def test_the_catch_up_asks_once_for_a_whole_batch_of_customers(
+    pusher, subscribe, customer_id, django_assert_max_num_queries
+):
+    subscribe()
+    for number in range(5):
+        order_notification(f"{customer_id}-other-{number}", f"o{number}")
+    order_notification(customer_id, "mine")
+    Effect.objects.filter(subscriber="notifications.push").delete()  # as if never owed
+    services.forget_push_answers()
+    batch = list(event_store.read_by_type(events.NOTIFICATION_SENT))
+
+    with django_assert_max_num_queries(2):  # the question, and the calls owed
+        pusher.handle_batch(batch)
+
+    owed = Effect.objects.filter(subscriber="notifications.push")
+    assert [effect.event_id for effect in owed] == [batch[-1].event_id]
 
 
 def test_a_subscription_the_push_service_says_is_gone_ends_and_gets_no_more_pushes(

@@ -104,6 +104,31 @@ def test_a_loopback_endpoint_is_refused_unless_the_setting_allows_it(customer_cl
     assert "endpoint" in response.json()
 
 
+def test_a_host_name_that_resolves_inside_the_network_is_refused_at_registration(
+    customer_client, monkeypatch
+):
+    inside = {"push.example.net": "10.1.2.3", "push.example.org": "169.254.169.254"}
+
+    def resolve(host, port):
+        if host not in inside:
+            raise OSError("Name or service not known")
+        return [(2, 1, 6, "", (inside[host], port))]
+
+    monkeypatch.setattr(webpush.socket, "getaddrinfo", resolve)
+
+    private = customer_client.post(URL, body(), format="json")
+    link_local = customer_client.post(URL, body("https://push.example.org/1"), format="json")
+    unresolved = customer_client.post(URL, body("https://push.example.com/1"), format="json")
+
+    assert (private.status_code, link_local.status_code) == (422, 422)
+    assert "non-public address" in str(private.json()["endpoint"])
+    # Not resolving now is no refusal: delivery resolves the name again.
+    assert unresolved.status_code == 201
+    assert list(PushSubscription.objects.values_list("endpoint", flat=True)) == [
+        "https://push.example.com/1"
+    ]
+
+
 def test_a_customer_lists_only_their_own_and_staff_see_all(
     customer_client, other_client, staff_client
 ):
