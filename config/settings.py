@@ -398,7 +398,7 @@ REST_FRAMEWORK = {
         "httpapi.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "eventstore.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "eventstore.http.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "httpapi.schema.ApiSchema",
     "EXCEPTION_HANDLER": "httpapi.errors.exception_handler",
@@ -467,13 +467,13 @@ EVENTSTORE_LOCK_TIMEOUT_MS = env_int("EVENTSTORE_LOCK_TIMEOUT_MS", 5000)
 # ran concurrently. Off by default; the benchmark turns it on to compare the two designs.
 EVENTSTORE_APPEND_LOCK = env_flag("EVENTSTORE_APPEND_LOCK", False)
 # PostgreSQL: how long a commit's wake-up waits, at most, for older transactions still running
-# to end, so that the subscribers it wakes can read its events (eventstore.subscriptions).
+# to end, so that the subscribers it wakes can read its events (eventstore.follower.subscriptions).
 EVENTSTORE_FOLLOW_WAIT = env_float("EVENTSTORE_FOLLOW_WAIT", 2.0)
 # How many times a command handler reloads and decides again after a ConcurrencyError.
 EVENTSTORE_COMMAND_RETRIES = env_int("EVENTSTORE_COMMAND_RETRIES", 5)
-# Calls to the outside world (eventstore/effects.py): calls of one effect before it is parked,
-# the wait before the first retry in seconds (doubling each time, up to the cap), and how long
-# a call may run before another worker takes it over (longer than any provider's timeout).
+# Calls to the outside world (eventstore/follower/effects.py): calls of one effect before it is
+# parked, the wait before the first retry in seconds (doubling each time, up to the cap), and how
+# long a call may run before another worker takes it over (longer than any provider's timeout).
 EVENTSTORE_EFFECT_ATTEMPTS = env_int("EVENTSTORE_EFFECT_ATTEMPTS", 5)
 EVENTSTORE_EFFECT_BACKOFF = env_float("EVENTSTORE_EFFECT_BACKOFF", 2.0)
 EVENTSTORE_EFFECT_BACKOFF_MAX = env_float("EVENTSTORE_EFFECT_BACKOFF_MAX", 300.0)
@@ -494,7 +494,7 @@ WEBHOOKS_ROTATION_WINDOW = env_float("WEBHOOKS_ROTATION_WINDOW", 24 * 3600.0)
 WEBHOOKS_ALLOW_HTTP = env_flag("WEBHOOKS_ALLOW_HTTP", DEBUG)
 WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env_flag("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", DEBUG)
 
-# Partitioned subscribers and how reactions run (eventstore/subscriptions.py, eventstore/tasks.py).
+# Partitioned subscribers and how reactions run (eventstore/follower/subscriptions.py, tasks.py).
 # Each subscriber's work is split into this many partitions by the key stored with each event
 # (its correlation id, else its aggregate id): events of one key are handled in log order, and
 # different partitions at once by different processes. 1 keeps a single checkpoint per
@@ -572,7 +572,8 @@ SAGA_STEP_TIMEOUT = env_float("SAGA_STEP_TIMEOUT", 30.0)
 SAGA_QUEUE_TIMEOUT = env_float("SAGA_QUEUE_TIMEOUT", 300.0)
 # New orders are refused (429 with Retry-After, nothing written) while the oldest work not yet
 # started (an event a subscriber has yet to handle, a call owed and not begun) has waited longer
-# than this many seconds: overload is met at the door (eventstore.admission). 0: never refused.
+# than this many seconds: overload is met at the door (eventstore.follower.admission). 0: never
+# refused.
 ADMISSION_MAX_BACKLOG_SECONDS = env_float("ADMISSION_MAX_BACKLOG_SECONDS", 10.0)
 # Requests of one compensation left unanswered before the saga stops in compensation_failed.
 SAGA_COMPENSATION_ATTEMPTS = env_int("SAGA_COMPENSATION_ATTEMPTS", 3)
@@ -617,17 +618,18 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "orders@localhost")
 
 # Logs: one JSON object per record (json, for log collectors) or readable lines (text). Records
 # logged while a subscriber handles an event, or while a request is served, carry its fields
-# (eventstore.logs): correlation_id, causation_id, event_position, subscriber, request_id.
+# (eventstore.observability.logs): correlation_id, causation_id, event_position, subscriber,
+# request_id.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or ("text" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "eventstore.logs.LogContextFilter"}},
+    "filters": {"context": {"()": "eventstore.observability.logs.LogContextFilter"}},
     "formatters": {
         "text": {
-            "()": "eventstore.logs.TextFormatter",
+            "()": "eventstore.observability.logs.TextFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s",
         },
         "json": {

@@ -22,14 +22,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from eventstore.recorders import recorder
-from eventstore.store import (
-    ConcurrencyError,
-    EventStore,
-    NewEvent,
-    RecordedEvent,
-    StreamAppend,
-    as_json_data,
-)
+from eventstore.records import RecordedEvent
+from eventstore.store import ConcurrencyError, EventStore, NewEvent, StreamAppend, as_json_data
 from eventstore.store import event_store as default_store
 
 Handler = Callable[[Any, dict[str, Any]], None]

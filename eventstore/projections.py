@@ -16,8 +16,8 @@ from django.db import models
 from eventstore import signals
 from eventstore.models import Stream
 from eventstore.recorders import recorder
+from eventstore.records import RecordedEvent
 from eventstore.registry import Registry
-from eventstore.store import RecordedEvent
 
 
 class ProjectionError(Exception):

@@ -34,9 +34,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from eventstore import metrics, signals, tracing
-from eventstore.connections import on_commit_robust
+from eventstore import signals
+from eventstore.observability import metrics, tracing
 from eventstore.recorders import Appended, NewRow, StreamRows, recorder
+from eventstore.recorders.connections import on_commit_robust
 from eventstore.records import LogPoint, RecordedEvent, partition_hash, stored_correlation_id
 from eventstore.upcasting import current_schema_version, upcast
 
@@ -202,7 +203,7 @@ def _chunks(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
 
 
 # For events about to be appended, the calls to the outside world they owe: (subscriber name,
-# event id) each (`eventstore.dispatch.calls_owed`, given when the app is ready).
+# event id) each (`eventstore.follower.dispatch.calls_owed`, given when the app is ready).
 CallsOwed = Callable[[Sequence[RecordedEvent]], list[tuple[str, uuid.UUID]]]
 
 

@@ -3,9 +3,7 @@
 from collections.abc import Iterable
 from typing import Any
 
-from eventstore import rows
-from eventstore.projections import Projection
-from eventstore.store import RecordedEvent
+from eventstore.api import Projection, RecordedEvent, rows
 from notifications import events
 from notifications.aggregates import Delivery, PushDelivery
 from notifications.models import OrderOwner, PushSubscription, SentNotification

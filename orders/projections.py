@@ -6,9 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from eventstore import rows
-from eventstore.projections import Projection
-from eventstore.store import RecordedEvent
+from eventstore.api import Projection, RecordedEvent, rows
 from orders import events
 from orders.aggregates import (
     Cancellation,

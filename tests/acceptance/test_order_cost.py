@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from eventstore.admission import admit
+from eventstore.follower.admission import admit
 from tests.bench.workloads.order_cost import kind_of, transaction_control
 
 pytestmark = pytest.mark.django_db(transaction=True)
