@@ -7,7 +7,12 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from eventstore.api import register_projection, register_subscriber, register_upcaster, signals
+        from eventstore.api import (
+            register_projection,
+            register_subscriber,
+            register_upcaster,
+            signals,
+        )
         from notifications import events
         from notifications.handlers import (
             NotificationDeliverer,

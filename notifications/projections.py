@@ -87,10 +87,8 @@ class OrderOwnerProjection(Projection):
 
     name = "notifications.order_owners"
     models = (OrderOwner,)
+    aggregate_type = events.ORDER
     event_types = frozenset({events.ORDER_CREATED})
-
-    def handles(self, event: RecordedEvent) -> bool:
-        return event.aggregate_type == events.ORDER and super().handles(event)
 
     def apply(self, event: RecordedEvent) -> None:
         rows.upsert(

@@ -25,7 +25,16 @@ from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 from opentelemetry.trace import SpanKind
 
-from eventstore.api import ConcurrencyError, Repository, derived_event_id, require_no_transaction, retry_on_conflict, rows, tracing, unit_of_work
+from eventstore.api import (
+    ConcurrencyError,
+    Repository,
+    derived_event_id,
+    require_no_transaction,
+    retry_on_conflict,
+    rows,
+    tracing,
+    unit_of_work,
+)
 from notifications import events, webpush
 from notifications.aggregates import (
     EmailNotAccepted,

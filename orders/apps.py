@@ -7,7 +7,13 @@ class OrdersConfig(AppConfig):
     name = "orders"
 
     def ready(self) -> None:
-        from eventstore.api import register_collector, register_projection, register_subscriber, register_upcaster, signals
+        from eventstore.api import (
+            register_collector,
+            register_projection,
+            register_subscriber,
+            register_upcaster,
+            signals,
+        )
         from httpapi.representations import register_representation
         from orders import events
         from orders.handlers import FulfilmentSagaHandler, expire_sagas_on_worker_pass

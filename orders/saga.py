@@ -27,7 +27,18 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from eventstore.api import AggregateNotFound, Event, RecordedEvent, Repository, RequestProgress, load_together, requests_progress, retry_on_conflict, tracing, unit_of_work
+from eventstore.api import (
+    AggregateNotFound,
+    Event,
+    RecordedEvent,
+    Repository,
+    RequestProgress,
+    load_together,
+    requests_progress,
+    retry_on_conflict,
+    tracing,
+    unit_of_work,
+)
 from orders import events
 from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga, Waiting
 from orders.models import SagaSummary

@@ -18,7 +18,18 @@ from typing import Any
 
 from django.conf import settings
 
-from eventstore.api import Repository, admit, derived_event_id, event_store, require_no_transaction, retry_on_conflict, rows, unit_of_work, vault_erase, vault_put
+from eventstore.api import (
+    Repository,
+    admit,
+    derived_event_id,
+    event_store,
+    require_no_transaction,
+    retry_on_conflict,
+    rows,
+    unit_of_work,
+    vault_erase,
+    vault_put,
+)
 from orders import events
 from orders.aggregates import (
     Cancellation,
