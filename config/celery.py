@@ -1,5 +1,6 @@
 """The Celery application of celery mode (EVENTSTORE_DISPATCH=celery), in the layout Celery
-documents for Django: every CELERY_* setting configures it, and each app's tasks.py is found.
+documents for Django: every CELERY_* setting configures it, and each app's tasks.py is found
+(the event store's is eventstore/follower/tasks.py).
 
     celery -A config worker    catches partitions up and makes calls to the outside world
                                (serves every queue declared in CELERY_TASK_QUEUES)
@@ -22,6 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["eventstore.follower"])
 
 
 @worker_init.connect

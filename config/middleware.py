@@ -8,8 +8,8 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
-from eventstore.connections import connection_lost
-from eventstore.logs import start_request
+from eventstore.observability.logs import start_request
+from eventstore.recorders.connections import connection_lost
 from httpapi.errors import DatabaseConnectionLost, answer_for
 from httpapi.headers import HEADER_CONTROL_CHARACTERS
 
@@ -68,8 +68,8 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 class RequestIdMiddleware:
     """Gives each request an id: the client's X-Request-ID when it sends a sensible one, else a
-    new one. Every record logged while handling it carries the id (eventstore.logs), and the
-    response echoes it in X-Request-ID."""
+    new one. Every record logged while handling it carries the id
+    (eventstore.observability.logs), and the response echoes it in X-Request-ID."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -13,8 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from eventstore.follower.subscriptions import lags
 from eventstore.recorders import recorder
-from eventstore.subscriptions import lags
 from orders.models import OrderSummary, SagaSummary
 
 # The outcome chart: one horizontal bar per outcome, the longest as wide as BAR_MAX_WIDTH.

@@ -6,8 +6,8 @@ point name; several, comma-separated) and OTEL_SDK_DISABLED is not `true`, it in
 SDK's tracer provider (service name and resource from OTEL_SERVICE_NAME and
 OTEL_RESOURCE_ATTRIBUTES, sampler from OTEL_TRACES_SAMPLER, batching from OTEL_BSP_*), turns on
 the Django, psycopg and Celery instrumentations and the event store's own spans
-(`eventstore.tracing`). Unset, or `none`, nothing is imported beyond the API and no span is
-recorded: unlike the SDK's default (`otlp`), no exporter means off.
+(`eventstore.observability.tracing`). Unset, or `none`, nothing is imported beyond the API and
+no span is recorded: unlike the SDK's default (`otlp`), no exporter means off.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def setup() -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from eventstore import tracing
+    from eventstore.observability import tracing
 
     provider = TracerProvider(resource=Resource.create())
     for name in names:

@@ -8,8 +8,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from config.operations import operations_view
-from eventstore.urls import router as eventstore_router
-from eventstore.views import HealthView, MetricsView
+from eventstore.http.urls import router as eventstore_router
+from eventstore.http.views import HealthView, MetricsView
 from inventory.urls import router as inventory_router
 from notifications.urls import router as notifications_router
 from notifications.views import push_page, push_service_worker

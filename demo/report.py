@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from demo.scenarios import ReplayResult, Stock
 from demo.seeding import SeededAccount, SeededProduct
-from eventstore.store import RecordedEvent
+from eventstore.records import RecordedEvent
 from inventory import events as inventory_events
 from notifications import events as notifications_events
 from orders import events as orders_events

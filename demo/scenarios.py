@@ -14,10 +14,11 @@ from typing import Any
 from django.db import transaction
 
 from demo.seeding import LOW_STOCK_PRODUCT, demo_product
+from eventstore.follower.subscriptions import catch_up_all
 from eventstore.projections import get_projections
+from eventstore.records import RecordedEvent
 from eventstore.replay import verify
-from eventstore.store import RecordedEvent, event_store
-from eventstore.subscriptions import catch_up_all
+from eventstore.store import event_store
 from inventory import events as inventory_events
 from inventory.models import ProductStock
 from inventory.services import stock_add

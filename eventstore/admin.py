@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from eventstore import effects
+from eventstore.follower import effects
 from eventstore.models import Checkpoint, Effect, Event, Snapshot, Stream
 from eventstore.records import SHOWN_FIELDS
 

@@ -22,14 +22,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from eventstore.recorders import recorder
-from eventstore.store import (
-    ConcurrencyError,
-    EventStore,
-    NewEvent,
-    RecordedEvent,
-    StreamAppend,
-    as_json_data,
-)
+from eventstore.records import RecordedEvent
+from eventstore.store import ConcurrencyError, EventStore, NewEvent, StreamAppend, as_json_data
 from eventstore.store import event_store as default_store
 
 Handler = Callable[[Any, dict[str, Any]], None]
@@ -148,11 +142,11 @@ def load_together(*wanted: tuple[Repository[Any], str], use_snapshot: bool = Tru
     if not wanted:
         return []
     loaded = wanted[0][0].store.read_for_load(
-        *(repository._for_load(ident, use_snapshot) for repository, ident in wanted)
+        *(repository._for_load(aggregate_id, use_snapshot) for repository, aggregate_id in wanted)
     )
     return [
-        repository._built(str(ident), snapshot, events)
-        for (repository, ident), (snapshot, events) in zip(wanted, loaded, strict=True)
+        repository._built(str(aggregate_id), snapshot, events)
+        for (repository, aggregate_id), (snapshot, events) in zip(wanted, loaded, strict=True)
     ]
 
 

@@ -14,11 +14,12 @@ class EventStoreConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from eventstore import signals
-        from eventstore.admission import backlog_seconds
-        from eventstore.dispatch import calls_owed, choose_again, dispatch_committed
-        from eventstore.effects import withdraw_on_append
-        from eventstore.logs import end_request
-        from eventstore.metrics import (
+        from eventstore.follower.admission import backlog_seconds
+        from eventstore.follower.dispatch import calls_owed, choose_again, dispatch_committed
+        from eventstore.follower.effects import withdraw_on_append
+        from eventstore.follower.subscriptions import lags
+        from eventstore.observability.logs import end_request
+        from eventstore.observability.metrics import (
             BacklogCollector,
             HeldFollowersCollector,
             SubscriberLagCollector,
@@ -27,7 +28,6 @@ class EventStoreConfig(AppConfig):
         from eventstore.projections import StreamProjection, register_projection
         from eventstore.recorders import recorder
         from eventstore.store import event_store, install_append_timeouts
-        from eventstore.subscriptions import lags
         from eventstore.vault import erase_expired_secrets_on_worker_pass
 
         register_projection(StreamProjection())

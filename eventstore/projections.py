@@ -16,8 +16,8 @@ from django.db import models
 from eventstore import signals
 from eventstore.models import Stream
 from eventstore.recorders import recorder
+from eventstore.records import RecordedEvent
 from eventstore.registry import Registry
-from eventstore.store import RecordedEvent
 
 
 class ProjectionError(Exception):
@@ -25,16 +25,29 @@ class ProjectionError(Exception):
 
 
 class Projection:
-    """Base class. Set a unique `name`, the `event_types` it reads (None: all), the read-model
-    `models` it owns, and implement `apply` (or `apply_batch` for bulk writes)."""
+    """Base class. Set a unique `name`, the `event_types` it reads (None: all), the streams it
+    reads them on by `aggregate_type` (one, a frozenset of several, or None: every stream's),
+    the read-model `models` it owns, and implement `apply` (or `apply_batch` for bulk writes)."""
 
     name: ClassVar[str]
+    aggregate_type: ClassVar[str | frozenset[str] | None] = None
     event_types: ClassVar[frozenset[str] | None] = None
     models: ClassVar[tuple[type[models.Model], ...]] = ()
+    _aggregate_types: ClassVar[frozenset[str] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        wanted = cls.aggregate_type
+        cls._aggregate_types = (
+            None if wanted is None else frozenset([wanted] if isinstance(wanted, str) else wanted)
+        )
 
     def handles(self, event: RecordedEvent) -> bool:
-        """Whether this projection reads `event`."""
-        return self.event_types is None or event.event_type in self.event_types
+        """Whether this projection reads `event`: one of its event types, on one of its
+        streams."""
+        return (self.event_types is None or event.event_type in self.event_types) and (
+            self._aggregate_types is None or event.aggregate_type in self._aggregate_types
+        )
 
     def apply(self, event: RecordedEvent) -> None:
         """Update the read model for one event."""

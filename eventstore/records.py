@@ -44,7 +44,7 @@ class LogPoint(NamedTuple):
 
 START = LogPoint(0, 0)
 
-# The metadata keys that carry an event's W3C trace context (`eventstore.tracing`).
+# The metadata keys that carry an event's W3C trace context (`eventstore.observability.tracing`).
 TRACE_KEYS = ("traceparent", "tracestate")
 # What an event hands on to the events it causes, besides its correlation: the id of the HTTP
 # request that started the chain (config.middleware.RequestIdMiddleware), and the trace.

@@ -34,9 +34,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from eventstore import metrics, signals, tracing
-from eventstore.connections import on_commit_robust
+from eventstore import signals
+from eventstore.observability import metrics, tracing
 from eventstore.recorders import Appended, NewRow, StreamRows, recorder
+from eventstore.recorders.connections import on_commit_robust
 from eventstore.records import LogPoint, RecordedEvent, partition_hash, stored_correlation_id
 from eventstore.upcasting import current_schema_version, upcast
 
@@ -138,8 +139,8 @@ class _Piece(NamedTuple):
 
 
 def _row(
-    kind: str,
-    ident: str,
+    aggregate_type: str,
+    aggregate_id: str,
     event: NewEvent,
     trace_context: dict[str, str],
     now: datetime,
@@ -163,7 +164,7 @@ def _row(
         metadata=metadata_text,
         recorded_at=stored_now,
         correlation_id=stored_correlation_id(metadata),
-        partition_hash=partition_hash(metadata, ident),
+        partition_hash=partition_hash(metadata, aggregate_id),
     )
     # What readers of the log will see: an event appended at an older schema version (an
     # import, a replayed export) reaches projections upcast.
@@ -171,8 +172,8 @@ def _row(
     seen = RecordedEvent(
         position=0,
         event_id=event.event_id,
-        aggregate_type=kind,
-        aggregate_id=ident,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
         version=0,
         event_type=event.event_type,
         schema_version=read_schema,
@@ -202,7 +203,7 @@ def _chunks(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
 
 
 # For events about to be appended, the calls to the outside world they owe: (subscriber name,
-# event id) each (`eventstore.dispatch.calls_owed`, given when the app is ready).
+# event id) each (`eventstore.follower.dispatch.calls_owed`, given when the app is ready).
 CallsOwed = Callable[[Sequence[RecordedEvent]], list[tuple[str, uuid.UUID]]]
 
 
@@ -425,13 +426,16 @@ class EventStore:
         pieces = []
         recorded = {}
         for number, stream in enumerate(streams):
-            kind, ident = stream.aggregate_type, str(stream.aggregate_id)
+            aggregate_type, aggregate_id = stream.aggregate_type, str(stream.aggregate_id)
             rows = []
             for event in stream.events:
-                row, seen = _row(kind, ident, event, trace_context, now, stored_now)
+                row, seen = _row(
+                    aggregate_type, aggregate_id, event, trace_context, now, stored_now
+                )
                 rows.append(row)
                 recorded[row.event_id] = seen
-            pieces.append(_Piece(number, 0, StreamRows(kind, ident, stream.expected_version, rows)))
+            moved = StreamRows(aggregate_type, aggregate_id, stream.expected_version, rows)
+            pieces.append(_Piece(number, 0, moved))
         return pieces, recorded
 
     @staticmethod
@@ -472,7 +476,10 @@ class EventStore:
         state), or None; never looked for when `state_version` is None) and the (version,
         event_type, upcast payload) of every event after it."""
         loaded = recorder().streams_for_load(
-            [(kind, str(ident), state) for kind, ident, state in streams]
+            [
+                (aggregate_type, str(aggregate_id), state)
+                for aggregate_type, aggregate_id, state in streams
+            ]
         )
         return [
             (

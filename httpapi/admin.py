@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch
 
-from eventstore.admin import ReadOnlyAdmin, admin_links, admin_url
+from eventstore.api import ReadOnlyAdmin, admin_links, admin_url
 from httpapi.caller import customer_usernames
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from eventstore.logs import set_correlation_id
+from eventstore.api import set_correlation_id
 
 
 class CustomerScopedMixin:

@@ -13,9 +13,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from eventstore.admission import Overloaded
-from eventstore.connections import connection_lost
-from eventstore.store import AppendTimeout, ConcurrencyError
+from eventstore.api import AppendTimeout, ConcurrencyError, Overloaded, connection_lost
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ class ErrorAnswer:
 
 
 class DatabaseConnectionLost(Exception):
-    """The database connection was lost during the request (`eventstore.connections`): the
+    """The database connection was lost during the request (`eventstore.recorders.connections`): the
     server ended it (a restart, a fail-over) or could not be reached."""
 
 
@@ -86,7 +84,7 @@ STORE_ANSWERS: Mapping[type[Exception], ErrorAnswer] = {
         },
         headers={"Retry-After": str(APPEND_RETRY_AFTER_SECONDS)},
     ),
-    # More work waits than the shop can start in time (eventstore.admission): the client is
+    # More work waits than the shop can start in time (eventstore.follower.admission): the client is
     # asked to slow down, as a throttle does; 5xx stays for faults.
     Overloaded: ErrorAnswer(429, headers={"Retry-After": str(ADMISSION_RETRY_AFTER_SECONDS)}),
     # The connection broke under the request, which may have been applied or not: repeating it

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from eventstore.admin import ReadOnlyAdmin, admin_links, admin_url, pretty_json, stream_events_url
+from eventstore.api import ReadOnlyAdmin, admin_links, admin_url, pretty_json, stream_events_url
 from inventory import events
 from inventory.models import ProductStock, ReservationSummary
 

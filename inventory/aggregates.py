@@ -13,7 +13,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from eventstore.aggregates import Aggregate, applies
+from eventstore.api import Aggregate, applies
 from inventory import events
 
 

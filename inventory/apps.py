@@ -7,9 +7,7 @@ class InventoryConfig(AppConfig):
     name = "inventory"
 
     def ready(self) -> None:
-        from eventstore import signals
-        from eventstore.projections import register_projection
-        from eventstore.subscriptions import register_subscriber
+        from eventstore.api import register_projection, register_subscriber, signals
         from inventory.handlers import InventoryRequestHandler
         from inventory.metrics import count_stock_adjustments
         from inventory.projections import ProductStockProjection, ReservationProjection

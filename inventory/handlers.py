@@ -6,8 +6,7 @@ by reservation id (= order id) as a second line of defence.
 
 import logging
 
-from eventstore.store import RecordedEvent
-from eventstore.subscriptions import Subscriber
+from eventstore.api import RecordedEvent, Subscriber
 from inventory import events
 from inventory.aggregates import InventoryError
 from inventory.services import stock_commit, stock_release, stock_reserve, stock_return

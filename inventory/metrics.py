@@ -12,8 +12,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from eventstore.connections import on_commit_robust
-from eventstore.store import RecordedEvent
+from eventstore.api import RecordedEvent, on_commit_robust
 from inventory.events import STOCK_ADJUSTED
 
 inventory_stock_adjusted_units_total = Counter(

@@ -2,9 +2,7 @@
 
 from collections.abc import Iterable
 
-from eventstore import rows
-from eventstore.projections import Projection
-from eventstore.store import RecordedEvent
+from eventstore.api import Projection, RecordedEvent, rows
 from inventory import events
 from inventory.models import ProductStock, ReservationSummary
 

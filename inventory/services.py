@@ -12,14 +12,14 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from eventstore.aggregates import (
+from eventstore.api import (
     Repository,
     derived_event_id,
+    event_store,
     load_together,
     retry_on_conflict,
     unit_of_work,
 )
-from eventstore.store import event_store
 from inventory import events
 from inventory.aggregates import (
     InventoryError,

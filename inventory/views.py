@@ -10,9 +10,7 @@ from rest_framework import mixins, permissions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from eventstore.models import Event
-from eventstore.pagination import PositionCursorPagination
-from eventstore.serializers import EventOutputSerializer
+from eventstore.api import Event, EventOutputSerializer, PositionCursorPagination
 from httpapi.caller import command_metadata
 from httpapi.errors import ErrorAnswer
 from httpapi.headers import idempotency_key, idempotency_key_parameter

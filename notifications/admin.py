@@ -4,7 +4,7 @@ page."""
 
 from django.contrib import admin
 
-from eventstore.admin import admin_links, admin_url, stream_events_url
+from eventstore.api import admin_links, admin_url, stream_events_url
 from httpapi.admin import CustomerAdmin
 from notifications import events
 from notifications.models import PushSubscription, SentNotification

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from eventstore.aggregates import Aggregate, applies, derived_event_id
+from eventstore.api import Aggregate, applies, derived_event_id
 from notifications import events
 
 # How much of an error's text a NotificationDeliveryFailed keeps.

@@ -7,10 +7,12 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from eventstore import signals
-        from eventstore.projections import register_projection
-        from eventstore.subscriptions import register_subscriber
-        from eventstore.upcasting import register_upcaster
+        from eventstore.api import (
+            register_projection,
+            register_subscriber,
+            register_upcaster,
+            signals,
+        )
         from notifications import events
         from notifications.handlers import (
             NotificationDeliverer,

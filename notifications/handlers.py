@@ -1,10 +1,8 @@
 """Notifications' reactions: the order's outcomes are recorded as notifications, and every
 recorded notification is emailed and pushed to the customer's browsers (at least once, with no
-transaction open: eventstore.effects)."""
+transaction open: eventstore.follower.effects)."""
 
-from eventstore.effects import EffectSubscriber, owe_calls
-from eventstore.store import RecordedEvent
-from eventstore.subscriptions import Subscriber
+from eventstore.api import EffectSubscriber, RecordedEvent, Subscriber, owe_calls
 from notifications import events, webpush
 from notifications.aggregates import NotificationUndeliverable
 from notifications.services import (

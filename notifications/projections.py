@@ -3,9 +3,7 @@
 from collections.abc import Iterable
 from typing import Any
 
-from eventstore import rows
-from eventstore.projections import Projection
-from eventstore.store import RecordedEvent
+from eventstore.api import Projection, RecordedEvent, rows
 from notifications import events
 from notifications.aggregates import Delivery, PushDelivery
 from notifications.models import OrderOwner, PushSubscription, SentNotification
@@ -89,10 +87,8 @@ class OrderOwnerProjection(Projection):
 
     name = "notifications.order_owners"
     models = (OrderOwner,)
+    aggregate_type = events.ORDER
     event_types = frozenset({events.ORDER_CREATED})
-
-    def handles(self, event: RecordedEvent) -> bool:
-        return event.aggregate_type == events.ORDER and super().handles(event)
 
     def apply(self, event: RecordedEvent) -> None:
         rows.upsert(

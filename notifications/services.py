@@ -27,10 +27,16 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from opentelemetry.trace import SpanKind
 
-from eventstore import rows, tracing
-from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
-from eventstore.effects import require_no_transaction
-from eventstore.store import ConcurrencyError
+from eventstore.api import (
+    ConcurrencyError,
+    Repository,
+    derived_event_id,
+    require_no_transaction,
+    retry_on_conflict,
+    rows,
+    tracing,
+    unit_of_work,
+)
 from notifications import events, webpush
 from notifications.aggregates import (
     EmailNotAccepted,

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from eventstore.admin import ReadOnlyAdmin, admin_links, admin_url, correlated_events_url
+from eventstore.api import ReadOnlyAdmin, admin_links, admin_url, correlated_events_url
 from httpapi.admin import CustomerAdmin
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
 

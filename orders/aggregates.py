@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from eventstore.aggregates import Aggregate, applies
+from eventstore.api import Aggregate, applies
 from orders import events
 
 

@@ -7,11 +7,13 @@ class OrdersConfig(AppConfig):
     name = "orders"
 
     def ready(self) -> None:
-        from eventstore import signals
-        from eventstore.metrics import register_collector
-        from eventstore.projections import register_projection
-        from eventstore.subscriptions import register_subscriber
-        from eventstore.upcasting import register_upcaster
+        from eventstore.api import (
+            register_collector,
+            register_projection,
+            register_subscriber,
+            register_upcaster,
+            signals,
+        )
         from httpapi.representations import register_representation
         from orders import events
         from orders.handlers import FulfilmentSagaHandler, expire_sagas_on_worker_pass

@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 
-from eventstore.vault import vault_describe
+from eventstore.api import vault_describe
 
 # Aggregate types (stream names).
 ORDER = "order"

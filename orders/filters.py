@@ -2,7 +2,7 @@
 
 import django_filters
 
-from eventstore.filters import StorableDateTimeFilter
+from eventstore.api import StorableDateTimeFilter
 from orders.models import OrderSummary
 
 

@@ -3,8 +3,7 @@ completed order's OrderCancellationRequested, and each moves on with the replies
 
 import logging
 
-from eventstore.store import RecordedEvent
-from eventstore.subscriptions import Subscriber
+from eventstore.api import RecordedEvent, Subscriber
 from orders import events
 from orders.saga import ENGINES, cancellation, fulfilment, sagas_expire
 

@@ -20,8 +20,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from eventstore.connections import on_commit_robust
-from eventstore.store import RecordedEvent
+from eventstore.api import RecordedEvent, on_commit_robust
 from orders.events import ORDER, ORDER_CANCELLED, ORDER_COMPLETED, ORDER_CREATED, ORDER_REFUNDED
 from orders.models import OrderSummary, SagaSummary
 

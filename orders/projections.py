@@ -6,9 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from eventstore import rows
-from eventstore.projections import Projection
-from eventstore.store import RecordedEvent
+from eventstore.api import Projection, RecordedEvent, rows
 from orders import events
 from orders.aggregates import (
     Cancellation,
@@ -44,10 +42,8 @@ class OrderProjection(Projection):
 
     name = "orders.orders"
     models = (OrderSummary,)
+    aggregate_type = events.ORDER
     event_types = frozenset({*_STATUS_AFTER, events.ORDER_CANCELLATION_REQUESTED})
-
-    def handles(self, event: RecordedEvent) -> bool:
-        return event.aggregate_type == events.ORDER and super().handles(event)
 
     def apply(self, event: RecordedEvent) -> None:
         self.apply_batch([event])
@@ -116,11 +112,8 @@ class SagaProjection(Projection):
 
     name = "orders.sagas"
     models = (SagaSummary,)
+    aggregate_type = frozenset(SAGA_KINDS)
     event_types = Saga.EVENT_TYPES | Cancellation.EVENT_TYPES
-
-    def handles(self, event: RecordedEvent) -> bool:
-        kind = SAGA_KINDS.get(event.aggregate_type)
-        return kind is not None and event.event_type in SAGA_CLASSES[kind].EVENT_TYPES
 
     def apply(self, event: RecordedEvent) -> None:
         self.apply_batch([event])

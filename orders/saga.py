@@ -27,17 +27,18 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from eventstore import tracing
-from eventstore.aggregates import (
+from eventstore.api import (
     AggregateNotFound,
+    Event,
+    RecordedEvent,
     Repository,
+    RequestProgress,
     load_together,
+    requests_progress,
     retry_on_conflict,
+    tracing,
     unit_of_work,
 )
-from eventstore.effects import RequestProgress, requests_progress
-from eventstore.models import Event
-from eventstore.store import RecordedEvent
 from orders import events
 from orders.aggregates import IllegalTransition, Order, OrderNotFound, Saga, Waiting
 from orders.models import SagaSummary

@@ -18,12 +18,18 @@ from typing import Any
 
 from django.conf import settings
 
-from eventstore import rows
-from eventstore.admission import admit
-from eventstore.aggregates import Repository, derived_event_id, retry_on_conflict, unit_of_work
-from eventstore.effects import require_no_transaction
-from eventstore.store import event_store
-from eventstore.vault import vault_erase, vault_put
+from eventstore.api import (
+    Repository,
+    admit,
+    derived_event_id,
+    event_store,
+    require_no_transaction,
+    retry_on_conflict,
+    rows,
+    unit_of_work,
+    vault_erase,
+    vault_put,
+)
 from orders import events
 from orders.aggregates import (
     Cancellation,
@@ -137,7 +143,7 @@ def order_place(
 ) -> PlacedOrder:
     """Place an order for products of the catalogue; its saga starts once this commits.
 
-    Raises InvalidOrder or UnknownProducts, or Overloaded (eventstore.admission), writing
+    Raises InvalidOrder or UnknownProducts, or Overloaded (eventstore.follower.admission), writing
     nothing. With an idempotency key, a repeat
     of the same request returns the order placed first (created=False), and a different
     request under the same key raises IdempotencyKeyReused.

@@ -11,9 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
-from eventstore.dispatch import reactions_run_later
-from eventstore.models import Event
-from eventstore.serializers import EventOutputSerializer
+from eventstore.api import Event, EventOutputSerializer, reactions_run_later
 from httpapi.caller import CustomerScopedMixin, actor_for, command_metadata, customer_id_for
 from httpapi.errors import ErrorAnswer
 from httpapi.headers import (

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from eventstore.admin import admin_links, admin_url, stream_events_url
+from eventstore.api import admin_links, admin_url, stream_events_url
 from httpapi.admin import CustomerAdmin
 from payments import events
 from payments.models import PaymentSummary

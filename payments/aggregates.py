@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from eventstore.aggregates import Aggregate, applies
+from eventstore.api import Aggregate, applies
 from payments import events
 
 

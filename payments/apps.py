@@ -16,9 +16,11 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self) -> None:
-        from eventstore.projections import register_projection
-        from eventstore.subscriptions import register_subscriber
-        from eventstore.vault import vault_describer_register
+        from eventstore.api import (
+            register_projection,
+            register_subscriber,
+            vault_describer_register,
+        )
         from payments.events import PAYMENT_TOKEN_SECRET
         from payments.gateway import payment_token_described
         from payments.handlers import PaymentRequestHandler

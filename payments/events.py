@@ -12,7 +12,7 @@ PAYMENT_FAILED = "PaymentFailed"
 PAYMENT_REFUNDED = "PaymentRefunded"
 
 # Consumed: requests from the order saga, and its giving up a step (after which no charge it
-# requested is made: eventstore.effects withdraws the call).
+# requested is made: eventstore.follower.effects withdraws the call).
 PAYMENT_REQUESTED = "PaymentRequested"
 PAYMENT_REFUND_REQUESTED = "PaymentRefundRequested"
 SAGA_STEP_FAILED = "SagaStepFailed"

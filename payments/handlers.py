@@ -1,8 +1,7 @@
 """Payments' reactions to the order saga's requests: calls to the payment gateway, made after
-the request is committed and with no transaction open (eventstore.effects)."""
+the request is committed and with no transaction open (eventstore.follower.effects)."""
 
-from eventstore.effects import EffectSubscriber, Withdrawal
-from eventstore.store import RecordedEvent
+from eventstore.api import EffectSubscriber, RecordedEvent, Withdrawal
 from payments import events
 from payments.aggregates import PaymentError
 from payments.services import payment_charge_vaulted, payment_reconcile, payment_refund

@@ -1,8 +1,6 @@
 """Payments' read-model updater, run inline in the appending transaction."""
 
-from eventstore import rows
-from eventstore.projections import Projection
-from eventstore.store import RecordedEvent
+from eventstore.api import Projection, RecordedEvent, rows
 from payments import events
 from payments.models import PaymentSummary
 

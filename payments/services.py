@@ -15,11 +15,14 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from eventstore import tracing
-from eventstore.aggregates import Repository
-from eventstore.effects import require_no_transaction
-from eventstore.store import ConcurrencyError
-from eventstore.vault import vault_erase, vault_take
+from eventstore.api import (
+    ConcurrencyError,
+    Repository,
+    require_no_transaction,
+    tracing,
+    vault_erase,
+    vault_take,
+)
 from payments.aggregates import Payment, PaymentError, PaymentNotFound
 from payments.gateway import DEFAULT_TOKEN, ChargeResult, get_gateway
 from payments.metrics import gateway_timed

@@ -5,10 +5,10 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from eventstore.follower.subscriptions import register_subscriber, unregister_subscriber
 from eventstore.models import Event
 from eventstore.projections import get_projections
 from eventstore.store import event_store
-from eventstore.subscriptions import register_subscriber, unregister_subscriber
 from notifications.services import forget_push_answers
 from payments.gateway import get_gateway
 from tests.factories import StaffUserFactory, UserFactory
@@ -125,7 +125,7 @@ def spans():
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from eventstore import tracing
+    from eventstore.observability import tracing
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

@@ -5,7 +5,8 @@ import uuid
 import factory
 from django.contrib.auth import get_user_model
 
-from eventstore.store import NewEvent, RecordedEvent, StreamAppend, event_store
+from eventstore.records import RecordedEvent
+from eventstore.store import NewEvent, StreamAppend, event_store
 
 
 class UserFactory(factory.django.DjangoModelFactory):

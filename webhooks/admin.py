@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from eventstore.admin import admin_links, admin_url
+from eventstore.api import admin_links, admin_url
 from webhooks import services
 from webhooks.events import PUBLIC_EVENT_TYPES
 from webhooks.models import Attempt, Delivery, Endpoint

@@ -9,8 +9,7 @@ class WebhooksConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from eventstore import signals
-        from eventstore.subscriptions import register_subscriber
+        from eventstore.api import register_subscriber, signals
         from webhooks.handlers import WebhookDispatcher, deliver_due_on_worker_pass
         from webhooks.models import Endpoint
         from webhooks.services import forget_enabled_endpoints

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventstore.records import RecordedEvent
+from eventstore.api import RecordedEvent
 from httpapi.representations import represent
 
 SCHEMA_VERSION = "2026-12-01"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from eventstore.effects import EffectSubscriber
-from eventstore.records import RecordedEvent
+from eventstore.api import EffectSubscriber, RecordedEvent
 from webhooks import events, services
 
 logger = logging.getLogger(__name__)

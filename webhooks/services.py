@@ -30,9 +30,7 @@ from django.db import IntegrityError
 from django.db.models import Q
 from django.utils import timezone
 
-from eventstore.effects import require_no_transaction
-from eventstore.records import RecordedEvent
-from eventstore.store import NewEvent, event_store
+from eventstore.api import NewEvent, RecordedEvent, event_store, require_no_transaction
 from webhooks import events
 from webhooks.metrics import deliveries as delivery_counter
 from webhooks.models import Attempt, Delivery, Endpoint

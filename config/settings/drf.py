@@ -63,7 +63,7 @@ REST_FRAMEWORK = {
         "httpapi.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "eventstore.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "eventstore.http.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "httpapi.schema.ApiSchema",
     "EXCEPTION_HANDLER": "httpapi.errors.exception_handler",

@@ -24,19 +24,19 @@ EVENTSTORE_LOCK_TIMEOUT_MS = env_int("EVENTSTORE_LOCK_TIMEOUT_MS", 5000)
 # ran concurrently. Off by default; the benchmark turns it on to compare the two designs.
 EVENTSTORE_APPEND_LOCK = env_flag("EVENTSTORE_APPEND_LOCK", False)
 # PostgreSQL: how long a commit's wake-up waits, at most, for older transactions still running
-# to end, so that the subscribers it wakes can read its events (eventstore.subscriptions).
+# to end, so that the subscribers it wakes can read its events (eventstore.follower.subscriptions).
 EVENTSTORE_FOLLOW_WAIT = env_float("EVENTSTORE_FOLLOW_WAIT", 2.0)
 # How many times a command handler reloads and decides again after a ConcurrencyError.
 EVENTSTORE_COMMAND_RETRIES = env_int("EVENTSTORE_COMMAND_RETRIES", 5)
-# Calls to the outside world (eventstore/effects.py): calls of one effect before it is parked,
-# the wait before the first retry in seconds (doubling each time, up to the cap), and how long
-# a call may run before another worker takes it over (longer than any provider's timeout).
+# Calls to the outside world (eventstore/follower/effects.py): calls of one effect before it is
+# parked, the wait before the first retry in seconds (doubling each time, up to the cap), and how
+# long a call may run before another worker takes it over (longer than any provider's timeout).
 EVENTSTORE_EFFECT_ATTEMPTS = env_int("EVENTSTORE_EFFECT_ATTEMPTS", 5)
 EVENTSTORE_EFFECT_BACKOFF = env_float("EVENTSTORE_EFFECT_BACKOFF", 2.0)
 EVENTSTORE_EFFECT_BACKOFF_MAX = env_float("EVENTSTORE_EFFECT_BACKOFF_MAX", 300.0)
 EVENTSTORE_EFFECT_LEASE = env_float("EVENTSTORE_EFFECT_LEASE", 60.0)
 
-# Partitioned subscribers and how reactions run (eventstore/subscriptions.py, eventstore/tasks.py).
+# Partitioned subscribers and how reactions run (eventstore/follower/subscriptions.py, tasks.py).
 # Each subscriber's work is split into this many partitions by the key stored with each event
 # (its correlation id, else its aggregate id): events of one key are handled in log order, and
 # different partitions at once by different processes. 1 keeps a single checkpoint per
@@ -66,5 +66,6 @@ HEALTH_MAX_HELD_SECONDS = env_float("HEALTH_MAX_HELD_SECONDS", 30.0)
 
 # New orders are refused (429 with Retry-After, nothing written) while the oldest work not yet
 # started (an event a subscriber has yet to handle, a call owed and not begun) has waited longer
-# than this many seconds: overload is met at the door (eventstore.admission). 0: never refused.
+# than this many seconds: overload is met at the door (eventstore.follower.admission). 0: never
+# refused.
 ADMISSION_MAX_BACKLOG_SECONDS = env_float("ADMISSION_MAX_BACKLOG_SECONDS", 10.0)

@@ -15,17 +15,18 @@ METRICS_PUBLIC = env_flag("METRICS_PUBLIC")
 
 # Logs: one JSON object per record (json, for log collectors) or readable lines (text). Records
 # logged while a subscriber handles an event, or while a request is served, carry its fields
-# (eventstore.logs): correlation_id, causation_id, event_position, subscriber, request_id.
+# (eventstore.observability.logs): correlation_id, causation_id, event_position, subscriber,
+# request_id.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or ("text" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "eventstore.logs.LogContextFilter"}},
+    "filters": {"context": {"()": "eventstore.observability.logs.LogContextFilter"}},
     "formatters": {
         "text": {
-            "()": "eventstore.logs.TextFormatter",
+            "()": "eventstore.observability.logs.TextFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s",
         },
         "json": {

@@ -1,5 +1,6 @@
-"""The statements on calls owed to the outside world (`eventstore.effects`): recorded with a
-subscriber's checkpoint, then claimed and finished one at a time, outside its transaction."""
+"""The statements on calls owed to the outside world (`eventstore.follower.effects`): recorded
+with a subscriber's checkpoint, then claimed and finished one at a time, outside its
+transaction."""
 
 from __future__ import annotations
 

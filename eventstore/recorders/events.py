@@ -154,10 +154,18 @@ class EventRecorder(RecorderBase):
                     + ", ".join(f"{column} = excluded.{column}" for column in moved),
                     [
                         value
-                        for kind, ident, version, event_type, position, first, last in chunk
+                        for (
+                            aggregate_type,
+                            aggregate_id,
+                            version,
+                            event_type,
+                            position,
+                            first,
+                            last,
+                        ) in chunk
                         for value in (
-                            kind,
-                            ident,
+                            aggregate_type,
+                            aggregate_id,
                             version,
                             event_type,
                             position,
@@ -270,7 +278,8 @@ class EventRecorder(RecorderBase):
             for start in range(0, len(streams), _STREAMS_PER_QUERY):
                 cursor.execute(*self._heads_sql(streams[start : start + _STREAMS_PER_QUERY]))
                 versions.update(
-                    ((kind, ident), version) for kind, ident, version in cursor.fetchall()
+                    ((aggregate_type, aggregate_id), version)
+                    for aggregate_type, aggregate_id, version in cursor.fetchall()
                 )
         return versions
 

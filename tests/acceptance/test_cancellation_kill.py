@@ -32,7 +32,7 @@ RECEIVED = 10
 
 SETUP = """
 from decimal import Decimal
-from eventstore.subscriptions import catch_up_all
+from eventstore.follower.subscriptions import catch_up_all
 from inventory.services import product_create
 from orders.services import order_cancel, order_place
 product_create(

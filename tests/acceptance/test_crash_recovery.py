@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.core.management import call_command
 
-from eventstore.dispatch import dispatch_committed
+from eventstore.follower.dispatch import dispatch_committed
 from eventstore.models import Event
 from eventstore.signals import events_committed
 from payments.gateway import get_gateway

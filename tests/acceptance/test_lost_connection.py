@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import close_old_connections, connection
 
-from eventstore.subscriptions import Subscriber
+from eventstore.follower.subscriptions import Subscriber
 from tests.processes import postgres_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from eventstore.admission import admit
+from eventstore.follower.admission import admit
 from notifications.services import forget_push_answers
 from tests.bench.workloads.order_cost import kind_of, transaction_control
 

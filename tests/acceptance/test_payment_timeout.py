@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from eventstore import effects
+from eventstore.follower import effects
+from eventstore.follower.subscriptions import get_subscribers
 from eventstore.models import Effect
-from eventstore.subscriptions import get_subscribers
 from payments.gateway import get_gateway
 from tests.acceptance import chains
 from tests.acceptance.shop import (

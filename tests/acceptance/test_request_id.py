@@ -8,8 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from eventstore.logs import LogContextFilter, current_context
 from eventstore.models import Event
+from eventstore.observability.logs import LogContextFilter, current_context
 
 pytestmark = pytest.mark.django_db
 

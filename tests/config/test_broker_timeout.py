@@ -8,7 +8,7 @@ from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from config.celery import app
-from eventstore.tasks import catch_up_partition
+from eventstore.follower.tasks import catch_up_partition
 from tests.processes import HOST, free_port
 
 

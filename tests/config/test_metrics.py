@@ -8,11 +8,12 @@ from tests.config.test_settings import load_settings
 ENGINE = "from config import settings as s; print(s.DATABASES['default']['ENGINE'])"
 
 APPEND_ONE = (
-    "from types import SimpleNamespace as E; from eventstore.metrics import count_appended; "
+    "from types import SimpleNamespace as E; "
+    "from eventstore.observability.metrics import count_appended; "
     "count_appended([E(aggregate_type='thing', event_type='Measured')])"
 )
 SUM = (
-    "from eventstore import metrics; "
+    "from eventstore.observability import metrics; "
     "print(metrics.scrape_registry(collectors=())"
     ".get_sample_value('eventstore_events_appended_total', "
     "{'aggregate_type': 'thing', 'event_type': 'Measured'}))"

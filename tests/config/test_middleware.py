@@ -16,7 +16,12 @@ from django.conf import settings
 from django.db import OperationalError
 
 from config.middleware import StoreUnavailableMiddleware
-from eventstore.logs import LogContextFilter, current_context, end_request, start_request
+from eventstore.observability.logs import (
+    LogContextFilter,
+    current_context,
+    end_request,
+    start_request,
+)
 from eventstore.recorders import recorder
 from eventstore.store import ConcurrencyError
 from httpapi.caller import command_metadata

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.operations import BAR_MAX_WIDTH, outcome_bars
-from eventstore.subscriptions import Subscriber, catch_up, get_subscribers
+from eventstore.follower.subscriptions import Subscriber, catch_up, get_subscribers
 from inventory.services import product_create
 from orders.models import OrderSummary
 from orders.services import order_place

@@ -12,7 +12,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from config import telemetry
-from eventstore import tracing
+from eventstore.observability import tracing
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ from config.telemetry import setup
 assert setup() and setup()
 django.setup()
 from django.conf import settings
-from eventstore import tracing
+from eventstore.observability import tracing
 print(settings.MIDDLEWARE[0])
 with tracing.span("probe", {"probe.answer": 42}):
     pass

@@ -17,8 +17,9 @@ from demo.report import payload_summary, short_id, timeline_table
 from demo.scenarios import DemoError, stock_of
 from demo.seeding import LOW_STOCK_PRODUCT
 from eventstore.projections import get_projections
+from eventstore.records import RecordedEvent
 from eventstore.replay import verify
-from eventstore.store import RecordedEvent, event_store
+from eventstore.store import event_store
 from inventory.models import ProductStock
 from inventory.services import stock_add
 from orders.models import CatalogProduct, OrderSummary

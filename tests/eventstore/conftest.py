@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from eventstore import subscriptions
+from eventstore.follower import subscriptions
 from eventstore.models import Stream
 from eventstore.projections import StreamProjection
 from eventstore.store import event_store

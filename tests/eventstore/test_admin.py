@@ -7,9 +7,9 @@ import pytest
 from django.contrib import admin
 from django.utils.html import escape
 
+from eventstore.follower.subscriptions import Subscriber, catch_up
 from eventstore.models import Checkpoint, Event, Snapshot, Stream
 from eventstore.store import event_store
-from eventstore.subscriptions import Subscriber, catch_up
 from tests.factories import NewEventFactory, StreamAppendFactory, append_event
 
 EVENT_CHANGELIST = "/admin/eventstore/event/"

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from eventstore.aggregates import Repository, retry_on_conflict
+from eventstore.follower.subscriptions import catch_up
 from eventstore.models import Event
 from eventstore.records import START
 from eventstore.store import (
@@ -17,7 +18,6 @@ from eventstore.store import (
     StreamAppend,
     event_store,
 )
-from eventstore.subscriptions import catch_up
 from tests.eventstore.test_aggregates import Bin, NotEnoughStock
 from tests.eventstore.test_subscriptions import Noter, notes
 from tests.threads import holding_the_log_lock, run_threads

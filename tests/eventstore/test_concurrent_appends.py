@@ -19,11 +19,11 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection, connections, transaction
 
+from eventstore.follower.subscriptions import Subscriber, catch_up
 from eventstore.models import Checkpoint, Event
 from eventstore.recorders import recorder
 from eventstore.records import START, LogPoint, RecordedEvent
 from eventstore.store import ConcurrencyError, NewEvent, event_store
-from eventstore.subscriptions import Subscriber, catch_up
 from tests.processes import held_transaction
 from tests.threads import run_threads
 

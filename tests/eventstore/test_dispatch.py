@@ -5,7 +5,7 @@ import inspect
 import re
 from pathlib import Path
 
-from eventstore import dispatch
+from eventstore.follower import dispatch
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -13,19 +13,19 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from eventstore import effects
-from eventstore.dispatch import dispatch_committed
-from eventstore.effects import (
+from eventstore.follower import effects
+from eventstore.follower.dispatch import dispatch_committed
+from eventstore.follower.effects import (
     EffectSubscriber,
     RequestProgress,
     TransactionOpen,
     requests_progress,
     require_no_transaction,
 )
+from eventstore.follower.subscriptions import Subscriber, catch_up
 from eventstore.models import Effect
 from eventstore.recorders import recorder
 from eventstore.store import NewEvent
-from eventstore.subscriptions import Subscriber, catch_up
 from tests.threads import run_threads
 
 pytestmark = pytest.mark.django_db

@@ -153,7 +153,7 @@ def test_events_list_page_size_is_capped(staff_client):
     for _ in range(3):
         append_event()
 
-    with patch("eventstore.views.PositionCursorPagination.max_page_size", 2):
+    with patch("eventstore.http.views.PositionCursorPagination.max_page_size", 2):
         response = staff_client.get(f"{EVENTS_URL}?page_size=1000")
 
     assert len(response.json()["results"]) == 2

@@ -6,13 +6,13 @@ import logging
 import pytest
 from pythonjsonlogger.json import JsonFormatter
 
-from eventstore.logs import (
+from eventstore.follower.subscriptions import Subscriber, catch_up
+from eventstore.observability.logs import (
     LogContextFilter,
     TextFormatter,
     current_context,
     log_context,
 )
-from eventstore.subscriptions import Subscriber, catch_up
 from tests.factories import append_event
 
 logger = logging.getLogger("tests.eventstore.test_logs")

@@ -7,10 +7,10 @@ import pytest
 from django.db import transaction
 from prometheus_client import REGISTRY
 
-from eventstore.metrics import scrape_registry
+from eventstore.follower.subscriptions import Subscriber, catch_up
+from eventstore.observability.metrics import scrape_registry
 from eventstore.recorders import recorder
 from eventstore.store import NewEvent
-from eventstore.subscriptions import Subscriber, catch_up
 from tests.processes import held_transaction
 
 APPENDED = "eventstore_events_appended_total"

@@ -168,8 +168,8 @@ def test_the_partitions_migration_hashes_the_key_of_every_event_stored_before_it
         [
             HistoricalEvent(
                 event_id=uuid.uuid4(),
-                aggregate_type=kind,
-                aggregate_id=ident,
+                aggregate_type=aggregate_type,
+                aggregate_id=aggregate_id,
                 version=1,
                 event_type="E",
                 payload={},
@@ -177,7 +177,7 @@ def test_the_partitions_migration_hashes_the_key_of_every_event_stored_before_it
                 correlation_id=correlation,
                 recorded_at=now,
             )
-            for kind, ident, correlation in [
+            for aggregate_type, aggregate_id, correlation in [
                 ("order", "o1", "o1"),
                 ("payment", "o1", "o1"),
                 ("product", "sku-1", ""),

@@ -8,9 +8,9 @@ import pytest
 from django.db import connection, transaction
 
 from eventstore import recorders
+from eventstore.follower.subscriptions import Subscriber, catch_up, catch_up_partition, lags
 from eventstore.models import Checkpoint, Event
 from eventstore.store import NewEvent, partition_hash
-from eventstore.subscriptions import Subscriber, catch_up, catch_up_partition, lags
 
 pytestmark = pytest.mark.django_db
 

@@ -16,9 +16,9 @@ from collections import Counter
 
 import pytest
 
+from eventstore.follower.subscriptions import catch_up_partition
 from eventstore.models import Checkpoint, Event
 from eventstore.store import NewEvent, event_store
-from eventstore.subscriptions import catch_up_partition
 from tests.eventstore.test_subscriptions import Noter
 from tests.threads import run_threads
 

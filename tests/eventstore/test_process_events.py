@@ -7,9 +7,9 @@ from unittest.mock import patch
 import pytest
 
 from eventstore import signals
+from eventstore.follower.subscriptions import Subscriber, registry
 from eventstore.models import Checkpoint, Event
 from eventstore.store import NewEvent, event_store
-from eventstore.subscriptions import Subscriber, registry
 from tests.factories import StreamAppendFactory
 
 

@@ -154,3 +154,48 @@ def test_a_second_projection_with_the_same_name_is_refused(exploding):
 def test_asking_for_an_unknown_projection_names_it():
     with pytest.raises(ProjectionError, match=r"Unknown projection.*nope"):
         get_projections(["nope"])
+
+
+class Collecting(Projection):
+    name = "tests.collecting"
+    event_types = frozenset({"Seen"})
+
+    def __init__(self):
+        self.applied = []
+
+    def apply(self, event):
+        self.applied.append((event.aggregate_type, event.aggregate_id))
+
+
+class OnThings(Collecting):
+    name = "tests.on_things"
+    aggregate_type = "thing"
+
+
+class OnThingsAndOthers(Collecting):
+    name = "tests.on_things_and_others"
+    aggregate_type = frozenset({"thing", "other"})
+
+
+@pytest.mark.parametrize(
+    ("projection_class", "applied"),
+    [
+        (Collecting, [("thing", "t1"), ("other", "o1"), ("thingamajig", "j1")]),
+        (OnThings, [("thing", "t1")]),
+        (OnThingsAndOthers, [("thing", "t1"), ("other", "o1")]),
+    ],
+)
+def test_a_projection_reads_its_event_types_on_the_streams_its_aggregate_type_names(
+    store, projection_class, applied
+):
+    projection = register_projection(projection_class())
+    try:
+        store.append(
+            StreamAppend("thing", "t1", [NewEvent("Seen", {}), NewEvent("Unseen", {})]),
+            StreamAppend("other", "o1", [NewEvent("Seen", {})]),
+            StreamAppend("thingamajig", "j1", [NewEvent("Seen", {})]),
+        )
+    finally:
+        unregister_projection(projection.name)
+
+    assert projection.applied == applied

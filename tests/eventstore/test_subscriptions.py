@@ -7,11 +7,8 @@ from django.core.management import call_command
 from django.db import OperationalError, transaction
 
 from eventstore import signals
-from eventstore.dispatch import dispatch_committed
-from eventstore.models import Checkpoint, Event
-from eventstore.recorders import recorder
-from eventstore.store import NewEvent, event_store
-from eventstore.subscriptions import (
+from eventstore.follower.dispatch import dispatch_committed
+from eventstore.follower.subscriptions import (
     TRANSIENT_RETRIES,
     Subscriber,
     SubscriberError,
@@ -20,6 +17,9 @@ from eventstore.subscriptions import (
     get_subscribers,
     register_subscriber,
 )
+from eventstore.models import Checkpoint, Event
+from eventstore.recorders import recorder
+from eventstore.store import NewEvent, event_store
 from tests.factories import NewEventFactory
 
 
@@ -254,7 +254,7 @@ def test_an_unexpected_error_while_catching_up_is_logged_not_raised(store, subsc
     subscribe(Noter())
     happened(store, 1)
 
-    with mock.patch("eventstore.dispatch.catch_up", side_effect=RuntimeError("db gone")):
+    with mock.patch("eventstore.follower.dispatch.catch_up", side_effect=RuntimeError("db gone")):
         dispatch_committed()  # no event list: every subscriber is woken
 
     assert "Catching up subscriber tests.noter failed" in caplog.text
@@ -267,7 +267,7 @@ def test_a_commit_wakes_only_the_subscribers_that_read_its_event_types(store, su
     unrelated = store.append_to_stream("other", "o1", [NewEvent("Unrelated", {})])
     noted = store.append_to_stream("note", "n1", [NewEvent("Noted", {})])
 
-    with mock.patch("eventstore.dispatch.catch_up") as woken:
+    with mock.patch("eventstore.follower.dispatch.catch_up") as woken:
         dispatch_committed(events=unrelated)
         assert woken.call_count == 0
         dispatch_committed(events=unrelated + noted)

@@ -2,19 +2,24 @@
 wake-up, what beat's sweep sends, and a broker that does not answer."""
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from unittest import mock
 
 import pytest
 from kombu.exceptions import OperationalError
 
 from config.celery import app
-from eventstore import signals, tasks
-from eventstore.dispatch import dispatch_committed
-from eventstore.effects import EffectSubscriber
-from eventstore.logs import LogContextFilter
+from eventstore import signals
+from eventstore.follower import tasks
+from eventstore.follower.dispatch import dispatch_committed
+from eventstore.follower.effects import EffectSubscriber
+from eventstore.follower.subscriptions import Subscriber
 from eventstore.models import Effect
+from eventstore.observability.logs import LogContextFilter
 from eventstore.store import NewEvent
-from eventstore.subscriptions import Subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +83,31 @@ def test_the_celery_app_reads_the_projects_settings():
     assert "eventstore.tasks.sweep" in {entry["task"] for entry in app.conf.beat_schedule.values()}
 
 
+def test_a_worker_finds_every_task_under_its_stable_name():
+    """A worker registers the tasks it can run as Celery's loader finds them (in a fresh
+    interpreter, where nothing imported them first); messages name them, so the names stay."""
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from config.celery import app; app.loader.import_default_modules(); "
+            "print(' '.join(sorted(name for name in app.tasks if name.startswith('eventstore.'))))",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert found.stdout.split() == [
+        "eventstore.tasks.catch_up_partition",
+        "eventstore.tasks.make_calls",
+        "eventstore.tasks.sweep",
+    ]
+
+
 def test_a_commit_in_celery_mode_wakes_only_the_touched_partitions(
     store, subscribe, settings, sent, django_capture_on_commit_callbacks
 ):
@@ -114,7 +144,7 @@ def test_a_broker_that_does_not_answer_leaves_the_wake_up_to_the_sweep(
         raise OperationalError("[Errno 111] Connection refused")
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", refuse)
-    with caplog.at_level(logging.WARNING, logger="eventstore.tasks"):
+    with caplog.at_level(logging.WARNING, logger="eventstore.follower.tasks"):
         [event] = steps(store, ["order-1"])
         dispatch_committed(events=[event])
 

@@ -11,9 +11,9 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from eventstore import tracing
+from eventstore.follower.subscriptions import Subscriber, catch_up
+from eventstore.observability import tracing
 from eventstore.store import NewEvent, StreamAppend
-from eventstore.subscriptions import Subscriber, catch_up
 
 pytestmark = pytest.mark.django_db
 

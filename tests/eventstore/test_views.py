@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError
 
 from config.celery import app as celery_app
-from eventstore.effects import EffectSubscriber
-from eventstore.subscriptions import Subscriber, catch_up
+from eventstore.follower.effects import EffectSubscriber
+from eventstore.follower.subscriptions import Subscriber, catch_up
 from tests.factories import append_event
 from tests.processes import HOST, free_port, held_transaction, rabbitmq_missing
 

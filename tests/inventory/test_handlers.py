@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
+from eventstore.follower.subscriptions import catch_up, get_subscribers
 from eventstore.models import Checkpoint, Event
 from eventstore.store import NewEvent, event_store
-from eventstore.subscriptions import catch_up, get_subscribers
 from inventory import events
 from inventory.handlers import ACTOR, InventoryRequestHandler
 

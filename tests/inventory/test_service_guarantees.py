@@ -27,7 +27,7 @@ def test_a_reservation_decided_on_a_stale_product_is_retried_on_the_fresh_one(
     loads = []
 
     def load_together(*wanted, **kwargs):
-        loads.append([ident for _, ident in wanted])
+        loads.append([aggregate_id for _, aggregate_id in wanted])
         loaded = real_load_together(*wanted, **kwargs)
         if len(loads) == 1:
             loaded[1] = stale  # the product as this command first read it

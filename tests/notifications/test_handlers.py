@@ -9,10 +9,10 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from eventstore.effects import retry_parked, run_due
+from eventstore.follower.effects import retry_parked, run_due
+from eventstore.follower.subscriptions import catch_up, get_subscribers
 from eventstore.models import Checkpoint, Effect, Event
 from eventstore.store import NewEvent
-from eventstore.subscriptions import catch_up, get_subscribers
 from httpapi.caller import customer_id_for
 from notifications import events, services
 from notifications.aggregates import NotificationUndeliverable

@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 from django.db import transaction
 
-from eventstore.effects import TransactionOpen
+from eventstore.follower.effects import TransactionOpen
 from eventstore.models import Event
 from notifications import events, services
 from notifications.aggregates import EmailNotAccepted, NotificationUndeliverable

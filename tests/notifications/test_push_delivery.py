@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from eventstore.follower.subscriptions import catch_up, get_subscribers
 from eventstore.models import Effect, Event
 from eventstore.store import event_store
-from eventstore.subscriptions import catch_up, get_subscribers
 from notifications import events, services, webpush
 from notifications.models import PushSubscription, SentNotification
 from tests.notifications.push_service import Answer, PushService

@@ -8,13 +8,13 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from eventstore.store import event_store
-from eventstore.subscriptions import (
+from eventstore.follower.subscriptions import (
     catch_up_all,
     get_subscribers,
     register_subscriber,
     unregister_subscriber,
 )
+from eventstore.store import event_store
 from inventory.services import product_create, products
 from orders import events
 from orders.aggregates import Saga

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from eventstore.store import RecordedEvent
+from eventstore.records import RecordedEvent
 from orders import events
 from orders.services import orders, sagas
 from payments.services import payment_charge

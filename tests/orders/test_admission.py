@@ -1,12 +1,12 @@
 """Overload met at the door: the backlog (the oldest work not started) and placing an order
-while it is older than ADMISSION_MAX_BACKLOG_SECONDS (eventstore.admission)."""
+while it is older than ADMISSION_MAX_BACKLOG_SECONDS (eventstore.follower.admission)."""
 
 import time
 from datetime import timedelta
 
 import pytest
 
-from eventstore.admission import backlog_seconds, forget_last_look
+from eventstore.follower.admission import backlog_seconds, forget_last_look
 from eventstore.models import Effect, Event
 from orders import events
 from tests.orders.endpoints import LIST_URL, post

@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 
 from eventstore import signals
+from eventstore.follower.subscriptions import catch_up, get_subscribers
 from eventstore.models import Checkpoint
 from eventstore.store import event_store
-from eventstore.subscriptions import catch_up, get_subscribers
 from orders import events
 from orders.aggregates import Order, Saga
 from orders.handlers import FulfilmentSagaHandler, expire_sagas_on_worker_pass

@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 from prometheus_client import REGISTRY
 
-from eventstore.metrics import scrape_registry
+from eventstore.observability.metrics import scrape_registry
 from eventstore.store import NewEvent, event_store
 from orders import events, metrics
 from orders.models import SagaSummary

@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from eventstore.store import NewEvent, RecordedEvent, event_store
+from eventstore.records import RecordedEvent
+from eventstore.store import NewEvent, event_store
 from inventory.services import product_update
 from orders import events
 from orders.aggregates import Order, Saga

@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 
 from eventstore.aggregates import derived_event_id
-from eventstore.effects import TransactionOpen
+from eventstore.follower.effects import TransactionOpen
 from eventstore.models import Event
 from eventstore.store import event_store
 from eventstore.vault import vault_take

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from eventstore.subscriptions import catch_up_all
+from eventstore.follower.subscriptions import catch_up_all
 from orders import services as order_services
 from tests.orders.endpoints import assert_replayed, post
 

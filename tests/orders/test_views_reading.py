@@ -3,8 +3,8 @@ a customer sees only their own."""
 
 import pytest
 
+from eventstore.http.serializers import EventOutputSerializer
 from eventstore.models import Event
-from eventstore.serializers import EventOutputSerializer
 from notifications.services import notification_send
 from orders import events
 from orders.serializers import SagaOutputSerializer

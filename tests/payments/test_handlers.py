@@ -9,10 +9,10 @@ import pytest
 from cryptography.fernet import Fernet
 from django.utils import timezone
 
-from eventstore.effects import run_due
+from eventstore.follower.effects import run_due
+from eventstore.follower.subscriptions import catch_up, get_subscribers
 from eventstore.models import Checkpoint, Effect, Event, VaultedSecret
 from eventstore.store import NewEvent
-from eventstore.subscriptions import catch_up, get_subscribers
 from eventstore.vault import vault_erase, vault_put
 from payments import events, services
 from payments.gateway import GatewayTimeout, get_gateway
@@ -252,11 +252,13 @@ def test_a_gateway_timeout_writes_no_reply_and_is_retried_later(
     settings.EVENTSTORE_EFFECT_BACKOFF = 30
     requested = request_payment(token="tok_timeout")
 
-    with caplog.at_level(logging.WARNING, logger="eventstore.effects"):
+    with caplog.at_level(logging.WARNING, logger="eventstore.follower.effects"):
         result = catch_up(subscriber)
 
     assert replies() == []
-    [warning] = [record for record in caplog.records if record.name == "eventstore.effects"]
+    [warning] = [
+        record for record in caplog.records if record.name == "eventstore.follower.effects"
+    ]
     assert "GatewayTimeout" in warning.getMessage()
     assert "will retry" in warning.getMessage()
     effect = Effect.objects.get(subscriber=subscriber.name)
@@ -323,7 +325,7 @@ def test_a_request_with_an_invalid_amount_is_parked_at_once_and_does_not_block_l
     request_payment("order-1", amount="-5")
     later = request_payment("order-2")
 
-    with caplog.at_level(logging.ERROR, logger="eventstore.effects"):
+    with caplog.at_level(logging.ERROR, logger="eventstore.follower.effects"):
         catch_up(subscriber)
 
     assert [(r.aggregate_id, r.event_type) for r in replies()] == [
@@ -418,13 +420,13 @@ def test_a_refusable_refund_request_is_parked_and_does_not_block_the_checkpoint(
     refund_requested = request_refund()
     later = request_payment("order-after")
 
-    with caplog.at_level(logging.ERROR, logger="eventstore.effects"):
+    with caplog.at_level(logging.ERROR, logger="eventstore.follower.effects"):
         result = catch_up(subscriber)
 
     [error] = [
         record
         for record in caplog.records
-        if record.name == "eventstore.effects" and record.levelno == logging.ERROR
+        if record.name == "eventstore.follower.effects" and record.levelno == logging.ERROR
     ]
     assert "parked" in error.getMessage()
     assert Effect.objects.get(status="parked").event_id == refund_requested.event_id

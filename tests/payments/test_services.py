@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from eventstore.effects import TransactionOpen
+from eventstore.follower.effects import TransactionOpen
 from eventstore.models import Event
 from eventstore.store import ConcurrencyError
 from eventstore.vault import vault_put, vault_take

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.utils import timezone
 
-from eventstore.effects import run_due
+from eventstore.follower.effects import run_due
 from eventstore.models import Effect
 from orders.models import OrderSummary
 from tests.factories import append_event

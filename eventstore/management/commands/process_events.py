@@ -8,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from eventstore import signals
-from eventstore.connections import connection_lost, replace_if_broken
+from eventstore.follower.subscriptions import catch_up_all, registry
 from eventstore.management.helpers import selected
-from eventstore.subscriptions import catch_up_all, registry
+from eventstore.recorders.connections import connection_lost, replace_if_broken
 
 logger = logging.getLogger(__name__)
 

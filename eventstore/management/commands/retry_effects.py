@@ -2,11 +2,11 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventstore import effects
-from eventstore.effects import EffectSubscriber
+from eventstore.follower import effects
+from eventstore.follower.effects import EffectSubscriber
+from eventstore.follower.subscriptions import registry
 from eventstore.management.helpers import add_dry_run, selected, write_dry_run
 from eventstore.models import Effect
-from eventstore.subscriptions import registry
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand
 
-from eventstore.management.helpers import add_dry_run, write_dry_run
+from eventstore.api import add_dry_run, write_dry_run
 from orders.models import SagaSummary
 from orders.saga import sagas_expire, sagas_overdue
 

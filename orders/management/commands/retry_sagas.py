@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventstore.management.helpers import add_dry_run, write_dry_run
+from eventstore.api import add_dry_run, write_dry_run
 from orders.aggregates import IllegalTransition, OrderNotFound
 from orders.models import SagaSummary
 from orders.saga import saga_retry

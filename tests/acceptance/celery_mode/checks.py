@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from eventstore.subscriptions import get_subscribers
+from eventstore.follower.subscriptions import get_subscribers
 from tests.acceptance.celery_mode.cluster import (
     DECLINED,
     FINAL,

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from eventstore.subscriptions import get_subscribers
+from eventstore.follower.subscriptions import get_subscribers
 from tests.gateways import FILE_VARIABLE
 from tests.processes import (
     HOST,

@@ -39,7 +39,7 @@ def settled(context: Context, product_ids, tallies) -> Figures:
     """Once the clients stopped: every subscriber caught up, the stock checked, what the
     customers saw compared with the database (notes); the runs' cancellations, 5xx answers,
     connection errors and products oversold, summed over `tallies`."""
-    from eventstore.subscriptions import catch_up_all
+    from eventstore.follower.subscriptions import catch_up_all
 
     context.progress("catching up subscribers and checking stock")
     catch_up_all()
@@ -56,7 +56,7 @@ def settled(context: Context, product_ids, tallies) -> Figures:
 def _project(context: Context) -> Figures:
     from django.db import connections
 
-    from eventstore.subscriptions import catch_up_all
+    from eventstore.follower.subscriptions import catch_up_all
 
     context.progress(f"seeding {PRODUCTS} products of {STOCK:,} units and {CLIENTS} customers")
     product_ids = create_products("hot", PRODUCTS, STOCK)

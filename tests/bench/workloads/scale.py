@@ -247,7 +247,7 @@ def _measure(
     client with `open_per_client` orders open at most): (its figures, the customers' tally,
     its orders by status, products failing the stock check). The figures include how many
     payments were refunded and orders cancelled for payment_timeout."""
-    from eventstore.subscriptions import catch_up_all
+    from eventstore.follower.subscriptions import catch_up_all
 
     warmup, window = seconds
     partitions = PARTITIONS if point.dispatch == "celery" else 1

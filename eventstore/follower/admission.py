@@ -19,9 +19,9 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from eventstore.effects import effect_subscribers
+from eventstore.follower.effects import effect_subscribers
+from eventstore.follower.subscriptions import get_subscribers
 from eventstore.recorders import recorder
-from eventstore.subscriptions import get_subscribers
 
 # Seconds a process keeps the backlog it looked at.
 ADMISSION_LOOK_INTERVAL = 1.0

@@ -17,10 +17,8 @@ from typing import Any
 
 from django.conf import settings
 
-from eventstore.connections import replace_if_broken
-from eventstore.effects import effect_subscribers, make_due_calls, owing, run_due
-from eventstore.store import RecordedEvent
-from eventstore.subscriptions import (
+from eventstore.follower.effects import effect_subscribers, make_due_calls, owing, run_due
+from eventstore.follower.subscriptions import (
     Subscriber,
     catch_up,
     catch_up_together,
@@ -30,6 +28,8 @@ from eventstore.subscriptions import (
     touched_partitions,
     wait_until_followable,
 )
+from eventstore.recorders.connections import replace_if_broken
+from eventstore.records import RecordedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def reactions_run_later() -> bool:
 def waker() -> Waker:
     """The way this process wakes subscribers: by Celery tasks when reactions run later."""
     if reactions_run_later():
-        from eventstore import tasks  # imports Celery: only in celery mode
+        from eventstore.follower import tasks  # imports Celery: only in celery mode
 
         def wake_by_tasks(events: list[RecordedEvent] | None) -> None:
             wait_until_followable(events)

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from eventstore.views import EventViewSet
+from eventstore.http.views import EventViewSet
 
 router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")

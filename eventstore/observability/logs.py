@@ -1,7 +1,7 @@
 """What a log record was written for: the event a subscriber was handling, or the request.
 
-The catch-up loop (`subscriptions._handle_batch`) and the calls to the outside world
-(`effects.perform_claimed`) set the event's fields around each event they hand to a
+The catch-up loop (`follower.subscriptions._handle_batch`) and the calls to the outside world
+(`follower.effects.perform_claimed`) set the event's fields around each event they hand to a
 subscriber, in whatever process runs them (the request's, a Celery worker, process_events);
 the request middleware (config.middleware.RequestIdMiddleware) sets the
 request id, and `LogContextFilter` copies them onto every record (empty when unset), so the

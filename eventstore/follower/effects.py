@@ -40,12 +40,12 @@ from django.db import connections, transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from eventstore import tracing
-from eventstore.logs import event_log_context
+from eventstore.follower.subscriptions import Subscriber, get_subscribers
 from eventstore.models import Effect, Event
+from eventstore.observability import tracing
+from eventstore.observability.logs import event_log_context
 from eventstore.recorders import recorder
-from eventstore.store import RecordedEvent
-from eventstore.subscriptions import Subscriber, get_subscribers
+from eventstore.records import RecordedEvent
 
 logger = logging.getLogger(__name__)
 

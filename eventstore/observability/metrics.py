@@ -61,7 +61,7 @@ def _appended(labels: tuple[str, str]) -> Any:
 class SubscriberLagCollector(Collector):
     """eventstore_subscriber_lag_events per subscriber partition and eventstore_subscribers_parked
     (partitions whose last catch-up stopped on an error), from `lags()` at scrape time
-    (`eventstore.subscriptions.lags`, given when the app registers it)."""
+    (`eventstore.follower.subscriptions.lags`, given when the app registers it)."""
 
     def __init__(self, lags: Callable[[], Iterable[Any]]) -> None:
         self.lags = lags

@@ -35,13 +35,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from eventstore import signals
-from eventstore.effects import EffectSubscriber, claim_next, due_calls, perform_claimed
-from eventstore.recorders import recorder
-from eventstore.store import RecordedEvent
-from eventstore.subscriptions import (
+from eventstore.follower.effects import EffectSubscriber, claim_next, due_calls, perform_claimed
+from eventstore.follower.subscriptions import (
     catch_up_partition as catch_up_one,
 )
-from eventstore.subscriptions import get_subscribers, touched_partitions
+from eventstore.follower.subscriptions import get_subscribers, touched_partitions
+from eventstore.recorders import recorder
+from eventstore.records import RecordedEvent
 
 logger = logging.getLogger(__name__)
 

@@ -26,14 +26,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from eventstore import metrics, tracing
 from eventstore.aggregates import joining_units
-from eventstore.logs import event_log_context
 from eventstore.models import Checkpoint
+from eventstore.observability import metrics, tracing
+from eventstore.observability.logs import event_log_context
 from eventstore.recorders import CheckpointMove, recorder
-from eventstore.records import START, LogPoint
+from eventstore.records import START, LogPoint, RecordedEvent
 from eventstore.registry import Registry
-from eventstore.store import RecordedEvent
 
 logger = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from eventstore import metrics
-from eventstore.filters import EventFilter
-from eventstore.health import health_check
+from eventstore.http.filters import EventFilter
+from eventstore.http.health import health_check
+from eventstore.http.pagination import PositionCursorPagination
+from eventstore.http.serializers import EventOutputSerializer, HealthOutputSerializer
 from eventstore.models import Event
-from eventstore.pagination import PositionCursorPagination
-from eventstore.serializers import EventOutputSerializer, HealthOutputSerializer
+from eventstore.observability import metrics
 
 
 @extend_schema_view(

@@ -10,10 +10,10 @@ from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from eventstore.admission import backlog_seconds
-from eventstore.dispatch import reactions_run_later
+from eventstore.follower.admission import backlog_seconds
+from eventstore.follower.dispatch import reactions_run_later
+from eventstore.follower.subscriptions import get_subscribers, lags
 from eventstore.recorders import recorder
-from eventstore.subscriptions import get_subscribers, lags
 
 
 def health_check() -> tuple[dict[str, Any], bool]:
@@ -48,7 +48,8 @@ def health_check() -> tuple[dict[str, Any], bool]:
             )
             healthy = False
     # Shown, not judged: a shop refusing orders it could not finish in time is working as meant
-    # (eventstore.admission); the lag and the held followers above say when something is wrong.
+    # (eventstore.follower.admission); the lag and the held followers above say when something
+    # is wrong.
     body["backlog_seconds"] = round(backlog, 3)
     body["subscribers"] = "ok"
     body["largest_lag"] = None
