@@ -48,19 +48,20 @@ def variables_read(source: str) -> set[str]:
         if isinstance(node, ast.Subscript) and dotted(node.value).endswith("environ"):
             name = literal(node.slice)
         elif isinstance(node, ast.Call) and node.args:
-            function = dotted(node.func)
-            name = literal(node.args[0])
-            if function.endswith(("environ.get", "environ.setdefault", "getenv")):
-                pass
-            elif not any(part.startswith("env") for part in function.split(".")):
-                name = None
-            elif name is not None and not ALL_CAPS.fullmatch(name):
-                name = None
+            name = read_by_call(dotted(node.func), literal(node.args[0]))
         else:
             name = None
         if name:
             found.add(name)
     return found
+
+
+def read_by_call(function: str, name: str | None) -> str | None:
+    """The variable a call of `function` with `name` first reads, if it reads one."""
+    if function.endswith(("environ.get", "environ.setdefault", "getenv")):
+        return name
+    named_env = any(part.startswith("env") for part in function.split("."))
+    return name if named_env and name and ALL_CAPS.fullmatch(name) else None
 
 
 def code_variables() -> dict[str, str]:
