@@ -1,7 +1,7 @@
 """gunicorn settings: `.venv/bin/gunicorn -c config/gunicorn.py config.wsgi` serves the project.
 
 gunicorn refuses an over-long request line or header itself, with an HTML page. Its limits are
-set above the API's own (API_MAX_URL_LENGTH, API_MAX_HEADER_FIELD_SIZE in config/settings.py),
+set above the API's own (API_MAX_URL_LENGTH, API_MAX_HEADER_FIELD_SIZE in config/settings/drf.py),
 so Django answers first, as JSON (414, 431; config/middleware.py), while gunicorn still bounds
 what a client can make it buffer. tests/config/test_middleware.py keeps the two in order.
 """

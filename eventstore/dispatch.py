@@ -57,10 +57,17 @@ def dispatch_committed(
         replace_if_broken()
 
 
+def reactions_run_later() -> bool:
+    """Whether the reactions to a commit run in other processes (celery mode: Celery workers),
+    so they may not have run when the committing request answers; False inline, where the
+    committing thread runs them before it returns. The one reader of EVENTSTORE_DISPATCH."""
+    return settings.EVENTSTORE_DISPATCH == "celery"
+
+
 @cache
 def waker() -> Waker:
-    """The way this process wakes subscribers, as EVENTSTORE_DISPATCH says."""
-    if settings.EVENTSTORE_DISPATCH == "celery":
+    """The way this process wakes subscribers: by Celery tasks when reactions run later."""
+    if reactions_run_later():
         from eventstore import tasks  # imports Celery: only in celery mode
 
         def wake_by_tasks(events: list[RecordedEvent] | None) -> None:

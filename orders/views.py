@@ -1,6 +1,5 @@
 """The orders API: customers place and read their own orders; staff act for anyone."""
 
-from django.conf import settings
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -12,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
+from eventstore.dispatch import reactions_run_later
 from eventstore.models import Event
 from eventstore.serializers import EventOutputSerializer
 from httpapi.caller import CustomerScopedMixin, actor_for, command_metadata, customer_id_for
@@ -162,7 +162,7 @@ class OrderViewSet(
         headers = {"Location": f"{request.path}{placed.order.id}/"}
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"
-        if settings.EVENTSTORE_DISPATCH == "celery":
+        if reactions_run_later():
             # The saga runs on the workers: answer at once, or once the order is final if the
             # client prefers to wait; 202 while it is still under way.
             wait = prefer_wait(request)
@@ -227,7 +227,7 @@ class OrderViewSet(
         headers = {}
         if not cancelled.recorded:
             headers["Idempotent-Replayed"] = "true"
-        if settings.EVENTSTORE_DISPATCH == "celery":
+        if reactions_run_later():
             wait = prefer_wait(request)
             summary = order_wait_final(order_id=order.order_id, timeout=wait or 0)
             if wait:

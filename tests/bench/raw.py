@@ -95,7 +95,8 @@ class RawLog:
             # isolation_level=None: the driver opens no transactions; each call says BEGIN itself.
             self.connection = sqlite3.connect(target, timeout=20, isolation_level=None)
             self.connection.execute("PRAGMA journal_mode=WAL")
-            # The project's durability (config/settings.py: SQLITE_SYNCHRONOUS, FULL by default).
+            # The project's durability (SQLITE_SYNCHRONOUS, FULL by default:
+            # config/settings/database.py).
             synchronous = os.environ.get("SQLITE_SYNCHRONOUS", "").strip().upper() or "FULL"
             self.connection.execute(f"PRAGMA synchronous={synchronous}")
             self.connection.executescript(_SQLITE_DDL)

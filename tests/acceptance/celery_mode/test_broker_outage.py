@@ -34,9 +34,9 @@ def test_orders_placed_while_the_broker_is_cut_off_are_accepted_and_finish_once_
     new ones for CUT_SECONDS while a third of the orders are placed. The API keeps answering:
     each order is committed, its wake-up is logged as not sent (eventstore.tasks._send) and
     left to beat's sweep once the broker is back, and the server spends no more than the
-    broker's connection timeout on it (CELERY_BROKER_CONNECTION_TIMEOUT, as settings.py
-    promises). Once the broker is back the web server sends wake-ups again, and every order
-    reaches its end with every effect once: no event was lost."""
+    broker's connection timeout on it (CELERY_BROKER_CONNECTION_TIMEOUT, as
+    config/settings/celery.py promises). Once the broker is back the web server sends wake-ups
+    again, and every order reaches its end with every effect once: no event was lost."""
     cluster.start(broker_port=broker_proxy.port)
     cluster.add_products()
     before = place_orders(cluster, range(0, 70))
