@@ -135,11 +135,25 @@ def _markers(name: str) -> tuple[str, str]:
     return f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
 
 
+def compact_tables(text: str) -> str:
+    """`text` with its Markdown tables' cells unpadded: the console shows them aligned, the
+    file keeps them short (a padded table repeats its widest cell's width on every row)."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("|") and line.endswith("|"):
+            cells = [cell.strip() for cell in line[1:-1].split("|")]
+            if all(re.fullmatch(r":?-+:?", cell) for cell in cells):
+                cells = ["---"] * len(cells)
+            line = "| " + " | ".join(cells) + " |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def write_section(path: Path, name: str, text: str) -> None:
-    """Put `text` between the markers of `name` (a backend's, or a workload's own section) in
-    `path` (added at the end when missing)."""
+    """Put `text`, its tables compacted, between the markers of `name` (a backend's, or a
+    workload's own section) in `path` (added at the end when missing)."""
     begin, end = _markers(name)
-    block = f"{begin}\n{text.rstrip()}\n{end}"
+    block = f"{begin}\n{compact_tables(text.rstrip())}\n{end}"
     current = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(current):

@@ -101,6 +101,19 @@ def test_a_section_is_added_once_then_replaced_between_its_markers(tmp_path):
     assert text.index("second run") < text.index("postgres run")
 
 
+def test_a_section_is_written_with_its_tables_unpadded(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    result = _result([{"rate": 1234.5}], [{"rate": 2000.0}])
+
+    report.write_section(path, "sqlite", report.section("sqlite", [result], runs=1, scale=1))
+
+    rows = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    assert rows[0].startswith("| Workload | Figure | Project | Baseline |")
+    assert rows[1] == "| --- | --- | --- | --- | --- | --- | --- |"
+    assert "| 1,234 | 2,000 | 0.62x |" in rows[2]
+    assert not any("  " in row for row in rows)
+
+
 def test_the_baseline_log_checks_the_expected_version_and_writes_nothing_on_conflict(tmp_path):
     log = RawLog("sqlite", str(tmp_path / "baseline.sqlite3"))
     assert log.append("Thing", "t1", [("Happened", {"n": 1}), ("Happened", {"n": 2})], 0) == 2
