@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError
@@ -111,24 +110,9 @@ def check_url(url: str) -> None:
 
 # --- endpoints -----------------------------------------------------------------------------
 
-# Whether any endpoint is enabled, cached for this long (seconds) in each process: with none,
-# appending a public event owes no call and costs nothing. An endpoint's change clears it in the
-# process that made it; others see it within this time.
-ENABLED_CACHE_KEY = "webhooks:any-endpoint-enabled"
-ENABLED_CACHE_SECONDS = 10
-
-
-def any_endpoint_enabled() -> bool:
-    found = cache.get(ENABLED_CACHE_KEY)
-    if found is None:
-        found = Endpoint.objects.filter(enabled=True).exists()
-        cache.set(ENABLED_CACHE_KEY, found, ENABLED_CACHE_SECONDS)
-    return found
-
-
-def forget_enabled_endpoints(sender=None, **kwargs) -> None:
-    """`post_save`/`post_delete` receiver of Endpoint: look again at the next event."""
-    cache.delete(ENABLED_CACHE_KEY)
+def enabled_endpoints() -> list[Endpoint]:
+    """The enabled endpoints, read now (one statement)."""
+    return list(Endpoint.objects.filter(enabled=True))
 
 
 def validate_event_types(event_types: list[str]) -> list[str]:
@@ -182,7 +166,6 @@ def endpoint_disable(endpoint: Endpoint, reason: str) -> None:
     changed = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
         enabled=False, disabled_reason=reason
     )
-    forget_enabled_endpoints()
     endpoint.enabled, endpoint.disabled_reason = False, reason
     if not changed:
         return
@@ -224,7 +207,7 @@ def owe_deliveries(event: RecordedEvent, endpoints=None) -> list[Delivery]:
     if kind is None:
         return []
     if endpoints is None:
-        endpoints = [e for e in Endpoint.objects.filter(enabled=True) if e.wants(kind)]
+        endpoints = [e for e in enabled_endpoints() if e.wants(kind)]
     body = None
     found = []
     for endpoint in endpoints:

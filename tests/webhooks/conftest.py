@@ -7,9 +7,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.core.cache import cache
-
-from webhooks.services import ENABLED_CACHE_KEY
 
 
 class Receiver:
@@ -54,11 +51,3 @@ def receiver(settings):
     found = Receiver()
     yield found
     found.close()
-
-
-@pytest.fixture(autouse=True)
-def forget_enabled_endpoints():
-    """The rows a test wrote roll back without a signal: no test sees another's endpoints."""
-    cache.delete(ENABLED_CACHE_KEY)
-    yield
-    cache.delete(ENABLED_CACHE_KEY)
