@@ -16,6 +16,7 @@ import ipaddress
 import json
 import secrets
 import socket
+import ssl
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -81,9 +82,11 @@ class UnsafeURL(ValueError):
     """The URL may not receive webhooks (scheme, or an address that is not public)."""
 
 
-def check_url(url: str) -> None:
-    """Raise UnsafeURL unless `url` is https (http too where WEBHOOKS_ALLOW_HTTP) and its host
-    resolves only to public addresses (any where WEBHOOKS_ALLOW_PRIVATE_ADDRESSES)."""
+def check_url(url: str) -> list[str]:
+    """The addresses `url`'s host resolves to, once, all of them checked; raise UnsafeURL
+    unless `url` is https (http too where WEBHOOKS_ALLOW_HTTP) and every address is public
+    (any where WEBHOOKS_ALLOW_PRIVATE_ADDRESSES). A delivery connects to these addresses only
+    (`post`), so a second resolution cannot slip another address in (DNS rebinding)."""
     if any(ord(c) <= 32 or ord(c) == 127 for c in url):
         raise UnsafeURL("the URL has a space or a control character")
     try:
@@ -97,18 +100,52 @@ def check_url(url: str) -> None:
     if not parts.hostname:
         raise UnsafeURL("the URL names no host")
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(parts.hostname, _port(parts), type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError) as error:
         raise UnsafeURL(f"the URL's host does not resolve: {error}") from None
-    if settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:
-        return
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeURL(f"the URL's host resolves to a non-public address ({address})")
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:
+        for found in addresses:
+            address = ipaddress.ip_address(found)
+            if not address.is_global or address.is_multicast:
+                raise UnsafeURL(f"the URL's host resolves to a non-public address ({address})")
+    return addresses
+
+
+def _port(parts) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+class PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to one checked address; the Host header still names the URL's host."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def _socket(self) -> socket.socket:
+        return socket.create_connection((self.address, self.port), self.timeout)
+
+    def connect(self) -> None:
+        self.sock = self._socket()
+
+
+class PinnedHTTPSConnection(PinnedHTTPConnection):
+    """An HTTPS connection to one checked address; SNI and the certificate's check use the
+    URL's host name."""
+
+    default_port = http.client.HTTPS_PORT
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float, context=None):
+        super().__init__(host, port, address=address, timeout=timeout)
+        self.context = context or ssl.create_default_context()
+
+    def connect(self) -> None:
+        self.sock = self.context.wrap_socket(self._socket(), server_hostname=self.host)
 
 
 # --- endpoints -----------------------------------------------------------------------------
+
 
 def enabled_endpoints() -> list[Endpoint]:
     """The enabled endpoints, read now (one statement)."""
@@ -261,20 +298,22 @@ class Answer:
 
 
 def post(url: str, headers: dict[str, str], body: bytes) -> Answer:
-    """POST `body`, following no redirect, within the connect and total timeouts; reads at most
-    EXCERPT_BYTES of the answer."""
+    """POST `body` to the address the URL's host was just resolved to and checked (`check_url`),
+    following no redirect, within the connect and total timeouts; reads at most EXCERPT_BYTES of
+    the answer."""
     require_no_transaction("A webhook delivery")
     try:
-        check_url(url)
+        addresses = check_url(url)
     except UnsafeURL as error:
         return Answer(None, "", None, f"refused: {error}")
     parts = urlsplit(url)
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
+    connection_class = PinnedHTTPSConnection if parts.scheme == "https" else PinnedHTTPConnection
     total = float(settings.WEBHOOKS_TIMEOUT)
     connection = connection_class(
-        parts.hostname, parts.port, timeout=float(settings.WEBHOOKS_CONNECT_TIMEOUT)
+        parts.hostname,
+        _port(parts),
+        address=addresses[0],
+        timeout=float(settings.WEBHOOKS_CONNECT_TIMEOUT),
     )
     path = parts.path or "/"
     if parts.query:

@@ -4,6 +4,7 @@ stable webhook-id, retries on the schedule, 410, auto-disable, rotation, redeliv
 from __future__ import annotations
 
 import json
+import socket
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from eventstore.models import Event
 from tests.factories import StaffUserFactory, append_event
+from tests.webhooks.conftest import Receiver
 from webhooks import events, services
 from webhooks.handlers import WebhookDispatcher
 from webhooks.models import Delivery, Endpoint
@@ -222,3 +224,66 @@ def test_private_addresses_and_plain_http_are_refused_unless_allowed(settings):
         services.endpoint_create(url="https://127.0.0.1/hooks", event_types=[])
     with pytest.raises(ValidationError):
         services.endpoint_create(url="https://example.com/", event_types=["order.shipped"])
+
+
+def rebinding_resolver(monkeypatch, host, first, then):
+    """Resolve `host` to `first` once, to `then` afterwards (a DNS rebinding attack); the
+    calls made, by host."""
+    real, calls = socket.getaddrinfo, []
+
+    def resolve(name, port, *args, **kwargs):
+        if name != host:
+            return real(name, port, *args, **kwargs)
+        calls.append(name)
+        address = first if len(calls) == 1 else then
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    return calls
+
+
+def test_a_delivery_connects_to_the_address_it_checked_not_to_a_second_resolution(
+    receiver, monkeypatch
+):
+    """The host resolves to the receiver when checked, then to another listener on the same
+    port: the request reaches the checked address, with the URL's host in its Host header."""
+    other = Receiver("127.0.0.2", receiver.port)
+    try:
+        url = f"http://hooks.example:{receiver.port}/hooks"
+        calls = rebinding_resolver(monkeypatch, "hooks.example", "127.0.0.1", "127.0.0.2")
+        answer = services.post(url, {"content-type": "application/json"}, b"{}")
+        assert answer.status == 200, answer.error
+        [(headers, _)] = receiver.requests
+        assert headers["host"] == f"hooks.example:{receiver.port}"
+        assert other.requests == [] and len(calls) == 1
+    finally:
+        other.close()
+
+
+def test_a_delivery_resolving_to_a_private_address_is_refused_unconnected(receiver, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = False
+    answer = services.post(receiver.url, {}, b"{}")
+    assert answer.status is None and answer.error.startswith("refused:")
+    assert receiver.requests == []
+
+
+def test_https_names_the_host_for_sni_while_connecting_to_the_checked_address(receiver):
+    """The TLS layer is asked for the URL's host name (SNI, certificate check) on a socket
+    connected to the checked address (here a context that records it and speaks plain HTTP)."""
+
+    class RecordingContext:
+        names: list[str] = []
+
+        def wrap_socket(self, sock, server_hostname):
+            self.names.append(server_hostname)
+            return sock
+
+    context = RecordingContext()
+    connection = services.PinnedHTTPSConnection(
+        "hooks.example", receiver.port, address="127.0.0.1", timeout=5, context=context
+    )
+    connection.request("POST", "/hooks", body=b"{}")
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert context.names == ["hooks.example"]
+    assert receiver.requests[0][0]["host"] == f"hooks.example:{receiver.port}"
