@@ -159,6 +159,13 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Redeliver (same webhook-id)")
     def redeliver(self, request, queryset):
-        for delivery in queryset:
-            services.redeliver(delivery)
-        messages.success(request, f"{queryset.count()} deliveries due again.")
+        due, disabled = 0, 0
+        for delivery in queryset.select_related("endpoint"):
+            if delivery.endpoint.enabled:
+                services.redeliver(delivery)
+                due += 1
+            else:
+                disabled += 1
+        messages.success(request, f"{due} deliveries due again.")
+        if disabled:
+            messages.warning(request, f"{disabled} left alone: their endpoint is disabled.")

@@ -4,10 +4,10 @@ delivery log (redeliver one)."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 from httpapi.schema import UNPROCESSABLE
@@ -24,6 +24,12 @@ from webhooks.serializers import (
 
 # Actions that read nothing from their body: an empty object, or none.
 NO_INPUT = {"application/json": {"type": "object", "additionalProperties": False}}
+
+
+class Conflict(APIException):
+    """Not possible in the resource's present state."""
+
+    status_code = status.HTTP_409_CONFLICT
 
 
 class Unprocessable(ValidationError):
@@ -111,11 +117,20 @@ class WebhookDeliveryViewSet(
     permission_classes = [permissions.IsAdminUser]
     filterset_class = DeliveryFilter
 
-    @extend_schema(request=NO_INPUT, responses={202: DeliverySerializer})
+    @extend_schema(
+        request=NO_INPUT,
+        responses={
+            202: DeliverySerializer,
+            409: OpenApiResponse(description="The delivery's endpoint is disabled."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def redeliver(self, request, pk=None):
-        """Send the delivery again (same webhook-id), whatever its status."""
+        """Send the delivery again (same webhook-id), whatever its status; 409 while its
+        endpoint is disabled (enable it first)."""
         delivery = self.get_object()
+        if not delivery.endpoint.enabled:
+            raise Conflict("The delivery's endpoint is disabled: enable it first.")
         services.redeliver(delivery)
         delivery.refresh_from_db()
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

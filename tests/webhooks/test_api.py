@@ -141,3 +141,36 @@ def test_enabling_an_endpoint_again_starts_its_failures_afresh(staff_client, rec
     )
     assert answer.status_code == 200
     assert (answer.json()["failing_since"], answer.json()["disabled_reason"]) == (None, "")
+
+
+def test_the_admin_redelivers_a_delivery_with_its_webhook_id(admin_client, receiver):
+    endpoint = services.endpoint_create(url=receiver.url)
+    receiver.answer(400)
+    WebhookDispatcher().perform(order_created(), attempt=1)
+    delivery = Delivery.objects.get()
+    Delivery.objects.update(status=Delivery.Status.FAILED, next_attempt_at=None)
+
+    answer = admin_client.post(
+        reverse("admin:webhooks_delivery_changelist"),
+        {"action": "redeliver", "_selected_action": [delivery.pk]},
+        follow=True,
+    )
+    assert answer.status_code == 200
+    assert Delivery.objects.get().status == "pending"
+    assert services.deliver_due() == 1
+    first, second = receiver.requests
+    assert first[0]["webhook-id"] == second[0]["webhook-id"] == delivery.webhook_id
+    assert Webhook(endpoint.secret).verify(second[1], second[0])["type"] == "order.created"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+
+
+def test_redelivering_to_a_disabled_endpoint_is_refused(staff_client, receiver):
+    endpoint = services.endpoint_create(url=receiver.url)
+    WebhookDispatcher().perform(order_created(), attempt=1)
+    services.endpoint_disable(endpoint, "staff")
+    delivery = Delivery.objects.get()
+    answer = staff_client.post(f"/api/webhooks/deliveries/{delivery.pk}/redeliver/")
+    assert answer.status_code == 409
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
