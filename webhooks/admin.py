@@ -45,19 +45,39 @@ class EndpointAdmin(admin.ModelAdmin):
     form = EndpointForm
     list_display = ("url", "enabled", "event_types", "failing_since", "disabled_reason", "related")
     list_filter = ("enabled",)
-    readonly_fields = ("disabled_reason", "failing_since", "previous_secret_until", "related")
+    readonly_fields = (
+        "disabled_reason",
+        "failing_since",
+        "previous_secret_until",
+        "created_at",
+        "related",
+    )
     actions = ["rotate_secret"]
 
     def save_model(self, request, obj, form, change):
+        """Through the endpoint's commands: its row is their projection."""
+        data = {name: form.cleaned_data[name] for name in form.changed_data}
         if change:
-            if "enabled" in form.changed_data and obj.enabled:
-                for field, value in services.ENABLED_AGAIN.items():
-                    setattr(obj, field, value)
-            super().save_model(request, obj, form, change)
+            services.endpoint_change(endpoint_id=obj.pk, **data)
             return
-        obj.secret = services.new_secret()
-        super().save_model(request, obj, form, change)
-        self._show_secret(request, obj)
+        created = services.endpoint_create(
+            url=form.cleaned_data["url"],
+            event_types=form.cleaned_data["event_types"],
+            description=form.cleaned_data["description"],
+            enabled=form.cleaned_data["enabled"],
+        )
+        obj.pk = created.pk
+        self._show_secret(request, created)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # nothing relates: the row is the projection's
+
+    def delete_model(self, request, obj):
+        services.endpoint_delete(endpoint_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            services.endpoint_delete(endpoint_id=endpoint.pk)
 
     def _show_secret(self, request, endpoint):
         messages.warning(
@@ -68,8 +88,7 @@ class EndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the signing secret (the old one signs on for a while)")
     def rotate_secret(self, request, queryset):
         for endpoint in queryset:
-            services.endpoint_rotate_secret(endpoint)
-            self._show_secret(request, endpoint)
+            self._show_secret(request, services.endpoint_rotate_secret(endpoint_id=endpoint.pk))
 
     @admin.display(description="related pages")
     def related(self, endpoint):

@@ -8,9 +8,12 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         from eventstore import signals
+        from eventstore.projections import register_projection
         from eventstore.subscriptions import register_subscriber
         from webhooks.handlers import WebhookDispatcher, deliver_due_on_worker_pass
+        from webhooks.projections import EndpointProjection
 
+        register_projection(EndpointProjection())
         register_subscriber(WebhookDispatcher())
         signals.worker_pass.connect(
             deliver_due_on_worker_pass, dispatch_uid="webhooks.handlers.deliver_due"

@@ -8,7 +8,10 @@ from django.db import models
 
 
 class Endpoint(models.Model):
-    """A URL the shop's own systems receive public events at, signed with its secret."""
+    """A URL the shop's own systems receive public events at, signed with its secret: the
+    projection of its WebhookEndpoint stream (webhooks.projections), but for `failing_since`,
+    which deliveries keep (a rebuild starts it afresh). The secrets are in the vault; the row
+    holds their references."""
 
     endpoint_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     url = models.URLField(max_length=2000)
@@ -17,13 +20,13 @@ class Endpoint(models.Model):
     description = models.CharField(max_length=500, blank=True)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=200, blank=True)
-    secret = models.CharField(max_length=200, editable=False)
+    secret_ref = models.CharField(max_length=64, editable=False)
     # The secret before the last rotation, still signed with until `previous_secret_until`.
-    previous_secret = models.CharField(max_length=200, blank=True, editable=False)
+    previous_secret_ref = models.CharField(max_length=64, blank=True, editable=False)
     previous_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
     # Since when every delivery failed (None: the last one succeeded, or none failed).
     failing_since = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(editable=False)
 
     class Meta:
         ordering = ["created_at"]
@@ -43,7 +46,11 @@ class Delivery(models.Model):
         DELIVERED = "delivered"
         FAILED = "failed"  # no further attempt without staff (redeliver)
 
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # No cascade: the endpoint's row is a projection, deleted and written again by a rebuild;
+    # deleting the endpoint (WebhookEndpointDeleted) deletes its deliveries.
+    endpoint = models.ForeignKey(
+        Endpoint, on_delete=models.DO_NOTHING, db_constraint=False, related_name="deliveries"
+    )
     event_id = models.UUIDField()
     position = models.BigIntegerField()
     event_type = models.CharField(max_length=50)

@@ -30,10 +30,13 @@ from django.db import IntegrityError
 from django.db.models import Q
 from django.utils import timezone
 
+from eventstore.aggregates import Repository, retry_on_conflict, unit_of_work
 from eventstore.effects import require_no_transaction
 from eventstore.records import RecordedEvent
-from eventstore.store import NewEvent, event_store
+from eventstore.store import event_store
+from eventstore.vault import vault_erase, vault_put, vault_retain, vault_take
 from webhooks import events
+from webhooks.aggregates import EndpointError, WebhookEndpoint
 from webhooks.metrics import deliveries as delivery_counter
 from webhooks.models import Attempt, Delivery, Endpoint
 
@@ -58,16 +61,16 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 
 def signing_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
-    """The secrets a delivery is signed with now: the current one, and the one before it while
-    the rotation window lasts."""
-    found = [endpoint.secret]
+    """The secrets a delivery is signed with now, taken from the vault: the current one, and
+    the one before it while the rotation window lasts."""
+    refs = [endpoint.secret_ref]
     if (
-        endpoint.previous_secret
+        endpoint.previous_secret_ref
         and endpoint.previous_secret_until
         and now < endpoint.previous_secret_until
     ):
-        found.append(endpoint.previous_secret)
-    return found
+        refs.append(endpoint.previous_secret_ref)
+    return [secret for secret in (vault_take(ref, now=now) for ref in refs) if secret]
 
 
 def signature_header(endpoint: Endpoint, webhook_id: str, timestamp: int, body: bytes) -> str:
@@ -159,19 +162,53 @@ def validate_event_types(event_types: list[str]) -> list[str]:
     return sorted(set(event_types))
 
 
+endpoints: Repository[WebhookEndpoint] = Repository(WebhookEndpoint)
+
+# Secrets live as long as their endpoint (erased when it is deleted, or when a rotation's window
+# has passed); the vault's retention is only an upper bound.
+SECRET_RETENTION = timedelta(days=100 * 365)
+
+
+class EndpointNotFound(EndpointError):
+    """No such endpoint (never registered, or deleted)."""
+
+
+def _vault_secret(secret: str) -> str:
+    return vault_put(kind=events.SECRET_KIND, secret=secret, retention=SECRET_RETENTION)
+
+
+def _loaded(endpoint_id) -> WebhookEndpoint:
+    endpoint = endpoints.load_or_new(str(endpoint_id))
+    if not endpoint.exists:
+        raise EndpointNotFound(f"No webhook endpoint {endpoint_id!r}")
+    return endpoint
+
+
+def _row(endpoint_id, secret: str | None = None) -> Endpoint:
+    row = Endpoint.objects.get(pk=endpoint_id)
+    row.secret = secret  # shown once, in the answer that made it
+    return row
+
+
 def endpoint_create(
     *, url: str, event_types: list[str] = (), description: str = "", enabled: bool = True
 ) -> Endpoint:
-    """A new enabled endpoint with a new secret (read it from the result: it is shown once)."""
+    """Register an endpoint (WebhookEndpointRegistered) with a new secret, kept in the vault;
+    the row, whose `secret` attribute holds the secret (shown once)."""
     event_types = validate_event_types(event_types)
     endpoint_check_url(url)
-    return Endpoint.objects.create(
-        url=url,
-        event_types=event_types,
-        description=description,
-        enabled=enabled,
-        secret=new_secret(),
-    )
+    secret = new_secret()
+    with unit_of_work():
+        endpoint = endpoints.new(str(uuid.uuid4()))
+        endpoint.register(
+            url=url,
+            event_types=event_types,
+            description=description,
+            enabled=enabled,
+            secret_ref=_vault_secret(secret),
+        )
+        endpoints.save(endpoint)
+    return _row(endpoint.id, secret)
 
 
 def endpoint_check_url(url: str) -> None:
@@ -182,40 +219,71 @@ def endpoint_check_url(url: str) -> None:
         raise ValidationError({"url": str(error)}) from None
 
 
-def endpoint_rotate_secret(endpoint: Endpoint) -> str:
-    """Give the endpoint a new secret; the old one is signed with too for
-    WEBHOOKS_ROTATION_WINDOW seconds. The new secret (shown once)."""
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_until = timezone.now() + timedelta(
-        seconds=float(settings.WEBHOOKS_ROTATION_WINDOW)
-    )
-    endpoint.secret = new_secret()
-    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_until"])
-    return endpoint.secret
+@retry_on_conflict
+def endpoint_change(*, endpoint_id, enabled: bool | None = None, **changes) -> Endpoint:
+    """Change the endpoint's url, event types or description (WebhookEndpointChanged), and
+    enable or disable it (by staff) when `enabled` says so; the row."""
+    if "url" in changes:
+        endpoint_check_url(changes["url"])
+    if "event_types" in changes:
+        changes["event_types"] = validate_event_types(changes["event_types"])
+    with unit_of_work():
+        endpoint = _loaded(endpoint_id)
+        endpoint.change(**changes)
+        if enabled is True:
+            endpoint.enable()
+        elif enabled is False:
+            endpoint.disable(cause=events.DISABLED_BY_STAFF, reason="disabled by staff")
+        endpoints.save(endpoint)
+    return _row(endpoint_id)
 
 
-# What enabling a disabled endpoint again resets: its failures start counting afresh.
-ENABLED_AGAIN = {"disabled_reason": "", "failing_since": None}
+@retry_on_conflict
+def endpoint_rotate_secret(*, endpoint_id) -> Endpoint:
+    """Give the endpoint a new secret (WebhookSecretRotated); the old one is signed with too for
+    WEBHOOKS_ROTATION_WINDOW seconds, then erased from the vault. The row, whose `secret`
+    attribute holds the new secret (shown once)."""
+    secret = new_secret()
+    until = timezone.now() + timedelta(seconds=float(settings.WEBHOOKS_ROTATION_WINDOW))
+    with unit_of_work():
+        endpoint = _loaded(endpoint_id)
+        superseded = endpoint.previous_secret_ref
+        endpoint.rotate_secret(secret_ref=_vault_secret(secret), previous_until=until.isoformat())
+        endpoints.save(endpoint)
+        vault_retain(endpoint.previous_secret_ref, until=until)
+        vault_erase(superseded)
+    return _row(endpoint_id, secret)
 
 
-def endpoint_disable(endpoint: Endpoint, reason: str) -> None:
-    """Disable the endpoint, record it (WebhookEndpointDisabled) and email the staff."""
-    changed = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
-        enabled=False, disabled_reason=reason
-    )
+@retry_on_conflict
+def endpoint_delete(*, endpoint_id) -> None:
+    """Delete the endpoint (WebhookEndpointDeleted), its deliveries and its secrets."""
+    with unit_of_work():
+        endpoint = _loaded(endpoint_id)
+        refs = (endpoint.secret_ref, endpoint.previous_secret_ref)
+        endpoint.delete()
+        endpoints.save(endpoint)
+        for ref in refs:
+            vault_erase(ref)
+
+
+@retry_on_conflict
+def _record_disabled(endpoint_id, cause: str, reason: str) -> bool:
+    with unit_of_work():
+        endpoint = endpoints.load_or_new(str(endpoint_id))
+        if not endpoint.exists or not endpoint.disable(cause=cause, reason=reason):
+            return False
+        endpoints.save(endpoint)
+    return True
+
+
+def endpoint_disable(endpoint: Endpoint, reason: str, *, cause: str) -> None:
+    """Disable the endpoint (WebhookEndpointDisabled, with its cause: gone, failing or staff)
+    and email the staff, once however many workers find it."""
+    disabled = _record_disabled(endpoint.pk, cause, reason)
     endpoint.enabled, endpoint.disabled_reason = False, reason
-    if not changed:
+    if not disabled:
         return
-    event_store.append_to_stream(
-        events.ENDPOINT,
-        str(endpoint.pk),
-        [
-            NewEvent(
-                events.WEBHOOK_ENDPOINT_DISABLED,
-                {"endpoint_id": str(endpoint.pk), "url": endpoint.url, "reason": reason},
-            )
-        ],
-    )
     staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="")
     recipients = list(staff.values_list("email", flat=True))
     if recipients:
@@ -387,7 +455,7 @@ def attempt_delivery(delivery: Delivery) -> str:
     delivery.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
     delivery_counter.labels(outcome).inc()
     if status == 410:
-        endpoint_disable(endpoint, "the endpoint answered 410 Gone")
+        endpoint_disable(endpoint, "the endpoint answered 410 Gone", cause=events.DISABLED_GONE)
     elif outcome in ("retry", "failed"):
         endpoint.refresh_from_db(fields=["failing_since", "enabled"])
         limit = timedelta(seconds=float(settings.WEBHOOKS_DISABLE_AFTER))
@@ -397,7 +465,9 @@ def attempt_delivery(delivery: Delivery) -> str:
             and timezone.now() - endpoint.failing_since >= limit
         ):
             endpoint_disable(
-                endpoint, f"every delivery failed since {endpoint.failing_since.isoformat()}"
+                endpoint,
+                f"every delivery failed since {endpoint.failing_since.isoformat()}",
+                cause=events.DISABLED_FAILING,
             )
     return delivery.status
 

@@ -75,19 +75,24 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         endpoint = _checked(lambda: services.endpoint_create(**serializer.validated_data))
         return Response(EndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
-    def perform_update(self, serializer):
-        url = serializer.validated_data.get("url")
-        if url is not None:
-            _checked(lambda: services.endpoint_check_url(url))
-        enabling = serializer.validated_data.get("enabled") and not serializer.instance.enabled
-        serializer.save(**(services.ENABLED_AGAIN if enabling else {}))
+    def update(self, request, *args, **kwargs):
+        endpoint = self.get_object()
+        serializer = EndpointSerializer(endpoint, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        changed = _checked(
+            lambda: services.endpoint_change(endpoint_id=endpoint.pk, **serializer.validated_data)
+        )
+        return Response(EndpointSerializer(changed).data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.endpoint_delete(endpoint_id=self.get_object().pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=NO_INPUT, responses={200: EndpointWithSecretSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, pk=None):
         """A new secret; the old one also signs for WEBHOOKS_ROTATION_WINDOW seconds."""
-        endpoint = self.get_object()
-        services.endpoint_rotate_secret(endpoint)
+        endpoint = services.endpoint_rotate_secret(endpoint_id=self.get_object().pk)
         return Response(EndpointWithSecretSerializer(endpoint).data)
 
     @extend_schema(request=ReplayInputSerializer, responses={202: ReplayOutputSerializer})

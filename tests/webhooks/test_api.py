@@ -4,6 +4,7 @@ redeliver and replay."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 from django.urls import reverse
 from standardwebhooks.webhooks import Webhook
 
@@ -64,9 +65,11 @@ def test_rotate_secret_answers_the_new_secret(staff_client, receiver):
     endpoint = services.endpoint_create(url=receiver.url)
     answer = staff_client.post(f"/api/webhooks/endpoints/{endpoint.pk}/rotate-secret/")
     assert answer.status_code == 200
+    new = answer.json()["secret"]
+    assert new.startswith("whsec_") and new != endpoint.secret
+    assert answer.json()["previous_secret_until"]
     endpoint.refresh_from_db()
-    assert answer.json()["secret"] == endpoint.secret
-    assert endpoint.previous_secret and answer.json()["previous_secret_until"]
+    assert services.signing_secrets(endpoint, timezone.now()) == [new, endpoint.secret]
 
 
 def test_the_delivery_log_shows_each_attempt_and_redelivers(staff_client, receiver):
@@ -108,9 +111,10 @@ def test_the_admin_creates_an_endpoint_and_shows_its_secret_once(admin_client, r
         follow=True,
     )
     endpoint = Endpoint.objects.get()
-    assert endpoint.secret in answer.content.decode()
+    [secret] = services.signing_secrets(endpoint, timezone.now())
+    assert secret in answer.content.decode()
     page = admin_client.get(reverse("admin:webhooks_endpoint_change", args=[endpoint.pk]))
-    assert endpoint.secret not in page.content.decode()
+    assert secret not in page.content.decode()
 
 
 def test_the_admin_replays_and_lists_deliveries(admin_client, receiver):
@@ -168,7 +172,7 @@ def test_the_admin_redelivers_a_delivery_with_its_webhook_id(admin_client, recei
 def test_redelivering_to_a_disabled_endpoint_is_refused(staff_client, receiver):
     endpoint = services.endpoint_create(url=receiver.url)
     WebhookDispatcher().perform(order_created(), attempt=1)
-    services.endpoint_disable(endpoint, "staff")
+    services.endpoint_change(endpoint_id=endpoint.pk, enabled=False)
     delivery = Delivery.objects.get()
     answer = staff_client.post(f"/api/webhooks/deliveries/{delivery.pk}/redeliver/")
     assert answer.status_code == 409
