@@ -1,6 +1,6 @@
 """Admin of webhook endpoints (secret shown once after create or rotate, replay of a position
-range) and of the delivery log (attempts inline, redeliver). A replay's progress is its
-endpoint's deliveries by status (the "deliveries" link)."""
+range, made in the background: its progress is on the replays page) and of the delivery log
+(attempts inline, redeliver)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.urls import path
 from eventstore.admin import admin_links, admin_url
 from webhooks import services
 from webhooks.events import PUBLIC_EVENT_TYPES
-from webhooks.models import Attempt, Delivery, Endpoint
+from webhooks.models import Attempt, Delivery, Endpoint, Replay
 
 
 class EndpointForm(forms.ModelForm):
@@ -101,6 +101,10 @@ class EndpointAdmin(admin.ModelAdmin):
                     query={"endpoint__endpoint_id__exact": str(endpoint.pk)},
                 ),
                 "replay": admin_url("admin:webhooks_endpoint_replay", endpoint.pk),
+                "replays": admin_url(
+                    "admin:webhooks_replay_changelist",
+                    query={"endpoint__endpoint_id__exact": str(endpoint.pk)},
+                ),
             }
         )
 
@@ -120,13 +124,16 @@ class EndpointAdmin(admin.ModelAdmin):
             return redirect("admin:index")
         form = ReplayForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            count = services.replay(
+            services.replay_start(
                 endpoint, **{k: v for k, v in form.cleaned_data.items() if v is not None}
             )
-            messages.success(request, f"{count} events owed to {endpoint.url} again.")
+            messages.success(
+                request,
+                f"Replay to {endpoint.url} asked for: the worker sends it in the background.",
+            )
             return redirect(
                 admin_url(
-                    "admin:webhooks_delivery_changelist",
+                    "admin:webhooks_replay_changelist",
                     query={"endpoint__endpoint_id__exact": str(endpoint.pk)},
                 )
             )
@@ -188,3 +195,34 @@ class DeliveryAdmin(admin.ModelAdmin):
         messages.success(request, f"{due} deliveries due again.")
         if disabled:
             messages.warning(request, f"{disabled} left alone: their endpoint is disabled.")
+
+
+@admin.register(Replay)
+class ReplayAdmin(admin.ModelAdmin):
+    """Replays asked for, read-only: how far the worker has read each, and what it owed."""
+
+    list_display = ("created_at", "endpoint", "status", "progress_shown", "events", "finished_at")
+    list_filter = ("status", "endpoint")
+    fields = readonly_fields = (
+        "endpoint",
+        "after_position",
+        "to_position",
+        "since",
+        "until",
+        "status",
+        "reached",
+        "progress_shown",
+        "events",
+        "created_at",
+        "finished_at",
+    )
+
+    @admin.display(description="progress")
+    def progress_shown(self, replay):
+        return f"{replay.progress:.0%}"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

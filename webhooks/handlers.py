@@ -48,7 +48,12 @@ class WebhookDispatcher(EffectSubscriber):
 
 
 def deliver_due_on_worker_pass(sender: Any = None, **kwargs: Any) -> None:
-    """`worker_pass` receiver: attempt the deliveries that are due."""
+    """`worker_pass` receiver: move the running replays on, then attempt the deliveries that
+    are due."""
+    try:
+        services.replay_continue()
+    except Exception:
+        logger.exception("Moving the webhook replays on failed")
     try:
         services.deliver_due()
     except Exception:

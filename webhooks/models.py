@@ -90,3 +90,39 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.attempted_at:%Y-%m-%d %H:%M:%S}: {self.status_code or self.error}"
+
+
+class Replay(models.Model):
+    """A replay of a range of the log to one endpoint, made by the worker's passes in batches:
+    `reached` is the position it has read up to, `events` how many it owed again so far."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+
+    replay_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(
+        Endpoint, on_delete=models.DO_NOTHING, db_constraint=False, related_name="replays"
+    )
+    after_position = models.BigIntegerField(default=0)
+    # The last position replayed: the one asked for, else the log's last when it was asked.
+    to_position = models.BigIntegerField()
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    reached = models.BigIntegerField()
+    events = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"replay #{self.after_position + 1}-{self.to_position} to {self.endpoint_id}"
+
+    @property
+    def progress(self) -> float:
+        """The share of the range read, 0 to 1."""
+        span = self.to_position - self.after_position
+        return 1.0 if span <= 0 else min(1.0, (self.reached - self.after_position) / span)

@@ -1,5 +1,5 @@
 """Webhooks' use cases: endpoints (create, rotate), signing (Standard Webhooks), delivery with
-its retry schedule, auto-disable, redeliver and replay.
+its retry schedule, auto-disable, redeliver and replay (in the background).
 
 Every HTTP request is made with no database transaction open (`require_no_transaction`), after
 its delivery was claimed: the claim moves `next_attempt_at` out by EVENTSTORE_EFFECT_LEASE, so a
@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from eventstore.aggregates import Repository, retry_on_conflict, unit_of_work
@@ -38,7 +38,7 @@ from eventstore.vault import vault_erase, vault_put, vault_retain, vault_take
 from webhooks import events
 from webhooks.aggregates import EndpointError, WebhookEndpoint
 from webhooks.metrics import deliveries as delivery_counter
-from webhooks.models import Attempt, Delivery, Endpoint
+from webhooks.models import Attempt, Delivery, Endpoint, Replay
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -504,32 +504,75 @@ def redeliver(delivery: Delivery) -> None:
     )
 
 
-def replay(
+# Events one worker pass reads for replays at most (the rest waits for the next pass).
+REPLAY_BATCH = 500
+
+
+def replay_start(
     endpoint: Endpoint,
     *,
     after_position: int = 0,
     to_position: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> int:
-    """Owe the endpoint every public event it wants of a position or time range, whatever its
-    age, again where it was delivered (same `webhook-id` as the first time): how many. The
-    worker sends them, in log order."""
-    count = 0
-    for event in event_store.read_all(
-        after_position=after_position, event_types=list(events.PUBLIC_TYPES)
-    ):
-        if to_position is not None and event.position > to_position:
-            break
-        if (since and event.recorded_at < since) or (until and event.recorded_at > until):
+) -> Replay:
+    """Ask for every public event the endpoint wants of a position or time range, whatever its
+    age, to be sent to it again (same `webhook-id` as the first time): the worker's passes read
+    the range in batches (`replay_continue`) and send them, in log order."""
+    last = event_store.last_position()
+    end = last if to_position is None else min(to_position, last)
+    return Replay.objects.create(
+        endpoint=endpoint,
+        after_position=after_position,
+        to_position=max(end, after_position),
+        since=since,
+        until=until,
+        reached=after_position,
+        status=Replay.Status.DONE if end <= after_position else Replay.Status.RUNNING,
+    )
+
+
+def replay_step(replay: Replay, *, limit: int = REPLAY_BATCH) -> int:
+    """Read the replay's next batch of the log and owe its endpoint the events it wants again;
+    how many events were read. Safe in several workers at once: the batch is recorded only
+    where the replay still stood where it was read from (its deliveries are owed once)."""
+    endpoint = Endpoint.objects.filter(pk=replay.endpoint_id).first()
+    page = event_store.read_page(
+        after_position=replay.reached, limit=limit, event_types=list(events.PUBLIC_TYPES)
+    )
+    page = [event for event in page if event.position <= replay.to_position]
+    owed = 0
+    for event in page:
+        if (replay.since and event.recorded_at < replay.since) or (
+            replay.until and event.recorded_at > replay.until
+        ):
             continue
         kind = events.public_type(event)
-        if kind is None or not endpoint.wants(kind):
+        if endpoint is None or kind is None or not endpoint.wants(kind):
             continue
         for delivery in owe_deliveries(event, [endpoint]):
             redeliver(delivery)
-        count += 1
-    return count
+        owed += 1
+    reached = page[-1].position if len(page) == limit else replay.to_position
+    finished = reached >= replay.to_position or endpoint is None
+    Replay.objects.filter(pk=replay.pk, reached=replay.reached).update(
+        reached=reached,
+        events=F("events") + owed,
+        status=Replay.Status.DONE if finished else Replay.Status.RUNNING,
+        finished_at=timezone.now() if finished else None,
+    )
+    return len(page)
+
+
+def replay_continue(*, budget: int = REPLAY_BATCH) -> int:
+    """Move the running replays on, oldest first, reading at most about `budget` events in
+    all; how many were read."""
+    read = 0
+    for replay in Replay.objects.filter(status=Replay.Status.RUNNING).order_by("created_at"):
+        if read >= budget:
+            break
+        read += replay_step(replay, limit=max(1, budget - read))
+    return read
 
 
 def pending_for(event_id: uuid.UUID):

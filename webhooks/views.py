@@ -12,8 +12,8 @@ from rest_framework.response import Response
 
 from httpapi.schema import UNPROCESSABLE
 from webhooks import services
-from webhooks.filters import DeliveryFilter, EndpointFilter
-from webhooks.models import Delivery, Endpoint
+from webhooks.filters import DeliveryFilter, EndpointFilter, ReplayFilter
+from webhooks.models import Delivery, Endpoint, Replay
 from webhooks.serializers import (
     DeliverySerializer,
     EndpointSerializer,
@@ -98,13 +98,29 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
     @extend_schema(request=ReplayInputSerializer, responses={202: ReplayOutputSerializer})
     @action(detail=True, methods=["post"])
     def replay(self, request, pk=None):
-        """Owe the endpoint every event it wants of a position or time range again (the worker
-        sends them, with the webhook-ids of the first time)."""
+        """Owe the endpoint every event it wants of a position or time range again: the worker
+        reads the range in the background and sends them, with the webhook-ids of the first
+        time; follow it at /api/webhooks/replays/{replay_id}/."""
         endpoint = self.get_object()
         serializer = ReplayInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        count = services.replay(endpoint, **serializer.validated_data)
-        return Response({"events": count}, status=status.HTTP_202_ACCEPTED)
+        replay = services.replay_start(endpoint, **serializer.validated_data)
+        return Response(ReplayOutputSerializer(replay).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List webhook replays, newest first (staff)"),
+    retrieve=extend_schema(summary="Show a webhook replay and its progress (staff)"),
+)
+class WebhookReplayViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Replays asked for, with how far the worker has read each."""
+
+    queryset = Replay.objects.all()
+    serializer_class = ReplayOutputSerializer
+    permission_classes = [permissions.IsAdminUser]
+    filterset_class = ReplayFilter
 
 
 @extend_schema_view(

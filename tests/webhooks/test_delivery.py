@@ -184,18 +184,49 @@ def test_replay_sends_a_position_range_in_order_with_the_first_webhook_ids(recei
     endpoint = services.endpoint_create(url=receiver.url, event_types=["order.cancelled"])
     services.endpoint_create(url=receiver.url, event_types=["order.created"])
 
-    assert (
-        services.replay(endpoint, after_position=first.position - 1, to_position=second.position)
-        == 2
+    replay = services.replay_start(
+        endpoint, after_position=first.position - 1, to_position=second.position
     )
+    assert services.replay_continue() == 2
     services.deliver_due()
 
+    replay.refresh_from_db()
+    assert (replay.status, replay.events, replay.reached) == ("done", 2, second.position)
     ids = [headers["webhook-id"] for headers, _ in receiver.requests]
     assert ids == [f"msg_{first.event_id.hex}", f"msg_{second.event_id.hex}"]
-    services.replay(endpoint, after_position=first.position - 1, to_position=first.position)
+    services.replay_start(endpoint, after_position=first.position - 1, to_position=first.position)
+    services.replay_continue()
     services.deliver_due()
     assert receiver.requests[-1][0]["webhook-id"] == ids[0]
     assert Delivery.objects.count() == 2
+
+
+def test_a_long_replay_is_read_in_batches_over_several_passes(receiver, monkeypatch):
+    sent = [order_cancelled(f"o{n}") for n in range(5)]
+    endpoint = services.endpoint_create(url=receiver.url)
+    replay = services.replay_start(endpoint, after_position=sent[0].position - 1)
+    monkeypatch.setattr(services, "REPLAY_BATCH", 2)
+
+    progress = []
+    for _ in range(3):
+        services.replay_continue(budget=2)
+        replay.refresh_from_db()
+        progress.append((replay.status, replay.events))
+    assert progress == [("running", 2), ("running", 4), ("done", 5)]
+    services.replay_continue(budget=2)  # nothing left: nothing owed twice
+    services.deliver_due()
+    assert [h["webhook-id"] for h, _ in receiver.requests] == [
+        f"msg_{event.event_id.hex}" for event in sent
+    ]
+
+
+def test_a_replay_of_a_time_range_owes_only_the_events_recorded_in_it(receiver):
+    early, late = order_cancelled("o1"), order_cancelled("o2")
+    endpoint = services.endpoint_create(url=receiver.url)
+    services.replay_start(endpoint, since=late.recorded_at, until=late.recorded_at)
+    services.replay_continue()
+    assert list(Delivery.objects.values_list("event_id", flat=True)) == [late.event_id]
+    assert early.event_id != late.event_id
 
 
 def test_stock_shortage_names_the_missing_products():
