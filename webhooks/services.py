@@ -9,6 +9,8 @@ worker that dies mid-request leaves the delivery to be sent again, with the same
 from __future__ import annotations
 
 import base64
+import contextlib
+import email.utils
 import hashlib
 import hmac
 import http.client
@@ -17,6 +19,7 @@ import json
 import secrets
 import socket
 import ssl
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -110,9 +113,29 @@ def check_url(url: str) -> list[str]:
     if not settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:
         for found in addresses:
             address = ipaddress.ip_address(found)
-            if not address.is_global or address.is_multicast:
+            if not is_public(address):
                 raise UnsafeURL(f"the URL's host resolves to a non-public address ({address})")
     return addresses
+
+
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, IPv4-compatible).
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `address` is global and not multicast, and so is any IPv4 address an IPv6 one
+    carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible), which a gateway would reach."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour]
+        if address.teredo:
+            embedded.append(address.teredo[1])
+        if address in NAT64 or address in IPV4_COMPATIBLE:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        return all(is_public(inner) for inner in embedded if inner is not None)
+    return True
 
 
 def _port(parts) -> int:
@@ -386,22 +409,51 @@ def post(url: str, headers: dict[str, str], body: bytes) -> Answer:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    # WEBHOOKS_TIMEOUT bounds the whole attempt, however slowly the receiver trickles bytes:
+    # at the deadline the socket is shut, which ends any read or write waiting on it.
+    expired = threading.Event()
+    deadline = threading.Timer(total, _shut, args=(connection, expired))
+    deadline.daemon = True
     try:
         connection.connect()
+        deadline.start()
         connection.sock.settimeout(total)
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         excerpt = response.read(EXCERPT_BYTES).decode("utf-8", "replace")
-        retry_after = response.getheader("Retry-After")
-        try:
-            wait = float(retry_after) if retry_after else None
-        except ValueError:
-            wait = None
-        return Answer(response.status, excerpt, wait, "")
+        return Answer(response.status, excerpt, retry_after_seconds(response), "")
     except (OSError, http.client.HTTPException) as error:
+        if expired.is_set():
+            return Answer(None, "", None, f"timed out after {total:g} s ({type(error).__name__})")
         return Answer(None, "", None, f"{type(error).__name__}: {error}"[:500])
     finally:
+        deadline.cancel()
         connection.close()
+
+
+def _shut(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    expired.set()
+    with contextlib.suppress(OSError, AttributeError):
+        connection.sock.shutdown(socket.SHUT_RDWR)
+
+
+def retry_after_seconds(response: http.client.HTTPResponse) -> float | None:
+    """The answer's Retry-After in seconds from now (given in seconds or as an HTTP date), or
+    None when absent or unreadable."""
+    value = (response.getheader("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
 
 
 def attempt_delivery(delivery: Delivery) -> str:
@@ -443,7 +495,7 @@ def attempt_delivery(delivery: Delivery) -> str:
             outcome = "failed"
             delivery.status, delivery.next_attempt_at = Delivery.Status.FAILED, None
         else:
-            outcome = "retry"
+            outcome = "refused" if answer.error.startswith("refused:") else "retry"
             wait = schedule[delivery.attempts - 1]
             if (status == 429 or (status or 0) >= 500) and answer.retry_after is not None:
                 wait = max(wait, answer.retry_after)
@@ -456,7 +508,7 @@ def attempt_delivery(delivery: Delivery) -> str:
     delivery_counter.labels(outcome).inc()
     if status == 410:
         endpoint_disable(endpoint, "the endpoint answered 410 Gone", cause=events.DISABLED_GONE)
-    elif outcome in ("retry", "failed"):
+    elif outcome in ("retry", "refused", "failed"):
         endpoint.refresh_from_db(fields=["failing_since", "enabled"])
         limit = timedelta(seconds=float(settings.WEBHOOKS_DISABLE_AFTER))
         if (

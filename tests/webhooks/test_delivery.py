@@ -3,8 +3,12 @@ stable webhook-id, retries on the schedule, 410, auto-disable, rotation, redeliv
 
 from __future__ import annotations
 
+import email.utils
+import ipaddress
 import json
 import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,6 +22,7 @@ from tests.factories import StaffUserFactory, append_event
 from tests.webhooks.conftest import Receiver
 from webhooks import events, services
 from webhooks.handlers import WebhookDispatcher
+from webhooks.metrics import deliveries as delivery_counter
 from webhooks.models import Delivery, Endpoint
 
 pytestmark = pytest.mark.django_db
@@ -318,3 +323,62 @@ def test_https_names_the_host_for_sni_while_connecting_to_the_checked_address(re
     connection.close()
     assert context.names == ["hooks.example"]
     assert receiver.requests[0][0]["host"] == f"hooks.example:{receiver.port}"
+
+
+def test_the_total_timeout_ends_an_answer_trickled_byte_by_byte(settings):
+    """A receiver that sends its answer a byte every 0.1 s never lets a read time out; the
+    attempt still ends at WEBHOOKS_TIMEOUT."""
+    settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
+    settings.WEBHOOKS_TIMEOUT = 0.5
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\n" * 100:
+                if stop.is_set():
+                    return
+                conn.sendall(bytes([byte]))
+                time.sleep(0.1)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        answer = services.post(f"http://127.0.0.1:{listener.getsockname()[1]}/", {}, b"{}")
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 2
+    assert answer.status is None and answer.error.startswith("timed out after 0.5 s")
+
+
+def test_retry_after_as_an_http_date_is_honoured(receiver, settings):
+    settings.WEBHOOKS_RETRY_SCHEDULE = "5,5"
+    services.endpoint_create(url=receiver.url)
+    later = email.utils.format_datetime(timezone.now() + timedelta(hours=1), usegmt=True)
+    receiver.answer(429, **{"Retry-After": later})
+    WebhookDispatcher().perform(order_cancelled(), attempt=1)
+    wait = Delivery.objects.get().next_attempt_at - timezone.now()
+    assert timedelta(minutes=58) < wait <= timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::ffff:127.0.0.1", "64:ff9b::a00:1", "2002:c0a8:101::1", "::127.0.0.1", "fe80::1", "ff02::1"],
+)
+def test_ipv6_addresses_that_reach_private_ipv4_ones_are_not_public(address):
+    assert not services.is_public(ipaddress.ip_address(address))
+
+
+def test_a_refused_url_is_counted_as_refused_and_retried(receiver, settings):
+    services.endpoint_create(url=receiver.url)
+    settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = False  # the host now resolves to a refused one
+    refused = delivery_counter.labels("refused")._value.get()
+    WebhookDispatcher().perform(order_cancelled(), attempt=1)
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending" and receiver.requests == []
+    assert delivery.attempt_log.get().error.startswith("refused:")
+    assert delivery_counter.labels("refused")._value.get() == refused + 1
