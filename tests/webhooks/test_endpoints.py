@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.urls import reverse
 from django.utils import timezone
 
 from eventstore.models import Event, VaultedSecret
@@ -186,3 +187,21 @@ def test_the_migration_records_the_endpoints_registered_before_and_vaults_their_
     assert rotated.secret not in log and gone.secret not in log
     differences, _ = verify(get_projections(["webhooks.endpoints"]))
     assert differences == []
+
+
+def test_the_admin_changes_and_deletes_endpoints_through_their_events(admin_client, receiver):
+    endpoint = services.endpoint_create(url=receiver.url, description="ERP")
+    change = reverse("admin:webhooks_endpoint_change", args=[endpoint.pk])
+    answer = admin_client.post(
+        change, {"url": receiver.url, "event_types": ["order.created"], "description": "ERP 2"}
+    )
+    assert answer.status_code == 302
+    row = Endpoint.objects.get()
+    assert (row.enabled, row.description, row.event_types) == (False, "ERP 2", ["order.created"])
+    kinds = [kind for kind, _ in endpoint_events(endpoint.pk)]
+    assert kinds[1:] == [events.WEBHOOK_ENDPOINT_CHANGED, events.WEBHOOK_ENDPOINT_DISABLED]
+
+    delete = reverse("admin:webhooks_endpoint_delete", args=[endpoint.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not Endpoint.objects.exists()
+    assert endpoint_events(endpoint.pk)[-1][0] == events.WEBHOOK_ENDPOINT_DELETED
