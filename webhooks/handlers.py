@@ -38,7 +38,7 @@ class WebhookDispatcher(EffectSubscriber):
             [
                 (self, event)
                 for event, kind in public
-                if any(endpoint.wants(kind) for endpoint in endpoints)
+                if any(endpoint.receives(event, kind) for endpoint in endpoints)
             ]
         )
 

@@ -37,6 +37,11 @@ class Endpoint(models.Model):
     def wants(self, public_type: str) -> bool:
         return not self.event_types or public_type in self.event_types
 
+    def receives(self, event, public_type: str) -> bool:
+        """Whether the event of this public type is sent to it as it happens: one it wants,
+        recorded since it was registered (older ones only by replay)."""
+        return self.wants(public_type) and event.recorded_at >= self.created_at
+
 
 class Delivery(models.Model):
     """One public event owed to one endpoint; its id is the `webhook-id` of every attempt."""

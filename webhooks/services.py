@@ -335,7 +335,7 @@ def owe_deliveries(event: RecordedEvent, endpoints=None) -> list[Delivery]:
     if kind is None:
         return []
     if endpoints is None:
-        endpoints = [e for e in enabled_endpoints() if e.wants(kind)]
+        endpoints = [e for e in enabled_endpoints() if e.receives(event, kind)]
     body = None
     found = []
     for endpoint in endpoints:

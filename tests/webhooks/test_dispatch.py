@@ -112,3 +112,16 @@ def test_a_delivery_whose_worker_died_is_sent_again_with_the_same_id(receiver):
     Delivery.objects.update(next_attempt_at=timezone.now())  # the lease ran out
     assert services.deliver_due() == 1
     assert receiver.requests[0][0]["webhook-id"] == f"msg_{event.event_id.hex}"
+
+
+def test_events_recorded_before_an_endpoint_was_registered_are_only_sent_by_replay(receiver):
+    before = order_completed("o1")
+    endpoint = services.endpoint_create(url=receiver.url)
+    catch_up(WebhookDispatcher())  # the worker follows after the endpoint was registered
+    assert not Effect.objects.filter(subscriber=WebhookDispatcher.name).exists()
+    assert services.owe_deliveries(before) == []
+
+    services.replay_start(endpoint, after_position=before.position - 1)
+    services.replay_continue()
+    services.deliver_due()
+    assert [h["webhook-id"] for h, _ in receiver.requests] == [f"msg_{before.event_id.hex}"]
