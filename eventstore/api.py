@@ -54,6 +54,7 @@ from eventstore.vault import (
     vault_describer_register,
     vault_erase,
     vault_put,
+    vault_retain,
     vault_take,
 )
 
@@ -107,6 +108,7 @@ __all__ = [
     "vault_describer_register",
     "vault_erase",
     "vault_put",
+    "vault_retain",
     "vault_take",
     "write_dry_run",
 ]

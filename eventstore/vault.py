@@ -120,6 +120,15 @@ def vault_take(reference: str | uuid.UUID | None, *, now: datetime | None = None
         return None
 
 
+def vault_retain(reference: str | uuid.UUID | None, *, until: datetime) -> bool:
+    """Keep the secret under `reference` until `until` at most (sooner than its retention, e.g.
+    a superseded key's grace period); whether there was one."""
+    key = _as_uuid(reference)
+    if key is None:
+        return False
+    return bool(VaultedSecret.objects.filter(pk=key).update(erase_after=until))
+
+
 def vault_erase(reference: str | uuid.UUID | None) -> bool:
     """Erase the secret under `reference`; whether there was one. Safe to call again."""
     key = _as_uuid(reference)

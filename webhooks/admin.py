@@ -1,6 +1,6 @@
 """Admin of webhook endpoints (secret shown once after create or rotate, replay of a position
-range) and of the delivery log (attempts inline, redeliver). A replay's progress is its
-endpoint's deliveries by status (the "deliveries" link)."""
+range, made in the background: its progress is on the replays page) and of the delivery log
+(attempts inline, redeliver)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.urls import path
 from eventstore.api import admin_links, admin_url
 from webhooks import services
 from webhooks.events import PUBLIC_EVENT_TYPES
-from webhooks.models import Attempt, Delivery, Endpoint
+from webhooks.models import Attempt, Delivery, Endpoint, Replay
 
 
 class EndpointForm(forms.ModelForm):
@@ -45,19 +45,39 @@ class EndpointAdmin(admin.ModelAdmin):
     form = EndpointForm
     list_display = ("url", "enabled", "event_types", "failing_since", "disabled_reason", "related")
     list_filter = ("enabled",)
-    readonly_fields = ("disabled_reason", "failing_since", "previous_secret_until", "related")
+    readonly_fields = (
+        "disabled_reason",
+        "failing_since",
+        "previous_secret_until",
+        "created_at",
+        "related",
+    )
     actions = ["rotate_secret"]
 
     def save_model(self, request, obj, form, change):
+        """Through the endpoint's commands: its row is their projection."""
+        data = {name: form.cleaned_data[name] for name in form.changed_data}
         if change:
-            if "enabled" in form.changed_data and obj.enabled:
-                for field, value in services.ENABLED_AGAIN.items():
-                    setattr(obj, field, value)
-            super().save_model(request, obj, form, change)
+            services.endpoint_change(endpoint_id=obj.pk, **data)
             return
-        obj.secret = services.new_secret()
-        super().save_model(request, obj, form, change)
-        self._show_secret(request, obj)
+        created = services.endpoint_create(
+            url=form.cleaned_data["url"],
+            event_types=form.cleaned_data["event_types"],
+            description=form.cleaned_data["description"],
+            enabled=form.cleaned_data["enabled"],
+        )
+        obj.pk = created.pk
+        self._show_secret(request, created)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # nothing relates: the row is the projection's
+
+    def delete_model(self, request, obj):
+        services.endpoint_delete(endpoint_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            services.endpoint_delete(endpoint_id=endpoint.pk)
 
     def _show_secret(self, request, endpoint):
         messages.warning(
@@ -68,8 +88,7 @@ class EndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the signing secret (the old one signs on for a while)")
     def rotate_secret(self, request, queryset):
         for endpoint in queryset:
-            services.endpoint_rotate_secret(endpoint)
-            self._show_secret(request, endpoint)
+            self._show_secret(request, services.endpoint_rotate_secret(endpoint_id=endpoint.pk))
 
     @admin.display(description="related pages")
     def related(self, endpoint):
@@ -82,6 +101,10 @@ class EndpointAdmin(admin.ModelAdmin):
                     query={"endpoint__endpoint_id__exact": str(endpoint.pk)},
                 ),
                 "replay": admin_url("admin:webhooks_endpoint_replay", endpoint.pk),
+                "replays": admin_url(
+                    "admin:webhooks_replay_changelist",
+                    query={"endpoint__endpoint_id__exact": str(endpoint.pk)},
+                ),
             }
         )
 
@@ -101,13 +124,16 @@ class EndpointAdmin(admin.ModelAdmin):
             return redirect("admin:index")
         form = ReplayForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            count = services.replay(
+            services.replay_start(
                 endpoint, **{k: v for k, v in form.cleaned_data.items() if v is not None}
             )
-            messages.success(request, f"{count} events owed to {endpoint.url} again.")
+            messages.success(
+                request,
+                f"Replay to {endpoint.url} asked for: the worker sends it in the background.",
+            )
             return redirect(
                 admin_url(
-                    "admin:webhooks_delivery_changelist",
+                    "admin:webhooks_replay_changelist",
                     query={"endpoint__endpoint_id__exact": str(endpoint.pk)},
                 )
             )
@@ -159,6 +185,44 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Redeliver (same webhook-id)")
     def redeliver(self, request, queryset):
-        for delivery in queryset:
-            services.redeliver(delivery)
-        messages.success(request, f"{queryset.count()} deliveries due again.")
+        due, disabled = 0, 0
+        for delivery in queryset.select_related("endpoint"):
+            if delivery.endpoint.enabled:
+                services.redeliver(delivery)
+                due += 1
+            else:
+                disabled += 1
+        messages.success(request, f"{due} deliveries due again.")
+        if disabled:
+            messages.warning(request, f"{disabled} left alone: their endpoint is disabled.")
+
+
+@admin.register(Replay)
+class ReplayAdmin(admin.ModelAdmin):
+    """Replays asked for, read-only: how far the worker has read each, and what it owed."""
+
+    list_display = ("created_at", "endpoint", "status", "progress_shown", "events", "finished_at")
+    list_filter = ("status", "endpoint")
+    fields = readonly_fields = (
+        "endpoint",
+        "after_position",
+        "to_position",
+        "since",
+        "until",
+        "status",
+        "reached",
+        "progress_shown",
+        "events",
+        "created_at",
+        "finished_at",
+    )
+
+    @admin.display(description="progress")
+    def progress_shown(self, replay):
+        return f"{replay.progress:.0%}"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -10,9 +10,33 @@ from httpapi.representations import represent
 
 SCHEMA_VERSION = "2026-12-01"
 
-# The webhooks app's own stream and events (docs/EVENTS.md).
+# The webhooks app's own stream and events (docs/EVENTS.md): an endpoint is an aggregate, its
+# table a projection. Its signing secrets are kept in the vault (kind SECRET_KIND); events
+# carry their references only.
 ENDPOINT = "webhook_endpoint"
+WEBHOOK_ENDPOINT_REGISTERED = "WebhookEndpointRegistered"
+WEBHOOK_ENDPOINT_CHANGED = "WebhookEndpointChanged"
+WEBHOOK_SECRET_ROTATED = "WebhookSecretRotated"
 WEBHOOK_ENDPOINT_DISABLED = "WebhookEndpointDisabled"
+WEBHOOK_ENDPOINT_ENABLED = "WebhookEndpointEnabled"
+WEBHOOK_ENDPOINT_DELETED = "WebhookEndpointDeleted"
+ENDPOINT_EVENT_TYPES = frozenset(
+    {
+        WEBHOOK_ENDPOINT_REGISTERED,
+        WEBHOOK_ENDPOINT_CHANGED,
+        WEBHOOK_SECRET_ROTATED,
+        WEBHOOK_ENDPOINT_DISABLED,
+        WEBHOOK_ENDPOINT_ENABLED,
+        WEBHOOK_ENDPOINT_DELETED,
+    }
+)
+SECRET_KIND = "webhook_secret"
+
+# Why an endpoint was disabled (`cause` of WebhookEndpointDisabled).
+DISABLED_GONE = "gone"  # it answered 410
+DISABLED_FAILING = "failing"  # no success for WEBHOOKS_DISABLE_AFTER
+DISABLED_BY_STAFF = "staff"
+DISABLED_CAUSES = (DISABLED_GONE, DISABLED_FAILING, DISABLED_BY_STAFF)
 
 # Internal event type -> public event type.
 PUBLIC_TYPES = {

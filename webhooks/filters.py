@@ -2,7 +2,7 @@
 
 import django_filters
 
-from webhooks.models import Delivery, Endpoint
+from webhooks.models import Delivery, Endpoint, Replay
 
 
 class EndpointFilter(django_filters.FilterSet):
@@ -25,3 +25,11 @@ class DeliveryFilter(django_filters.FilterSet):
     class Meta:
         model = Delivery
         fields = ("endpoint", "status", "event_type")
+
+
+class ReplayFilter(django_filters.FilterSet):
+    endpoint = django_filters.UUIDFilter(field_name="endpoint_id")
+
+    class Meta:
+        model = Replay
+        fields = ("endpoint", "status")

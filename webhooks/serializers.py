@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from webhooks.events import PUBLIC_EVENT_TYPES
-from webhooks.models import Attempt, Delivery, Endpoint
+from webhooks.models import Attempt, Delivery, Endpoint, Replay
 
 
 class EndpointSerializer(serializers.ModelSerializer):
@@ -84,5 +84,25 @@ class ReplayInputSerializer(serializers.Serializer):
     until = serializers.DateTimeField(required=False)
 
 
-class ReplayOutputSerializer(serializers.Serializer):
-    events = serializers.IntegerField(help_text="Events owed to the endpoint again.")
+class ReplayOutputSerializer(serializers.ModelSerializer):
+    endpoint_id = serializers.UUIDField(read_only=True)
+    events = serializers.IntegerField(help_text="Events owed to the endpoint again so far.")
+    reached = serializers.IntegerField(help_text="The log position read up to so far.")
+    progress = serializers.FloatField(help_text="The share of the range read, 0 to 1.")
+
+    class Meta:
+        model = Replay
+        fields = (
+            "replay_id",
+            "endpoint_id",
+            "after_position",
+            "to_position",
+            "since",
+            "until",
+            "status",
+            "reached",
+            "events",
+            "progress",
+            "created_at",
+            "finished_at",
+        )

@@ -4,16 +4,16 @@ delivery log (redeliver one)."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 from httpapi.schema import UNPROCESSABLE
 from webhooks import services
-from webhooks.filters import DeliveryFilter, EndpointFilter
-from webhooks.models import Delivery, Endpoint
+from webhooks.filters import DeliveryFilter, EndpointFilter, ReplayFilter
+from webhooks.models import Delivery, Endpoint, Replay
 from webhooks.serializers import (
     DeliverySerializer,
     EndpointSerializer,
@@ -24,6 +24,12 @@ from webhooks.serializers import (
 
 # Actions that read nothing from their body: an empty object, or none.
 NO_INPUT = {"application/json": {"type": "object", "additionalProperties": False}}
+
+
+class Conflict(APIException):
+    """Not possible in the resource's present state."""
+
+    status_code = status.HTTP_409_CONFLICT
 
 
 class Unprocessable(ValidationError):
@@ -69,31 +75,52 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         endpoint = _checked(lambda: services.endpoint_create(**serializer.validated_data))
         return Response(EndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
-    def perform_update(self, serializer):
-        url = serializer.validated_data.get("url")
-        if url is not None:
-            _checked(lambda: services.endpoint_check_url(url))
-        enabling = serializer.validated_data.get("enabled") and not serializer.instance.enabled
-        serializer.save(**(services.ENABLED_AGAIN if enabling else {}))
+    def update(self, request, *args, **kwargs):
+        endpoint = self.get_object()
+        serializer = EndpointSerializer(endpoint, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        changed = _checked(
+            lambda: services.endpoint_change(endpoint_id=endpoint.pk, **serializer.validated_data)
+        )
+        return Response(EndpointSerializer(changed).data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.endpoint_delete(endpoint_id=self.get_object().pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=NO_INPUT, responses={200: EndpointWithSecretSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, pk=None):
         """A new secret; the old one also signs for WEBHOOKS_ROTATION_WINDOW seconds."""
-        endpoint = self.get_object()
-        services.endpoint_rotate_secret(endpoint)
+        endpoint = services.endpoint_rotate_secret(endpoint_id=self.get_object().pk)
         return Response(EndpointWithSecretSerializer(endpoint).data)
 
     @extend_schema(request=ReplayInputSerializer, responses={202: ReplayOutputSerializer})
     @action(detail=True, methods=["post"])
     def replay(self, request, pk=None):
-        """Owe the endpoint every event it wants of a position or time range again (the worker
-        sends them, with the webhook-ids of the first time)."""
+        """Owe the endpoint every event it wants of a position or time range again: the worker
+        reads the range in the background and sends them, with the webhook-ids of the first
+        time; follow it at /api/webhooks/replays/{replay_id}/."""
         endpoint = self.get_object()
         serializer = ReplayInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        count = services.replay(endpoint, **serializer.validated_data)
-        return Response({"events": count}, status=status.HTTP_202_ACCEPTED)
+        replay = services.replay_start(endpoint, **serializer.validated_data)
+        return Response(ReplayOutputSerializer(replay).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List webhook replays, newest first (staff)"),
+    retrieve=extend_schema(summary="Show a webhook replay and its progress (staff)"),
+)
+class WebhookReplayViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Replays asked for, with how far the worker has read each."""
+
+    queryset = Replay.objects.all()
+    serializer_class = ReplayOutputSerializer
+    permission_classes = [permissions.IsAdminUser]
+    filterset_class = ReplayFilter
 
 
 @extend_schema_view(
@@ -111,11 +138,20 @@ class WebhookDeliveryViewSet(
     permission_classes = [permissions.IsAdminUser]
     filterset_class = DeliveryFilter
 
-    @extend_schema(request=NO_INPUT, responses={202: DeliverySerializer})
+    @extend_schema(
+        request=NO_INPUT,
+        responses={
+            202: DeliverySerializer,
+            409: OpenApiResponse(description="The delivery's endpoint is disabled."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def redeliver(self, request, pk=None):
-        """Send the delivery again (same webhook-id), whatever its status."""
+        """Send the delivery again (same webhook-id), whatever its status; 409 while its
+        endpoint is disabled (enable it first)."""
         delivery = self.get_object()
+        if not delivery.endpoint.enabled:
+            raise Conflict("The delivery's endpoint is disabled: enable it first.")
         services.redeliver(delivery)
         delivery.refresh_from_db()
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -39,8 +39,13 @@ UNREACHED = {
     "NotificationPushFailed",
     "PushSubscriptionAdded",
     "PushSubscriptionRemoved",
-    # No webhook endpoint is registered in these flows (tests/webhooks/test_delivery.py).
+    # No webhook endpoint is registered in these flows (tests/webhooks/test_endpoints.py).
+    "WebhookEndpointRegistered",
+    "WebhookEndpointChanged",
+    "WebhookSecretRotated",
     "WebhookEndpointDisabled",
+    "WebhookEndpointEnabled",
+    "WebhookEndpointDeleted",
 }
 UNREACHABLE_SMTP = "tests.notifications.email_backends.UnreachableSMTPBackend"
 

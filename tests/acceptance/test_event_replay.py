@@ -15,6 +15,7 @@ from orders.models import OrderSummary, SagaSummary
 from payments.models import PaymentSummary
 from tests.acceptance.shop import all_pages, customer_id_of, get_json
 from tests.notifications.push_service import Browser
+from webhooks.models import Endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,6 +113,21 @@ def busy_shop(shop, staff_client, customer_client, other_customer_client, settin
         f"/api/notifications/push-subscriptions/{subscribed.json()['subscription_id']}/"
     )
     assert gone.status_code == 204
+    # Webhook endpoints registered by staff, after the orders (no delivery goes out here): one
+    # changed, its secret rotated and disabled, another deleted.
+    settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
+    hooks = "/api/webhooks/endpoints/"
+    erp, old = (
+        staff_client.post(hooks, {"url": f"http://127.0.0.1:9/{name}"}, format="json").json()
+        for name in ("erp", "old")
+    )
+    for method, url, body in [
+        ("patch", f"{hooks}{erp['endpoint_id']}/", {"description": "ERP", "enabled": False}),
+        ("post", f"{hooks}{erp['endpoint_id']}/rotate-secret/", None),
+        ("delete", f"{hooks}{old['endpoint_id']}/", None),
+    ]:
+        changed = getattr(staff_client, method)(url, body, format="json")
+        assert changed.status_code in (200, 204), changed.content
     return orders, owners
 
 
@@ -133,6 +149,7 @@ def api_answers(shop, staff, customers, orders, owners):
         "payments": shop.payments(),
         "staff notifications": all_pages(staff, "/api/notifications/"),
         "event log": all_pages(staff, "/api/events/?page_size=1000"),
+        "webhook endpoints": all_pages(staff, "/api/webhooks/endpoints/"),
     }
     for product in answers["inventory"]:
         answers[f"product {product['product_id']}"] = shop.product(product["product_id"])
@@ -183,6 +200,7 @@ def tamper_with_read_models(orders, owner_id):
     PaymentSummary.objects.update(status="failed")
     ProductStock.objects.filter(pk="sku-widget").update(price="1.00", name="Tampered")
     ProductStock.objects.filter(pk="sku-sprocket").delete()
+    Endpoint.objects.update(enabled=True, description="tampered", secret_ref="")
 
 
 def test_rebuilding_every_projection_gives_back_every_api_answer(

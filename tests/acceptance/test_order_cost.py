@@ -23,8 +23,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # their batches, moves several checkpoints and claims calls in one statement each, where SQLite
 # takes two or three. Web Push (a VAPID key is set here) adds nothing for a customer without a
 # push subscription who ordered a moment ago: whether they have one is remembered for a minute
-# (at most one statement per order otherwise, see the last test). The webhook dispatcher costs
-# one statement per order even with no endpoint (following its checkpoint; no call is owed then).
+# (at most one statement per order otherwise, see the last test). Webhooks cost none: an append
+# owes them nothing, the worker's follower finds what endpoints want.
 BUDGET = {"postgresql": 62, "sqlite": 86}
 
 ITEMS = {"sku-widget": 2, "sku-gadget": 1}

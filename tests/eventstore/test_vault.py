@@ -25,6 +25,7 @@ from eventstore.vault import (
     vault_erase,
     vault_erase_expired,
     vault_put,
+    vault_retain,
     vault_take,
 )
 
@@ -57,6 +58,18 @@ def test_a_secret_past_its_retention_is_not_taken_and_is_erased():
     assert vault_take(kept, now=timezone.now() + 2 * HOUR) is None
     assert vault_erase_expired() == 1
     assert list(VaultedSecret.objects.values_list("reference", flat=True)) == [uuid.UUID(kept)]
+
+
+def test_a_secret_can_be_kept_for_less_than_its_retention():
+    reference = vault_put(kind="webhook_secret", secret="whsec_a", retention=100 * HOUR)
+    until = timezone.now() + HOUR
+
+    assert vault_retain(reference, until=until) is True
+    assert vault_take(reference) == "whsec_a"
+    assert vault_take(reference, now=until) is None
+    assert vault_erase_expired(now=until) == 1
+    assert vault_retain(reference, until=until) is False
+    assert vault_retain("not-a-uuid", until=until) is False
 
 
 def test_every_worker_pass_erases_expired_secrets(caplog):

@@ -7,13 +7,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.core.cache import cache
-
-from webhooks.services import ENABLED_CACHE_KEY
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.answers: list[tuple[int, dict[str, str]]] = []
         receiver = self
@@ -34,8 +31,9 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -54,11 +52,3 @@ def receiver(settings):
     found = Receiver()
     yield found
     found.close()
-
-
-@pytest.fixture(autouse=True)
-def forget_enabled_endpoints():
-    """The rows a test wrote roll back without a signal: no test sees another's endpoints."""
-    cache.delete(ENABLED_CACHE_KEY)
-    yield
-    cache.delete(ENABLED_CACHE_KEY)

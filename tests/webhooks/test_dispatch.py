@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from eventstore.follower.effects import run_due
+from eventstore.follower.subscriptions import catch_up
 from eventstore.models import Effect
 from orders.models import OrderSummary
 from tests.factories import append_event
@@ -29,16 +30,47 @@ def order_completed(order_id="o1"):
     )
 
 
-def test_appending_a_public_event_owes_one_call_and_the_worker_delivers_it(receiver):
+def test_the_worker_owes_a_call_for_a_wanted_public_event_and_delivers_it(receiver):
     services.endpoint_create(url=receiver.url, event_types=["order.completed"])
     event = order_completed()
     append_event("order", event_type="OrderConfirmed", payload={"order_id": "o2"})
+    assert not Effect.objects.filter(subscriber=WebhookDispatcher.name).exists()  # not at append
+
+    catch_up(WebhookDispatcher())
 
     [effect] = Effect.objects.filter(subscriber=WebhookDispatcher.name)
     assert effect.event_id == event.event_id
-    assert run_due(WebhookDispatcher()) == 1
     assert Delivery.objects.get().status == "delivered"
     assert json.loads(receiver.requests[0][1])["type"] == "order.completed"
+
+
+def test_an_endpoint_registered_elsewhere_is_seen_by_the_next_event(receiver):
+    dispatcher = WebhookDispatcher()
+    order_completed("o1")
+    catch_up(dispatcher)  # no endpoint yet: nothing owed
+    assert not Effect.objects.filter(subscriber=WebhookDispatcher.name).exists()
+    # Another process registers an endpoint: written straight to the table, no signal here.
+    services.endpoint_create(url=receiver.url)
+    event = order_completed("o2")
+    catch_up(dispatcher)
+    [effect] = Effect.objects.filter(subscriber=WebhookDispatcher.name)
+    assert effect.event_id == event.event_id
+    assert run_due(dispatcher) == 0  # made by the catch-up already
+    assert [h["webhook-id"] for h, _ in receiver.requests] == [f"msg_{event.event_id.hex}"]
+
+
+def test_with_no_endpoint_an_append_owes_nothing_and_a_batch_reads_endpoints_once(
+    django_assert_num_queries,
+):
+    dispatcher = WebhookDispatcher()
+    public = [order_completed("o1"), order_completed("o2")]
+    other = append_event("order", event_type="OrderConfirmed", payload={"order_id": "o3"})
+    assert not any(dispatcher.owes(event) for event in [*public, other])
+    with django_assert_num_queries(0):
+        dispatcher.handle_batch([other])
+    with django_assert_num_queries(1):
+        dispatcher.handle_batch([*public, other])
+    assert not Effect.objects.exists()
 
 
 def test_an_order_is_shown_as_get_api_orders_shows_it(receiver, staff_client):
@@ -80,3 +112,16 @@ def test_a_delivery_whose_worker_died_is_sent_again_with_the_same_id(receiver):
     Delivery.objects.update(next_attempt_at=timezone.now())  # the lease ran out
     assert services.deliver_due() == 1
     assert receiver.requests[0][0]["webhook-id"] == f"msg_{event.event_id.hex}"
+
+
+def test_events_recorded_before_an_endpoint_was_registered_are_only_sent_by_replay(receiver):
+    before = order_completed("o1")
+    endpoint = services.endpoint_create(url=receiver.url)
+    catch_up(WebhookDispatcher())  # the worker follows after the endpoint was registered
+    assert not Effect.objects.filter(subscriber=WebhookDispatcher.name).exists()
+    assert services.owe_deliveries(before) == []
+
+    services.replay_start(endpoint, after_position=before.position - 1)
+    services.replay_continue()
+    services.deliver_due()
+    assert [h["webhook-id"] for h, _ in receiver.requests] == [f"msg_{before.event_id.hex}"]
