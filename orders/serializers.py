@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from httpapi.fields import StringField, identifier_field
+from orders.aggregates import Saga
 from orders.models import OrderSummary, SagaSummary
 from orders.services import DEFAULT_PAYMENT_TOKEN, MAX_LINES, MAX_QUANTITY
 
@@ -78,9 +79,6 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-SAGA_STEP_STATUSES = ("pending", "started", "succeeded", "failed")
-
-
 class StoredDateTimeField(serializers.DateTimeField):
     """A timestamp kept as an ISO 8601 string in a JSON column, shown like every other one."""
 
@@ -92,14 +90,14 @@ class StoredDateTimeField(serializers.DateTimeField):
 
 class SagaStepOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
-    status = serializers.ChoiceField(choices=SAGA_STEP_STATUSES)
+    status = serializers.ChoiceField(choices=Saga.ENTRY_STATUSES)
     started_at = StoredDateTimeField(allow_null=True)
     finished_at = StoredDateTimeField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
 
 
 class SagaCompensationOutputSerializer(SagaStepOutputSerializer):
-    attempts = serializers.IntegerField(help_text="Requests sent so far.")
+    attempts = serializers.IntegerField(source="attempt", help_text="Requests sent so far.")
 
 
 class SagaOutputSerializer(serializers.ModelSerializer):
