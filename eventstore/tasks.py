@@ -34,9 +34,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from eventstore import signals
 from eventstore.effects import EffectSubscriber, claim_next, due_calls, perform_claimed
 from eventstore.recorders import recorder
+from eventstore.signals import run_worker_pass
 from eventstore.store import RecordedEvent
 from eventstore.subscriptions import (
     catch_up_partition as catch_up_one,
@@ -217,7 +217,5 @@ def sweep() -> int:
                 if not _send(make_calls, subscriber.name):
                     break
                 sent += 1
-    for receiver, outcome in signals.worker_pass.send_robust(sender=sweep):
-        if isinstance(outcome, Exception):
-            logger.error("worker_pass receiver %r failed", receiver, exc_info=outcome)
+    run_worker_pass(sender=sweep)
     return sent
