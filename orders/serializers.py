@@ -79,6 +79,10 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# A step's or compensation's status, under the name the schema's enum is given in settings.
+SAGA_STEP_STATUSES = Saga.ENTRY_STATUSES
+
+
 class StoredDateTimeField(serializers.DateTimeField):
     """A timestamp kept as an ISO 8601 string in a JSON column, shown like every other one."""
 
@@ -90,7 +94,7 @@ class StoredDateTimeField(serializers.DateTimeField):
 
 class SagaStepOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
-    status = serializers.ChoiceField(choices=Saga.ENTRY_STATUSES)
+    status = serializers.ChoiceField(choices=SAGA_STEP_STATUSES)
     started_at = StoredDateTimeField(allow_null=True)
     finished_at = StoredDateTimeField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
