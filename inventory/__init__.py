@@ -1,1 +1,1 @@
-"""The inventory service (see DESIGN.md)."""
+"""The inventory service (see docs/SERVICES.md#inventory)."""

@@ -1,1 +1,1 @@
-"""The notifications service (see DESIGN.md)."""
+"""The notifications service (see docs/SERVICES.md#notifications)."""

@@ -331,7 +331,7 @@ def notification_delivery_failed(
     metadata: Metadata = None,
 ) -> Notification:
     """Record a failed delivery attempt (`parked`: no automatic attempt follows, staff must
-    look); nothing when the notification was delivered meanwhile."""
+    check); nothing when the notification was delivered meanwhile."""
     with unit_of_work():
         notification = notifications.load(notification_id)
         if notification.is_delivered:

@@ -1,1 +1,1 @@
-"""The orders service (see DESIGN.md)."""
+"""The orders service (see docs/SERVICES.md#orders)."""

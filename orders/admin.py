@@ -5,6 +5,7 @@ from django.utils.html import format_html, format_html_join
 
 from eventstore.api import ReadOnlyAdmin, admin_links, admin_url, correlated_events_url
 from httpapi.admin import CustomerAdmin
+from orders.aggregates import Saga
 from orders.models import CatalogProduct, OrderSummary, SagaSummary
 
 
@@ -34,11 +35,15 @@ def order_links(
     }
 
 
-def _log_table(entries, columns) -> str:
-    """A small HTML table of a saga's steps or compensations, one row per entry."""
+def _log_table(entries, columns, headers=None) -> str:
+    """A small HTML table of a saga's steps or compensations, one row per entry (`headers`:
+    a column's heading where it is not the entry's key)."""
     if not entries:
         return "-"
-    header = format_html_join("", "<th>{}</th>", ((column,) for column in columns))
+    headers = headers or {}
+    header = format_html_join(
+        "", "<th>{}</th>", ((headers.get(column, column),) for column in columns)
+    )
     rows = format_html_join(
         "",
         "<tr>{}</tr>",
@@ -142,7 +147,7 @@ class SagaSummaryAdmin(ReadOnlyAdmin):
     @admin.display(description="steps")
     def step_progress(self, saga):
         """One mark per step: done, failed, in progress or not started."""
-        marks = {"succeeded": "✔", "failed": "✘", "started": "…", "pending": "·"}
+        marks = {Saga.SUCCEEDED: "✔", Saga.FAILED: "✘", Saga.STARTED: "…", Saga.PENDING: "·"}
         return " ".join(f"{marks.get(step['status'], '?')} {step['name']}" for step in saga.steps)
 
     @admin.display(description="step log")
@@ -153,7 +158,9 @@ class SagaSummaryAdmin(ReadOnlyAdmin):
     def compensation_log(self, saga):
         return _log_table(
             saga.compensations,
-            ("name", "status", "attempts", "started_at", "finished_at", "error"),
+            ("name", "status", "attempt", "started_at", "finished_at", "error"),
+            # As the API names it: the requests sent so far.
+            headers={"attempt": "attempts"},
         )
 
 

@@ -9,11 +9,12 @@ can pick it up where another left off; what to do next is decided in `orders/sag
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
-from eventstore.api import Aggregate, applies
+from eventstore.api import Aggregate, UnknownEventError, applies
 from orders import events
 
 
@@ -303,7 +304,8 @@ def total_of(lines: list[dict[str, Any]]) -> str:
 
 @dataclass(frozen=True)
 class Waiting:
-    """A reply a saga waits for: its step's (attempt 0) or a compensation request's `attempt`."""
+    """A reply a saga waits for: to its step's request, or to a compensation's, by the number
+    of that request (`attempt`: 0 for a step whose requests are not numbered)."""
 
     STEP: ClassVar[str] = "step"
     COMPENSATION: ClassVar[str] = "compensation"
@@ -313,11 +315,35 @@ class Waiting:
     attempt: int = 0
 
 
+class SagaLogEntry(TypedDict, total=False):
+    """Where one step or compensation of a saga stands: `status` (one of Saga.ENTRY_STATUSES)
+    and `error` ("" unless it failed); a numbered request (a compensation's, a retried step's)
+    adds `attempt`, the number of the last one sent, and `tries`, those sent since it was last
+    given up on."""
+
+    status: str
+    error: str
+    attempt: int
+    tries: int
+
+
+@dataclass(frozen=True)
+class LogChange:
+    """What one event did to a saga's log: the entry `name` of its steps (`log` Waiting.STEP)
+    or of its compensations (Waiting.COMPENSATION) is now `entry`."""
+
+    log: str
+    name: str
+    entry: SagaLogEntry
+
+
 class Saga(Aggregate):
     """The progress of one order's fulfilment: steps done, compensations run, and what it is
-    waiting for. One saga per order; its id is the order id."""
+    waiting for (its `log`). One saga per order; its id is the order id."""
 
     aggregate_type = events.SAGA
+    # 2: the state keeps its log (state, current step, steps, compensations) as one SagaLog.
+    snapshot_version = 2
 
     RUNNING = "running"
     COMPENSATING = "compensating"
@@ -326,53 +352,41 @@ class Saga(Aggregate):
     COMPENSATION_FAILED = "compensation_failed"
     STATES = (RUNNING, COMPENSATING, COMPLETED, COMPENSATED, COMPENSATION_FAILED)
 
-    # Step and compensation statuses.
+    # Step and compensation statuses. PENDING: announced by SagaStarted, not begun yet (only
+    # the read model lists those).
+    PENDING = "pending"
     STARTED = "started"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-
-    # The requests it sends are events on its own stream: sending one records that the step (or
-    # the compensation) started. orders/saga.py says which step sends which.
-    STEP_REQUESTS = frozenset({events.INVENTORY_RESERVATION_REQUESTED, events.PAYMENT_REQUESTED})
-    COMPENSATION_REQUESTS = frozenset(
-        {events.INVENTORY_RELEASE_REQUESTED, events.PAYMENT_REFUND_REQUESTED}
-    )
-    # The state after each event that sets it whatever came before.
-    STATE_AFTER = {
-        events.SAGA_STARTED: RUNNING,
-        events.SAGA_STEP_FAILED: COMPENSATING,
-        events.SAGA_COMPENSATION_FAILED: COMPENSATION_FAILED,
-        # A retried step given up on parks the saga like a compensation given up on.
-        events.SAGA_STEP_STALLED: COMPENSATION_FAILED,
-        events.SAGA_COMPLETED: COMPLETED,
-        events.SAGA_COMPENSATED: COMPENSATED,
-    }
-    # Every event of its stream.
-    EVENT_TYPES = frozenset(
-        {
-            *STATE_AFTER,
-            *STEP_REQUESTS,
-            *COMPENSATION_REQUESTS,
-            events.SAGA_STEP_SUCCEEDED,
-            events.SAGA_COMPENSATION_SUCCEEDED,
-        }
-    )
+    ENTRY_STATUSES = (PENDING, STARTED, SUCCEEDED, FAILED)
 
     def __init__(self, aggregate_id: str) -> None:
         super().__init__(aggregate_id)
-        self.state = ""
+        self.log = SagaLog()
         self.definition_version = 0
         self.order_id = ""
-        # name -> {"status", "error", "attempt", "tries"}, in the order steps started (a
-        # retried step's request is sent again: `attempt` counts them all, `tries` since the
-        # last give-up).
-        self.steps: dict[str, dict[str, Any]] = {}
-        self.current_step = ""
         self.failure_reason = ""
-        # name -> {"status", "attempt", "tries", "error"}; `tries` counts requests since the
-        # last give-up, so a staff retry gets a fresh allowance.
-        self.compensations: dict[str, dict[str, Any]] = {}
         self.pending_compensations: list[str] = []
+
+    @property
+    def state(self) -> str:
+        """One of STATES ("" before the saga starts)."""
+        return self.log.state
+
+    @property
+    def current_step(self) -> str:
+        """The step that started, succeeded or failed last ("" once the saga completed)."""
+        return self.log.current_step
+
+    @property
+    def steps(self) -> dict[str, SagaLogEntry]:
+        """Each step begun, by name, in the order they began."""
+        return self.log.steps
+
+    @property
+    def compensations(self) -> dict[str, SagaLogEntry]:
+        """Each compensation requested, by name, in the order they were first requested."""
+        return self.log.compensations
 
     @property
     def exists(self) -> bool:
@@ -392,18 +406,8 @@ class Saga(Aggregate):
         ]
 
     def waiting_for(self) -> Waiting | None:
-        """The reply the saga waits for longest (see `saga_waiting_for`); None for none."""
-        current = self.steps.get(self.current_step, {})
-        return saga_waiting_for(
-            state=self.state,
-            current_step=self.current_step,
-            current_status=current.get("status", ""),
-            current_attempt=current.get("attempt", 0),
-            compensations=[
-                (name, entry["status"], entry["attempt"])
-                for name, entry in self.compensations.items()
-            ],
-        )
+        """The reply the saga waits for longest (see `SagaLog.waiting_for`); None for none."""
+        return self.log.waiting_for()
 
     def _require(self, *states: str, doing: str) -> None:
         if self.state not in states:
@@ -445,7 +449,7 @@ class Saga(Aggregate):
         self.record(event_type, {**payload, "step": step, "attempt": attempt})
 
     def step_stalled(self, *, step: str, error: str) -> None:
-        """A retried step went unanswered too often: staff must look (see `retry_sagas`)."""
+        """A retried step went unanswered too often: staff must check (see `retry_sagas`)."""
         self._require(self.RUNNING, doing=f"give up {step}")
         self.record(events.SAGA_STEP_STALLED, {"saga_id": self.id, "step": step, "error": error})
 
@@ -490,7 +494,7 @@ class Saga(Aggregate):
         )
 
     def compensation_failed(self, *, compensation: str, error: str) -> None:
-        """A compensation went unanswered too often: staff must look (see `retry_sagas`)."""
+        """A compensation went unanswered too often: staff must check (see `retry_sagas`)."""
         self.record(
             events.SAGA_COMPENSATION_FAILED,
             {"saga_id": self.id, "compensation": compensation, "error": error},
@@ -509,84 +513,38 @@ class Saga(Aggregate):
     # --- appliers ------------------------------------------------------------------------------
 
     def _apply(self, event_type: str, payload: dict[str, Any]) -> None:
-        # A request is applied by what it starts, whichever service it goes to; then the state
-        # follows `saga_state_after`, on record and on replay alike.
-        if event_type in self.STEP_REQUESTS:
-            self._step_requested(payload)
-        elif event_type in self.COMPENSATION_REQUESTS:
-            self._compensation_requested(payload)
-        else:
+        # Every event moves the log, by the rule the read model follows too (SagaLog.apply);
+        # what else one of the saga's own events says, its applier below keeps. The stream's
+        # other events are the requests the saga sends, whichever service they go to: each
+        # names the step, or the compensation, it starts.
+        own = event_type in SagaLog.EVENT_TYPES
+        if not own and SagaLog.requested(payload) is None:
+            raise UnknownEventError(f"{type(self).__name__} cannot apply {event_type}")
+        change = self.log.apply(event_type, payload)
+        if event_type in self._appliers:
             super()._apply(event_type, payload)
-        self.state = saga_state_after(
-            self.state,
-            event_type,
-            [entry["status"] for entry in self.compensations.values()],
-            kind=type(self),
-        )
-
-    def _step_requested(self, payload: dict[str, Any]) -> None:
-        name = payload["step"]
-        previous = self.steps.get(name, {})
-        tries = previous.get("tries", 0) if previous.get("status") != self.FAILED else 0
-        self.current_step = name
-        self.steps[name] = {
-            "status": self.STARTED,
-            "error": "",
-            "attempt": payload.get("attempt", 0),
-            "tries": tries + 1,
-        }
-
-    def _compensation_requested(self, payload: dict[str, Any]) -> None:
-        name = payload["compensation"]
-        previous = self.compensations.get(name, {})
-        tries = previous.get("tries", 0) if previous.get("status") != self.FAILED else 0
-        self.compensations[name] = {
-            "status": self.STARTED,
-            "attempt": payload["attempt"],
-            "tries": tries + 1,
-            "error": "",
-        }
-        if name in self.pending_compensations:
-            self.pending_compensations.remove(name)
+        elif not own and change is not None and change.log == Waiting.COMPENSATION:
+            # Sent: no longer among the compensations still to send.
+            pending = self.pending_compensations
+            self.pending_compensations = [name for name in pending if name != change.name]
 
     @applies(events.SAGA_STARTED)
     def _started(self, payload: dict[str, Any]) -> None:
         self.definition_version = payload["definition_version"]
         self.order_id = payload["order_id"]
 
-    @applies(events.SAGA_STEP_SUCCEEDED)
-    def _step_succeeded(self, payload: dict[str, Any]) -> None:
-        self.current_step = payload["step"]
-        self.steps[payload["step"]] = {"status": self.SUCCEEDED, "error": ""}
-
-    @applies(events.SAGA_STEP_STALLED)
-    def _step_stalled(self, payload: dict[str, Any]) -> None:
-        self.steps[payload["step"]].update(status=self.FAILED, error=payload["error"])
-
     @applies(events.SAGA_STEP_FAILED)
     def _step_failed(self, payload: dict[str, Any]) -> None:
-        self.current_step = payload["step"]
-        self.steps[payload["step"]] = {"status": self.FAILED, "error": payload["error"]}
         self.failure_reason = payload["reason"]
         self.pending_compensations = list(payload["compensations"])
 
-    @applies(events.SAGA_COMPENSATION_SUCCEEDED)
-    def _compensation_succeeded(self, payload: dict[str, Any]) -> None:
-        entry = self.compensations[payload["compensation"]]
-        entry.update(status=self.SUCCEEDED, error="")
+    # --- snapshots -----------------------------------------------------------------------------
 
-    @applies(events.SAGA_COMPENSATION_FAILED)
-    def _compensation_failed(self, payload: dict[str, Any]) -> None:
-        entry = self.compensations[payload["compensation"]]
-        entry.update(status=self.FAILED, error=payload["error"])
+    def snapshot(self) -> dict[str, Any]:
+        return {**super().snapshot(), "log": asdict(self.log)}
 
-    @applies(events.SAGA_COMPLETED)
-    def _completed(self, payload: dict[str, Any]) -> None:
-        self.current_step = ""
-
-    @applies(events.SAGA_COMPENSATED)
-    def _compensated(self, payload: dict[str, Any]) -> None:
-        """Only the state moves."""
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore({**state, "log": SagaLog(**state["log"])})
 
 
 class Cancellation(Saga):
@@ -596,61 +554,126 @@ class Cancellation(Saga):
 
     aggregate_type = events.CANCELLATION
 
-    STEP_REQUESTS = frozenset({events.PAYMENT_REFUND_REQUESTED, events.INVENTORY_RETURN_REQUESTED})
-    COMPENSATION_REQUESTS: frozenset[str] = frozenset()
-    EVENT_TYPES = frozenset(
-        {
-            *Saga.STATE_AFTER,
-            *STEP_REQUESTS,
-            events.SAGA_STEP_SUCCEEDED,
-        }
-    )
 
-
-# The saga's bookkeeping, shared by the aggregate and its read model (orders/projections.py),
-# which keep their step and compensation logs in different shapes.
-
-
-def saga_state_after(
-    state: str, event_type: str, compensation_statuses: list[str], *, kind: type[Saga] = Saga
-) -> str:
-    """The saga's state after `event_type`, given its compensations' statuses after it (`kind`:
-    the saga's class, which says which events are its requests).
-
-    A compensation requested or confirmed reopens a finished saga to undo a late success, and
-    leaves compensation_failed once nothing is given up on. A running saga keeps running:
-    undoing a reply it never asked for does not stop its own steps.
+@dataclass
+class SagaLog:
+    """A saga's bookkeeping as its events build it: its state, its current step, and where each
+    step and compensation begun stands (by name, in the order they began). The Saga aggregate
+    keeps one, and the saga read model (orders/projections.py) one per row, each entry with its
+    name and times: both apply every event with `apply`, so they cannot tell different stories.
     """
-    if event_type in kind.STATE_AFTER:
-        return kind.STATE_AFTER[event_type]
-    if event_type in kind.STEP_REQUESTS and state == Saga.COMPENSATION_FAILED:
-        return Saga.RUNNING  # a stalled step sent again
-    compensation_changed = (
-        event_type in kind.COMPENSATION_REQUESTS or event_type == events.SAGA_COMPENSATION_SUCCEEDED
+
+    state: str = ""
+    current_step: str = ""
+    steps: dict[str, SagaLogEntry] = field(default_factory=dict)
+    compensations: dict[str, SagaLogEntry] = field(default_factory=dict)
+
+    # The state after each event that sets it whatever came before.
+    STATE_AFTER: ClassVar[Mapping[str, str]] = {
+        events.SAGA_STARTED: Saga.RUNNING,
+        events.SAGA_STEP_FAILED: Saga.COMPENSATING,
+        events.SAGA_COMPENSATION_FAILED: Saga.COMPENSATION_FAILED,
+        # A retried step given up on parks the saga like a compensation given up on.
+        events.SAGA_STEP_STALLED: Saga.COMPENSATION_FAILED,
+        events.SAGA_COMPLETED: Saga.COMPLETED,
+        events.SAGA_COMPENSATED: Saga.COMPENSATED,
+    }
+    # The saga's own events; the others on its stream are the requests it sends.
+    EVENT_TYPES: ClassVar[frozenset[str]] = frozenset(
+        {*STATE_AFTER, events.SAGA_STEP_SUCCEEDED, events.SAGA_COMPENSATION_SUCCEEDED}
     )
-    if not compensation_changed:
-        return state
-    if state == Saga.COMPENSATION_FAILED and Saga.FAILED not in compensation_statuses:
-        return Saga.COMPENSATING
-    if state == Saga.COMPENSATED:
-        return Saga.COMPENSATING
-    return state
 
+    @staticmethod
+    def requested(payload: Mapping[str, Any]) -> tuple[str, str] | None:
+        """What a request starts, as (Waiting.STEP or Waiting.COMPENSATION, name): the
+        compensation and attempt, or the step, it names (None: it names neither, e.g. one
+        appended by other means than the saga)."""
+        if "compensation" in payload and "attempt" in payload:
+            return Waiting.COMPENSATION, payload["compensation"]
+        if "step" in payload:
+            return Waiting.STEP, payload["step"]
+        return None
 
-def saga_waiting_for(
-    *,
-    state: str,
-    current_step: str,
-    current_status: str,
-    compensations: list[tuple[str, str, int]],
-    current_attempt: int = 0,
-) -> Waiting | None:
-    """The reply a saga waits for longest: its current step's while it runs and the step has
-    started, else its oldest compensation in flight (`compensations`: name, status and attempt,
-    oldest first); None when it waits for nothing."""
-    if state == Saga.RUNNING and current_status == Saga.STARTED:
-        return Waiting(Waiting.STEP, current_step, current_attempt)
-    for name, status, attempt in compensations:
-        if status == Saga.STARTED:
-            return Waiting(Waiting.COMPENSATION, name, attempt)
-    return None
+    def apply(self, event_type: str, payload: Mapping[str, Any]) -> LogChange | None:
+        """Move the log on by one of the saga's events; the entry it changed (None: none)."""
+        change = self._change(event_type, payload)
+        if change is not None:
+            entries = self.steps if change.log == Waiting.STEP else self.compensations
+            entries[change.name] = change.entry
+            if change.log == Waiting.STEP and event_type != events.SAGA_STEP_STALLED:
+                self.current_step = change.name
+        elif event_type == events.SAGA_COMPLETED:
+            self.current_step = ""
+        self.state = self._state_after(event_type, change)
+        return change
+
+    def waiting_for(self) -> Waiting | None:
+        """The reply the saga waits for longest: its current step's while it runs and the step
+        has started, else its oldest compensation in flight; None when it waits for nothing."""
+        current = self.steps.get(self.current_step, {})
+        if self.state == Saga.RUNNING and current.get("status") == Saga.STARTED:
+            return Waiting(Waiting.STEP, self.current_step, current.get("attempt", 0))
+        for name, entry in self.compensations.items():
+            if entry["status"] == Saga.STARTED:
+                return Waiting(Waiting.COMPENSATION, name, entry["attempt"])
+        return None
+
+    def _change(self, event_type: str, payload: Mapping[str, Any]) -> LogChange | None:
+        step, compensation = Waiting.STEP, Waiting.COMPENSATION
+        if event_type == events.SAGA_STEP_SUCCEEDED:
+            return LogChange(step, payload["step"], {"status": Saga.SUCCEEDED, "error": ""})
+        if event_type == events.SAGA_STEP_FAILED:
+            failed: SagaLogEntry = {"status": Saga.FAILED, "error": payload["error"]}
+            return LogChange(step, payload["step"], failed)
+        if event_type == events.SAGA_STEP_STALLED:
+            name = payload["step"]
+            stalled = {**self.steps[name], "status": Saga.FAILED, "error": payload["error"]}
+            return LogChange(step, name, stalled)
+        if event_type == events.SAGA_COMPENSATION_SUCCEEDED:
+            name = payload["compensation"]
+            confirmed = {**self.compensations[name], "status": Saga.SUCCEEDED, "error": ""}
+            return LogChange(compensation, name, confirmed)
+        if event_type == events.SAGA_COMPENSATION_FAILED:
+            name = payload["compensation"]
+            given_up = {
+                **self.compensations[name],
+                "status": Saga.FAILED,
+                "error": payload["error"],
+            }
+            return LogChange(compensation, name, given_up)
+        requested = None if event_type in self.EVENT_TYPES else self.requested(payload)
+        if requested is None:
+            return None
+        log, name = requested
+        started: SagaLogEntry = {"status": Saga.STARTED, "error": ""}
+        if "attempt" in payload:
+            # Counted since the last give-up, so a staff retry gets a fresh allowance.
+            before = (self.steps if log == step else self.compensations).get(name, {})
+            tries = before.get("tries", 0) if before.get("status") != Saga.FAILED else 0
+            started.update(attempt=payload["attempt"], tries=tries + 1)
+        return LogChange(log, name, started)
+
+    def _state_after(self, event_type: str, change: LogChange | None) -> str:
+        """The state after `event_type` (the log's entries already moved by `change`).
+
+        A compensation requested or confirmed reopens a finished saga to undo a late success,
+        and leaves compensation_failed once nothing is given up on. A running saga keeps
+        running: undoing a reply it never asked for does not stop its own steps. A stalled
+        step sent again runs again.
+        """
+        if event_type in self.STATE_AFTER:
+            return self.STATE_AFTER[event_type]
+        if change is None:
+            return self.state
+        if change.log == Waiting.STEP:
+            restarted = change.entry["status"] == Saga.STARTED
+            if restarted and self.state == Saga.COMPENSATION_FAILED:
+                return Saga.RUNNING
+            return self.state
+        if self.state == Saga.COMPENSATION_FAILED and Saga.FAILED not in [
+            entry["status"] for entry in self.compensations.values()
+        ]:
+            return Saga.COMPENSATING
+        if self.state == Saga.COMPENSATED:
+            return Saga.COMPENSATING
+        return self.state

@@ -42,7 +42,7 @@ SAGA_COMPENSATION_SUCCEEDED = "SagaCompensationSucceeded"
 SAGA_COMPENSATION_FAILED = "SagaCompensationFailed"
 SAGA_COMPLETED = "SagaCompleted"
 SAGA_COMPENSATED = "SagaCompensated"
-# A step that is retried rather than failed went unanswered too often: staff must look.
+# A step that is retried rather than failed went unanswered too often: staff must check.
 SAGA_STEP_STALLED = "SagaStepStalled"
 # ... and the requests it sends (each starts a step or a compensation).
 INVENTORY_RESERVATION_REQUESTED = "InventoryReservationRequested"

@@ -103,11 +103,14 @@ class SagaSummary(models.Model):
     state = models.CharField(max_length=24, choices=State.choices)
     definition_version = models.PositiveSmallIntegerField()
     current_step = models.CharField(max_length=64, blank=True, default="")
+    # Each step and compensation as the aggregate's SagaLog keeps it (a SagaLogEntry: status,
+    # error, and attempt and tries for a numbered request), with its name and times.
     steps = models.JSONField(
         default=list, help_text="[{name, status, started_at, finished_at, error}]"
     )
     compensations = models.JSONField(
-        default=list, help_text="[{name, status, attempts, started_at, finished_at, error}]"
+        default=list,
+        help_text="[{name, status, error, attempt, tries, started_at, requested_at, finished_at}]",
     )
     # The reply waited for longest, and since when: what `expire_sagas` looks at.
     waiting_kind = models.CharField(max_length=16, blank=True, default="")

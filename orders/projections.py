@@ -8,22 +8,9 @@ from typing import Any
 
 from eventstore.api import Projection, RecordedEvent, rows
 from orders import events
-from orders.aggregates import (
-    Cancellation,
-    Order,
-    Saga,
-    Waiting,
-    saga_state_after,
-    saga_waiting_for,
-)
-from orders.models import (
-    SAGA_CLASSES,
-    SAGA_KINDS,
-    CatalogProduct,
-    OrderSummary,
-    SagaSummary,
-    saga_summary_id,
-)
+from orders.aggregates import LogChange, Order, Saga, SagaLog, SagaLogEntry, Waiting
+from orders.models import SAGA_KINDS, CatalogProduct, OrderSummary, SagaSummary, saga_summary_id
+from orders.saga import ENGINES
 
 Status = OrderSummary.Status
 
@@ -106,14 +93,22 @@ _SAGA_FIELDS = [
 ]
 
 
+# The events each kind of saga's row reads: the saga's own, and the requests its step tables
+# send (the other events of its stream).
+_SAGA_EVENT_TYPES = {
+    kind: SagaLog.EVENT_TYPES | engine.requests for kind, engine in ENGINES.items()
+}
+
+
 class SagaProjection(Projection):
     """One SagaSummary row per saga (an order's fulfilment, and its cancellation): its state,
-    step log, compensations and the reply it waits for (with since when, for `expire_sagas`)."""
+    step log and compensations, as the aggregate's SagaLog keeps them (each entry with its name
+    and times), and the reply it waits for (with since when, for `expire_sagas`)."""
 
     name = "orders.sagas"
     models = (SagaSummary,)
     aggregate_type = frozenset(SAGA_KINDS)
-    event_types = Saga.EVENT_TYPES | Cancellation.EVENT_TYPES
+    event_types = frozenset().union(*_SAGA_EVENT_TYPES.values())
 
     def apply(self, event: RecordedEvent) -> None:
         self.apply_batch([event])
@@ -151,53 +146,20 @@ class SagaProjection(Projection):
 
     @staticmethod
     def _apply_to(row: SagaSummary, event: RecordedEvent) -> None:
+        """The aggregate's rule moves the row's log (SagaLog.apply); the row adds the times."""
         row.version = event.version
         row.updated_at = event.recorded_at
-        saga_class = SAGA_CLASSES[row.kind]
-        if not _names_what_it_starts(event, saga_class):
-            return
-        at = event.recorded_at.isoformat()
-        payload = event.payload
-        kind = event.event_type
-        if kind in saga_class.STEP_REQUESTS:
-            step = _entry(row.steps, payload["step"])
-            step.update(status=Saga.STARTED, started_at=at, finished_at=None, error="")
-            if "attempt" in payload:  # a retried step's
-                step["attempts"] = payload["attempt"]
-            row.current_step = payload["step"]
-        elif kind == events.SAGA_STEP_STALLED:
-            _entry(row.steps, payload["step"]).update(
-                status=Saga.FAILED, finished_at=at, error=payload["error"]
-            )
-        elif kind in saga_class.COMPENSATION_REQUESTS:
-            _compensation(row.compensations, payload["compensation"], at).update(
-                status=Saga.STARTED,
-                attempts=payload["attempt"],
-                requested_at=at,
-                finished_at=None,
-                error="",
-            )
-        elif kind in (events.SAGA_STEP_SUCCEEDED, events.SAGA_STEP_FAILED):
-            step = _entry(row.steps, payload["step"])
-            step.update(
-                status=Saga.FAILED if kind == events.SAGA_STEP_FAILED else Saga.SUCCEEDED,
-                started_at=step["started_at"] or at,
-                finished_at=at,
-                error=payload["error"],
-            )
-            row.current_step = payload["step"]
-        elif kind in (events.SAGA_COMPENSATION_SUCCEEDED, events.SAGA_COMPENSATION_FAILED):
-            _compensation(row.compensations, payload["compensation"], at).update(
-                status=Saga.FAILED if kind == events.SAGA_COMPENSATION_FAILED else Saga.SUCCEEDED,
-                finished_at=at,
-                error=payload["error"],
-            )
-        elif kind == events.SAGA_COMPLETED:
-            row.current_step = ""
-        row.state = saga_state_after(
-            row.state, kind, [entry["status"] for entry in row.compensations], kind=saga_class
+        log = SagaLog(
+            state=row.state,
+            current_step=row.current_step,
+            steps=_log_entries(row.steps),
+            compensations=_log_entries(row.compensations),
         )
-        _set_waiting(row)
+        change = log.apply(event.event_type, event.payload)
+        row.state, row.current_step = log.state, log.current_step
+        if change is not None:
+            _record(row, change, event.recorded_at.isoformat())
+        _set_waiting(row, log)
 
     @staticmethod
     def _started(event: RecordedEvent) -> SagaSummary:
@@ -208,16 +170,7 @@ class SagaProjection(Projection):
             kind=SAGA_KINDS[event.aggregate_type],
             state=SagaSummary.State.RUNNING,
             definition_version=payload["definition_version"],
-            steps=[
-                {
-                    "name": name,
-                    "status": "pending",
-                    "started_at": None,
-                    "finished_at": None,
-                    "error": "",
-                }
-                for name in payload["steps"]
-            ],
+            steps=[_announced(name) for name in payload["steps"]],
             compensations=[],
             version=event.version,
             started_at=event.recorded_at,
@@ -225,58 +178,63 @@ class SagaProjection(Projection):
         )
 
 
-def _names_what_it_starts(event: RecordedEvent, saga_class: type[Saga]) -> bool:
-    """Whether a request names the step, or the compensation and attempt, it starts (one that
-    was appended by other means, e.g. a staff script, may not: the log cannot place it)."""
-    if event.event_type in saga_class.STEP_REQUESTS:
-        return "step" in event.payload
-    if event.event_type in saga_class.COMPENSATION_REQUESTS:
-        return "compensation" in event.payload and "attempt" in event.payload
-    return True
+# What a row's entry adds to the SagaLogEntry: its name and times.
+_ROW_ONLY = ("name", "started_at", "requested_at", "finished_at")
 
 
-def _entry(entries: list[dict[str, Any]], name: str, **new: Any) -> dict[str, Any]:
-    """The step or compensation entry called `name`; a new one (with `new` fields) if absent."""
-    for entry in entries:
-        if entry["name"] == name:
-            return entry
-    entry = {
+def _announced(name: str) -> dict[str, Any]:
+    """A step SagaStarted announced, not begun yet."""
+    return {
         "name": name,
-        "status": "pending",
+        "status": Saga.PENDING,
         "started_at": None,
         "finished_at": None,
         "error": "",
-        **new,
     }
-    entries.append(entry)
-    return entry
 
 
-def _compensation(entries: list[dict[str, Any]], name: str, at: str) -> dict[str, Any]:
-    """A compensation's entry; a first request starts it at `at`."""
-    return _entry(entries, name, status="started", attempts=0, started_at=at, requested_at=at)
+def _log_entries(entries: list[dict[str, Any]]) -> dict[str, SagaLogEntry]:
+    """A row's steps or compensations as the SagaLog keeps them: those begun, by name."""
+    return {
+        entry["name"]: {key: value for key, value in entry.items() if key not in _ROW_ONLY}
+        for entry in entries
+        if entry["status"] != Saga.PENDING
+    }
 
 
-def _set_waiting(row: SagaSummary) -> None:
-    """Record the reply the saga waits for longest, as `Saga.waiting_for` decides it, and since
-    when: its step's start or the compensation's last request."""
-    current = next((step for step in row.steps if step["name"] == row.current_step), {})
-    waiting = saga_waiting_for(
-        state=row.state,
-        current_step=row.current_step,
-        current_status=current.get("status", ""),
-        current_attempt=current.get("attempts", 0),
-        compensations=[
-            (entry["name"], entry["status"], entry["attempts"]) for entry in row.compensations
-        ],
-    )
+def _record(row: SagaSummary, change: LogChange, at: str) -> None:
+    """Write the entry `change` names into the row, with its times: a step is started at its
+    (latest) request, a compensation at its first and requested at its latest; either finishes
+    when it succeeds or fails (a local step starts as it finishes)."""
+    entries = row.steps if change.log == Waiting.STEP else row.compensations
+    index = next((i for i, entry in enumerate(entries) if entry["name"] == change.name), None)
+    before = entries[index] if index is not None else {}
+    times: dict[str, Any] = {"started_at": before.get("started_at") or at, "finished_at": at}
+    if change.entry["status"] == Saga.STARTED:
+        times["finished_at"] = None
+        if change.log == Waiting.STEP:
+            times["started_at"] = at
+        else:
+            times["requested_at"] = at
+    elif "requested_at" in before:
+        times["requested_at"] = before["requested_at"]
+    entry = {"name": change.name, **change.entry, **times}
+    if index is None:
+        entries.append(entry)
+    else:
+        entries[index] = entry
+
+
+def _set_waiting(row: SagaSummary, log: SagaLog) -> None:
+    """Record the reply the saga waits for longest (`SagaLog.waiting_for`), and since when: its
+    step's start or the compensation's last request."""
+    waiting = log.waiting_for()
     if waiting is None:
         row.waiting_kind, row.waiting_for, row.waiting_attempt, row.waiting_since = "", "", 0, None
         return
-    if waiting.kind == Waiting.STEP:
-        since = current["started_at"]
-    else:
-        since = _entry(row.compensations, waiting.name)["requested_at"]
+    entries = row.steps if waiting.kind == Waiting.STEP else row.compensations
+    entry = next(entry for entry in entries if entry["name"] == waiting.name)
+    since = entry["started_at"] if waiting.kind == Waiting.STEP else entry["requested_at"]
     row.waiting_kind, row.waiting_for = waiting.kind, waiting.name
     row.waiting_attempt = waiting.attempt
     row.waiting_since = datetime.fromisoformat(since)

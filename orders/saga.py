@@ -255,6 +255,18 @@ def refuse_when_cancelled(run: Run, step: Step) -> None:
         raise StepRefused(reason=CANCEL_REQUESTED, error="the order's cancellation was requested")
 
 
+def cancel_order(run: Run) -> None:
+    """Once what the fulfilment did is undone, the order is cancelled with the reason its step
+    failed: when the order recorded that failure (its stock refused, or released after a
+    failed payment), or its cancellation was requested before the payment. Any other order is
+    left as it is (one cancelled already, whose late success was undone)."""
+    order = run.order
+    if order.status in (Order.INVENTORY_FAILED, Order.INVENTORY_RELEASED) or (
+        order.cancel_requested and order.status in (Order.PENDING, Order.INVENTORY_RESERVED)
+    ):
+        order.cancel(reason=run.saga.failure_reason)
+
+
 # --- the cancellation of a completed order -------------------------------------------------------
 
 
@@ -272,6 +284,17 @@ def return_request(run: Run) -> dict[str, Any]:
 def refund_order(run: Run) -> None:
     """The order is cancelled and refunded, its stock back: the customer is told."""
     run.order.refunded()
+
+
+def leave_order_cancelling(run: Run) -> None:
+    """Nothing: a cancellation's steps are never undone, so one failed by hand (`compensate`)
+    leaves its order `cancelling`, for staff."""
+
+
+def is_cancelling(order: Order) -> bool:
+    """An order needs a cancellation saga once it is `cancelling` (completed, then asked to
+    cancel)."""
+    return order.status == Order.CANCELLING
 
 
 # --- the fulfilment ------------------------------------------------------------------------------
@@ -340,6 +363,18 @@ def replies_of(definitions: Mapping[int, tuple[Step, ...]]) -> dict[str, Reply]:
     return replies
 
 
+def requests_of(definitions: Mapping[int, tuple[Step, ...]]) -> frozenset[str]:
+    """Every request event type the definitions send, for their steps and compensations."""
+    requests: set[str] = set()
+    for steps in definitions.values():
+        for step in steps:
+            if step.request is not None:
+                requests.add(step.request.event_type)
+            if step.compensation is not None:
+                requests.add(step.compensation.request.event_type)
+    return frozenset(requests)
+
+
 def _replies(kind: str, name: str, request: Request) -> dict[str, Reply]:
     replies = {request.succeeded_by: Reply(kind, name, True, request.order_key)}
     if request.failed_by:
@@ -369,15 +404,18 @@ class OrderFulfillmentSaga:
         *,
         kind: str = "fulfilment",
         repository: Repository[Saga] = sagas,
+        on_compensated: Callable[[Run], None],
         starts_for: Callable[[Order], bool] = _always,
         before_step: Callable[[Run, Step], None] = _no_check,
     ) -> None:
         """`kind` names the saga (SagaSummary.kind); `repository` keeps its stream;
-        `starts_for` says whether an order needs one; `before_step` may refuse a remote step
-        (StepRefused) before its request is sent."""
+        `on_compensated` finishes a saga whose compensations are all confirmed (before it is
+        `compensated`); `starts_for` says whether an order needs one; `before_step` may refuse
+        a remote step (StepRefused) before its request is sent."""
         self.definitions = definitions
         self.kind = kind
         self.repository = repository
+        self.on_compensated = on_compensated
         self.starts_for = starts_for
         self.before_step = before_step
 
@@ -390,6 +428,11 @@ class OrderFulfillmentSaga:
     def replies(self) -> dict[str, Reply]:
         """The replies that move a saga on, by event type (see `replies_of`)."""
         return replies_of(self.definitions)
+
+    @property
+    def requests(self) -> frozenset[str]:
+        """The request event types its sagas send (see `requests_of`)."""
+        return requests_of(self.definitions)
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -610,18 +653,15 @@ class OrderFulfillmentSaga:
         self._continue_compensating(run)
 
     def _continue_compensating(self, run: Run) -> None:
-        """Send the next compensation, or, when none is left or in flight, cancel the order."""
+        """Send the next compensation, or, when none is left or in flight, finish (see
+        `on_compensated`)."""
         saga = run.saga
         if saga.state != Saga.COMPENSATING or saga.compensations_in_flight:
             return
         if saga.pending_compensations:
             self._request(run, self._compensation(saga, saga.pending_compensations[0]))
             return
-        order = run.order
-        if order.status in (Order.INVENTORY_FAILED, Order.INVENTORY_RELEASED) or (
-            order.cancel_requested and order.status in (Order.PENDING, Order.INVENTORY_RESERVED)
-        ):
-            order.cancel(reason=saga.failure_reason)
+        self.on_compensated(run)
         saga.compensated()
 
     def _in_order_trace(self, action: str, name: str, order_id: str):
@@ -729,16 +769,15 @@ def _waits_on_step(saga: Saga, name: str) -> bool:
     return waiting is not None and waiting.kind == Waiting.STEP and waiting.name == name
 
 
-def _is_cancelling(order: Order) -> bool:
-    return order.status == Order.CANCELLING
-
-
-fulfilment = OrderFulfillmentSaga(DEFINITIONS, before_step=refuse_when_cancelled)
+fulfilment = OrderFulfillmentSaga(
+    DEFINITIONS, on_compensated=cancel_order, before_step=refuse_when_cancelled
+)
 cancellation = OrderFulfillmentSaga(
     CANCELLATION_DEFINITIONS,
     kind="cancellation",
     repository=cancellations,
-    starts_for=_is_cancelling,
+    on_compensated=leave_order_cancelling,
+    starts_for=is_cancelling,
 )
 # Each saga by SagaSummary.kind.
 ENGINES: Mapping[str, OrderFulfillmentSaga] = {

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from httpapi.fields import StringField, identifier_field
+from orders.aggregates import Saga
 from orders.models import OrderSummary, SagaSummary
 from orders.services import DEFAULT_PAYMENT_TOKEN, MAX_LINES, MAX_QUANTITY
 
@@ -78,7 +79,8 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-SAGA_STEP_STATUSES = ("pending", "started", "succeeded", "failed")
+# A step's or compensation's status, under the name the schema's enum is given in settings.
+SAGA_STEP_STATUSES = Saga.ENTRY_STATUSES
 
 
 class StoredDateTimeField(serializers.DateTimeField):
@@ -99,7 +101,7 @@ class SagaStepOutputSerializer(serializers.Serializer):
 
 
 class SagaCompensationOutputSerializer(SagaStepOutputSerializer):
-    attempts = serializers.IntegerField(help_text="Requests sent so far.")
+    attempts = serializers.IntegerField(source="attempt", help_text="Requests sent so far.")
 
 
 class SagaOutputSerializer(serializers.ModelSerializer):

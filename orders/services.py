@@ -255,7 +255,7 @@ def order_cancel(
 
 def order_wait_final(*, order_id: str, timeout: float) -> OrderSummary:
     """The order as its read model stands once it is final, or once `timeout` seconds have run
-    out (at once when 0), whichever comes first. Each look is a query of its own, so the commits
+    out (at once when 0), whichever comes first. Each check is a query of its own, so the commits
     of the processes running the saga show; inside a transaction it raises TransactionOpen, as
     waiting would hold that transaction (and its locks) open."""
     require_no_transaction("Waiting for an order to be final")

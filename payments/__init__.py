@@ -1,1 +1,1 @@
-"""The payments service (see DESIGN.md)."""
+"""The payments service (see docs/SERVICES.md#payments)."""

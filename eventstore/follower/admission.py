@@ -6,8 +6,8 @@ The backlog is the age of the oldest work not started: an event a subscriber tha
 commit has yet to handle, or a call to the outside world owed and not yet begun. A command that
 starts new work (placing an order) calls `admit()` first; while the backlog is older than
 ADMISSION_MAX_BACKLOG_SECONDS it raises `Overloaded` (the API answers 429 with Retry-After) and
-nothing is written. Each process looks at most once every ADMISSION_LOOK_INTERVAL seconds and
-keeps the answer meanwhile, so a burst of requests costs one look.
+nothing is written. Each process checks at most once every ADMISSION_CHECK_INTERVAL seconds
+and keeps the answer meanwhile, so a burst of requests costs one check.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from eventstore.follower.effects import effect_subscribers
 from eventstore.follower.subscriptions import get_subscribers
 from eventstore.recorders import recorder
 
-# Seconds a process keeps the backlog it looked at.
-ADMISSION_LOOK_INTERVAL = 1.0
+# Seconds a process keeps the backlog it checked.
+ADMISSION_CHECK_INTERVAL = 1.0
 
 
 class Overloaded(Exception):
@@ -53,21 +53,21 @@ def backlog_seconds(now: datetime | None = None) -> float:
     return max(0.0, ((now or timezone.now()) - oldest).total_seconds())
 
 
-class _Look(threading.local):
-    at: float = float("-inf")  # time.monotonic() of the last look
+class _Check(threading.local):
+    at: float = float("-inf")  # time.monotonic() of the last check
     seconds: float = 0.0
 
 
-_last = _Look()
+_last = _Check()
 
 
 def admit() -> None:
     """Raise Overloaded while the backlog is older than ADMISSION_MAX_BACKLOG_SECONDS (0: never),
-    as this process (thread) last looked, at most ADMISSION_LOOK_INTERVAL seconds ago."""
+    as this process (thread) last checked, at most ADMISSION_CHECK_INTERVAL seconds ago."""
     limit = float(settings.ADMISSION_MAX_BACKLOG_SECONDS)
     if limit <= 0:
         return
-    if time.monotonic() - _last.at >= ADMISSION_LOOK_INTERVAL:
+    if time.monotonic() - _last.at >= ADMISSION_CHECK_INTERVAL:
         _last.seconds = backlog_seconds()
         _last.at = time.monotonic()
     if _last.seconds > limit:
@@ -77,6 +77,6 @@ def admit() -> None:
         )
 
 
-def forget_last_look() -> None:
-    """Look again at the next `admit()` (tests change the backlog under a process)."""
+def forget_last_check() -> None:
+    """Check again at the next `admit()` (tests change the backlog under a process)."""
     _last.at = float("-inf")

@@ -393,7 +393,7 @@ def run_due(subscriber: EffectSubscriber, *, look_first: bool = True) -> int:
     above); how many calls were made, once all have returned. Safe to run in several processes
     at once: each effect is claimed by one.
 
-    `look_first`: a lock-free look for a due call first, so that a pass with nothing due takes
+    `look_first`: a lock-free check for a due call first, so that a pass with nothing due takes
     no write lock (False when the caller knows it just recorded calls owed)."""
     if look_first and not recorder().effect_due(subscriber.name, timezone.now()):
         return 0
@@ -411,7 +411,7 @@ def run_due(subscriber: EffectSubscriber, *, look_first: bool = True) -> int:
 
 def make_due_calls(subscribers: Iterable[Subscriber]) -> int:
     """Make the calls that are due of every effect subscriber among `subscribers`, whoever
-    owes them: one lock-free look for which have any, then their calls (see `run_due`); how
+    owes them: one lock-free check for which have any, then their calls (see `run_due`); how
     many calls were made. A failure is logged and left to the next pass."""
     owing = {s.name: s for s in subscribers if isinstance(s, EffectSubscriber)}
     if not owing:

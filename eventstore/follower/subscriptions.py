@@ -117,7 +117,7 @@ def catch_up(
     EVENTSTORE_PARTITIONS), or `only` these, up, one after the other, then, with no transaction
     open, do the subscriber's work after a catch-up (calls out).
 
-    `woken_by`: the committed events that woke it. It then skips the lock-free look for new
+    `woken_by`: the committed events that woke it. It then skips the lock-free check for new
     events, and catches a partition up again once those events can be followed when its
     checkpoint ended before one of them (`wait_until_followable`).
     """
@@ -210,7 +210,7 @@ def catch_up_partition(
     read it (`Recorder.save_checkpoint` is fenced), so two workers never both commit one event's
     effects. With `skip_locked`, a partition another worker holds is left to it (`busy`): that
     worker looks for new events once more after its last commit, so no wake-up is lost.
-    `look_first=False` skips the lock-free look for new events (the caller knows of some).
+    `look_first=False` skips the lock-free check for new events (the caller knows of some).
     """
     catch_up = _PartitionCatchUp(
         subscriber,
@@ -295,7 +295,7 @@ class _PartitionCatchUp:
         self.result = CatchUpResult(subscriber.name, handled=0, position=0, partition=partition)
 
     def has_backlog(self) -> bool:
-        """A lock-free look for events after the checkpoint, so idle subscribers never queue
+        """A lock-free check for events after the checkpoint, so idle subscribers never queue
         for the write lock. A stale "no" is safe: an event committed after this read wakes
         subscribers after its commit."""
         point, waiting = recorder().checkpoint_and_backlog(

@@ -34,7 +34,6 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from eventstore import signals
 from eventstore.follower.effects import EffectSubscriber, claim_next, due_calls, perform_claimed
 from eventstore.follower.subscriptions import (
     catch_up_partition as catch_up_one,
@@ -42,6 +41,7 @@ from eventstore.follower.subscriptions import (
 from eventstore.follower.subscriptions import get_subscribers, touched_partitions
 from eventstore.recorders import recorder
 from eventstore.records import RecordedEvent
+from eventstore.signals import run_worker_pass
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,5 @@ def sweep() -> int:
                 if not _send(make_calls, subscriber.name):
                     break
                 sent += 1
-    for receiver, outcome in signals.worker_pass.send_robust(sender=sweep):
-        if isinstance(outcome, Exception):
-            logger.error("worker_pass receiver %r failed", receiver, exc_info=outcome)
+    run_worker_pass(sender=sweep)
     return sent

@@ -78,19 +78,19 @@ class EffectRecorder(EventRecorder):
             return {(name, as_uuid(event_id)): ident for ident, name, event_id in cursor.fetchall()}
 
     def effect_due(self, subscriber: str, now: datetime) -> bool:
-        """Whether a pending call of the subscriber is due: one lock-free look."""
+        """Whether a pending call of the subscriber is due: one lock-free check."""
         return subscriber in self.owing([subscriber], now)
 
     def owing(self, subscribers: Sequence[str], now: datetime) -> set[str]:
-        """Which of the subscribers have a pending call due: one lock-free look."""
+        """Which of the subscribers have a pending call due: one lock-free check."""
         f = self.effects
         due = f"SELECT 1 FROM {f} WHERE {self._due()} LIMIT 1"  # one index seek per subscriber
-        looks = " UNION ALL ".join(
+        checks = " UNION ALL ".join(
             f"SELECT CAST(%s AS VARCHAR(100)) WHERE EXISTS ({due})" for _ in subscribers
         )
         when = self.db_datetime(now)
         with current_connection().cursor() as cursor:
-            cursor.execute(looks, [value for name in subscribers for value in (name, name, when)])
+            cursor.execute(checks, [value for name in subscribers for value in (name, name, when)])
             return {row[0] for row in cursor.fetchall()}
 
     def oldest_unstarted_call(self, subscribers: Sequence[str]) -> datetime | None:

@@ -52,7 +52,7 @@ def place_counted(shop, client) -> tuple[dict, Counter]:
 
 def test_an_order_runs_to_completion_within_its_statement_budget(shop, stocked, customer_client):
     shop.place_order(customer_client, ITEMS)  # the first order of a process warms caches up
-    admit()  # a look at the backlog is taken once a second, not per order: not counted here
+    admit()  # the backlog is checked once a second, not per order: not counted here
 
     placed, kinds = place_counted(shop, customer_client)
 

@@ -163,7 +163,7 @@ def test_the_log_lock_and_its_timeout_hold_until_the_transaction_ends(
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-@pytest.mark.parametrize("streams", [1, 250])  # 250: past the streams one look reads at once
+@pytest.mark.parametrize("streams", [1, 250])  # 250: past the streams one check reads at once
 def test_an_append_sets_the_lock_timeout_for_the_rest_of_its_transaction(settings, streams):
     settings.EVENTSTORE_LOCK_TIMEOUT_MS = 1234
 

@@ -253,6 +253,30 @@ def test_the_sweep_wakes_partitions_behind_and_due_calls_and_runs_the_housekeepi
     assert housekeeping == [tasks.sweep]
 
 
+def test_a_failing_housekeeping_receiver_is_logged_and_the_sweep_runs_the_others(sent, caplog):
+    ran = []
+
+    def broken(sender, **kwargs):
+        raise RuntimeError("housekeeping broke")
+
+    def working(sender, **kwargs):
+        ran.append(sender)
+
+    signals.worker_pass.connect(broken, weak=False, dispatch_uid="tests.sweep.broken")
+    signals.worker_pass.connect(working, weak=False, dispatch_uid="tests.sweep.working")
+    try:
+        with caplog.at_level(logging.ERROR, logger="eventstore.signals"):
+            count = tasks.sweep()
+    finally:
+        signals.worker_pass.disconnect(dispatch_uid="tests.sweep.broken")
+        signals.worker_pass.disconnect(dispatch_uid="tests.sweep.working")
+
+    assert (count, ran) == (0, [tasks.sweep])
+    [failure] = [r for r in caplog.records if r.name == "eventstore.signals"]
+    assert "failed" in failure.getMessage() and "broken" in failure.getMessage()
+    assert str(failure.exc_info[1]) == "housekeeping broke"
+
+
 def test_the_sweep_leaves_events_and_calls_newer_than_its_interval_to_their_wake_ups(
     store, subscribe, settings, sent
 ):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from eventstore.follower.admission import backlog_seconds, forget_last_look
+from eventstore.follower.admission import backlog_seconds, forget_last_check
 from eventstore.models import Effect, Event
 from orders import events
 from tests.orders.endpoints import LIST_URL, post
@@ -15,11 +15,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def fresh_look():
-    """Every test looks at the backlog afresh, not at the one a test before it left."""
-    forget_last_look()
+def fresh_check():
+    """Every test checks the backlog afresh, not the one a test before it left."""
+    forget_last_check()
     yield
-    forget_last_look()
+    forget_last_check()
 
 
 def test_with_every_subscriber_caught_up_and_no_call_owed_nothing_waits(product, place):
@@ -59,7 +59,7 @@ def test_an_order_placed_while_the_backlog_is_too_old_is_refused_with_429_and_no
     place(run_saga=False)
     time.sleep(0.01)
     count = Event.objects.count()
-    forget_last_look()  # placing looked at the backlog before that order was written
+    forget_last_check()  # placing checked the backlog before that order was written
 
     response = post(customer_client, key="k-1")
 
@@ -69,7 +69,7 @@ def test_an_order_placed_while_the_backlog_is_too_old_is_refused_with_429_and_no
     assert Event.objects.count() == count
 
     deliver()
-    forget_last_look()
+    forget_last_check()
     assert post(customer_client, key="k-1").status_code == 201
 
 
@@ -77,7 +77,7 @@ def test_with_the_limit_at_0_orders_are_never_refused(customer_client, product, 
     settings.ADMISSION_MAX_BACKLOG_SECONDS = 0
     place(run_saga=False)
     time.sleep(0.01)
-    forget_last_look()
+    forget_last_check()
 
     assert customer_client.post(
         LIST_URL, {"items": [{"product_id": "p1", "quantity": 1}]}, format="json"

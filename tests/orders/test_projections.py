@@ -222,7 +222,7 @@ def test_a_compensated_saga_shows_the_failed_step_and_its_compensation(make_prod
     assert steps_by_name(row)["confirm_order"]["status"] == "pending"
     [release] = row.compensations
     assert release["name"] == "release_inventory"
-    assert (release["status"], release["attempts"], release["error"]) == ("succeeded", 1, "")
+    assert (release["status"], release["attempt"], release["error"]) == ("succeeded", 1, "")
     assert release["started_at"] == release["requested_at"]
     assert at(release["requested_at"]) <= at(release["finished_at"])
     assert row.waiting_since is None
@@ -239,7 +239,7 @@ def test_a_compensation_sent_again_counts_its_attempts_and_is_waited_for_anew(
 
     row = saga_row(order_id)
     [again] = row.compensations
-    assert (first["attempts"], again["attempts"]) == (1, 2)
+    assert (first["attempt"], again["attempt"]) == (1, 2)
     assert again["started_at"] == first["started_at"]
     assert at(again["requested_at"]) > at(first["requested_at"])
     assert (row.state, row.waiting_kind, row.waiting_for, row.waiting_attempt) == (
@@ -286,8 +286,38 @@ def test_a_compensation_sent_again_after_it_was_given_up_is_shown_unfinished(
         fulfilment.retry(order_id)
 
     [release] = saga_row(order_id).compensations
-    assert (release["status"], release["attempts"], release["error"]) == ("started", 2, "")
+    assert (release["status"], release["attempt"], release["error"]) == ("started", 2, "")
     assert release["finished_at"] is None
+
+
+def test_the_rows_log_is_the_aggregates_with_each_entrys_name_and_times(
+    place_waiting, switched_off, expire_overdue, settings
+):
+    settings.SAGA_COMPENSATION_ATTEMPTS = 2
+    order_id = place_waiting()
+    with switched_off("inventory.requests"):
+        for _ in range(3):  # the payment step fails, its release is sent twice, then given up
+            expire_overdue()
+        fulfilment.retry(order_id)
+
+    saga, row = sagas.load(order_id, use_snapshot=False), saga_row(order_id)
+    times = {"name", "started_at", "requested_at", "finished_at"}
+
+    def log_of(entries):
+        return {
+            entry["name"]: {key: value for key, value in entry.items() if key not in times}
+            for entry in entries
+            if entry["status"] != Saga.PENDING
+        }
+
+    assert (log_of(row.steps), log_of(row.compensations)) == (saga.steps, saga.compensations)
+    assert saga.compensations["release_inventory"] == {
+        "status": Saga.STARTED,
+        "error": "",
+        "attempt": 3,
+        "tries": 1,
+    }
+    assert (row.state, row.current_step) == (saga.state, saga.current_step)
 
 
 def test_the_saga_row_stays_failed_while_another_compensation_is_given_up(make_product, place):

@@ -5,11 +5,12 @@ from dataclasses import replace
 
 import pytest
 
+from eventstore.aggregates import UnknownEventError
 from eventstore.models import Event
 from eventstore.store import event_store
 from orders import events
-from orders.aggregates import IllegalTransition, Order, Saga
-from orders.saga import FULFILMENT_V1, fulfilment
+from orders.aggregates import IllegalTransition, Order, Saga, Waiting
+from orders.saga import FULFILMENT_V1, Step, fulfilment
 from tests.orders.sagas import order_of, saga_of
 
 pytestmark = pytest.mark.django_db
@@ -18,11 +19,39 @@ pytestmark = pytest.mark.django_db
 # --- the step table ------------------------------------------------------------------------------
 
 
-def test_the_tables_requests_are_the_ones_the_saga_aggregate_applies():
-    steps = {step.request.event_type for step in FULFILMENT_V1 if step.request}
-    undos = {step.compensation.request.event_type for step in FULFILMENT_V1 if step.compensation}
+def test_the_requests_a_saga_sends_are_read_off_every_kept_definition(monkeypatch):
+    wrap = Step("wrap_gift").invoke("GiftWrapRequested", lambda run: {}, key="order_id")
+    monkeypatch.setattr(
+        fulfilment, "definitions", {1: FULFILMENT_V1, 2: (*FULFILMENT_V1[:2], wrap)}
+    )
 
-    assert (steps, undos) == (Saga.STEP_REQUESTS, Saga.COMPENSATION_REQUESTS)
+    assert fulfilment.requests == {
+        events.INVENTORY_RESERVATION_REQUESTED,
+        events.INVENTORY_RELEASE_REQUESTED,
+        events.PAYMENT_REQUESTED,
+        events.PAYMENT_REFUND_REQUESTED,
+        "GiftWrapRequested",
+    }
+
+
+def test_a_new_steps_request_is_applied_by_what_it_names_without_a_list_of_types(replayed):
+    saga = Saga("o-1")
+    saga.start(order_id="o-1", definition_version=2, steps=["wrap_gift"])
+    saga.request_step(step="wrap_gift", event_type="GiftWrapRequested", payload={})
+    saga.step_failed(step="wrap_gift", error="e", reason="r", compensations=["unwrap_gift"])
+    saga.request_compensation(
+        compensation="unwrap_gift", event_type="GiftUnwrapRequested", payload={}
+    )
+
+    assert saga.waiting_for() == Waiting("compensation", "unwrap_gift", 1)
+    assert replayed(saga).snapshot() == saga.snapshot()
+
+
+def test_an_event_that_is_neither_the_sagas_nor_a_request_is_refused():
+    saga = Saga("o-1")
+
+    with pytest.raises(UnknownEventError, match="Saga cannot apply GiftWrapped"):
+        saga.replay_payload(1, "GiftWrapped", {"order_id": "o-1"})
 
 
 def test_replies_name_the_order_by_the_services_own_id():

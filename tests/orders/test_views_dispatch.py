@@ -133,7 +133,7 @@ def test_prefer_wait_answers_201_with_the_final_order_once_the_workers_finish_it
     assert (order["status"], order["total_amount"]) == ("completed", "25.00")
     assert response["Preference-Applied"] == "wait=5"
     assert response["Location"] == f"/api/orders/{order['order_id']}/"
-    assert clock.slept == [0.05]  # one look, the workers' run, and the second look
+    assert clock.slept == [0.05]  # one check, the workers' run, and the second check
 
 
 def test_prefer_wait_answers_201_when_the_order_is_cancelled_meanwhile(

@@ -7,10 +7,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from eventstore import signals
 from eventstore.follower.subscriptions import catch_up_all, registry
 from eventstore.management.helpers import selected
 from eventstore.recorders.connections import connection_lost, replace_if_broken
+from eventstore.signals import run_worker_pass
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,9 @@ class Command(BaseCommand):
             return 1
         # Housekeeping that must run without new events (overdue saga steps); it may append
         # events, which the next pass (or their own after-commit wake-up) delivers.
-        for receiver, outcome in signals.worker_pass.send_robust(sender=self.__class__):
-            if isinstance(outcome, Exception):
-                failures += 1
-                logger.error("worker_pass receiver %r failed", receiver, exc_info=outcome)
-                self.stderr.write(f"Housekeeping {receiver.__name__} failed: {outcome}")
+        for receiver, error in run_worker_pass(sender=self.__class__):
+            failures += 1
+            self.stderr.write(f"Housekeeping {receiver.__name__} failed: {error}")
         for result in results:
             if result.error:
                 failures += 1

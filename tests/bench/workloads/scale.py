@@ -131,7 +131,7 @@ class _FinalWatch(threading.Thread):
     """Reads the log every WATCH_INTERVAL for orders that became final, and tells the backlog.
 
     On PostgreSQL positions are taken before commit, so an event can commit after one with a
-    higher position was read: each look goes back LOOKBACK positions behind the highest seen,
+    higher position was read: each check goes back LOOKBACK positions behind the highest seen,
     and tells each order once."""
 
     LOOKBACK = 5000
