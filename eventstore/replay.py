@@ -37,8 +37,8 @@ class RebuildResult:
 
     events: int
     seconds: float
-    # Online rebuilds: the longest time appends were held (the switch), and how many switches
-    # were tried (one gives up when it waits on a lock past SWITCH_LOCK_TIMEOUT_MS).
+    # Online rebuilds: the longest time appends waited on a switch, and how many switches were
+    # tried (one gives up when it waits on a lock past SWITCH_LOCK_TIMEOUT_MS).
     held_seconds: float = 0.0
     switch_attempts: int = 0
 
@@ -218,6 +218,9 @@ def _compare(
 # of a table it renames), then follows the log again and tries once more, up to SWITCH_ATTEMPTS.
 SWITCH_LOCK_TIMEOUT_MS = 100
 SWITCH_ATTEMPTS = 50
+# The copies are close enough to switch when a read of the log finds fewer events than this.
+CLOSE_ENOUGH = 50
+FOLLOW_TRIES = 20
 
 
 class RebuildRefused(Exception):
@@ -289,6 +292,7 @@ class _Copies:
     index_names: dict[str, dict[str, str]] = field(init=False)
     point: LogPoint = START
     replayed: int = 0
+    longest_hold: float = 0.0
 
     def __post_init__(self) -> None:
         self.tables = _tables(self.projections)
@@ -308,8 +312,11 @@ class _Copies:
             self.progress(len(page))
 
     def follow(self) -> None:
-        """Replay the log into the copies until a read finds less than a batch: the copies are
-        then within a batch of what followers can read, appends going on all along."""
+        """Replay the log into the copies, appends going on all along, until a read finds
+        fewer than CLOSE_ENOUGH events (or, when appends come too fast for that, until
+        FOLLOW_TRIES reads in a row found less than a batch): what is left for the switch to
+        replay is then short."""
+        short_reads = 0
         while True:
             page = event_store.read_new(
                 self.point, limit=self.batch_size, event_types=self.event_types
@@ -317,7 +324,8 @@ class _Copies:
             self.apply(page)
             if self.lag is not None:
                 self.lag(max(0, event_store.last_position() - self.point.position))
-            if len(page) < self.batch_size:
+            short_reads = short_reads + 1 if len(page) < self.batch_size else 0
+            if len(page) < min(self.batch_size, CLOSE_ENOUGH) or short_reads >= FOLLOW_TRIES:
                 return
 
     def catch_up(self) -> None:
@@ -325,22 +333,27 @@ class _Copies:
         while page := recorder().read_past(self.point, self.batch_size, self.event_types):
             self.apply(page)
 
-    def switch(self) -> float:
-        """Hold appends, replay the last events, rename the copies in; the seconds appends
-        were held. Raises OperationalError when a lock wait ran past SWITCH_LOCK_TIMEOUT_MS."""
+    def switch(self) -> None:
+        """Hold appends, replay the last events, rename the copies in. Raises OperationalError
+        when a lock wait ran past SWITCH_LOCK_TIMEOUT_MS (nothing switched). `longest_hold`
+        keeps the longest time appends waited on a switch, from asking for the hold (on
+        PostgreSQL, appenders queue behind the request) to the commit or rollback."""
         point, replayed = self.point, self.replayed
+        held_from = None
         try:
             with transaction.atomic():
                 recorder().limit_lock_waits(SWITCH_LOCK_TIMEOUT_MS)
-                event_store.hold_appends()
                 held_from = time.perf_counter()
+                event_store.hold_appends()
                 self.catch_up()
                 for table in self.tables:
                     recorder().switch_shadow(table, self.index_names[table])
         except BaseException:
             self.point, self.replayed = point, replayed  # what the copies hold after the rollback
             raise
-        return time.perf_counter() - held_from
+        finally:
+            if held_from is not None:
+                self.longest_hold = max(self.longest_hold, time.perf_counter() - held_from)
 
     def drop(self) -> None:
         _drop_copies(self.tables)
@@ -365,12 +378,12 @@ def rebuild_online(
     started = time.perf_counter()
     with _rebuild_locks(projections):
         copies = _Copies(projections, batch_size, progress, lag)
-        held, attempt = 0.0, 0
+        attempt = 0
         try:
             for attempt in range(1, SWITCH_ATTEMPTS + 1):
                 copies.follow()
                 try:
-                    held = copies.switch()
+                    copies.switch()
                     break
                 except OperationalError as error:
                     if not recorder().is_lock_timeout(error) or attempt == SWITCH_ATTEMPTS:
@@ -380,7 +393,7 @@ def rebuild_online(
     return RebuildResult(
         events=copies.replayed,
         seconds=time.perf_counter() - started,
-        held_seconds=held,
+        held_seconds=copies.longest_hold,
         switch_attempts=attempt,
     )
 

@@ -54,4 +54,6 @@ class Command(ProjectionsCommand):
         )
         if not in_place:
             line += f"; appends held {result.held_seconds * 1000:.1f} ms for the switch"
+            if result.switch_attempts > 1:
+                line += f" (switched at try {result.switch_attempts})"
         self.stdout.write(line)
