@@ -134,6 +134,7 @@ def copy_rows() -> int:
 SLOWLY = ["--batch-size", "1", "--verbosity", "0"]
 
 
+@pytest.mark.processes
 def test_a_rebuild_killed_midway_leaves_the_live_read_model_and_the_next_run_cleans_up(
     tmp_path,
 ):
