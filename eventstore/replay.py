@@ -1,19 +1,34 @@
-"""Rebuilding and verifying projections by replaying the log in position order."""
+"""Rebuilding and verifying projections by replaying the log.
+
+Online (`rebuild_online`, `verify_online`, what the commands do by default): the projections
+replay into copies of their tables beside the live ones while appends go on, following the log
+as subscribers do; a rebuild then holds appends for its last few events and renames the copies
+in, a check compares them with the live tables as one snapshot shows them. In place (`rebuild`,
+`verify`): one transaction that holds appends from start to end.
+"""
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, models, transaction
 
+from eventstore.models import Event
 from eventstore.projections import Projection
+from eventstore.recorders import recorder
+from eventstore.recorders.shadows import retired_name, shadow_name
+from eventstore.records import START, LogPoint, RecordedEvent
 from eventstore.store import event_store
 
 Progress = Callable[[int], None]
+# Called while a copy follows the log: how many positions it is behind the log's head.
+Lag = Callable[[int], None]
 
 
 @dataclass
@@ -22,6 +37,10 @@ class RebuildResult:
 
     events: int
     seconds: float
+    # Online rebuilds: the longest time appends waited on a switch, and how many switches were
+    # tried (one gives up when it waits on a lock past SWITCH_LOCK_TIMEOUT_MS).
+    held_seconds: float = 0.0
+    switch_attempts: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -112,13 +131,30 @@ class RowDifference:
         return f"{self.model} [{key}]: {changes}"
 
 
-def _capture(projection: Projection, model: type[models.Model]) -> dict[tuple, dict[str, Any]]:
+def _capture(
+    projection: Projection, model: type[models.Model], connection: Any = None
+) -> dict[tuple, dict[str, Any]]:
+    """The model's rows by their key, read on `connection` (default: Django's own)."""
     key_fields = projection.row_key(model)
     columns = projection.compared_fields(model)
+    queryset = model.objects.order_by().values(*columns)
     rows: dict[tuple, dict[str, Any]] = {}
-    for row in model.objects.order_by().values(*columns).iterator(chunk_size=2000):
+    for row in (
+        queryset.iterator(chunk_size=2000)
+        if connection is None
+        else _values_on(queryset, connection)
+    ):
         rows[tuple(row[name] for name in key_fields)] = row
     return rows
+
+
+def _values_on(queryset: models.QuerySet, connection: Any) -> Iterator[dict[str, Any]]:
+    """The rows of a `values()` query, run on a connection Django's router does not know."""
+    query = queryset.query
+    names = [*query.extra_select, *query.values_select, *query.annotation_select]
+    compiler = query.get_compiler(connection=connection)
+    for row in compiler.results_iter(chunked_fetch=False):
+        yield dict(zip(names, row, strict=True))
 
 
 def verify(
@@ -174,3 +210,257 @@ def _compare(
             )
         )
     return differences
+
+
+# --- online: copies beside the live tables ------------------------------------------------------
+
+# The switch gives up on a lock it waits for longer than this (appenders still running, readers
+# of a table it renames), then follows the log again and tries once more, up to SWITCH_ATTEMPTS.
+SWITCH_LOCK_TIMEOUT_MS = 100
+SWITCH_ATTEMPTS = 50
+# The copies are close enough to switch when a read of the log finds fewer events than this.
+CLOSE_ENOUGH = 50
+FOLLOW_TRIES = 20
+
+
+class RebuildRefused(Exception):
+    """Another rebuild or check of one of the projections is running."""
+
+
+def _tables(projections: Sequence[Projection]) -> list[str]:
+    return [model._meta.db_table for projection in projections for model in projection.models]
+
+
+@contextmanager
+def _rebuild_locks(projections: Sequence[Projection]) -> Iterator[None]:
+    """Hold each projection's rebuild lock (see `ShadowRecorder.try_lock_rebuild`), or refuse."""
+    taken: list[str] = []
+    try:
+        for projection in projections:
+            if not recorder().try_lock_rebuild(projection.name):
+                raise RebuildRefused(
+                    f"another rebuild or check of {projection.name} is running: "
+                    "try again once it has ended"
+                )
+            taken.append(projection.name)
+        yield
+    finally:
+        for name in reversed(taken):
+            recorder().unlock_rebuild(name)
+
+
+@contextmanager
+def _into_copies(tables: Sequence[str]) -> Iterator[None]:
+    """Run this connection's statements in the block against the tables' copies: each of the
+    tables' names in their text, quoted or not, names the copy instead."""
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    names = re.compile(r'"?\b(' + "|".join(re.escape(table) for table in tables) + r')\b"?')
+
+    def rewrite(execute, sql, params, many, context):
+        return execute(
+            names.sub(lambda match: quote(shadow_name(match.group(1))), sql), params, many, context
+        )
+
+    with connection.execute_wrapper(rewrite):
+        yield
+
+
+def _drop_copies(tables: Sequence[str]) -> None:
+    """Drop what a rebuild or check that ended early left: copies, retired tables."""
+    for table in tables:
+        with transaction.atomic():
+            recorder().drop_table(shadow_name(table))
+            recorder().drop_table(retired_name(table))
+
+
+def _apply(projections: Sequence[Projection], tables: Sequence[str], page) -> None:
+    with _into_copies(tables), transaction.atomic():
+        for projection in projections:
+            projection.apply_batch(page)
+
+
+@dataclass
+class _Copies:
+    """Copies of the projections' tables, and how far into the log they are."""
+
+    projections: Sequence[Projection]
+    batch_size: int
+    progress: Progress | None
+    lag: Lag | None
+    tables: list[str] = field(init=False)
+    index_names: dict[str, dict[str, str]] = field(init=False)
+    point: LogPoint = START
+    replayed: int = 0
+    longest_hold: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.tables = _tables(self.projections)
+        self.event_types = _event_types(self.projections)
+        _drop_copies(self.tables)
+        with transaction.atomic():
+            self.index_names = {table: recorder().create_shadow(table) for table in self.tables}
+
+    def apply(self, page: list[RecordedEvent]) -> None:
+        """Replay a page into the copies."""
+        if not page:
+            return
+        _apply(self.projections, self.tables, page)
+        self.point = page[-1].log_point
+        self.replayed += len(page)
+        if self.progress is not None:
+            self.progress(len(page))
+
+    def follow(self) -> None:
+        """Replay the log into the copies, appends going on all along, until a read finds
+        fewer than CLOSE_ENOUGH events (or, when appends come too fast for that, until
+        FOLLOW_TRIES reads in a row found less than a batch): what is left for the switch to
+        replay is then short."""
+        short_reads = 0
+        while True:
+            page = event_store.read_new(
+                self.point, limit=self.batch_size, event_types=self.event_types
+            )
+            self.apply(page)
+            if self.lag is not None:
+                self.lag(max(0, event_store.last_position() - self.point.position))
+            short_reads = short_reads + 1 if len(page) < self.batch_size else 0
+            if len(page) < min(self.batch_size, CLOSE_ENOUGH) or short_reads >= FOLLOW_TRIES:
+                return
+
+    def catch_up(self) -> None:
+        """Replay every event this transaction sees after the copies' point (appends held)."""
+        while page := recorder().read_past(self.point, self.batch_size, self.event_types):
+            self.apply(page)
+
+    def switch(self) -> None:
+        """Hold appends, replay the last events, rename the copies in. Raises OperationalError
+        when a lock wait ran past SWITCH_LOCK_TIMEOUT_MS (nothing switched). `longest_hold`
+        keeps the longest time appends waited on a switch, from asking for the hold (on
+        PostgreSQL, appenders queue behind the request) to the commit or rollback."""
+        point, replayed = self.point, self.replayed
+        held_from = None
+        try:
+            with transaction.atomic():
+                recorder().limit_lock_waits(SWITCH_LOCK_TIMEOUT_MS)
+                held_from = time.perf_counter()
+                event_store.hold_appends()
+                self.catch_up()
+                for table in self.tables:
+                    recorder().switch_shadow(table, self.index_names[table])
+        except BaseException:
+            self.point, self.replayed = point, replayed  # what the copies hold after the rollback
+            raise
+        finally:
+            if held_from is not None:
+                self.longest_hold = max(self.longest_hold, time.perf_counter() - held_from)
+
+    def drop(self) -> None:
+        _drop_copies(self.tables)
+
+
+def rebuild_online(
+    projections: Sequence[Projection],
+    *,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    lag: Lag | None = None,
+) -> RebuildResult:
+    """Rebuild the projections' read models beside the live ones while appends go on, then
+    switch them in, holding appends only for the last events and the renames.
+
+    The live read models answer, unchanged, until the switch; a failure or an interrupted run
+    leaves them serving (the next run drops what this one left). Only projections are
+    replayed: no subscriber sees an event again. Raises RebuildRefused when another rebuild
+    or check of one of the projections runs.
+    """
+    batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
+    started = time.perf_counter()
+    with _rebuild_locks(projections):
+        copies = _Copies(projections, batch_size, progress, lag)
+        attempt = 0
+        try:
+            for attempt in range(1, SWITCH_ATTEMPTS + 1):
+                copies.follow()
+                try:
+                    copies.switch()
+                    break
+                except OperationalError as error:
+                    if not recorder().is_lock_timeout(error) or attempt == SWITCH_ATTEMPTS:
+                        raise
+        finally:
+            copies.drop()
+    return RebuildResult(
+        events=copies.replayed,
+        seconds=time.perf_counter() - started,
+        held_seconds=copies.longest_hold,
+        switch_attempts=attempt,
+    )
+
+
+def _positions_seen(cursor: Any, connection: Any, after: LogPoint, event_types) -> list[int]:
+    """The positions of the events after `after` (of these types) that `cursor`'s snapshot
+    sees, in the order followers read the log in."""
+    quote = connection.ops.quote_name
+    table = quote(Event._meta.db_table)
+    position = quote(Event._meta.get_field("position").column)
+    transaction_id = quote(Event._meta.get_field("transaction_id").column)
+    sql = f"SELECT {position} FROM {table} WHERE ({transaction_id}, {position}) > (%s, %s)"
+    params: list[Any] = [after.transaction_id, after.position]
+    if event_types is not None:
+        event_type = quote(Event._meta.get_field("event_type").column)
+        sql += f" AND {event_type} IN ({', '.join(['%s'] * len(event_types))})"
+        params += list(event_types)
+    cursor.execute(f"{sql} ORDER BY {transaction_id}, {position}", params)
+    return [row[0] for row in cursor.fetchall()]
+
+
+def verify_online(
+    projections: Sequence[Projection],
+    *,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    lag: Lag | None = None,
+) -> tuple[list[RowDifference], RebuildResult]:
+    """List every row that differs between the live read models and copies rebuilt beside
+    them, while appends go on. The copies follow the log; then one snapshot (a connection of
+    its own) gives the live rows and the events the copies still lack, which they replay, so
+    both sides stand at the same point of the log. The copies are dropped at the end.
+
+    Inside a transaction (which another connection cannot see into) it runs as `verify`,
+    holding appends.
+    """
+    if transaction.get_connection().in_atomic_block:
+        return verify(projections, batch_size=batch_size, progress=progress)
+    batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
+    started = time.perf_counter()
+    differences: list[RowDifference] = []
+    with _rebuild_locks(projections):
+        copies = _Copies(projections, batch_size, progress, lag)
+        try:
+            copies.follow()
+            snapshot = connections.create_connection(DEFAULT_DB_ALIAS)
+            try:
+                with snapshot.cursor() as cursor:
+                    recorder(snapshot).begin_snapshot(cursor)
+                    positions = _positions_seen(cursor, snapshot, copies.point, copies.event_types)
+                    live = {
+                        (projection.name, model): _capture(projection, model, snapshot)
+                        for projection in projections
+                        for model in projection.models
+                    }
+                    cursor.execute("ROLLBACK")
+            finally:
+                snapshot.close()
+            for start in range(0, len(positions), min(batch_size, 500)):
+                chunk = positions[start : start + min(batch_size, 500)]
+                copies.apply(recorder().read_positions(chunk))
+            with _into_copies(copies.tables):
+                for projection in projections:
+                    for model in projection.models:
+                        differences.extend(
+                            _compare(projection, model, live[(projection.name, model)])
+                        )
+        finally:
+            copies.drop()
+    return differences, RebuildResult(events=copies.replayed, seconds=time.perf_counter() - started)

@@ -50,6 +50,17 @@ def progress_bar(total: int, verbosity: int, description: str, unit: str = "ev")
     )
 
 
+def show_lag(bar: tqdm):
+    """A callback that shows on the bar how many positions the copies are behind the log's
+    head while they follow it (and grows the bar as the log does)."""
+
+    def lag(behind: int) -> None:
+        bar.total = max(bar.total or 0, bar.n + behind)
+        bar.set_postfix(behind=behind, refresh=False)
+
+    return lag
+
+
 class ProjectionsCommand(BaseCommand):
     """A command that replays the log into the projections it names (default: all), reading
     --batch-size events per query."""

@@ -376,6 +376,25 @@ class EventRecorder(RecorderBase):
             partition,
         )
 
+    def read_past(
+        self, after: LogPoint, limit: int, event_types: Iterable[str] | None
+    ) -> list[RecordedEvent]:
+        """At most `limit` events after `after` in the order followers read the log in, with no
+        horizon: every event this transaction sees. Complete only while appends are held, or
+        inside one snapshot."""
+        condition, params = self.point_condition(), self.follow_params(after)
+        return self._read(condition, params, self.follow_order(), limit, event_types)
+
+    def read_positions(self, positions: Sequence[int]) -> list[RecordedEvent]:
+        """The stored events at these positions, in the order followers read the log in."""
+        marks = ", ".join(["%s"] * len(positions))
+        return self._read(f"{self.events.position} IN ({marks})", positions, self.follow_order())
+
+    def point_condition(self) -> str:
+        """An SQL condition on the events table: events after the point given by
+        `follow_params`, in `follow_order()`."""
+        return f"{self.events.position} > %s"
+
     def count_after(self, after_position: int, event_types: Iterable[str] | None) -> int:
         """How many events lie after `after_position` (of these types)."""
         e = self.events

@@ -3,7 +3,9 @@ native UUIDs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -16,6 +18,12 @@ from eventstore.models import Checkpoint, Effect, Event, Stream
 from eventstore.recorders.base import Recorder
 from eventstore.recorders.checkpoints import CheckpointMove, handled_before_points
 from eventstore.recorders.events import Appended, NewRow, StreamRows
+from eventstore.recorders.shadows import (
+    names_retired_index,
+    names_shadow_index,
+    retired_name,
+    shadow_name,
+)
 from eventstore.recorders.tables import current_connection, written_fields
 from eventstore.records import LogPoint, RecordedEvent
 
@@ -437,6 +445,11 @@ class PostgresRecorder(Recorder):
             f"AND ({e.transaction_id} < {self._horizon()} OR {e.transaction_id} = {_OWN})"
         )
 
+    def point_condition(self) -> str:
+        """Events after the point in (transaction id, position) order."""
+        e = self.events
+        return f"({e.transaction_id}, {e.position}) > (%s, %s)"
+
     def follow_params(self, point: LogPoint) -> list[int]:
         """The point's transaction id and position."""
         return [point.transaction_id, point.position]
@@ -531,3 +544,89 @@ class PostgresRecorder(Recorder):
     def _for_update(self, skip_locked: bool = False) -> str:
         """Rows are locked; with `skip_locked`, rows another transaction holds are passed."""
         return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+    # --- read-model copies for rebuilds (see ShadowRecorder) ------------------------------------
+
+    def create_shadow(self, table: str) -> dict[str, str]:
+        """The copy takes the live table's columns, defaults, checks and identity (LIKE), then
+        its primary key, unique constraints and indexes under names of its own, and each takes
+        its live counterpart's name when the copy is switched in."""
+        quote = current_connection().ops.quote_name
+        shadow = shadow_name(table)
+        names: dict[str, str] = {}
+        with current_connection().cursor() as cursor:
+            cursor.execute(
+                f"CREATE TABLE {quote(shadow)} (LIKE {quote(table)} INCLUDING DEFAULTS "
+                "INCLUDING CONSTRAINTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE)"
+            )
+            cursor.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'x') ORDER BY conname",
+                [quote(table)],
+            )
+            for name, definition in cursor.fetchall():
+                new = names_shadow_index(name)
+                cursor.execute(
+                    f"ALTER TABLE {quote(shadow)} ADD CONSTRAINT {quote(new)} {definition}"
+                )
+                names[new] = name
+            cursor.execute(
+                "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+                "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = %s::regclass "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) "
+                "ORDER BY i.relname",
+                [quote(table)],
+            )
+            for name, definition in cursor.fetchall():
+                new = names_shadow_index(name)
+                cursor.execute(
+                    re.sub(
+                        r"^CREATE (UNIQUE )?INDEX (?:\"[^\"]+\"|\S+) ON (?:ONLY )?\S+ ",
+                        lambda match, new=new: (
+                            f"CREATE {match.group(1) or ''}INDEX {quote(new)} ON {quote(shadow)} "
+                        ),
+                        definition,
+                    )
+                )
+                names[new] = name
+        return names
+
+    def switch_shadow(self, table: str, index_names: dict[str, str]) -> None:
+        """Rename the tables, then the live table's indexes out of the way and the copy's to
+        their names, so that the switched-in table is named as the migrations made it."""
+        quote = current_connection().ops.quote_name
+        with current_connection().cursor() as cursor:
+            for name in index_names.values():
+                cursor.execute(
+                    f"ALTER INDEX {quote(name)} RENAME TO {quote(names_retired_index(name))}"
+                )
+            cursor.execute(f"ALTER TABLE {quote(table)} RENAME TO {quote(retired_name(table))}")
+            cursor.execute(f"ALTER TABLE {quote(shadow_name(table))} RENAME TO {quote(table)}")
+            for new, name in index_names.items():
+                cursor.execute(f"ALTER INDEX {quote(new)} RENAME TO {quote(name)}")
+
+    def limit_lock_waits(self, milliseconds: int) -> None:
+        """SET LOCAL lock_timeout."""
+        with current_connection().cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = {int(milliseconds)}")
+
+    def begin_snapshot(self, cursor: Any) -> None:
+        """A REPEATABLE READ transaction: one snapshot for all its reads."""
+        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    @staticmethod
+    def _lock_key(name: str) -> int:
+        digest = hashlib.sha256(f"eventstore.rebuild\0{name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    def try_lock_rebuild(self, name: str) -> bool:
+        """A session advisory lock: the server frees it with the session, however the process
+        holding it ends."""
+        with current_connection().cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self._lock_key(name)])
+            return bool(cursor.fetchone()[0])
+
+    def unlock_rebuild(self, name: str) -> None:
+        """Free the advisory lock."""
+        with current_connection().cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [self._lock_key(name)])

@@ -229,8 +229,10 @@ def test_rebuilding_every_projection_gives_back_every_api_answer(
     assert after == before
 
 
-def test_rebuild_replays_into_emptied_tables(busy_shop, monkeypatch):
-    """Each projection is reset to empty tables before the replay refills them."""
+def test_rebuild_in_place_replays_into_emptied_tables(busy_shop, monkeypatch):
+    """In place, each projection is reset to empty tables before the replay refills them (the
+    online rebuild replays into copies and never empties a live table: its tests are in
+    test_online_rebuild.py)."""
     rows_after_reset = {}
     for projection in get_projections():
         reset = projection.reset
@@ -243,7 +245,7 @@ def test_rebuild_replays_into_emptied_tables(busy_shop, monkeypatch):
         monkeypatch.setattr(projection, "reset", spy)
     counts_before = read_model_counts()
 
-    call_command("rebuild_projections", verbosity=0, stdout=StringIO())
+    call_command("rebuild_projections", "--in-place", verbosity=0, stdout=StringIO())
 
     assert rows_after_reset == dict.fromkeys(counts_before, 0)
     assert read_model_counts() == counts_before

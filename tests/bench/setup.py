@@ -58,10 +58,12 @@ def _with_database(url: str, name: str) -> str:
 @contextmanager
 def postgres_database(admin_url: str, label: str, template: str | None = None) -> Iterator[str]:
     """A new, empty PostgreSQL database for one run (or a copy of the database `template`,
-    which nothing may be connected to meanwhile); dropped afterwards."""
+    which nothing may be connected to meanwhile), named after $BENCH_DATABASE_PREFIX (default
+    "bench") and `label`; dropped afterwards."""
     import psycopg
 
-    name = f"bench_{label}_{uuid.uuid4().hex[:10]}"
+    prefix = os.environ.get("BENCH_DATABASE_PREFIX", "bench")
+    name = f"{prefix}_{label}_{uuid.uuid4().hex[:10]}"
     copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"{copy}')

@@ -201,13 +201,14 @@ def _customer(
     tally: Tally,
     backlog: Backlog | None = None,
     customer: int = 0,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Place and follow orders one after another until `until` (time.monotonic); with a
-    backlog, place them without following them, `backlog.limit` open at most."""
+    """Place and follow orders one after another until `until` (time.monotonic) or `stop` is
+    set; with a backlog, place them without following them, `backlog.limit` open at most."""
     rng = random.Random(seed)
     session = _Session(port, token, tally)
     try:
-        while time.monotonic() < until:
+        while time.monotonic() < until and not (stop is not None and stop.is_set()):
             lines = rng.sample(list(product_ids), rng.randint(1, 2))
             body = json.dumps(
                 {"items": [{"product_id": p, "quantity": rng.randint(1, 3)} for p in lines]}
@@ -243,17 +244,18 @@ def place_orders(
     seconds: float,
     seed: int,
     backlog: Backlog | None = None,
+    stop: threading.Event | None = None,
 ) -> Tally:
-    """One customer thread per token placing orders for `seconds`, each followed to its end
-    (with a backlog: not followed, the backlog's limit open per customer); returns once every
-    thread has finished."""
+    """One customer thread per token placing orders for `seconds` (or until `stop` is set),
+    each followed to its end (with a backlog: not followed, the backlog's limit open per
+    customer); returns once every thread has finished."""
     tally = Tally()
     started = time.perf_counter()
     until = time.monotonic() + seconds
     threads = [
         threading.Thread(
             target=_customer,
-            args=(port, token, product_ids, seed + n, until, tally, backlog, n),
+            args=(port, token, product_ids, seed + n, until, tally, backlog, n, stop),
         )
         for n, token in enumerate(tokens)
     ]

@@ -438,3 +438,56 @@ def test_the_stock_check_counts_staff_corrections_in_the_units_balance():
     failing, _ = check_stock(product_ids, 10, notes)
 
     assert (failing, notes) == (0, [])
+
+
+@pytest.mark.django_db
+def test_the_online_rebuild_workload_reads_the_commands_closing_line(capsys):
+    from django.core.management import call_command
+
+    from tests.bench.workloads import rebuild_online
+
+    call_command("rebuild_projections", verbosity=0)
+    line = capsys.readouterr().out
+    assert rebuild_online._REBUILT.search(line)["held"] is not None
+    retried = "Rebuilt 10 projection(s) from 1,000 events in 2.00 s (500 events/s); "
+    retried += "appends held 12.5 ms for the switch (switched at try 3)"
+    found = rebuild_online._REBUILT.search(retried.replace("1,000", "1000"))
+    assert (found["events"], found["rate"], found["held"]) == ("1000", "500", "12.5")
+
+
+def test_the_online_rebuild_workloads_copies_take_fresh_ids_and_products():
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from tests.bench.workloads import rebuild_online
+
+    order = "11111111-2222-3333-4444-555555555555"
+    now = datetime.now(UTC)
+
+    def event(aggregate_type, aggregate_id, version, payload):
+        return SimpleNamespace(
+            event_id=f"aaaaaaa{version}-2222-3333-4444-555555555555",
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            version=version,
+            event_type="Made",
+            schema_version=1,
+            payload=payload,
+            metadata={"correlation_id": order},
+            recorded_at=now,
+        )
+
+    template = [
+        event("product", "template-0", 3, {"product_id": "template-0", "order_id": order}),
+        event("order", order, 1, {"order_id": order, "transaction_id": "txn_" + "0" * 24}),
+    ]
+    rows = list(rebuild_online._copies(template, 5, 7))
+    assert len(rows) == 5
+    assert [row[2] for row in rows[::2]] == ["copied-0", "copied-1", "copied-2"]
+    assert len({row[0] for row in rows}) == 5  # every event id fresh
+    first, second = rows[0], rows[2]
+    assert first[8] != order and first[8] != second[8]  # a correlation id per copy
+    assert rows[1][2] == first[8]  # the order stream is the copy's own order
+    assert '"copied-0"' in first[6] and order not in first[6]
+    assert "txn_" + "0" * 24 not in rows[1][6]
+    assert {row[11] for row in rows} == {7}

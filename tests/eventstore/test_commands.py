@@ -10,7 +10,7 @@ from eventstore.projections import get_projections
 
 REBUILT_LINE = re.compile(
     r"^Rebuilt (?P<projections>\d+) projection\(s\) from (?P<events>\d+) events "
-    r"in \d+\.\d\d s \([\d,]+ events/s\)$",
+    r"in \d+\.\d\d s \([\d,]+ events/s\)(; appends held [\d.]+ ms for the switch)?$",
     re.MULTILINE,
 )
 

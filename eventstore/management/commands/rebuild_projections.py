@@ -1,13 +1,18 @@
-"""Reset read models and replay the whole log into them."""
+"""Rebuild read models from the log: beside the live ones while appends go on (the default),
+or in place, holding appends."""
 
-from eventstore.management.helpers import ProjectionsCommand, progress_bar
-from eventstore.replay import count_replay_events, rebuild
+from django.core.management.base import CommandError
+
+from eventstore.management.helpers import ProjectionsCommand, progress_bar, show_lag
+from eventstore.replay import RebuildRefused, count_replay_events, rebuild, rebuild_online
 
 
 class Command(ProjectionsCommand):
     help = (
-        "Empty the read models of the given projections (default: all) and replay every event "
-        "into them in position order. Appends wait until it finishes."
+        "Rebuild the read models of the given projections (default: all) from every event in "
+        "the log: into copies beside the live tables while appends go on, then switched in "
+        "while appends wait for the last events (--in-place: empty the tables and replay into "
+        "them, appends waiting until it finishes)."
     )
 
     def add_arguments(self, parser):
@@ -15,8 +20,14 @@ class Command(ProjectionsCommand):
         parser.add_argument(
             "--list", action="store_true", help="List the registered projections and exit."
         )
+        parser.add_argument(
+            "--in-place",
+            action="store_true",
+            help="Empty and refill the live tables in one transaction that holds every append "
+            "(small databases, tests).",
+        )
 
-    def handle(self, *args, projections, batch_size, list, verbosity, **options):
+    def handle(self, *args, projections, batch_size, list, in_place, verbosity, **options):
         chosen = self.chosen(projections, batch_size)
         if list:
             for projection in chosen:
@@ -25,10 +36,24 @@ class Command(ProjectionsCommand):
         total = count_replay_events(chosen)
         names = ", ".join(projection.name for projection in chosen)
         if verbosity >= 1:
-            self.stdout.write(f"Rebuilding {names} from {total} event(s)")
+            how = "in place" if in_place else "beside the live read models"
+            self.stdout.write(f"Rebuilding {names} from {total} event(s), {how}")
         with progress_bar(total, verbosity, "replay") as bar:
-            result = rebuild(chosen, batch_size=batch_size, progress=bar.update)
-        self.stdout.write(
+            if in_place:
+                result = rebuild(chosen, batch_size=batch_size, progress=bar.update)
+            else:
+                try:
+                    result = rebuild_online(
+                        chosen, batch_size=batch_size, progress=bar.update, lag=show_lag(bar)
+                    )
+                except RebuildRefused as error:
+                    raise CommandError(str(error)) from error
+        line = (
             f"Rebuilt {len(chosen)} projection(s) from {result.events} events "
             f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s)"
         )
+        if not in_place:
+            line += f"; appends held {result.held_seconds * 1000:.1f} ms for the switch"
+            if result.switch_attempts > 1:
+                line += f" (switched at try {result.switch_attempts})"
+        self.stdout.write(line)

@@ -2,20 +2,38 @@
 
 from django.core.management.base import CommandError
 
-from eventstore.management.helpers import ProjectionsCommand, progress_bar
-from eventstore.replay import count_replay_events, verify
+from eventstore.management.helpers import ProjectionsCommand, progress_bar, show_lag
+from eventstore.replay import RebuildRefused, count_replay_events, verify, verify_online
 
 
 class Command(ProjectionsCommand):
     help = (
-        "Rebuild the given projections (default: all) inside a transaction that is rolled back, "
-        "and list every read-model row that differs from the live one. Exits 1 on any drift."
+        "Rebuild the given projections (default: all) into copies beside the live tables while "
+        "appends go on, and list every read-model row that differs from the live one at the "
+        "same point of the log (--in-place: rebuild inside a transaction that holds appends and "
+        "is rolled back). Exits 1 on any drift."
     )
 
-    def handle(self, *args, projections, batch_size, verbosity, **options):
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--in-place",
+            action="store_true",
+            help="Rebuild in a rolled-back transaction that holds every append.",
+        )
+
+    def handle(self, *args, projections, batch_size, in_place, verbosity, **options):
         chosen = self.chosen(projections, batch_size)
         with progress_bar(count_replay_events(chosen), verbosity, "verify") as bar:
-            differences, result = verify(chosen, batch_size=batch_size, progress=bar.update)
+            if in_place:
+                differences, result = verify(chosen, batch_size=batch_size, progress=bar.update)
+            else:
+                try:
+                    differences, result = verify_online(
+                        chosen, batch_size=batch_size, progress=bar.update, lag=show_lag(bar)
+                    )
+                except RebuildRefused as error:
+                    raise CommandError(str(error)) from error
         for difference in differences:
             self.stdout.write(difference.describe())
         if differences:

@@ -13,6 +13,7 @@ _WORKLOADS = {
     "append-concurrent": "concurrent:APPEND_CONCURRENT",
     "load": "load:LOAD",
     "replay": "replay:REPLAY",
+    "rebuild-online": "rebuild_online:REBUILD_ONLINE",
     "in-process": "inprocess:IN_PROCESS",
     "order-cost": "order_cost:ORDER_COST",
     "http": "http:HTTP",
