@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sqlite3
 import subprocess
 import uuid
@@ -364,6 +365,29 @@ def _environment(
     return lines
 
 
+DURABILITY_NOTE = re.compile(
+    r"(?P<system>[\w-]+): (?P<settings>.*) \(read back from its connection\)"
+)
+
+
+def _merged(notes: list[str]) -> list[str]:
+    """The notes with the systems that read back the same durability settings named in one."""
+    systems: dict[str, list[str]] = {}
+    others = []
+    for note in notes:
+        match = DURABILITY_NOTE.fullmatch(note)
+        if match:
+            systems.setdefault(match["settings"], []).append(match["system"])
+        else:
+            others.append(note)
+    merged = [
+        f"{', '.join(names)}: {settings} (read back from "
+        + ("each connection)" if len(names) > 1 else "its connection)")
+        for settings, names in systems.items()
+    ]
+    return merged + others
+
+
 def render(results: list[tuple[str, str, report.WorkloadResult]], runs: int, scale: float) -> str:
     """The peers section: where and how, the target, one table for every backend, the notes."""
     from tabulate import tabulate
@@ -373,7 +397,7 @@ def render(results: list[tuple[str, str, report.WorkloadResult]], runs: int, sca
     notes = [
         f"- {NAMES[backend]}, {note}"
         for backend, _, result in results
-        for note in [*result.notes, *(f"failed: {error}" for error in result.errors)]
+        for note in [*_merged(result.notes), *(f"failed: {error}" for error in result.errors)]
     ]
     parts = ["### Latest run", "", *_environment(results, runs, scale), ""]
     parts += [f"Target: {TARGET}.", ""]
