@@ -125,8 +125,15 @@ def section(
     title = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[backend]
     parts = [f"### Latest run: {title}", "", *environment(backend, runs, scale, server_version)]
     parts += ["", table(results), ""]
-    notes = [f"- {r.workload.name}: {note}" for r in results for note in r.notes]
-    notes += [f"- {r.workload.name} failed: {error}" for r in results for error in r.errors]
+    one = len(results) == 1  # a table of one workload names it in its first row already
+    notes = [
+        f"- {note}" if one else f"- {r.workload.name}: {note}" for r in results for note in r.notes
+    ]
+    notes += [
+        f"- failed: {error}" if one else f"- {r.workload.name} failed: {error}"
+        for r in results
+        for error in r.errors
+    ]
     if notes:
         parts += ["Notes from the runs:", "", *dict.fromkeys(notes), ""]
     return "\n".join(parts)

@@ -82,8 +82,14 @@ def test_a_workload_whose_runs_all_failed_says_so():
     result = _result([], [])
     result.errors.append("boom")
 
+    other = _result([{"rate": 1}], [{"rate": 1}])
+    other.notes.append("slow")
+
     assert report.rows([result])[0][:2] == ["A workload", "failed"]
-    assert "- w failed: boom" in report.section("sqlite", [result], runs=3, scale=1)
+    assert "- failed: boom" in report.section("sqlite", [result], runs=3, scale=1)
+    both = report.section("sqlite", [result, other], runs=3, scale=1)
+    assert "- w failed: boom" in both
+    assert "- w: slow" in both
 
 
 def test_a_section_is_added_once_then_replaced_between_its_markers(tmp_path):

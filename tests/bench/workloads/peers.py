@@ -359,8 +359,8 @@ def _environment(
         for name in ("eventsourcing", "eventsourcing-django", "Django", "psycopg")
     )
     lines.append(
-        f"- Peers: {versions} (their own virtual environment, `.bench/peers-venv`; "
-        "eventsourcing-django installed without its dependencies)"
+        f"- Peers: {versions} (in `.bench/peers-venv`, eventsourcing-django without its "
+        "dependencies)"
     )
     return lines
 

@@ -93,7 +93,7 @@ class Point:
         if self.name:
             return self.name
         if self.dispatch == "inline":
-            return f"inline, {self.gunicorn} gunicorn worker, {self.clients} client"
+            return "inline"  # the workload's title gives its topology
         return f"celery, {self.celery} worker{'s' * (self.celery > 1)}"
 
 
