@@ -79,7 +79,12 @@ def rows(results: list[WorkloadResult]) -> list[list[str]]:
 
 
 def table(results: list[WorkloadResult], tablefmt: str = "github") -> str:
-    return tabulate(rows(results), headers=HEADERS, tablefmt=tablefmt, disable_numparse=True)
+    """The results' table, without the Baseline and Ratio columns when no figure has one."""
+    body, headers = rows(results), HEADERS
+    if all(row[3:5] == ["-", "-"] for row in body):
+        body = [row[:3] + row[5:] for row in body]
+        headers = HEADERS[:3] + HEADERS[5:]
+    return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
 def _cpu_model() -> str:
@@ -102,19 +107,15 @@ def _memory_gib() -> str:
 
 def environment(backend: str, runs: int, scale: float, server_version: str = "") -> list[str]:
     """The lines that say where and how the figures were measured."""
-    lines = [
-        f"- Date: {date.today().isoformat()}",
-        f"- Machine: {_cpu_model()}, {os.cpu_count()} cores, {_memory_gib()} RAM, "
-        f"{platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
-    ]
-    if backend == "postgres":
-        lines.append(f"- PostgreSQL {server_version}")
-    lines.append(
-        f"- Median of {runs} run(s) per workload, each on fresh databases"
-        + (f", sizes scaled by {scale:g}" if scale != 1 else "")
+    where = (
+        f"- {date.today().isoformat()}, {_cpu_model()}, {os.cpu_count()} cores, "
+        f"{_memory_gib()} RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
     )
-    return lines
+    if backend == "postgres":
+        where += f", PostgreSQL {server_version}"
+    how = f"- Median of {runs} run(s) per workload, each on fresh databases"
+    return [where, how + (f", sizes scaled by {scale:g}" if scale != 1 else "")]
 
 
 def section(
@@ -124,8 +125,15 @@ def section(
     title = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[backend]
     parts = [f"### Latest run: {title}", "", *environment(backend, runs, scale, server_version)]
     parts += ["", table(results), ""]
-    notes = [f"- {r.workload.name}: {note}" for r in results for note in r.notes]
-    notes += [f"- {r.workload.name} failed: {error}" for r in results for error in r.errors]
+    one = len(results) == 1  # a table of one workload names it in its first row already
+    notes = [
+        f"- {note}" if one else f"- {r.workload.name}: {note}" for r in results for note in r.notes
+    ]
+    notes += [
+        f"- failed: {error}" if one else f"- {r.workload.name} failed: {error}"
+        for r in results
+        for error in r.errors
+    ]
     if notes:
         parts += ["Notes from the runs:", "", *dict.fromkeys(notes), ""]
     return "\n".join(parts)

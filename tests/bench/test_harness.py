@@ -82,8 +82,14 @@ def test_a_workload_whose_runs_all_failed_says_so():
     result = _result([], [])
     result.errors.append("boom")
 
+    other = _result([{"rate": 1}], [{"rate": 1}])
+    other.notes.append("slow")
+
     assert report.rows([result])[0][:2] == ["A workload", "failed"]
-    assert "- w failed: boom" in report.section("sqlite", [result], runs=3, scale=1)
+    assert "- failed: boom" in report.section("sqlite", [result], runs=3, scale=1)
+    both = report.section("sqlite", [result, other], runs=3, scale=1)
+    assert "- w failed: boom" in both
+    assert "- w: slow" in both
 
 
 def test_a_section_is_added_once_then_replaced_between_its_markers(tmp_path):
@@ -112,6 +118,19 @@ def test_a_section_is_written_with_its_tables_unpadded(tmp_path):
     assert rows[1] == "| --- | --- | --- | --- | --- | --- | --- |"
     assert "| 1,234 | 2,000 | 0.62x |" in rows[2]
     assert not any("  " in row for row in rows)
+
+
+def test_a_table_without_baselines_leaves_out_their_columns():
+    def cells(line):
+        return [cell.strip() for cell in line.strip("|").split("|")]
+
+    without = _result([{"rate": 90}], [], baseline=False)
+    with_one = _result([{"rate": 90}], [{"rate": 100}])
+
+    header, _, row = report.table([without]).splitlines()
+    assert cells(header) == ["Workload", "Figure", "Project", "Target", "Met"]
+    assert cells(row)[:3] == ["A workload", "throughput (events/s)", "90"]
+    assert cells(report.table([without, with_one]).splitlines()[0])[3:5] == ["Baseline", "Ratio"]
 
 
 def test_the_baseline_log_checks_the_expected_version_and_writes_nothing_on_conflict(tmp_path):
@@ -374,6 +393,21 @@ def test_the_peers_table_has_a_row_per_system_then_the_targets_marks():
     failed = report.WorkloadResult(peers.PEERS_WORKLOAD, errors=["boom"])
     dashes = ["-"] * len(peers.COLUMNS)
     assert peers.table_rows("postgres", failed) == [["PostgreSQL", "failed", *dashes]]
+
+
+def test_the_peers_notes_name_once_the_durability_several_systems_share():
+    notes = [
+        "project: synchronous=FULL (read back from its connection)",
+        "eventsourcing: synchronous=FULL (read back from its connection)",
+        "eventsourcing-django: synchronous=NORMAL (read back from its connection)",
+        "something else",
+    ]
+
+    assert peers._merged(notes) == [
+        "project, eventsourcing: synchronous=FULL (read back from each connection)",
+        "eventsourcing-django: synchronous=NORMAL (read back from its connection)",
+        "something else",
+    ]
 
 
 def test_a_workload_that_renders_itself_gets_its_results_on_every_backend_so_far():

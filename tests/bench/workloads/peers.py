@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sqlite3
 import subprocess
 import uuid
@@ -358,10 +359,33 @@ def _environment(
         for name in ("eventsourcing", "eventsourcing-django", "Django", "psycopg")
     )
     lines.append(
-        f"- Peers: {versions} (their own virtual environment, `.bench/peers-venv`; "
-        "eventsourcing-django installed without its dependencies)"
+        f"- Peers: {versions} (in `.bench/peers-venv`, eventsourcing-django without its "
+        "dependencies)"
     )
     return lines
+
+
+DURABILITY_NOTE = re.compile(
+    r"(?P<system>[\w-]+): (?P<settings>.*) \(read back from its connection\)"
+)
+
+
+def _merged(notes: list[str]) -> list[str]:
+    """The notes with the systems that read back the same durability settings named in one."""
+    systems: dict[str, list[str]] = {}
+    others = []
+    for note in notes:
+        match = DURABILITY_NOTE.fullmatch(note)
+        if match:
+            systems.setdefault(match["settings"], []).append(match["system"])
+        else:
+            others.append(note)
+    merged = [
+        f"{', '.join(names)}: {settings} (read back from "
+        + ("each connection)" if len(names) > 1 else "its connection)")
+        for settings, names in systems.items()
+    ]
+    return merged + others
 
 
 def render(results: list[tuple[str, str, report.WorkloadResult]], runs: int, scale: float) -> str:
@@ -373,7 +397,7 @@ def render(results: list[tuple[str, str, report.WorkloadResult]], runs: int, sca
     notes = [
         f"- {NAMES[backend]}, {note}"
         for backend, _, result in results
-        for note in [*result.notes, *(f"failed: {error}" for error in result.errors)]
+        for note in [*_merged(result.notes), *(f"failed: {error}" for error in result.errors)]
     ]
     parts = ["### Latest run", "", *_environment(results, runs, scale), ""]
     parts += [f"Target: {TARGET}.", ""]

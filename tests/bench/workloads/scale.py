@@ -93,7 +93,7 @@ class Point:
         if self.name:
             return self.name
         if self.dispatch == "inline":
-            return f"inline, {self.gunicorn} gunicorn worker, {self.clients} client"
+            return "inline"  # the workload's title gives its topology
         return f"celery, {self.celery} worker{'s' * (self.celery > 1)}"
 
 
@@ -347,9 +347,9 @@ def _note_point(context, point, tally, by_status, figures, usage) -> None:
             f"{group} {usage[group] / 100:.2f}" for group in cpu.GROUPS if usage[group] >= 0.5
         )
         context.notes.append(
-            f"{label}: cores busy over the window {usage['machine'] / 100:.2f} "
-            f"({split}); backlog {figures['backlog_start']:.0f} orders at the window's start, "
-            f"{figures['backlog']:.0f} at its end; {tally.created} orders placed in all"
+            f"{label}: cores busy {usage['machine'] / 100:.2f} ({split}); backlog "
+            f"{figures['backlog_start']:.0f} -> {figures['backlog']:.0f} orders over the window; "
+            f"{tally.created} placed"
         )
 
 
