@@ -26,7 +26,7 @@ from eventstore.projections import Projection
 from eventstore.recorders import recorder
 from eventstore.recorders.shadows import retired_name, shadow_name
 from eventstore.records import START, LogPoint, RecordedEvent
-from eventstore.store import event_store
+from eventstore.store import AppendTimeout, event_store
 
 Progress = Callable[[int], None]
 # Called while a copy follows the log: how many positions it is behind the log's head.
@@ -432,7 +432,11 @@ def rebuild_online(
                         copies.switch(projection)
                         break
                     except OperationalError as error:
-                        if not recorder().is_lock_timeout(error) or attempt == SWITCH_ATTEMPTS:
+                        # The lock timeout, as the connection's execute wrapper raises it
+                        timed_out = isinstance(error, AppendTimeout)
+                        if not (timed_out or recorder().is_lock_timeout(error)):
+                            raise
+                        if attempt == SWITCH_ATTEMPTS:
                             raise
                 most_attempts = max(most_attempts, attempt)
         finally:
