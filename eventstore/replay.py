@@ -246,6 +246,12 @@ def check_pace(pace: float) -> float:
     return pace
 
 
+def _lock_wait_ran_out(error: OperationalError) -> bool:
+    """Whether `error` says a lock wait ran past its timeout: as the connection's execute
+    wrapper raises it (`AppendTimeout`), or as the database does."""
+    return isinstance(error, AppendTimeout) or recorder().is_lock_timeout(error)
+
+
 @contextmanager
 def _rebuild_locks(projections: Sequence[Projection]) -> Iterator[None]:
     """Hold each projection's rebuild lock (see `ShadowRecorder.try_lock_rebuild`), or refuse."""
@@ -432,11 +438,7 @@ def rebuild_online(
                         copies.switch(projection)
                         break
                     except OperationalError as error:
-                        # The lock timeout, as the connection's execute wrapper raises it
-                        timed_out = isinstance(error, AppendTimeout)
-                        if not (timed_out or recorder().is_lock_timeout(error)):
-                            raise
-                        if attempt == SWITCH_ATTEMPTS:
+                        if not _lock_wait_ran_out(error) or attempt == SWITCH_ATTEMPTS:
                             raise
                 most_attempts = max(most_attempts, attempt)
         finally:
