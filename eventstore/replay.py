@@ -2,13 +2,15 @@
 
 Online (`rebuild_online`, `verify_online`, what the commands do by default): the projections
 replay into copies of their tables beside the live ones while appends go on, following the log
-as subscribers do; a rebuild then holds appends for its last few events and renames the copies
-in, a check compares them with the live tables as one snapshot shows them. In place (`rebuild`,
+as subscribers do; a rebuild then switches them in one projection at a time, each switch
+holding appends for that projection's last few events and the renames of its own tables; a
+check compares the copies with the live tables as one snapshot shows them. In place (`rebuild`,
 `verify`): one transaction that holds appends from start to end.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +26,7 @@ from eventstore.projections import Projection
 from eventstore.recorders import recorder
 from eventstore.recorders.shadows import retired_name, shadow_name
 from eventstore.records import START, LogPoint, RecordedEvent
-from eventstore.store import event_store
+from eventstore.store import AppendTimeout, event_store
 
 Progress = Callable[[int], None]
 # Called while a copy follows the log: how many positions it is behind the log's head.
@@ -37,8 +39,10 @@ class RebuildResult:
 
     events: int
     seconds: float
-    # Online rebuilds: the longest time appends waited on a switch, and how many switches were
-    # tried (one gives up when it waits on a lock past SWITCH_LOCK_TIMEOUT_MS).
+    # Online rebuilds switch each projection in on its own: how many switches, the longest time
+    # appends waited on one, and the most tries one took (a try gives up when it waits on a lock
+    # past SWITCH_LOCK_TIMEOUT_MS).
+    switches: int = 0
     held_seconds: float = 0.0
     switch_attempts: int = 0
 
@@ -221,6 +225,10 @@ SWITCH_ATTEMPTS = 50
 # The copies are close enough to switch when a read of the log finds fewer events than this.
 CLOSE_ENOUGH = 50
 FOLLOW_TRIES = 20
+# What the commands pace an online replay at: after each batch it read and replayed while
+# following the log, it sleeps this many times as long as the batch took (0: flat out), leaving
+# the CPU to the orders it shares the machine with.
+DEFAULT_PACE = 1.0
 
 
 class RebuildRefused(Exception):
@@ -229,6 +237,19 @@ class RebuildRefused(Exception):
 
 def _tables(projections: Sequence[Projection]) -> list[str]:
     return [model._meta.db_table for projection in projections for model in projection.models]
+
+
+def check_pace(pace: float) -> float:
+    """`pace` if it is a finite number of 0 or more, else ValueError."""
+    if not (math.isfinite(pace) and pace >= 0):
+        raise ValueError(f"pace must be a finite number of 0 or more, not {pace!r}")
+    return pace
+
+
+def _lock_wait_ran_out(error: OperationalError) -> bool:
+    """Whether `error` says a lock wait ran past its timeout: as the connection's execute
+    wrapper raises it (`AppendTimeout`), or as the database does."""
+    return isinstance(error, AppendTimeout) or recorder().is_lock_timeout(error)
 
 
 @contextmanager
@@ -282,12 +303,14 @@ def _apply(projections: Sequence[Projection], tables: Sequence[str], page) -> No
 
 @dataclass
 class _Copies:
-    """Copies of the projections' tables, and how far into the log they are."""
+    """Copies of the tables of the projections not switched in yet, and how far into the log
+    they are."""
 
-    projections: Sequence[Projection]
+    projections: list[Projection]
     batch_size: int
     progress: Progress | None
     lag: Lag | None
+    pace: float = 0.0
     tables: list[str] = field(init=False)
     index_names: dict[str, dict[str, str]] = field(init=False)
     point: LogPoint = START
@@ -295,6 +318,7 @@ class _Copies:
     longest_hold: float = 0.0
 
     def __post_init__(self) -> None:
+        self.projections = list(self.projections)
         self.tables = _tables(self.projections)
         self.event_types = _event_types(self.projections)
         _drop_copies(self.tables)
@@ -307,17 +331,22 @@ class _Copies:
             return
         _apply(self.projections, self.tables, page)
         self.point = page[-1].log_point
-        self.replayed += len(page)
+        self._count(len(page))
+
+    def _count(self, events: int) -> None:
+        self.replayed += events
         if self.progress is not None:
-            self.progress(len(page))
+            self.progress(events)
 
     def follow(self) -> None:
         """Replay the log into the copies, appends going on all along, until a read finds
         fewer than CLOSE_ENOUGH events (or, when appends come too fast for that, until
         FOLLOW_TRIES reads in a row found less than a batch): what is left for the switch to
-        replay is then short."""
+        replay is then short. After each batch it goes on from, it sleeps `pace` times as long
+        as the batch took."""
         short_reads = 0
         while True:
+            began = time.perf_counter()
             page = event_store.read_new(
                 self.point, limit=self.batch_size, event_types=self.event_types
             )
@@ -327,33 +356,52 @@ class _Copies:
             short_reads = short_reads + 1 if len(page) < self.batch_size else 0
             if len(page) < min(self.batch_size, CLOSE_ENOUGH) or short_reads >= FOLLOW_TRIES:
                 return
+            if self.pace:
+                time.sleep(self.pace * (time.perf_counter() - began))
 
-    def catch_up(self) -> None:
-        """Replay every event this transaction sees after the copies' point (appends held)."""
-        while page := recorder().read_past(self.point, self.batch_size, self.event_types):
-            self.apply(page)
+    def catch_up(self, projection: Projection) -> None:
+        """Replay into `projection`'s copies every event of its types this transaction sees
+        after the copies' point (appends held). The point stays: the other copies replay
+        these events when they follow next; those only `projection` reads are counted here."""
+        tables = _tables([projection])
+        event_types = _event_types([projection])
+        others = _event_types([other for other in self.projections if other is not projection])
+        theirs = None if others is None else set(others)  # None: another one reads every event
+        point = self.point
+        while page := recorder().read_past(point, self.batch_size, event_types):
+            _apply([projection], tables, page)
+            point = page[-1].log_point
+            if theirs is not None:
+                self._count(sum(1 for event in page if event.event_type not in theirs))
 
-    def switch(self) -> None:
-        """Hold appends, replay the last events, rename the copies in. Raises OperationalError
-        when a lock wait ran past SWITCH_LOCK_TIMEOUT_MS (nothing switched). `longest_hold`
-        keeps the longest time appends waited on a switch, from asking for the hold (on
-        PostgreSQL, appenders queue behind the request) to the commit or rollback."""
-        point, replayed = self.point, self.replayed
+    def switch(self, projection: Projection) -> None:
+        """Hold appends, replay `projection`'s last events, rename its copies in. Raises
+        OperationalError when a lock wait ran past SWITCH_LOCK_TIMEOUT_MS (nothing switched).
+        `longest_hold` keeps the longest time appends waited on a switch, from asking for the
+        hold (on PostgreSQL, appenders queue behind the request) to the commit or rollback.
+        Once switched in, the projection's inline updates keep its rebuilt tables live, and the
+        copies left to build go on without it."""
+        tables = _tables([projection])
+        replayed = self.replayed
         held_from = None
         try:
             with transaction.atomic():
                 recorder().limit_lock_waits(SWITCH_LOCK_TIMEOUT_MS)
                 held_from = time.perf_counter()
                 event_store.hold_appends()
-                self.catch_up()
-                for table in self.tables:
+                self.catch_up(projection)
+                for table in tables:
                     recorder().switch_shadow(table, self.index_names[table])
         except BaseException:
-            self.point, self.replayed = point, replayed  # what the copies hold after the rollback
+            self.replayed = replayed  # the caught-up events were rolled back
             raise
         finally:
             if held_from is not None:
                 self.longest_hold = max(self.longest_hold, time.perf_counter() - held_from)
+        self.projections.remove(projection)
+        self.tables = _tables(self.projections)
+        self.event_types = _event_types(self.projections)
+        _drop_copies(tables)  # the retired tables
 
     def drop(self) -> None:
         _drop_copies(self.tables)
@@ -365,36 +413,42 @@ def rebuild_online(
     batch_size: int | None = None,
     progress: Progress | None = None,
     lag: Lag | None = None,
+    pace: float = 0.0,
 ) -> RebuildResult:
     """Rebuild the projections' read models beside the live ones while appends go on, then
-    switch them in, holding appends only for the last events and the renames.
+    switch them in one projection at a time, each switch holding appends only for that
+    projection's last events and the renames of its own tables. `pace`: see `_Copies.follow`.
 
-    The live read models answer, unchanged, until the switch; a failure or an interrupted run
-    leaves them serving (the next run drops what this one left). Only projections are
-    replayed: no subscriber sees an event again. Raises RebuildRefused when another rebuild
-    or check of one of the projections runs.
+    The live read models answer, unchanged, until their projection's switch; a failure or an
+    interrupted run leaves every read model serving, rebuilt or not (the next run drops what
+    this one left). Only projections are replayed: no subscriber sees an event again. Raises
+    RebuildRefused when another rebuild or check of one of the projections runs.
     """
     batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
+    check_pace(pace)
     started = time.perf_counter()
+    most_attempts = 0
     with _rebuild_locks(projections):
-        copies = _Copies(projections, batch_size, progress, lag)
-        attempt = 0
+        copies = _Copies(projections, batch_size, progress, lag, pace)
         try:
-            for attempt in range(1, SWITCH_ATTEMPTS + 1):
-                copies.follow()
-                try:
-                    copies.switch()
-                    break
-                except OperationalError as error:
-                    if not recorder().is_lock_timeout(error) or attempt == SWITCH_ATTEMPTS:
-                        raise
+            for projection in projections:
+                for attempt in range(1, SWITCH_ATTEMPTS + 1):
+                    copies.follow()
+                    try:
+                        copies.switch(projection)
+                        break
+                    except OperationalError as error:
+                        if not _lock_wait_ran_out(error) or attempt == SWITCH_ATTEMPTS:
+                            raise
+                most_attempts = max(most_attempts, attempt)
         finally:
             copies.drop()
     return RebuildResult(
         events=copies.replayed,
         seconds=time.perf_counter() - started,
+        switches=len(projections),
         held_seconds=copies.longest_hold,
-        switch_attempts=attempt,
+        switch_attempts=most_attempts,
     )
 
 
@@ -421,22 +475,25 @@ def verify_online(
     batch_size: int | None = None,
     progress: Progress | None = None,
     lag: Lag | None = None,
+    pace: float = 0.0,
 ) -> tuple[list[RowDifference], RebuildResult]:
     """List every row that differs between the live read models and copies rebuilt beside
-    them, while appends go on. The copies follow the log; then one snapshot (a connection of
-    its own) gives the live rows and the events the copies still lack, which they replay, so
-    both sides stand at the same point of the log. The copies are dropped at the end.
+    them, while appends go on. The copies follow the log (`pace`: see `_Copies.follow`); then
+    one snapshot (a connection of its own) gives the live rows and the events the copies still
+    lack, which they replay, so both sides stand at the same point of the log. The copies are
+    dropped at the end.
 
     Inside a transaction (which another connection cannot see into) it runs as `verify`,
     holding appends.
     """
+    check_pace(pace)
     if transaction.get_connection().in_atomic_block:
         return verify(projections, batch_size=batch_size, progress=progress)
     batch_size = batch_size or int(settings.EVENTSTORE_BATCH_SIZE)
     started = time.perf_counter()
     differences: list[RowDifference] = []
     with _rebuild_locks(projections):
-        copies = _Copies(projections, batch_size, progress, lag)
+        copies = _Copies(projections, batch_size, progress, lag, pace)
         try:
             copies.follow()
             snapshot = connections.create_connection(DEFAULT_DB_ALIAS)

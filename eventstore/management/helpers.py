@@ -13,6 +13,7 @@ from tqdm import tqdm
 from eventstore import projections
 from eventstore.projections import Projection
 from eventstore.registry import Registry
+from eventstore.replay import DEFAULT_PACE, check_pace
 
 T = TypeVar("T")
 
@@ -63,13 +64,32 @@ def show_lag(bar: tqdm):
 
 class ProjectionsCommand(BaseCommand):
     """A command that replays the log into the projections it names (default: all), reading
-    --batch-size events per query."""
+    --batch-size events per query; online (unless --in-place), at --pace."""
 
     def add_arguments(self, parser):
         parser.add_argument("projections", nargs="*", metavar="NAME", help="Projection names.")
         parser.add_argument(
             "--batch-size", type=int, default=None, help="Events read per query (default: setting)."
         )
+        parser.add_argument(
+            "--pace",
+            type=float,
+            default=None,
+            help="After each batch replayed beside the live read models, sleep PACE times as "
+            f"long as it took, leaving CPU to the orders (default {DEFAULT_PACE:g}; 0: flat out).",
+        )
+
+    @staticmethod
+    def pace(pace: float | None, in_place: bool) -> float:
+        """The --pace to replay at, once checked (CommandError otherwise)."""
+        if pace is None:
+            return 0.0 if in_place else DEFAULT_PACE
+        if in_place:
+            raise CommandError("--pace paces an online replay: it does not go with --in-place")
+        try:
+            return check_pace(pace)
+        except ValueError as error:
+            raise CommandError(f"--{error}") from error  # "--pace must be ..."
 
     @staticmethod
     def chosen(names: Iterable[str], batch_size: int | None) -> list[Projection]:

@@ -1,7 +1,8 @@
 """Scenario: every read model is rebuilt, and then checked, while customers keep placing orders
 over the API on threads of their own. Orders go through all along; the API answers from the live
-read models until the switch and from the rebuilt ones after it, never from empty or half-built
-ones; the result equals a rebuild from scratch at rest, and nothing outside is done again."""
+read models until their projection's switch and from the rebuilt ones after it, never from empty
+or half-built ones; the result equals a rebuild from scratch at rest, and nothing outside is
+done again."""
 
 import threading
 import time
@@ -14,6 +15,7 @@ from rest_framework.test import APIClient
 
 from eventstore.models import Effect
 from eventstore.projections import get_projections
+from eventstore.recorders import recorder
 from eventstore.replay import rebuild_online, verify, verify_online
 from orders.models import OrderSummary
 from tests.factories import UserFactory
@@ -162,3 +164,37 @@ def test_verify_names_a_tampered_row_while_orders_go_on(stocked_shop, staff_user
     assert {status for _, status in traffic.answers} == {201}
     # The check changed nothing: the drifted row is still there.
     assert OrderSummary.objects.get(pk=tampered.pk).total_amount == Decimal("999.99")
+
+
+def test_orders_placed_between_the_switches_reach_rebuilt_and_unswitched_read_models(
+    stocked_shop, customer_client, monkeypatch
+):
+    switched: list[str] = []
+    switch_shadow = type(recorder()).switch_shadow
+
+    def switch(self, table: str, index_names: dict[str, str]) -> None:
+        switch_shadow(self, table, index_names)
+        switched.append(table)
+
+    monkeypatch.setattr(type(recorder()), "switch_shadow", switch)
+    placed: list[tuple[int, str]] = []  # (switches done, order id)
+
+    def place_after_each_switch(behind: int) -> None:
+        """Called while the copies follow the log: one order after each new switch."""
+        if switched and (not placed or placed[-1][0] < len(switched)):
+            order = stocked_shop.place_order(customer_client, {"sku-b": 1})
+            placed.append((len(switched), order["order_id"]))
+
+    result = rebuild_online(get_projections(), batch_size=4, lag=place_after_each_switch)
+    last = stocked_shop.place_order(customer_client, {"sku-a": 2})
+
+    # An order went in after every switch but the last: into the read models switched in
+    # already (kept by the inline projections) and into the copies still building (followed).
+    assert result.switches == len(get_projections()) == len(switched)
+    assert [done for done, _ in placed] == list(range(1, len(switched)))
+    totals = dict(OrderSummary.objects.values_list("order_id", "total_amount"))
+    assert [totals.get(order_id) for _, order_id in placed] == [Decimal("7.00")] * len(placed)
+    assert totals.get(last["order_id"]) == Decimal("5.00")
+    assert customer_client.get(f"/api/orders/{placed[0][1]}/").status_code == 200
+    differences, _ = verify(get_projections())
+    assert differences == []

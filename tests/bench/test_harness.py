@@ -484,7 +484,7 @@ def test_the_online_rebuild_workload_reads_the_commands_closing_line(capsys):
     line = capsys.readouterr().out
     assert rebuild_online._REBUILT.search(line)["held"] is not None
     retried = "Rebuilt 10 projection(s) from 1,000 events in 2.00 s (500 events/s); "
-    retried += "appends held 12.5 ms for the switch (switched at try 3)"
+    retried += "appends held 12.5 ms for the longest of 10 switch(es) (one switched at try 3)"
     found = rebuild_online._REBUILT.search(retried.replace("1,000", "1000"))
     assert (found["events"], found["rate"], found["held"]) == ("1000", "500", "12.5")
 

@@ -10,7 +10,8 @@ from eventstore.projections import get_projections
 
 REBUILT_LINE = re.compile(
     r"^Rebuilt (?P<projections>\d+) projection\(s\) from (?P<events>\d+) events "
-    r"in \d+\.\d\d s \([\d,]+ events/s\)(; appends held [\d.]+ ms for the switch)?$",
+    r"in \d+\.\d\d s \([\d,]+ events/s\)"
+    r"(; appends held [\d.]+ ms for the longest of (?P<switches>\d+) switch\(es\))?$",
     re.MULTILINE,
 )
 
@@ -42,6 +43,7 @@ def test_rebuild_projections_replays_every_event_and_reproduces_the_streams(
     closing = REBUILT_LINE.search(out)
     assert closing, out
     assert int(closing["projections"]) == len(get_projections())
+    assert int(closing["switches"]) == len(get_projections())  # one per projection
     assert int(closing["events"]) == len(events)
     assert f"from {len(events)} event(s)" in out
     assert stream_rows() == before
@@ -142,6 +144,40 @@ def test_rebuild_projections_rejects_batch_size_zero(capsys, run_failing):
     error, _, _ = run_failing("rebuild_projections", "--batch-size", "0")
 
     assert "--batch-size" in str(error)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["rebuild_projections", "verify_projections"])
+@pytest.mark.parametrize("pace", ["-1", "nan", "inf"])
+def test_the_replay_commands_reject_a_pace_below_0_or_not_finite(
+    capsys, run_failing, populate, stream_rows, command, pace
+):
+    populate()
+    before = stream_rows()
+    error, out, _ = run_failing(command, "--pace", pace)
+
+    assert "--pace must be a finite number of 0 or more" in str(error)
+    assert out == "" and stream_rows() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["rebuild_projections", "verify_projections"])
+def test_the_replay_commands_refuse_a_pace_in_place(capsys, run_failing, command):
+    error, _, _ = run_failing(command, "--in-place", "--pace", "1")
+
+    assert "--pace paces an online replay: it does not go with --in-place" in str(error)
+
+
+@pytest.mark.django_db
+def test_rebuild_projections_flat_out_or_paced_reproduces_the_streams(
+    capsys, run, populate, stream_rows
+):
+    events = populate()
+    before = stream_rows()
+    for pace in ("0", "0.5"):
+        out, _ = run("rebuild_projections", "--pace", pace, "--batch-size", "2", verbosity=0)
+        assert REBUILT_LINE.search(out)["events"] == str(len(events))
+        assert stream_rows() == before
 
 
 # --- verify_projections --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Rebuilds beside the live read models: the switched-in tables are made as the migrations made
-them, one rebuild of a projection runs at a time, and a rebuild killed at any point leaves the
-live read model serving and the next run cleans up after it."""
+them, each projection is switched in on its own, a paced replay sleeps between its batches, one
+rebuild of a projection runs at a time, and a rebuild killed at any point leaves the live read
+model serving and the next run cleans up after it."""
 
 import os
 import sys
@@ -9,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from eventstore.models import Stream
 from eventstore.projections import StreamProjection, get_projections
 from eventstore.recorders import recorder
 from eventstore.recorders.shadows import retired_name, shadow_name
 from eventstore.replay import RebuildRefused, rebuild_online, verify_online
-from eventstore.store import event_store
+from eventstore.store import EventStore, event_store
 from tests.factories import NewEventFactory, StreamAppendFactory
 from tests.processes import Service, manage, postgres_server
 
@@ -79,6 +80,97 @@ def test_the_switched_in_tables_have_the_live_tables_constraints_and_indexes():
     # And a second rebuild over the first one's tables works the same.
     rebuild_online(get_projections())
     assert {table: shape(table) for table in before} == before
+
+
+def test_each_projection_is_switched_in_on_its_own_holding_appends_for_its_tables_only(
+    monkeypatch,
+):
+    append_streams(3)
+    chosen = get_projections()
+    holds: list[list[str]] = []  # the tables each hold of appends switched in
+    copies: list[set[str]] = []  # the copies there were when each hold began
+    hold_appends, switch_shadow = EventStore.hold_appends, type(recorder()).switch_shadow
+
+    def hold() -> None:
+        holds.append([])
+        copies.append({name for name in tables() if name.endswith("__rebuild")})
+        hold_appends()
+
+    def switch(self, table: str, index_names: dict[str, str]) -> None:
+        holds[-1].append(table)
+        switch_shadow(self, table, index_names)
+
+    monkeypatch.setattr(EventStore, "hold_appends", staticmethod(hold))
+    monkeypatch.setattr(type(recorder()), "switch_shadow", switch)
+
+    result = rebuild_online(chosen)
+
+    own = [[model._meta.db_table for model in projection.models] for projection in chosen]
+    assert holds == own
+    # Each switch left the copies of the projections after it building, and only those.
+    assert copies == [
+        {shadow_name(table) for later in own[index:] for table in later}
+        for index in range(len(own))
+    ]
+    assert (result.switches, result.switch_attempts, result.events) == (len(chosen), 1, 6)
+    assert not {name for name in tables() if name.endswith(("__rebuild", "__retired"))}
+
+
+def test_a_switch_that_waits_on_a_reader_of_its_table_lets_go_and_tries_again():
+    append_streams(3)
+    reading, release = threading.Event(), threading.Event()
+
+    def read() -> None:
+        with transaction.atomic():
+            assert Stream.objects.count() == 3  # holds the table until the transaction ends
+            reading.set()
+            release.wait(timeout=30)
+        connection.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    timer = threading.Timer(0.6, release.set)
+    try:
+        assert reading.wait(timeout=30)
+        timer.start()
+        result = rebuild_online(get_projections([StreamProjection.name]))
+    finally:
+        release.set()
+        timer.cancel()
+        reader.join(timeout=30)
+
+    # PostgreSQL's switch waits at most SWITCH_LOCK_TIMEOUT_MS for the reader's lock, gives up
+    # and follows again; SQLite's readers read their snapshot and hold no switch up.
+    if connection.vendor == "postgresql":
+        assert result.switch_attempts > 1
+    else:
+        assert result.switch_attempts == 1
+    assert result.events == 6 and Stream.objects.count() == 3
+
+
+def test_a_paced_replay_sleeps_after_each_batch_it_goes_on_from_and_pace_0_never(monkeypatch):
+    append_streams(10)  # 20 events: 5 full batches of 4, then an empty read
+    slept: list[float] = []
+    monkeypatch.setattr("eventstore.replay.time.sleep", slept.append)
+    streams = get_projections([StreamProjection.name])
+
+    assert rebuild_online(streams, batch_size=4, pace=0.5).events == 20
+    assert len(slept) == 5 and all(0 < seconds < 5 for seconds in slept)
+    slept.clear()
+    rebuild_online(streams, batch_size=4, pace=0)
+    _, result = verify_online(streams, batch_size=4, pace=2)
+    assert result.events == 20 and len(slept) == 5
+
+
+@pytest.mark.parametrize("pace", [-0.5, float("nan"), float("inf")])
+def test_a_pace_below_0_or_not_finite_is_refused_before_anything_is_copied(pace):
+    append_streams(2)
+    for run in (rebuild_online, verify_online):
+        with pytest.raises(ValueError, match="pace must be a finite number of 0 or more"):
+            run(get_projections(), pace=pace)
+    assert not {name for name in tables() if name.endswith(("__rebuild", "__retired"))}
+    # Nothing holds the projections' locks: a run at a valid pace goes ahead.
+    assert rebuild_online(get_projections(), pace=0).events == 4
 
 
 def test_a_second_rebuild_or_check_of_a_projection_is_refused_while_one_runs():

@@ -10,9 +10,9 @@ from eventstore.replay import RebuildRefused, count_replay_events, rebuild, rebu
 class Command(ProjectionsCommand):
     help = (
         "Rebuild the read models of the given projections (default: all) from every event in "
-        "the log: into copies beside the live tables while appends go on, then switched in "
-        "while appends wait for the last events (--in-place: empty the tables and replay into "
-        "them, appends waiting until it finishes)."
+        "the log: into copies beside the live tables while appends go on, then each "
+        "projection's switched in while appends wait for its last events (--in-place: empty "
+        "the tables and replay into them, appends waiting until it finishes)."
     )
 
     def add_arguments(self, parser):
@@ -27,8 +27,9 @@ class Command(ProjectionsCommand):
             "(small databases, tests).",
         )
 
-    def handle(self, *args, projections, batch_size, list, in_place, verbosity, **options):
+    def handle(self, *args, projections, batch_size, list, in_place, pace, verbosity, **options):
         chosen = self.chosen(projections, batch_size)
+        pace = self.pace(pace, in_place)
         if list:
             for projection in chosen:
                 self.stdout.write(projection.name)
@@ -44,7 +45,11 @@ class Command(ProjectionsCommand):
             else:
                 try:
                     result = rebuild_online(
-                        chosen, batch_size=batch_size, progress=bar.update, lag=show_lag(bar)
+                        chosen,
+                        batch_size=batch_size,
+                        progress=bar.update,
+                        lag=show_lag(bar),
+                        pace=pace,
                     )
                 except RebuildRefused as error:
                     raise CommandError(str(error)) from error
@@ -53,7 +58,10 @@ class Command(ProjectionsCommand):
             f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s)"
         )
         if not in_place:
-            line += f"; appends held {result.held_seconds * 1000:.1f} ms for the switch"
+            line += (
+                f"; appends held {result.held_seconds * 1000:.1f} ms for the longest of "
+                f"{result.switches} switch(es)"
+            )
             if result.switch_attempts > 1:
-                line += f" (switched at try {result.switch_attempts})"
+                line += f" (one switched at try {result.switch_attempts})"
         self.stdout.write(line)

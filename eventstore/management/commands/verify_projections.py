@@ -22,15 +22,20 @@ class Command(ProjectionsCommand):
             help="Rebuild in a rolled-back transaction that holds every append.",
         )
 
-    def handle(self, *args, projections, batch_size, in_place, verbosity, **options):
+    def handle(self, *args, projections, batch_size, in_place, pace, verbosity, **options):
         chosen = self.chosen(projections, batch_size)
+        pace = self.pace(pace, in_place)
         with progress_bar(count_replay_events(chosen), verbosity, "verify") as bar:
             if in_place:
                 differences, result = verify(chosen, batch_size=batch_size, progress=bar.update)
             else:
                 try:
                     differences, result = verify_online(
-                        chosen, batch_size=batch_size, progress=bar.update, lag=show_lag(bar)
+                        chosen,
+                        batch_size=batch_size,
+                        progress=bar.update,
+                        lag=show_lag(bar),
+                        pace=pace,
                     )
                 except RebuildRefused as error:
                     raise CommandError(str(error)) from error
