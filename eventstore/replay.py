@@ -341,21 +341,33 @@ class _Copies:
     def follow(self) -> None:
         """Replay the log into the copies, appends going on all along, until a read finds
         fewer than CLOSE_ENOUGH events (or, when appends come too fast for that, until
-        FOLLOW_TRIES reads in a row found less than a batch): what is left for the switch to
-        replay is then short. After each batch it goes on from, it sleeps `pace` times as long
-        as the batch took."""
+        FOLLOW_TRIES reads in a row found less than a batch, or a round up to the head leaves no
+        less behind than the round before): what is left for the switch to replay is then
+        short, or as short as following can make it. After each batch it goes on from, it
+        sleeps `pace` times as long as the batch took."""
         short_reads = 0
+        target, left_before = event_store.last_position(), None
         while True:
             began = time.perf_counter()
             page = event_store.read_new(
                 self.point, limit=self.batch_size, event_types=self.event_types
             )
             self.apply(page)
+            head = event_store.last_position()
             if self.lag is not None:
-                self.lag(max(0, event_store.last_position() - self.point.position))
+                self.lag(max(0, head - self.point.position))
             short_reads = short_reads + 1 if len(page) < self.batch_size else 0
             if len(page) < min(self.batch_size, CLOSE_ENOUGH) or short_reads >= FOLLOW_TRIES:
                 return
+            if self.point.position >= target:
+                # A round ends where the log's head stood when it began. Appends that outrun
+                # the replay would keep every read full for ever: go on only while each round
+                # leaves less behind than the one before; the rest is the switch's (or the
+                # check's snapshot's) to replay.
+                left = head - self.point.position
+                if left_before is not None and left >= left_before:
+                    return
+                target, left_before = head, left
             if self.pace:
                 time.sleep(self.pace * (time.perf_counter() - began))
 

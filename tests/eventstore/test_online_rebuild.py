@@ -173,6 +173,26 @@ def test_a_pace_below_0_or_not_finite_is_refused_before_anything_is_copied(pace)
     assert rebuild_online(get_projections(), pace=0).events == 4
 
 
+@pytest.mark.parametrize("replay", [rebuild_online, verify_online])
+def test_following_ends_when_appends_outrun_the_replay(replay):
+    append_streams(5)
+    reads = []
+
+    def outrun(behind: int) -> None:
+        """Called after every batch: more events arrive than a batch replays."""
+        reads.append(behind)
+        assert len(reads) < 1000, "following never ended"
+        append_streams(2, events_per_stream=3)
+
+    result = replay(get_projections(), batch_size=2, lag=outrun)
+
+    assert len(reads) < 1000
+    if replay is verify_online:
+        differences, result = result
+        assert differences == []
+    assert result.events >= 10
+
+
 def test_a_second_rebuild_or_check_of_a_projection_is_refused_while_one_runs():
     append_streams(2)
     holding, release = threading.Event(), threading.Event()
